@@ -53,7 +53,7 @@ class Broker:
 
     def start(self) -> None:
         """Start mosquitto and wait until it accepts connections."""
-        self.process = subprocess.Popen(  # noqa: S603 - fixed argv, test-only
+        self.process = subprocess.Popen(
             [mosquitto_binary(), "-c", str(self.config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

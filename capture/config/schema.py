@@ -68,7 +68,9 @@ class SecretRef(Model):
 class ServiceConfig(Model):
     """Who this service is and how it logs."""
 
-    site: Name = Field("plant", description="Site (factory) name; used in MQTT events and the dashboard.")
+    site: Name = Field(
+        "plant", description="Site (factory) name; used in MQTT events and the dashboard."
+    )
     line: str = Field(
         "Line 1",
         min_length=1,
@@ -95,7 +97,9 @@ class ServiceConfig(Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')") from exc
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')"
+            ) from exc
         return value
 
 
@@ -118,19 +122,28 @@ class StorageConfig(Model):
         description="Default filename template under `root` (see docs/rules.md#templates); rules may override it.",
     )
     keep_days: float | None = Field(
-        30, gt=0, description="Delete snapshots older than this many days; omit to keep by age forever."
+        30,
+        gt=0,
+        description="Delete snapshots older than this many days; omit to keep by age forever.",
     )
     max_total_mb: float | None = Field(
-        None, gt=0, description="Delete oldest snapshots while all of them together exceed this size."
+        None,
+        gt=0,
+        description="Delete oldest snapshots while all of them together exceed this size.",
     )
     min_free_mb: float = Field(
-        200, ge=0, description="Delete oldest snapshots while the disk has less free space than this."
+        200,
+        ge=0,
+        description="Delete oldest snapshots while the disk has less free space than this.",
     )
     retention_interval_s: float = Field(
-        60, gt=0, description="How often retention runs (it also runs at once when a write finds the disk full)."
+        60,
+        gt=0,
+        description="How often retention runs (it also runs at once when a write finds the disk full).",
     )
     latest: bool = Field(
-        True, description="Keep `latest/<camera>.jpg` updated atomically for dashboards and other tools."
+        True,
+        description="Keep `latest/<camera>.jpg` updated atomically for dashboards and other tools.",
     )
     fsync: bool = Field(
         True,
@@ -150,12 +163,21 @@ class MqttConfig(SecretRef):
     host: str = Field("localhost", min_length=1, description="Broker host name or address.")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
     tls: bool = Field(False, description="Connect with TLS.")
-    ca_file: Path | None = Field(None, description="CA certificate file to verify the broker with; system CAs if omitted.")
+    ca_file: Path | None = Field(
+        None, description="CA certificate file to verify the broker with; system CAs if omitted."
+    )
     verify: bool = Field(True, description="Verify the broker's TLS certificate and host name.")
     username: str | None = Field(None, description="User name for the broker.")
-    password: SecretStr | None = Field(None, description="Broker password in clear (prefer password_env or password_file).")
-    password_env: str | None = Field(None, description="Environment variable holding the broker password.")
-    password_file: Path | None = Field(None, description="File holding the broker password, e.g. /run/credentials/event-capture/mqtt.")
+    password: SecretStr | None = Field(
+        None, description="Broker password in clear (prefer password_env or password_file)."
+    )
+    password_env: str | None = Field(
+        None, description="Environment variable holding the broker password."
+    )
+    password_file: Path | None = Field(
+        None,
+        description="File holding the broker password, e.g. /run/credentials/event-capture/mqtt.",
+    )
     client_id: str | None = Field(
         None,
         max_length=128,
@@ -166,7 +188,9 @@ class MqttConfig(SecretRef):
         pattern=r"^[^#+\x00]+$",
         description="Prefix of every topic the service publishes: {prefix}/events/{rule}, {prefix}/status, {prefix}/cmd/snap.",
     )
-    qos: Literal[0, 1, 2] = Field(1, description="QoS of published events and of trigger subscriptions.")
+    qos: Literal[0, 1, 2] = Field(
+        1, description="QoS of published events and of trigger subscriptions."
+    )
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive interval.")
 
     @field_validator("topic_prefix")
@@ -193,15 +217,23 @@ class WebConfig(SecretRef):
     secret_fields: ClassVar[tuple[str, ...]] = ("token",)
 
     enabled: bool = Field(True, description="Serve the dashboard and API.")
-    bind: str = Field("127.0.0.1", description="Address to listen on; anything but loopback requires a token.")
+    bind: str = Field(
+        "127.0.0.1", description="Address to listen on; anything but loopback requires a token."
+    )
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one, for tests).")
-    token: SecretStr | None = Field(None, description="Access token in clear (prefer token_env or token_file).")
-    token_env: str | None = Field(None, description="Environment variable holding the access token.")
+    token: SecretStr | None = Field(
+        None, description="Access token in clear (prefer token_env or token_file)."
+    )
+    token_env: str | None = Field(
+        None, description="Environment variable holding the access token."
+    )
     token_file: Path | None = Field(None, description="File holding the access token.")
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> WebConfig:
-        has_token = any(getattr(self, key) is not None for key in ("token", "token_env", "token_file"))
+        has_token = any(
+            getattr(self, key) is not None for key in ("token", "token_env", "token_file")
+        )
         if self.enabled and not _is_loopback(self.bind) and not has_token:
             raise ValueError(
                 f"bind {self.bind!r} is reachable from the network: set token_env or token_file"
@@ -219,26 +251,51 @@ class CameraBase(SecretRef):
     default_auth: ClassVar[str] = "auto"
 
     host: str = Field(min_length=1, description="Camera or NVR host name or IP address.")
-    port: int | None = Field(None, ge=1, le=65535, description="TCP port; default 80 for http, 443 for https.")
+    port: int | None = Field(
+        None, ge=1, le=65535, description="TCP port; default 80 for http, 443 for https."
+    )
     scheme: Literal["http", "https"] = Field("http", description="http or https.")
-    verify: bool = Field(True, description="Verify the HTTPS certificate; set false only for self-signed devices.")
-    ca_file: Path | None = Field(None, description="CA or self-signed certificate file to verify HTTPS with.")
-    channel: int = Field(1, ge=0, le=256, description="Channel on a DVR/NVR (1-based); 1 for a single camera.")
-    stream: Literal["main", "sub"] = Field("main", description="main (full resolution) or sub stream.")
+    verify: bool = Field(
+        True, description="Verify the HTTPS certificate; set false only for self-signed devices."
+    )
+    ca_file: Path | None = Field(
+        None, description="CA or self-signed certificate file to verify HTTPS with."
+    )
+    channel: int = Field(
+        1, ge=0, le=256, description="Channel on a DVR/NVR (1-based); 1 for a single camera."
+    )
+    stream: Literal["main", "sub"] = Field(
+        "main", description="main (full resolution) or sub stream."
+    )
     auth: Literal["auto", "none", "basic", "digest", "query"] = Field(
         "auto",
         description="auto learns the scheme from the camera's first 401; or force none, basic, digest, query.",
     )
     user: str | None = Field(None, description="User name on the camera.")
-    password: SecretStr | None = Field(None, description="Password in clear (prefer password_env or password_file).")
-    password_env: str | None = Field(None, description="Environment variable holding the camera password.")
+    password: SecretStr | None = Field(
+        None, description="Password in clear (prefer password_env or password_file)."
+    )
+    password_env: str | None = Field(
+        None, description="Environment variable holding the camera password."
+    )
     password_file: Path | None = Field(None, description="File holding the camera password.")
     connect_timeout_s: float = Field(3.0, gt=0, le=60, description="TCP/TLS connect timeout.")
-    timeout_s: float = Field(10.0, gt=0, le=120, description="Read timeout: NVRs can take seconds to answer.")
-    deadline_s: float = Field(15.0, gt=0, le=300, description="Overall limit for one snapshot, auth and retry included.")
-    line: str | None = Field(None, max_length=64, description="Production line this camera belongs to; default [service].line.")
+    timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Read timeout: NVRs can take seconds to answer."
+    )
+    deadline_s: float = Field(
+        15.0, gt=0, le=300, description="Overall limit for one snapshot, auth and retry included."
+    )
+    line: str | None = Field(
+        None,
+        max_length=64,
+        description="Production line this camera belongs to; default [service].line.",
+    )
     max_concurrent: int = Field(
-        1, ge=1, le=16, description="Requests in flight at once; cheap cameras and NVRs break above 1."
+        1,
+        ge=1,
+        le=16,
+        description="Requests in flight at once; cheap cameras and NVRs break above 1.",
     )
     reject_stale: bool = Field(
         False,
@@ -267,8 +324,18 @@ class HikvisionCamera(CameraBase):
     """Hikvision camera or NVR channel over ISAPI."""
 
     vendor: Literal["hikvision"] = Field(description="Camera driver; see docs/cameras.md.")
-    width: int | None = Field(None, ge=16, le=8192, description="Ask the device for this image width (videoResolutionWidth).")
-    height: int | None = Field(None, ge=16, le=8192, description="Ask the device for this image height (videoResolutionHeight).")
+    width: int | None = Field(
+        None,
+        ge=16,
+        le=8192,
+        description="Ask the device for this image width (videoResolutionWidth).",
+    )
+    height: int | None = Field(
+        None,
+        ge=16,
+        le=8192,
+        description="Ask the device for this image height (videoResolutionHeight).",
+    )
     streaming_proxy: Literal["auto", "always", "never"] = Field(
         "auto",
         description="NVR IP channels: auto falls back to ContentMgmt/StreamingProxy on 400 badXmlContent and remembers it.",
@@ -279,7 +346,9 @@ class DahuaCamera(CameraBase):
     """Dahua, Amcrest, Lorex, IMOU and other OEMs of the snapshot.cgi family."""
 
     vendor: Literal["dahua"] = Field(description="Camera driver; see docs/cameras.md.")
-    zero_based_channel: bool = Field(False, description="Old firmware numbers channels from 0; set true for it.")
+    zero_based_channel: bool = Field(
+        False, description="Old firmware numbers channels from 0; set true for it."
+    )
 
 
 class EdimaxCamera(CameraBase):
@@ -295,17 +364,25 @@ class XrcCamera(CameraBase):
     default_auth: ClassVar[str] = "query"
     vendor: Literal["xrc"] = Field(description="Camera driver; see docs/cameras.md.")
     mode: Literal["snapshot", "stream"] = Field(
-        "snapshot", description="snapshot: /snapshot.cgi; stream: request_av.cgi then one frame of videostream.cgi."
+        "snapshot",
+        description="snapshot: /snapshot.cgi; stream: request_av.cgi then one frame of videostream.cgi.",
     )
-    resolution: int | None = Field(None, ge=0, le=64, description="Device resolution code (e.g. 8 = 320x240, 32 = 640x480).")
-    session: SecretStr | None = Field(None, description="Use this session id instead of user/pwd query parameters.")
+    resolution: int | None = Field(
+        None, ge=0, le=64, description="Device resolution code (e.g. 8 = 320x240, 32 = 640x480)."
+    )
+    session: SecretStr | None = Field(
+        None, description="Use this session id instead of user/pwd query parameters."
+    )
 
 
 class MjpegCamera(CameraBase):
     """Any camera serving multipart/x-mixed-replace: the first complete frame is kept."""
 
     vendor: Literal["mjpeg"] = Field(description="Camera driver; see docs/cameras.md.")
-    path: str = Field(pattern=r"^/", description="Stream path and query, e.g. /mjpg/video.mjpg; {channel} and {stream} are filled in.")
+    path: str = Field(
+        pattern=r"^/",
+        description="Stream path and query, e.g. /mjpg/video.mjpg; {channel} and {stream} are filled in.",
+    )
 
 
 class GenericCamera(CameraBase):
@@ -316,8 +393,16 @@ class GenericCamera(CameraBase):
         pattern=r"^/",
         description="Path and query template, e.g. /axis-cgi/jpg/image.cgi?camera={channel}; fields {channel}, {stream}.",
     )
-    user_param: str = Field("user", min_length=1, description="Query parameter carrying the user name when auth = 'query'.")
-    password_param: str = Field("password", min_length=1, description="Query parameter carrying the password when auth = 'query'.")
+    user_param: str = Field(
+        "user",
+        min_length=1,
+        description="Query parameter carrying the user name when auth = 'query'.",
+    )
+    password_param: str = Field(
+        "password",
+        min_length=1,
+        description="Query parameter carrying the password when auth = 'query'.",
+    )
 
 
 CameraConfig = Annotated[
@@ -348,7 +433,9 @@ class GpioTrigger(TriggerBase):
     """A digital input on the Pi: an infrared gate, a light barrier, a dry contact."""
 
     type: Literal["gpio"] = Field(description="Trigger kind; see docs/triggers.md.")
-    pin: int | str = Field(description="Pin as gpiozero names it: 17, 'GPIO17', 'BCM17' or 'BOARD11'.")
+    pin: int | str = Field(
+        description="Pin as gpiozero names it: 17, 'GPIO17', 'BCM17' or 'BOARD11'."
+    )
     pull_up: bool | None = Field(
         True,
         description="true: internal pull-up, input active when pulled low (NPN sensors, dry contacts to GND); "
@@ -357,12 +444,20 @@ class GpioTrigger(TriggerBase):
     active_state: bool | None = Field(
         None, description="Only with pull_up omitted: true if the input is active when high."
     )
-    bounce_ms: int = Field(20, ge=0, le=5000, description="Ignore changes within this time after the last one (contact bounce).")
+    bounce_ms: int = Field(
+        20,
+        ge=0,
+        le=5000,
+        description="Ignore changes within this time after the last one (contact bounce).",
+    )
     edge: Literal["activated", "deactivated", "both"] = Field(
         "activated", description="Fire when the input becomes active, inactive, or both."
     )
     min_active_ms: int = Field(
-        0, ge=0, le=60000, description="Ignore pulses shorter than this (noise); the event fires at the end of the pulse."
+        0,
+        ge=0,
+        le=60000,
+        description="Ignore pulses shorter than this (noise); the event fires at the end of the pulse.",
     )
 
     @field_validator("pin")
@@ -392,12 +487,18 @@ class MqttTrigger(TriggerBase):
     """A message from a PLC or MES system on the broker of [mqtt]."""
 
     type: Literal["mqtt"] = Field(description="Trigger kind; see docs/triggers.md.")
-    topic: str = Field(min_length=1, description="Topic filter; `+` matches one level, `#` the rest.")
+    topic: str = Field(
+        min_length=1, description="Topic filter; `+` matches one level, `#` the rest."
+    )
     payload: Literal["auto", "json", "text", "number"] = Field(
         "auto", description="How to read the payload: auto tries JSON, then a number, then text."
     )
-    value_name: str = Field("value", pattern=r"^[A-Za-z_]\w*$", description="Value name of a text or number payload.")
-    max_payload_bytes: int = Field(65536, ge=1, le=16 * 1024 * 1024, description="Larger payloads are dropped and counted.")
+    value_name: str = Field(
+        "value", pattern=r"^[A-Za-z_]\w*$", description="Value name of a text or number payload."
+    )
+    max_payload_bytes: int = Field(
+        65536, ge=1, le=16 * 1024 * 1024, description="Larger payloads are dropped and counted."
+    )
 
     @field_validator("topic")
     @classmethod
@@ -424,10 +525,21 @@ class LineParser(TriggerBase):
         description="number: the last number in the line; regex: named groups of `pattern`; "
         "csv: `columns`; json: one JSON object per line; text: the whole line.",
     )
-    value_name: str = Field("value", pattern=r"^[A-Za-z_]\w*$", description="Value name for the number and text parsers, e.g. temp.")
-    pattern: str | None = Field(None, description="Regular expression with named groups, for parser = 'regex'.")
-    columns: list[str] = Field(default_factory=list, description="Column names, for parser = 'csv'; empty names skip a column.")
-    delimiter: str = Field(",", min_length=1, max_length=1, description="Column separator, for parser = 'csv'.")
+    value_name: str = Field(
+        "value",
+        pattern=r"^[A-Za-z_]\w*$",
+        description="Value name for the number and text parsers, e.g. temp.",
+    )
+    pattern: str | None = Field(
+        None, description="Regular expression with named groups, for parser = 'regex'."
+    )
+    columns: list[str] = Field(
+        default_factory=list,
+        description="Column names, for parser = 'csv'; empty names skip a column.",
+    )
+    delimiter: str = Field(
+        ",", min_length=1, max_length=1, description="Column separator, for parser = 'csv'."
+    )
     encoding: str = Field("utf-8", description="Text encoding of the lines.")
 
     @model_validator(mode="after")
@@ -462,12 +574,19 @@ class FileTrigger(LineParser):
     """A file written by a sensor, such as a wall-mounted infrared thermometer."""
 
     type: Literal["file"] = Field(description="Trigger kind; see docs/triggers.md.")
-    path: str = Field(min_length=1, description="File to watch, or a glob such as /data/thermo/*.log.")
-    mode: Literal["append", "replace"] = Field(
-        "append", description="append: each new complete line is an event; replace: the whole file when it is rewritten."
+    path: str = Field(
+        min_length=1, description="File to watch, or a glob such as /data/thermo/*.log."
     )
-    polling: bool = Field(False, description="Poll instead of using inotify (network file systems).")
-    poll_interval_s: float = Field(1.0, gt=0, le=3600, description="Polling period when polling = true.")
+    mode: Literal["append", "replace"] = Field(
+        "append",
+        description="append: each new complete line is an event; replace: the whole file when it is rewritten.",
+    )
+    polling: bool = Field(
+        False, description="Poll instead of using inotify (network file systems)."
+    )
+    poll_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="Polling period when polling = true."
+    )
 
     def value_names(self) -> frozenset[str]:
         return super().value_names() | {"file"}
@@ -477,12 +596,16 @@ class SerialTrigger(LineParser):
     """Lines from a USB or RS-232 device: a thermometer, a barcode scanner, a PLC port."""
 
     type: Literal["serial"] = Field(description="Trigger kind; see docs/triggers.md.")
-    port: str = Field(min_length=1, description="Device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...")
+    port: str = Field(
+        min_length=1, description="Device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/..."
+    )
     baud: int = Field(9600, ge=50, le=4_000_000, description="Baud rate.")
     bytesize: Literal[5, 6, 7, 8] = Field(8, description="Data bits.")
     parity: Literal["N", "E", "O", "M", "S"] = Field("N", description="Parity: N, E, O, M or S.")
     stopbits: Literal[1, 1.5, 2] = Field(1, description="Stop bits.")
-    reconnect_s: float = Field(2.0, gt=0, le=600, description="Wait between attempts to reopen an unplugged device.")
+    reconnect_s: float = Field(
+        2.0, gt=0, le=600, description="Wait between attempts to reopen an unplugged device."
+    )
 
     def value_names(self) -> frozenset[str]:
         return super().value_names() | {"port"}
@@ -497,7 +620,9 @@ class IntervalTrigger(TriggerBase):
 
     type: Literal["interval"] = Field(description="Trigger kind; see docs/triggers.md.")
     every_s: float = Field(gt=0, le=86400 * 7, description="Period in seconds.")
-    hours: str | None = Field(None, description="Only within these local hours, e.g. '06:00-22:00' (may wrap midnight).")
+    hours: str | None = Field(
+        None, description="Only within these local hours, e.g. '06:00-22:00' (may wrap midnight)."
+    )
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = Field(
         None, description="Only on these weekdays, e.g. ['mon', 'tue', 'wed', 'thu', 'fri']."
     )
@@ -531,6 +656,10 @@ TriggerConfig = Annotated[
 # --------------------------------------------------------------------------- rules
 
 
+LINE_PREFIX = "line:"
+"""Prefix of a rule's camera entry selecting every camera of a production line."""
+
+
 def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
@@ -539,19 +668,34 @@ class RuleConfig(Model):
     """When which trigger fires, which cameras to photograph and how."""
 
     name: Name = Field(description="Rule name; used in file names, the journal and MQTT topics.")
-    when: Annotated[list[Name], Field(min_length=1)] = Field(description="Trigger name, or a list of them.")
-    condition: str | None = Field(None, description="Expression on the event's values, e.g. 'temp >= 37.5'; see docs/rules.md#conditions.")
+    when: Annotated[list[Name], Field(min_length=1)] = Field(
+        description="Trigger name, or a list of them."
+    )
+    condition: str | None = Field(
+        None,
+        description="Expression on the event's values, e.g. 'temp >= 37.5'; see docs/rules.md#conditions.",
+    )
     cameras: Annotated[list[str], Field(min_length=1)] = Field(
         description="Camera names, and/or 'line:NAME' for every camera of a production line."
     )
-    delay_ms: int = Field(0, ge=0, le=600_000, description="Wait before the first frame, e.g. for the part to reach the camera.")
+    delay_ms: int = Field(
+        0,
+        ge=0,
+        le=600_000,
+        description="Wait before the first frame, e.g. for the part to reach the camera.",
+    )
     burst: int = Field(1, ge=1, le=100, description="Frames per camera.")
     interval_ms: int = Field(500, ge=0, le=600_000, description="Time between burst frames.")
-    cooldown_s: float = Field(0, ge=0, le=86400, description="Ignore further firings of this rule for this long.")
-    cooldown_key: str | None = Field(
-        None, description="Apply the cooldown per distinct value of this field (e.g. station) instead of per rule."
+    cooldown_s: float = Field(
+        0, ge=0, le=86400, description="Ignore further firings of this rule for this long."
     )
-    filename: str | None = Field(None, min_length=1, description="Filename template; default [storage].filename.")
+    cooldown_key: str | None = Field(
+        None,
+        description="Apply the cooldown per distinct value of this field (e.g. station) instead of per rule.",
+    )
+    filename: str | None = Field(
+        None, min_length=1, description="Filename template; default [storage].filename."
+    )
     enabled: bool = Field(True, description="false keeps the rule in the file but never fires it.")
     description: str = Field("", description="Free text for people.")
 
@@ -565,13 +709,30 @@ class RuleFile(Model):
     """A whole rule file."""
 
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="This service.")
-    storage: StorageConfig = Field(default_factory=StorageConfig, description="Snapshot storage and retention.")
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig, description="Snapshot storage and retention."
+    )
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT broker.")
     web: WebConfig = Field(default_factory=WebConfig, description="Dashboard and API.")
     cameras: dict[Name, CameraConfig] = Field(default_factory=dict, description="Cameras by name.")
-    triggers: dict[Name, TriggerConfig] = Field(default_factory=dict, description="Triggers by name.")
+    triggers: dict[Name, TriggerConfig] = Field(
+        default_factory=dict, description="Triggers by name."
+    )
     rules: list[RuleConfig] = Field(default_factory=list, description="Rules, in order.")
 
     def camera_line(self, name: str) -> str:
         """The production line of a camera, falling back to the service's line."""
         return self.cameras[name].line or self.service.line
+
+    def rule_cameras(self, rule: RuleConfig) -> list[str]:
+        """Camera names a rule photographs: names and `line:NAME` tags, in order, once each."""
+        selected: dict[str, None] = {}
+        for entry in rule.cameras:
+            if entry.startswith(LINE_PREFIX):
+                line = entry.removeprefix(LINE_PREFIX).strip()
+                selected.update(
+                    (name, None) for name in self.cameras if self.camera_line(name) == line
+                )
+            elif entry in self.cameras:
+                selected[entry] = None
+        return list(selected)

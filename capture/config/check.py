@@ -1,0 +1,209 @@
+"""Cross-reference checks: what the schema alone cannot see.
+
+A rule naming a camera that does not exist, a condition using a value its
+trigger never carries, a pin wired to two triggers: each becomes a `Problem`
+with the line of the offending key, all reported at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from capture.condition import ConditionError, parse_condition
+from capture.config.locate import KeyLocator
+from capture.config.pins import bcm_number
+from capture.config.problems import Problem, did_you_mean, format_path
+from capture.config.schema import (
+    LINE_PREFIX,
+    GpioTrigger,
+    HttpTrigger,
+    MqttTrigger,
+    RuleConfig,
+    RuleFile,
+    SerialTrigger,
+)
+from capture.template import BUILTIN_FIELDS, TemplateError, parse_template
+
+
+def cross_check(rules: RuleFile, source: str, locator: KeyLocator) -> list[Problem]:
+    """Every cross-reference problem of a schema-valid rule file, in file order."""
+    checker = _Checker(rules, source, locator)
+    problems = [
+        *checker.rule_names(),
+        *checker.rule_references(),
+        *checker.default_template(),
+        *checker.shared_hardware(),
+        *checker.services_needed(),
+        *checker.unused_triggers(),
+    ]
+    return sorted(problems, key=lambda problem: (problem.line or 0, problem.path))
+
+
+class _Checker:
+    def __init__(self, rules: RuleFile, source: str, locator: KeyLocator) -> None:
+        self.rules = rules
+        self.source = source
+        self.locator = locator
+
+    def problem(
+        self, path: tuple[str | int, ...], message: str, severity: str = "error"
+    ) -> Problem:
+        display = format_path(path)
+        if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+            name = self.rules.rules[path[1]].name
+            display = display.replace(f"rules[{path[1]}]", f"rules[{path[1]}] ({name})", 1)
+        return Problem(self.source, self.locator.line_of(path), display, message, severity)  # type: ignore[arg-type]
+
+    def rule_names(self) -> Iterator[Problem]:
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(self.rules.rules):
+            if rule.name in seen:
+                yield self.problem(
+                    ("rules", index, "name"),
+                    f"duplicate rule name {rule.name!r} (also rules[{seen[rule.name]}])",
+                )
+            seen.setdefault(rule.name, index)
+
+    def rule_references(self) -> Iterator[Problem]:
+        for index, rule in enumerate(self.rules.rules):
+            path = ("rules", index)
+            yield from self._when(rule, path)
+            yield from self._cameras(rule, path)
+            values = self._values_of(rule)
+            if values is None:
+                continue
+            yield from self._condition(rule, path, values)
+            yield from self._filename(rule, path, values)
+            if rule.cooldown_key and rule.cooldown_key not in values | BUILTIN_FIELDS.keys():
+                yield self.problem(
+                    (*path, "cooldown_key"),
+                    f"{self._unknown_value(rule.cooldown_key, values)}",
+                )
+
+    def _when(self, rule: RuleConfig, path: tuple[str | int, ...]) -> Iterator[Problem]:
+        for position, trigger in enumerate(rule.when):
+            if trigger not in self.rules.triggers:
+                yield self.problem(
+                    (*path, "when", position),
+                    f"unknown trigger {trigger!r}{did_you_mean(trigger, self.rules.triggers)}",
+                )
+
+    def _cameras(self, rule: RuleConfig, path: tuple[str | int, ...]) -> Iterator[Problem]:
+        lines = {self.rules.camera_line(name) for name in self.rules.cameras}
+        for position, entry in enumerate(rule.cameras):
+            if entry.startswith(LINE_PREFIX):
+                line = entry.removeprefix(LINE_PREFIX).strip()
+                if line not in lines:
+                    yield self.problem(
+                        (*path, "cameras", position),
+                        f"no camera belongs to line {line!r}{did_you_mean(line, lines)}",
+                    )
+            elif entry not in self.rules.cameras:
+                yield self.problem(
+                    (*path, "cameras", position),
+                    f"unknown camera {entry!r}{did_you_mean(entry, self.rules.cameras)}",
+                )
+
+    def _values_of(self, rule: RuleConfig) -> frozenset[str] | None:
+        """Values any of the rule's triggers carries; None if a trigger is unknown."""
+        names: set[str] = set()
+        for trigger in rule.when:
+            config = self.rules.triggers.get(trigger)
+            if config is None:
+                return None
+            names |= config.value_names()
+        return frozenset(names)
+
+    def _unknown_value(self, name: str, values: frozenset[str]) -> str:
+        known = sorted(values)
+        hint = did_you_mean(name, [*known, *BUILTIN_FIELDS])
+        listing = ", ".join(known) if known else "none"
+        return (
+            f"unknown value {name!r}{hint}; this rule's triggers carry: {listing} "
+            "(declare payload fields with `fields = [...]` on the trigger)"
+        )
+
+    def _condition(
+        self, rule: RuleConfig, path: tuple[str | int, ...], values: frozenset[str]
+    ) -> Iterator[Problem]:
+        if rule.condition is None:
+            return
+        try:
+            condition = parse_condition(rule.condition)
+        except ConditionError as exc:
+            yield self.problem((*path, "condition"), f"invalid condition: {exc}")
+            return
+        for name in sorted(condition.names - values):
+            yield self.problem((*path, "condition"), self._unknown_value(name, values))
+
+    def _filename(
+        self, rule: RuleConfig, path: tuple[str | int, ...], values: frozenset[str]
+    ) -> Iterator[Problem]:
+        if rule.filename is None:
+            template_text, template_path = self.rules.storage.filename, ("storage", "filename")
+        else:
+            template_text, template_path = rule.filename, (*path, "filename")
+        try:
+            template = parse_template(template_text)
+        except TemplateError:
+            return  # reported once, where the template is written
+        for name in sorted(template.fields - values - BUILTIN_FIELDS.keys()):
+            where = path if rule.filename is None else template_path
+            yield self.problem(where, f"filename template: {self._unknown_value(name, values)}")
+
+    def default_template(self) -> Iterator[Problem]:
+        templates = [(("storage", "filename"), self.rules.storage.filename)]
+        templates += [
+            (("rules", index, "filename"), rule.filename)
+            for index, rule in enumerate(self.rules.rules)
+            if rule.filename is not None
+        ]
+        for path, text in templates:
+            try:
+                parse_template(text)
+            except TemplateError as exc:
+                yield self.problem(path, f"invalid filename template: {exc}")
+
+    def shared_hardware(self) -> Iterator[Problem]:
+        pins: dict[int, list[str]] = defaultdict(list)
+        ports: dict[str, list[str]] = defaultdict(list)
+        for name, trigger in self.rules.triggers.items():
+            if isinstance(trigger, GpioTrigger):
+                try:
+                    pins[bcm_number(trigger.pin)].append(name)
+                except ValueError as exc:
+                    yield self.problem(("triggers", name, "pin"), str(exc))
+            elif isinstance(trigger, SerialTrigger):
+                ports[trigger.port].append(name)
+        for pin, users in pins.items():
+            for other in users[1:]:
+                yield self.problem(
+                    ("triggers", other, "pin"),
+                    f"GPIO{pin} is already used by trigger {users[0]!r}; one input, one trigger",
+                )
+        for port, users in ports.items():
+            for other in users[1:]:
+                yield self.problem(
+                    ("triggers", other, "port"),
+                    f"serial port {port!r} is already used by trigger {users[0]!r}",
+                )
+
+    def services_needed(self) -> Iterator[Problem]:
+        for name, trigger in self.rules.triggers.items():
+            if isinstance(trigger, MqttTrigger) and not self.rules.mqtt.enabled:
+                yield self.problem(
+                    ("triggers", name, "type"), "mqtt trigger needs [mqtt] enabled = true"
+                )
+            if isinstance(trigger, HttpTrigger) and not self.rules.web.enabled:
+                yield self.problem(
+                    ("triggers", name, "type"), "http trigger needs [web] enabled = true"
+                )
+
+    def unused_triggers(self) -> Iterator[Problem]:
+        used = {trigger for rule in self.rules.rules for trigger in rule.when}
+        for name in self.rules.triggers:
+            if name not in used:
+                yield self.problem(
+                    ("triggers", name), "no rule uses this trigger", severity="warning"
+                )

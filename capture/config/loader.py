@@ -1,0 +1,342 @@
+"""Reads a rule file: TOML with line numbers, env overrides, secrets, checks.
+
+The one way every command gets its configuration, so `capture check`, `capture
+run` and a hot reload accept and refuse exactly the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from capture.config.locate import KeyLocator
+from capture.config.problems import ConfigError, Problem, did_you_mean, format_path
+from capture.config.schema import (
+    CameraConfig,
+    RuleFile,
+    SecretRef,
+    TriggerConfig,
+)
+
+DEFAULT_PATHS = (Path("/etc/event-capture/rules.toml"), Path("rules.toml"))
+#: Service-level sections that `CAPTURE_<SECTION>__<OPTION>` variables override.
+ENV_SECTIONS = ("service", "storage", "mqtt", "web")
+
+
+class _EnvOverrides(BaseSettings):
+    """`CAPTURE_MQTT__HOST=broker` and friends, read by pydantic-settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAPTURE_", env_nested_delimiter="__", extra="ignore", case_sensitive=False
+    )
+
+    service: dict[str, Any] = {}
+    storage: dict[str, Any] = {}
+    mqtt: dict[str, Any] = {}
+    web: dict[str, Any] = {}
+
+
+@dataclass
+class LoadedRules:
+    """A valid rule file and the warnings it raised."""
+
+    rules: RuleFile
+    source: str
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def default_config_path() -> Path:
+    """$CAPTURE_CONFIG, else the first of /etc/event-capture/rules.toml, ./rules.toml that exists."""
+    env = os.environ.get("CAPTURE_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in DEFAULT_PATHS:
+        if candidate.exists():
+            return candidate
+    return DEFAULT_PATHS[-1]
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the `-c/--config FILE` option every command shares."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="rule file (default: $CAPTURE_CONFIG, /etc/event-capture/rules.toml, ./rules.toml)",
+    )
+
+
+def load_rule_file(path: Path | None, environ: Mapping[str, str] | None = None) -> RuleFile:
+    """Load and fully check a rule file; raise `ConfigError` listing every problem."""
+    return load_rules(path, environ).rules
+
+
+def load_rules(path: Path | None, environ: Mapping[str, str] | None = None) -> LoadedRules:
+    """Like `load_rule_file`, also returning warnings and the source name."""
+    path = path or default_config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [Problem(str(path), None, "", f"cannot read rule file: {exc.strerror}")]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(str(path), None, "", f"not UTF-8 text: {exc.reason}")]) from None
+    return parse_rules(text, str(path), environ)
+
+
+def parse_rules(text: str, source: str, environ: Mapping[str, str] | None = None) -> LoadedRules:
+    """Parse rule-file text; `source` names it in messages."""
+    environ = os.environ if environ is None else environ
+    data = _parse_toml(text, source)
+    locator = KeyLocator(text)
+    from_env = _apply_env_overrides(data, environ)
+    rules = _validate(data, source, locator, from_env)
+    rules = _resolve_secrets(rules, source, locator, environ)
+
+    from capture.config.check import cross_check  # noqa: PLC0415 - keeps `capture --help` light
+
+    problems = cross_check(rules, source, locator)
+    errors = [problem for problem in problems if problem.severity == "error"]
+    if errors:
+        raise ConfigError(problems)
+    return LoadedRules(rules, source, problems)
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # Python 3.14 exposes lineno/colno; 3.11 only has them in the message.
+        line = getattr(exc, "lineno", None)
+        column = getattr(exc, "colno", None)
+        message = getattr(exc, "msg", str(exc))
+        if line is None:
+            message, line, column = _split_toml_position(str(exc))
+        raise ConfigError(
+            [Problem(source, line, "", f"TOML syntax error: {message}", column=column)]
+        ) from None
+
+
+def _split_toml_position(message: str) -> tuple[str, int | None, int | None]:
+    """`Invalid value (at line 5, column 12)` -> ('Invalid value', 5, 12)."""
+    marker = " (at line "
+    if marker not in message:
+        return message, None, None
+    head, _, tail = message.partition(marker)
+    try:
+        line_text, column_text = tail.rstrip(")").split(", column ")
+        return head, int(line_text), int(column_text)
+    except ValueError:
+        return message, None, None
+
+
+def _apply_env_overrides(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> dict[tuple[str, str], str]:
+    """Merge CAPTURE_* variables into the parsed file; return which keys came from where."""
+    relevant = {key: value for key, value in environ.items() if key.upper().startswith("CAPTURE_")}
+    if not relevant:
+        return {}
+    overrides = _env_overrides(relevant)
+    origin: dict[tuple[str, str], str] = {}
+    for section in ENV_SECTIONS:
+        values: dict[str, Any] = getattr(overrides, section)
+        if not values:
+            continue
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            continue
+        for key, value in values.items():
+            base = key.removesuffix("_env").removesuffix("_file")
+            if base in ("password", "token"):
+                # An override replaces the file's secret, whichever way the file gave it.
+                for variant in (base, f"{base}_env", f"{base}_file"):
+                    target.pop(variant, None)
+            target[key] = value
+            origin[(section, key)] = f"CAPTURE_{section.upper()}__{key.upper()}"
+    return origin
+
+
+def _env_overrides(environ: Mapping[str, str]) -> _EnvOverrides:
+    saved = dict(os.environ)
+    try:
+        # pydantic-settings reads os.environ; scope it to the environment we were given.
+        os.environ.clear()
+        os.environ.update(environ)
+        return _EnvOverrides()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _validate(
+    data: dict[str, Any], source: str, locator: KeyLocator, from_env: dict[tuple[str, str], str]
+) -> RuleFile:
+    try:
+        return RuleFile.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            _problem_from_error(error, data, source, locator, from_env) for error in exc.errors()
+        ]
+        raise ConfigError(sorted(problems, key=lambda p: (p.line or 0, p.path))) from None
+
+
+_TAGGED_SECTIONS = {"cameras": "vendor", "triggers": "type"}
+
+
+def _strip_tags(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> tuple[str | int, ...]:
+    """Drop the discriminator value pydantic inserts: cameras.x.hikvision.port -> cameras.x.port."""
+    if len(loc) >= 3 and loc[0] in _TAGGED_SECTIONS:
+        entry = (
+            data.get(str(loc[0]), {}).get(loc[1])
+            if isinstance(data.get(str(loc[0])), dict)
+            else None
+        )
+        tag = entry.get(_TAGGED_SECTIONS[str(loc[0])]) if isinstance(entry, dict) else None
+        if tag is not None and loc[2] == tag:
+            return (*loc[:2], *loc[3:])
+    return loc
+
+
+def _problem_from_error(
+    error: Any,
+    data: Mapping[str, Any],
+    source: str,
+    locator: KeyLocator,
+    from_env: dict[tuple[str, str], str],
+) -> Problem:
+    loc = _strip_tags(tuple(error["loc"]), data)
+    # "Value error, x" -> "x": our validators' messages are already for people.
+    message = str(error["msg"]).removeprefix("Value error, ")
+    kind = error["type"]
+    path = loc
+    if kind == "extra_forbidden":
+        message = (
+            f"unknown option {loc[-1]!r}{did_you_mean(str(loc[-1]), _known_options(loc, data))}"
+        )
+    elif kind == "missing":
+        message = f"missing required option {loc[-1]!r}"
+    elif kind == "union_tag_invalid":
+        tag_name = error["ctx"]["discriminator"].strip("'")
+        expected = [tag.strip().strip("'") for tag in error["ctx"]["expected_tags"].split(",")]
+        given = str(error["ctx"]["tag"])
+        message = f"unknown {tag_name} {given!r}{did_you_mean(given, expected)}; known: {', '.join(expected)}"
+        path = (*loc, tag_name)
+    elif kind == "union_tag_not_found":
+        tag_name = error["ctx"]["discriminator"].strip("'")
+        message = f"missing {tag_name} (what kind of {'camera' if loc[0] == 'cameras' else 'trigger'} is this?)"
+    display = format_path(path)
+    rule_name = _rule_name(loc, data)
+    if rule_name:
+        display = display.replace(f"rules[{loc[1]}]", f"rules[{loc[1]}] ({rule_name})", 1)
+    env_name = from_env.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+    if env_name:
+        return Problem(f"environment {env_name}", None, display, message)
+    return Problem(source, locator.line_of(path), display, message)
+
+
+def _rule_name(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> str | None:
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        rules = data.get("rules")
+        if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
+            name = rules[loc[1]].get("name")
+            return name if isinstance(name, str) else None
+    return None
+
+
+def _known_options(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> list[str]:
+    """Option names valid where an unknown one was found, for 'did you mean'."""
+    model = _model_at(loc[:-1], data)
+    if model is None:
+        return []
+    names = list(model.model_fields)
+    if issubclass(model, SecretRef):
+        for secret in model.secret_fields:
+            names += [f"{secret}_env", f"{secret}_file"]
+    return names
+
+
+def _model_at(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> type[BaseModel] | None:
+    from capture.config import schema  # noqa: PLC0415
+
+    if not loc:
+        return RuleFile
+    section = loc[0]
+    if section == "rules":
+        return schema.RuleConfig
+    if section in _TAGGED_SECTIONS and len(loc) >= 2:
+        union = CameraConfig if section == "cameras" else TriggerConfig
+        entry = data.get(str(section), {}).get(loc[1], {})
+        tag = entry.get(_TAGGED_SECTIONS[str(section)]) if isinstance(entry, dict) else None
+        for member in union.__origin__.__args__:  # type: ignore[attr-defined]
+            if tag in member.model_fields[_TAGGED_SECTIONS[str(section)]].annotation.__args__:
+                return member  # type: ignore[no-any-return]
+        return None
+    field_info = RuleFile.model_fields.get(str(section))
+    annotation = field_info.annotation if field_info else None
+    return (
+        annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    )
+
+
+def _resolve_secrets(
+    rules: RuleFile, source: str, locator: KeyLocator, environ: Mapping[str, str]
+) -> RuleFile:
+    """Read `*_env` and `*_file` secret references into their SecretStr fields."""
+    problems: list[Problem] = []
+
+    def resolve(model: SecretRef, path: tuple[str | int, ...]) -> SecretRef:
+        update: dict[str, SecretStr] = {}
+        for name in model.secret_fields:
+            env_name = getattr(model, f"{name}_env")
+            file_name = getattr(model, f"{name}_file")
+            key_path = (*path, f"{name}_env" if env_name else f"{name}_file")
+            where = (source, locator.line_of(key_path), format_path(key_path))
+            if env_name:
+                value = environ.get(env_name)
+                if value is None:
+                    problems.append(
+                        Problem(*where, f"environment variable {env_name!r} is not set")
+                    )
+                elif not value:
+                    problems.append(Problem(*where, f"environment variable {env_name!r} is empty"))
+                else:
+                    update[name] = SecretStr(value)
+            elif file_name:
+                try:
+                    value = Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
+                except (OSError, UnicodeDecodeError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                    problems.append(
+                        Problem(*where, f"cannot read secret file {str(file_name)!r}: {reason}")
+                    )
+                    continue
+                if not value:
+                    problems.append(Problem(*where, f"secret file {str(file_name)!r} is empty"))
+                else:
+                    update[name] = SecretStr(value)
+        return model.model_copy(update=update) if update else model
+
+    resolved = rules.model_copy(
+        update={
+            "mqtt": resolve(rules.mqtt, ("mqtt",)),
+            "web": resolve(rules.web, ("web",)),
+            "cameras": {
+                name: resolve(camera, ("cameras", name)) for name, camera in rules.cameras.items()
+            },
+        }
+    )
+    if problems:
+        raise ConfigError(problems)
+    return resolved

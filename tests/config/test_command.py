@@ -1,0 +1,113 @@
+"""`capture check` on the example file and on broken copies of it, as a technician runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.config.conftest import EXAMPLE, line_of
+
+PASSWORDS = re.findall(r'^password = "([^"]+)"', EXAMPLE.read_text(), flags=re.MULTILINE)
+
+
+def run_check(
+    path: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CAPTURE_")}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "capture", "check", "-c", str(path), *extra],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_no_password(result: subprocess.CompletedProcess[str]) -> None:
+    assert PASSWORDS, "the example should demonstrate passwords"
+    for password in PASSWORDS:
+        assert password not in result.stdout + result.stderr
+
+
+def test_example_passes_with_summary() -> None:
+    result = run_check(EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+    assert 'ng_part: plc_result if state == "NG"' in result.stdout
+    assert "line3_press, line3_inspection, 3 frames every 200 ms" in result.stdout
+    assert "dvr_view: refresh -> line3_infeed, line3_press" in result.stdout
+    assert_no_password(result)
+
+
+def test_misspelt_camera_in_rule(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace('cameras = ["line3_infeed"]', 'cameras = ["line3_infeeed"]')
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    result = run_check(path)
+    assert result.returncode == 1
+    assert (
+        f"{path}:{line_of(text, 'line3_infeeed')}: rules[1] (infeed).cameras[0]: unknown camera "
+        "'line3_infeeed' (did you mean 'line3_infeed'?)"
+    ) in result.stderr
+    assert_no_password(result)
+
+
+def test_broken_toml_line(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace("every_s = 300", "every_s = = 300")
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    result = run_check(path)
+    assert result.returncode == 1
+    assert f"{path}:{line_of(text, 'every_s = = 300')}:" in result.stderr
+    assert "TOML syntax error" in result.stderr
+    assert_no_password(result)
+
+
+def test_unknown_key(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace("bounce_ms = 20 ", "bounce_msec = 20 ")
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    result = run_check(path)
+    assert result.returncode == 1
+    assert (
+        f"{path}:{line_of(text, 'bounce_msec')}: triggers.ir_gate.bounce_msec: unknown option "
+        "'bounce_msec' (did you mean 'bounce_ms'?)"
+    ) in result.stderr
+    assert_no_password(result)
+
+
+def test_password_env_not_set(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace(
+        'password = "Dahua-Robot-7"', 'password_env = "LINE4_ROBOT_PASSWORD"'
+    )
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    result = run_check(path)
+    assert result.returncode == 1
+    assert (
+        f"{path}:{line_of(text, 'LINE4_ROBOT_PASSWORD')}: cameras.line4_robot.password_env: "
+        "environment variable 'LINE4_ROBOT_PASSWORD' is not set"
+    ) in result.stderr
+    assert_no_password(result)
+    ok = run_check(path, env={"LINE4_ROBOT_PASSWORD": "Robot-From-Env"})
+    assert ok.returncode == 0, ok.stderr
+    assert "Robot-From-Env" not in ok.stdout + ok.stderr
+
+
+def test_version_and_help() -> None:
+    version = subprocess.run(
+        [sys.executable, "-m", "capture", "--version"], capture_output=True, text=True, check=True
+    )
+    assert re.fullmatch(r"capture \d+\.\d+\.\d+\n", version.stdout)
+    helptext = subprocess.run(
+        [sys.executable, "-m", "capture", "check", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "-c FILE, --config FILE" in helptext.stdout

@@ -1,0 +1,88 @@
+"""rules.example.toml documents every option of every section, vendor and trigger kind."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from pydantic import BaseModel
+
+from capture.config import schema
+from tests.config.conftest import EXAMPLE
+
+HEADER = re.compile(r"^\s*(?:#\s*)?\[\[?([A-Za-z0-9_.\"' -]+)\]\]?")
+OPTION = re.compile(r"^\s*(?:#\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+TAG = re.compile(r'^\s*(?:#\s*)?(?:vendor|type)\s*=\s*"([a-z]+)"')
+
+
+def documented_options() -> dict[str, set[str]]:
+    """Option names, active or commented, per section kind (e.g. 'mqtt', 'camera:hikvision')."""
+    options: dict[str, set[str]] = defaultdict(set)
+    section = ""
+    pending: set[str] = set()
+    for line in EXAMPLE.read_text().splitlines():
+        header = HEADER.match(line)
+        if header and "=" not in line:
+            options[section] |= pending
+            pending = set()
+            section = header.group(1).split(".")[0]
+            continue
+        tag = TAG.match(line)
+        if tag and section in ("cameras", "triggers"):
+            section = f"{section}:{tag.group(1)}"
+        option = OPTION.match(line)
+        if option:
+            pending.add(option.group(1))
+    options[section] |= pending
+    return options
+
+
+def fields(model: type[BaseModel]) -> set[str]:
+    names = set(model.model_fields)
+    if issubclass(model, schema.SecretRef):
+        for secret in model.secret_fields:
+            names |= {f"{secret}_env", f"{secret}_file"}
+    return names
+
+
+def union_members(union: object) -> list[type[BaseModel]]:
+    return list(union.__origin__.__args__)  # type: ignore[attr-defined]
+
+
+def test_example_documents_every_service_level_option() -> None:
+    options = documented_options()
+    for section, model in [
+        ("service", schema.ServiceConfig),
+        ("storage", schema.StorageConfig),
+        ("mqtt", schema.MqttConfig),
+        ("web", schema.WebConfig),
+        ("rules", schema.RuleConfig),
+    ]:
+        assert fields(model) <= options[section], (section, fields(model) - options[section])
+
+
+def test_example_documents_every_camera_option() -> None:
+    options = documented_options()
+    every_camera = set().union(*(v for k, v in options.items() if k.startswith("cameras:")))
+    common = fields(schema.CameraBase)
+    assert common <= every_camera, common - every_camera
+    for member in union_members(schema.CameraConfig):
+        vendor = member.model_fields["vendor"].annotation.__args__[0]  # type: ignore[union-attr]
+        own = fields(member) - common
+        assert own <= options[f"cameras:{vendor}"], (vendor, own - options[f"cameras:{vendor}"])
+
+
+def test_example_documents_every_trigger_option() -> None:
+    options = documented_options()
+    every_trigger = set().union(*(v for k, v in options.items() if k.startswith("triggers:")))
+    assert {"description", "fields"} <= every_trigger
+    line_parsing = options["triggers:file"] | options["triggers:serial"]
+    assert fields(schema.LineParser) - {"description", "fields"} <= line_parsing
+    for member in union_members(schema.TriggerConfig):
+        kind = member.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+        own = fields(member) - {"description", "fields"}
+        if issubclass(
+            member, schema.LineParser
+        ):  # parser options are shown once, for file or serial
+            own -= set(schema.LineParser.model_fields)
+        assert own <= options[f"triggers:{kind}"], (kind, own - options[f"triggers:{kind}"])

@@ -1,0 +1,174 @@
+"""Loading rule files: every problem reported with file:line, secrets resolved, never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from capture.config.loader import load_rule_file, load_rules, parse_rules
+from capture.config.problems import ConfigError
+from tests.config.conftest import line_of
+
+MINIMAL = """\
+[service]
+site = "plant"
+
+[cameras.cam1]
+vendor = "edimax"
+host = "10.0.0.1"
+
+[triggers.gate]
+type = "gpio"
+pin = 17
+
+[[rules]]
+name = "r1"
+when = "gate"
+cameras = ["cam1"]
+"""
+
+
+def problems_of(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_rules(text, "rules.toml", environ or {})
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_minimal_file_loads_with_defaults() -> None:
+    rules = parse_rules(MINIMAL, "rules.toml", {}).rules
+    assert rules.cameras["cam1"].effective_port == 80
+    assert rules.rules[0].when == ["gate"]
+    assert rules.rules[0].cameras == ["cam1"]
+    assert rules.storage.filename.endswith(".jpg")
+
+
+def test_toml_syntax_error_names_line_and_column() -> None:
+    text = MINIMAL.replace('host = "10.0.0.1"', 'host = "10.0.0.1')
+    [message] = problems_of(text)
+    assert message.startswith(f"rules.toml:{line_of(text, 'host =')}:")
+    assert "TOML syntax error" in message
+
+
+def test_unknown_key_is_an_error_with_suggestion() -> None:
+    text = MINIMAL.replace('host = "10.0.0.1"', 'host = "10.0.0.1"\nhots = "x"')
+    [message] = problems_of(text)
+    assert message == (
+        f"rules.toml:{line_of(text, 'hots')}: cameras.cam1.hots: unknown option 'hots' (did you mean 'host'?)"
+    )
+
+
+def test_unknown_vendor_and_trigger_type_are_named() -> None:
+    text = MINIMAL.replace('vendor = "edimax"', 'vendor = "hikvison"').replace(
+        'type = "gpio"', 'type = "gpoi"'
+    )
+    messages = problems_of(text)
+    assert any(
+        m.startswith(
+            f"rules.toml:{line_of(text, 'hikvison')}: cameras.cam1.vendor: unknown vendor 'hikvison' (did you mean 'hikvision'?)"
+        )
+        for m in messages
+    ), messages
+    assert any(
+        "triggers.gate.type: unknown type 'gpoi' (did you mean 'gpio'?)" in m for m in messages
+    )
+
+
+def test_all_schema_errors_are_reported_at_once() -> None:
+    text = MINIMAL.replace("pin = 17", "pin = 99").replace(
+        'host = "10.0.0.1"', 'host = "10.0.0.1"\nport = 70000'
+    )
+    messages = problems_of(text)
+    assert len(messages) == 2
+    assert any(f":{line_of(text, 'port = 70000')}: cameras.cam1.port:" in m for m in messages)
+    assert any(
+        f":{line_of(text, 'pin = 99')}: triggers.gate.pin: GPIO 99 does not exist" in m
+        for m in messages
+    )
+
+
+def test_rule_errors_name_the_rule() -> None:
+    text = MINIMAL.replace('name = "r1"', 'name = "r1"\nburst = 0')
+    [message] = problems_of(text)
+    assert f"rules.toml:{line_of(text, 'burst = 0')}: rules[0] (r1).burst:" in message
+
+
+def test_missing_password_env_is_an_error_and_value_never_shown() -> None:
+    text = MINIMAL.replace('host = "10.0.0.1"', 'host = "10.0.0.1"\npassword_env = "CAM1_PW"')
+    [message] = problems_of(text)
+    assert message == (
+        f"rules.toml:{line_of(text, 'password_env')}: cameras.cam1.password_env: "
+        "environment variable 'CAM1_PW' is not set"
+    )
+    rules = parse_rules(text, "rules.toml", {"CAM1_PW": "s3cret-Value"}).rules
+    secret = rules.cameras["cam1"].password
+    assert secret is not None and secret.get_secret_value() == "s3cret-Value"
+    assert "s3cret-Value" not in repr(rules) and "s3cret-Value" not in str(rules)
+
+
+def test_password_file_is_read_and_trailing_newline_dropped(tmp_path: Path) -> None:
+    secret_file = tmp_path / "cam1.password"
+    secret_file.write_text("from-file\n")
+    text = MINIMAL.replace(
+        'host = "10.0.0.1"', f'host = "10.0.0.1"\npassword_file = "{secret_file}"'
+    )
+    rules = parse_rules(text, "rules.toml", {}).rules
+    assert rules.cameras["cam1"].password.get_secret_value() == "from-file"  # type: ignore[union-attr]
+    secret_file.unlink()
+    [message] = problems_of(text)
+    assert "cannot read secret file" in message and "from-file" not in message
+
+
+def test_two_sources_for_one_secret_is_an_error() -> None:
+    text = MINIMAL.replace(
+        'host = "10.0.0.1"', 'host = "10.0.0.1"\npassword = "x-inline-x"\npassword_env = "X"'
+    )
+    [message] = problems_of(text, {"X": "y"})
+    assert "give only one of password, password_env" in message
+    assert "x-inline-x" not in message
+
+
+def test_invalid_inline_password_type_does_not_echo_it() -> None:
+    text = MINIMAL.replace("[service]", "[mqtt]\npassword = 123456789\n\n[service]")
+    messages = problems_of(text)
+    assert messages and not any("123456789" in m for m in messages)
+
+
+def test_env_overrides_service_settings() -> None:
+    environ = {
+        "CAPTURE_MQTT__HOST": "broker.local",
+        "CAPTURE_MQTT__PORT": "1884",
+        "CAPTURE_SERVICE__LOG_LEVEL": "debug",
+        "CAPTURE_MQTT__PASSWORD": "env-secret",
+    }
+    text = MINIMAL.replace("[service]", '[mqtt]\npassword_env = "OTHER"\n\n[service]')
+    rules = parse_rules(text, "rules.toml", environ).rules
+    assert (rules.mqtt.host, rules.mqtt.port, rules.service.log_level) == (
+        "broker.local",
+        1884,
+        "debug",
+    )
+    assert rules.mqtt.password.get_secret_value() == "env-secret"  # type: ignore[union-attr]
+
+
+def test_bad_env_override_names_the_variable() -> None:
+    [message] = problems_of(MINIMAL, {"CAPTURE_MQTT__PORT": "not-a-port"})
+    assert message.startswith("environment CAPTURE_MQTT__PORT: mqtt.port:")
+
+
+def test_web_off_loopback_requires_token() -> None:
+    text = MINIMAL.replace("[service]", '[web]\nbind = "0.0.0.0"\n\n[service]')
+    [message] = problems_of(text)
+    assert "web: bind '0.0.0.0' is reachable from the network" in message
+
+
+def test_unreadable_file_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_rule_file(tmp_path / "missing.toml")
+    assert "cannot read rule file" in str(caught.value)
+
+
+def test_load_rules_reads_from_disk(write_rules) -> None:  # type: ignore[no-untyped-def]
+    loaded = load_rules(write_rules(MINIMAL), environ={})
+    assert loaded.rules.rules[0].name == "r1"
+    assert loaded.source.endswith("rules.toml")
