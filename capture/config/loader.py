@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from capture.config.locate import KeyLocator
 from capture.config.problems import ConfigError, Problem, did_you_mean, format_path
@@ -29,19 +28,6 @@ from capture.config.schema import (
 DEFAULT_PATHS = (Path("/etc/event-capture/rules.toml"), Path("rules.toml"))
 #: Service-level sections that `CAPTURE_<SECTION>__<OPTION>` variables override.
 ENV_SECTIONS = ("service", "storage", "mqtt", "web")
-
-
-class _EnvOverrides(BaseSettings):
-    """`CAPTURE_MQTT__HOST=broker` and friends, read by pydantic-settings."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="CAPTURE_", env_nested_delimiter="__", extra="ignore", case_sensitive=False
-    )
-
-    service: dict[str, Any] = {}
-    storage: dict[str, Any] = {}
-    mqtt: dict[str, Any] = {}
-    web: dict[str, Any] = {}
 
 
 @dataclass
@@ -168,13 +154,30 @@ def _apply_env_overrides(
     return origin
 
 
-def _env_overrides(environ: Mapping[str, str]) -> _EnvOverrides:
+def _env_overrides(environ: Mapping[str, str]) -> Any:
+    """`CAPTURE_MQTT__HOST=broker` and friends, read by pydantic-settings.
+
+    Imported here, not at the top: pydantic-settings costs ~100 ms of start-up
+    that `capture check` should only pay when such variables are set.
+    """
+    from pydantic_settings import BaseSettings, SettingsConfigDict  # noqa: PLC0415
+
+    class EnvOverrides(BaseSettings):
+        model_config = SettingsConfigDict(
+            env_prefix="CAPTURE_", env_nested_delimiter="__", extra="ignore", case_sensitive=False
+        )
+
+        service: dict[str, Any] = {}
+        storage: dict[str, Any] = {}
+        mqtt: dict[str, Any] = {}
+        web: dict[str, Any] = {}
+
     saved = dict(os.environ)
     try:
         # pydantic-settings reads os.environ; scope it to the environment we were given.
         os.environ.clear()
         os.environ.update(environ)
-        return _EnvOverrides()
+        return EnvOverrides()
     finally:
         os.environ.clear()
         os.environ.update(saved)
