@@ -1,0 +1,190 @@
+"""What every trigger kind shares: the protocol, errors, statistics, context and registry.
+
+The engine only ever sees `Trigger`; a kind is one module that registers a
+factory here, so adding one changes nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from capture.config.schema import MqttConfig
+from capture.events import Event, Value
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Event], None]
+"""Hands an event to the engine: thread-safe and non-blocking."""
+
+
+class TriggerError(Exception):
+    """A trigger cannot do its job; the message names the trigger and what to do."""
+
+    def __init__(self, trigger: str, message: str, source: str | None = None) -> None:
+        self.trigger = trigger
+        self.source = source
+        where = f"{trigger} ({source})" if source else trigger
+        super().__init__(f"trigger {where}: {message}")
+
+
+class PayloadError(TriggerError, ValueError):
+    """A payload or line cannot be turned into event values (malformed, oversized)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerStats:
+    """Counters and health of one trigger, for the dashboard and the logs.
+
+    `rejected` counts malformed or oversized input (a sensor or sender to fix);
+    `ignored` counts input dropped on purpose (a pulse shorter than
+    min_active_ms, a tick outside working hours, a retained message).
+    `connected` is None for kinds without a connection.
+    """
+
+    emitted: int = 0
+    rejected: int = 0
+    ignored: int = 0
+    connected: bool | None = None
+    last_error: str | None = None
+    last_event: datetime | None = None
+
+
+class StatsKeeper:
+    """Thread-safe counters behind `TriggerStats`, updated from library callback threads."""
+
+    def __init__(self, connected: bool | None = None) -> None:
+        self._lock = threading.Lock()
+        self._stats = TriggerStats(connected=connected)
+
+    def _update(self, **changes: Any) -> None:
+        with self._lock:
+            self._stats = replace(self._stats, **changes)
+
+    def snapshot(self) -> TriggerStats:
+        """The current counters."""
+        with self._lock:
+            return self._stats
+
+    def deliver(self, emit: Emit, event: Event) -> None:
+        """Emit `event` and count it; an engine failure is logged, never raised into a library thread."""
+        try:
+            emit(event)
+        except Exception as exc:
+            log.exception("event handoff failed trigger=%s event=%s", event.trigger, event.id)
+            self.error(f"event handoff failed: {exc}")
+            return
+        with self._lock:
+            self._stats = replace(
+                self._stats, emitted=self._stats.emitted + 1, last_event=event.wall_time
+            )
+
+    def rejected(self, reason: str) -> None:
+        """Count malformed or oversized input and remember why."""
+        with self._lock:
+            self._stats = replace(self._stats, rejected=self._stats.rejected + 1, last_error=reason)
+
+    def ignored(self) -> None:
+        """Count input dropped on purpose."""
+        with self._lock:
+            self._stats = replace(self._stats, ignored=self._stats.ignored + 1)
+
+    def connected(self, state: bool) -> None:
+        """Record the connection state."""
+        self._update(connected=state)
+
+    def error(self, message: str) -> None:
+        """Remember the last problem, shown on the dashboard."""
+        self._update(last_error=message)
+
+
+@runtime_checkable
+class Trigger(Protocol):
+    """A source of events: started with the engine's `emit`, stopped at shutdown or reload."""
+
+    name: str
+
+    def start(self, emit: Emit) -> None:
+        """Begin producing events; raise `TriggerError` if the trigger cannot work here."""
+        ...
+
+    def stop(self) -> None:
+        """Stop producing events and join every thread; safe to call twice."""
+        ...
+
+    def stats(self) -> TriggerStats:
+        """Counters and health for the dashboard."""
+        ...
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class TriggerContext:
+    """What some trigger kinds need beyond their own section of the rule file.
+
+    `pin_factory` is a gpiozero pin factory (tests pass `MockFactory`); None
+    lets gpiozero choose (lgpio on a Pi 5). `shared` holds objects that all
+    triggers of one service share, such as the single MQTT connection.
+    """
+
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    timezone: tzinfo = UTC
+    site: str = "plant"
+    pin_factory: Any = None
+    _shared: dict[str, object] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def shared(self, key: str, create: Callable[[], T]) -> T:
+        """The object stored under `key`, created on first use."""
+        with self._lock:
+            if key not in self._shared:
+                self._shared[key] = create()
+            return self._shared[key]  # type: ignore[return-value]
+
+
+TriggerFactory = Callable[[str, Any, TriggerContext], Trigger]
+"""Builds a trigger from its name, its config model and the context."""
+
+TRIGGER_KINDS: dict[str, TriggerFactory] = {}
+
+
+F = TypeVar("F", bound=TriggerFactory)
+
+
+def register(kind: str) -> Callable[[F], F]:
+    """Decorator registering a trigger class (or factory) as the builder of kind `kind`."""
+
+    def decorate(factory: F) -> F:
+        if kind in TRIGGER_KINDS:
+            raise RuntimeError(f"trigger kind {kind!r} registered twice")
+        TRIGGER_KINDS[kind] = factory
+        return factory
+
+    return decorate
+
+
+def build_trigger(name: str, config: Any, context: TriggerContext) -> Trigger:
+    """Build the trigger `name` from its config model (one of `TriggerConfig`)."""
+    factory = TRIGGER_KINDS.get(config.type)
+    if factory is None:
+        known = ", ".join(sorted(TRIGGER_KINDS))
+        raise TriggerError(name, f"unknown trigger type {config.type!r} (known: {known})")
+    return factory(name, config, context)
+
+
+def event_at(trigger: str, values: Mapping[str, Value], monotonic: float) -> Event:
+    """An event stamped at an earlier moment `monotonic`, e.g. the edge a debounce confirmed.
+
+    The wall time is derived from the monotonic distance so a wall clock jump
+    between the edge and now does not distort it.
+    """
+    age = max(0.0, time.monotonic() - monotonic)
+    wall = datetime.now(UTC) - timedelta(seconds=age)
+    return Event(trigger=trigger, values=values, wall_time=wall, monotonic=monotonic)

@@ -1,0 +1,321 @@
+"""The `mqtt` trigger: messages from PLCs and MES systems on the broker of [mqtt].
+
+All mqtt triggers of a service share one paho client, so the broker sees one
+connection with one persistent session (clean_session = false): QoS 1
+messages sent while the service was stopped or reconnecting are queued by
+the broker and delivered when it is back. Each trigger subscribes its topic
+filter, and messages are routed to every trigger whose filter matches.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from capture.config import schema
+from capture.events import Event, Value
+from capture.triggers.base import (
+    Emit,
+    StatsKeeper,
+    TriggerContext,
+    TriggerError,
+    TriggerStats,
+    register,
+)
+from capture.triggers.values import PayloadFormatError, flatten, parse_json, to_number
+
+log = logging.getLogger(__name__)
+
+MAX_TOPIC_LEVELS = 32
+"""Topic levels turned into `topic_N` values; deeper levels are still in `topic`."""
+
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
+
+
+def default_client_id(site: str) -> str:
+    """The client id the service uses when [mqtt].client_id is not set."""
+    return f"event-capture-{site}-{socket.gethostname()}"
+
+
+class MqttTriggerConnection:
+    """The one broker connection all mqtt triggers of a service share.
+
+    It connects when the first trigger attaches and disconnects (keeping the
+    broker-side session and its subscriptions) when the last one detaches.
+    Triggers are never unsubscribed: that is what lets the broker queue their
+    messages while the service is down.
+    """
+
+    def __init__(self, config: schema.MqttConfig, client_id: str) -> None:
+        self.config = config
+        self.client_id = client_id
+        self._lock = threading.Lock()
+        self._triggers: list[MqttTrigger] = []
+        self._client: paho.Client | None = None
+        self._connected = False
+        self._outage_logged = False
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up."""
+        return self._connected
+
+    def attach(self, trigger: MqttTrigger) -> None:
+        """Route matching messages to `trigger`, connecting if it is the first."""
+        with self._lock:
+            self._triggers.append(trigger)
+            if self._client is None:
+                self._client = self._connect(trigger)
+            elif self._connected:
+                self._client.subscribe(trigger.config.topic, qos=self.config.qos)
+
+    def detach(self, trigger: MqttTrigger) -> None:
+        """Stop routing to `trigger`; the last one out disconnects and joins paho's thread."""
+        with self._lock:
+            if trigger in self._triggers:
+                self._triggers.remove(trigger)
+            client = self._client if not self._triggers else None
+            if client is not None:
+                self._client = None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+            self._set_connected(False)
+            log.info("mqtt trigger connection closed client_id=%s", self.client_id)
+
+    def _connect(self, first: MqttTrigger) -> paho.Client:
+        config = self.config
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=False,
+            protocol=paho.MQTTv311,
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_message = self._on_message
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        if config.username is not None:
+            password = config.password.get_secret_value() if config.password else None
+            client.username_pw_set(config.username, password)
+        try:
+            if config.tls:
+                client.tls_set(
+                    ca_certs=str(config.ca_file) if config.ca_file else None,
+                    cert_reqs=ssl.CERT_REQUIRED if config.verify else ssl.CERT_NONE,
+                )
+                client.tls_insecure_set(not config.verify)
+            client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            raise TriggerError(
+                first.name, f"cannot start: {exc}; check [mqtt] tls and ca_file", first.source
+            ) from exc
+        client.loop_start()
+        log.info(
+            "mqtt trigger connection starting client_id=%s broker=%s:%d tls=%s",
+            self.client_id,
+            config.host,
+            config.port,
+            config.tls,
+        )
+        return client
+
+    # paho's network thread -----------------------------------------------------
+
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            self._report_outage(f"broker refused the connection: {reason}")
+            return
+        with self._lock:
+            filters = sorted({trigger.config.topic for trigger in self._triggers})
+        if filters:
+            client.subscribe([(topic, self.config.qos) for topic in filters])
+        self._outage_logged = False
+        self._set_connected(True)
+        log.info(
+            "mqtt trigger connection up broker=%s:%d session_present=%s filters=%s",
+            self.config.host,
+            self.config.port,
+            flags.session_present,
+            ",".join(filters),
+        )
+
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self._set_connected(False)
+        if reason.is_failure:
+            self._report_outage(f"connection lost: {reason}")
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        self._report_outage("cannot connect to the broker")
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        with self._lock:
+            targets = [
+                t for t in self._triggers if paho.topic_matches_sub(t.config.topic, message.topic)
+            ]
+        if not targets:
+            log.debug("mqtt message for no trigger topic=%s", message.topic)
+        for trigger in targets:
+            trigger.handle(message)
+
+    def _report_outage(self, why: str) -> None:
+        message = f"broker {self.config.host}:{self.config.port}: {why}"
+        with self._lock:
+            triggers = list(self._triggers)
+        for trigger in triggers:
+            trigger.note_error(message)
+        if not self._outage_logged:
+            self._outage_logged = True
+            log.warning(
+                "mqtt trigger connection down broker=%s:%d reason=%r; retrying every %d-%d s",
+                self.config.host,
+                self.config.port,
+                why,
+                RECONNECT_MIN_S,
+                RECONNECT_MAX_S,
+            )
+
+    def _set_connected(self, state: bool) -> None:
+        self._connected = state
+        with self._lock:
+            triggers = list(self._triggers)
+        for trigger in triggers:
+            trigger.note_connected(state)
+
+
+def shared_connection(context: TriggerContext) -> MqttTriggerConnection:
+    """The service's one trigger connection, created on first use."""
+    client_id = f"{context.mqtt.client_id or default_client_id(context.site)}-triggers"
+    return context.shared("mqtt-triggers", lambda: MqttTriggerConnection(context.mqtt, client_id))
+
+
+@register("mqtt")
+class MqttTrigger:
+    """Fires on each message on its topic filter.
+
+    Values: `topic`, `topic_1`... (its levels) and the payload: a JSON
+    object's fields by dotted path (`part.id`), or the payload as `value_name`.
+    """
+
+    def __init__(self, name: str, config: schema.MqttTrigger, context: TriggerContext) -> None:
+        self.name = name
+        self.config = config
+        self.source = f"mqtt topic {config.topic}"
+        self._context = context
+        self._stats = StatsKeeper(connected=False)
+        self._emit: Emit | None = None
+        self._connection: MqttTriggerConnection | None = None
+
+    def start(self, emit: Emit) -> None:
+        """Subscribe on the shared connection; connecting happens in the background."""
+        if self._connection is not None:
+            return
+        if not self._context.mqtt.enabled:
+            raise TriggerError(
+                self.name,
+                "cannot start: [mqtt] enabled = false; enable it or remove this trigger",
+                self.source,
+            )
+        self._emit = emit
+        connection = shared_connection(self._context)
+        connection.attach(self)
+        self._connection = connection
+        self._stats.connected(connection.connected)
+
+    def stop(self) -> None:
+        """Stop receiving; the broker keeps queueing QoS 1 messages for the next start."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.detach(self)
+        self._emit = None
+
+    def stats(self) -> TriggerStats:
+        """Messages fired, payloads rejected, and the broker connection state."""
+        return self._stats.snapshot()
+
+    def note_connected(self, state: bool) -> None:
+        """Called by the connection when it goes up or down."""
+        self._stats.connected(state)
+
+    def note_error(self, message: str) -> None:
+        """Called by the connection on a broker problem."""
+        self._stats.error(message)
+
+    def handle(self, message: paho.MQTTMessage) -> None:
+        """Turn one message into an event; a bad payload is logged and counted, never raised."""
+        emit = self._emit
+        if emit is None:
+            return
+        if message.retain:
+            # A retained message is old news replayed on subscribe, not a trigger.
+            self._stats.ignored()
+            log.info("mqtt retained message ignored trigger=%s topic=%s", self.name, message.topic)
+            return
+        try:
+            values = self.payload_values(message.payload)
+        except PayloadFormatError as exc:
+            self._stats.rejected(f"topic {message.topic}: {exc}")
+            log.warning(
+                "mqtt payload rejected trigger=%s topic=%s bytes=%d reason=%r",
+                self.name,
+                message.topic,
+                len(message.payload),
+                str(exc),
+            )
+            return
+        values.update(topic_values(message.topic))
+        self._stats.deliver(emit, Event(trigger=self.name, values=values))
+
+    def payload_values(self, payload: bytes) -> dict[str, Value]:
+        """The values of a payload in the configured mode; `PayloadFormatError` if unusable."""
+        limit = self.config.max_payload_bytes
+        if len(payload) > limit:
+            raise PayloadFormatError(f"{len(payload)} bytes, more than max_payload_bytes = {limit}")
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PayloadFormatError(f"not valid UTF-8 at byte {exc.start}") from exc
+        mode, name = self.config.payload, self.config.value_name
+        if mode == "json":
+            return flatten(parse_json(text), name)
+        if mode == "number":
+            number = to_number(text)
+            if number is None:
+                raise PayloadFormatError(f"not a number: {text[:40]!r}")
+            return {name: number}
+        if mode == "text":
+            return {name: text.strip()}
+        return _auto_values(text, name)
+
+
+def _auto_values(text: str, name: str) -> dict[str, Value]:
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):
+        return flatten(parse_json(stripped), name)
+    number = to_number(stripped)
+    if number is not None:
+        return {name: number}
+    try:
+        return flatten(parse_json(stripped), name)  # true, false, null, "quoted"
+    except PayloadFormatError:
+        return {name: stripped}
+
+
+def topic_values(topic: str) -> dict[str, Value]:
+    """`topic` and its levels as `topic_1`, `topic_2`...: `line1/gate/in` -> topic_2 = "gate"."""
+    levels = topic.split("/")[:MAX_TOPIC_LEVELS]
+    values: dict[str, Value] = {f"topic_{index}": level for index, level in enumerate(levels, 1)}
+    values["topic"] = topic
+    return values
