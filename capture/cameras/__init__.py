@@ -1,0 +1,142 @@
+"""Cameras: one `Camera` protocol, one registry of vendor drivers, and the `Snapshot` they return.
+
+The engine never knows a vendor: it asks `build_camera(name, config)` for a
+camera and calls `snapshot()`, which returns a `Snapshot` or raises a typed
+`CameraError` (capture.cameras.errors). Adding a vendor is one module with a
+`@register("vendor")` class, a config model in the `CameraConfig` union, its
+tests and a section in docs/cameras.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from capture.config.schema import CameraConfig
+
+#: Modules holding the drivers; `build_camera` imports them all.
+DRIVER_MODULES: tuple[str, ...] = tuple(
+    f"capture.cameras.{vendor}"
+    for vendor in ("hikvision", "dahua", "edimax", "xrc", "mjpeg", "generic")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One image from one camera, proven to be a complete JPEG.
+
+    `received_wall` (aware, UTC) and `received_monotonic` mark when the last
+    byte arrived; `latency_ms` is the time from the request leaving to that
+    moment (waiting for a free slot excluded). `stale` means the image is
+    byte-identical to this camera's previous one (a frozen device). `source`
+    is the redacted URL that produced it. `image_time` is the device's own
+    timestamp when it gives one: aware when the device names a zone (HTTP
+    Last-Modified), naive device-local time otherwise (an XRC file name).
+    """
+
+    camera: str
+    jpeg: bytes
+    width: int
+    height: int
+    received_wall: datetime
+    received_monotonic: float
+    latency_ms: float
+    stale: bool
+    source: str
+    device_filename: str | None = None
+    image_time: datetime | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Snapshot(camera={self.camera!r}, {len(self.jpeg)} bytes, "
+            f"{self.width}x{self.height}, latency_ms={self.latency_ms:.1f}, stale={self.stale})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CameraState:
+    """What the dashboard and `capture cameras` show about a camera between snapshots.
+
+    `ok` is None before the first attempt. `locked_out_for_s` is set while the
+    camera is backed off after rejected credentials (or a device lockout): no
+    request reaches the device until it runs out. `auth_scheme` is the
+    configured scheme or the one `auto` learned; `note` records driver
+    decisions worth knowing, such as a Hikvision NVR served via StreamingProxy.
+    """
+
+    name: str
+    vendor: str
+    ok: bool | None = None
+    last_error_kind: str | None = None
+    last_error: str | None = None
+    last_error_wall: datetime | None = None
+    last_success_wall: datetime | None = None
+    last_latency_ms: float | None = None
+    consecutive_failures: int = 0
+    locked_out_for_s: float | None = None
+    auth_scheme: str | None = None
+    note: str | None = None
+
+
+@runtime_checkable
+class Camera(Protocol):
+    """A configured camera the engine can photograph from any thread."""
+
+    name: str
+    config: CameraConfig
+
+    def snapshot(self) -> Snapshot:
+        """Take one picture now, within `config.deadline_s`; raise `CameraError` on failure.
+
+        Thread-safe; at most `config.max_concurrent` requests reach the device
+        at once, further callers wait for a slot within their deadline.
+        """
+        ...
+
+    def state(self) -> CameraState:
+        """The camera's health: last error, back-off, learned auth scheme."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the camera is not used afterwards."""
+        ...
+
+
+#: vendor name -> driver class, filled by `register` as driver modules are imported.
+DRIVERS: dict[str, type] = {}
+
+_Driver = TypeVar("_Driver", bound=type)
+
+
+def register(vendor: str) -> Callable[[_Driver], _Driver]:
+    """Class decorator adding a driver to `DRIVERS` under its config's `vendor` value."""
+
+    def add(cls: _Driver) -> _Driver:
+        if vendor in DRIVERS and DRIVERS[vendor] is not cls:
+            raise RuntimeError(f"two camera drivers registered for vendor {vendor!r}")
+        DRIVERS[vendor] = cls
+        return cls
+
+    return add
+
+
+def load_drivers() -> dict[str, type]:
+    """Import every driver module so `DRIVERS` is complete; return it."""
+    for module in DRIVER_MODULES:
+        importlib.import_module(module)
+    return DRIVERS
+
+
+def build_camera(name: str, config: CameraConfig) -> Camera:
+    """The driver instance for a configured camera (one long-lived HTTP client inside)."""
+    drivers = load_drivers()
+    try:
+        driver = drivers[config.vendor]
+    except KeyError:
+        raise ValueError(f"camera {name}: no driver for vendor {config.vendor!r}") from None
+    camera: Camera = driver(name, config)
+    return camera

@@ -1,0 +1,310 @@
+"""What every HTTP camera driver shares: slots, deadline, lockout back-off, stale detection, state.
+
+A vendor driver only says how to fetch one frame (`_fetch`); this base turns
+that into the `Camera` protocol: at most `max_concurrent` requests in flight,
+an overall deadline, no contact with the device while backed off after
+rejected credentials, frozen-image detection, and a `CameraState` for the
+dashboard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.message import Message
+from email.utils import parsedate_to_datetime
+from typing import ClassVar
+
+from capture.cameras import CameraState, Snapshot
+from capture.cameras.auth import CameraAuth, Credentials
+from capture.cameras.errors import AuthFailed, CameraError, InvalidImage, LockedOut, Timeout
+from capture.cameras.http import CameraHttp, Deadline, Reply
+from capture.cameras.jpeg import JpegInfo
+from capture.config.schema import CameraBase
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What a driver fetched: the JPEG and where it came from."""
+
+    jpeg: JpegInfo
+    source: str
+    device_filename: str | None = None
+    image_time: datetime | None = None
+
+
+def frame_from_reply(jpeg: JpegInfo, reply: Reply) -> Frame:
+    """A frame with the file name (Content-Disposition) and time (Last-Modified) the device gave."""
+    return Frame(
+        jpeg=jpeg,
+        source=reply.source,
+        device_filename=content_disposition_filename(reply.headers.get("content-disposition")),
+        image_time=_last_modified(reply.headers.get("last-modified")),
+    )
+
+
+def content_disposition_filename(value: str | None) -> str | None:
+    """`attachment; filename="snapshot_20110708163405.jpg"` -> the bare file name."""
+    if not value:
+        return None
+    message = Message()
+    message["content-disposition"] = value
+    name = message.get_filename()
+    if not name:
+        return None
+    return name.replace("\\", "/").rsplit("/", 1)[-1] or None
+
+
+def _last_modified(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else None
+
+
+class AuthBackoff:
+    """Keeps a camera untouched for a growing time after it rejected our credentials.
+
+    Cameras lock accounts (Hikvision blocks the address for 30 min) after a
+    few failed logins, so one confirmed rejection stops all requests for
+    `first_s`, doubling on each further rejection up to `max_s`; a success or
+    a new configuration (a new camera object) resets it.
+    """
+
+    def __init__(self, clock: Clock, first_s: float = 60.0, max_s: float = 3600.0) -> None:
+        self._clock = clock
+        self.first_s = first_s
+        self.max_s = max_s
+        self._next_s = first_s
+        self._until: float | None = None
+        self._reason = ""
+
+    def remaining(self) -> float | None:
+        """Seconds until the device may be contacted again, or None when not backed off."""
+        if self._until is None:
+            return None
+        left = self._until - self._clock()
+        return left if left > 0 else None
+
+    def check(self, camera: str) -> None:
+        """Raise `LockedOut` while backed off."""
+        left = self.remaining()
+        if left is not None:
+            raise LockedOut(
+                camera,
+                f"not contacted for another {left:.0f} s: {self._reason}; fix the "
+                "credentials and reload the configuration to retry at once",
+                retry_after_s=left,
+            )
+
+    def reject(self, error: AuthFailed) -> float:
+        """Start (or extend) the back-off after `error`; return its length in seconds."""
+        wait = self._next_s
+        if isinstance(error, LockedOut) and error.retry_after_s:
+            wait = max(wait, error.retry_after_s)
+        self._until = self._clock() + wait
+        self._next_s = min(self._next_s * 2, self.max_s)
+        self._reason = error.message
+        return wait
+
+    def reset(self) -> None:
+        """Forget past rejections after a success."""
+        self._next_s = self.first_s
+        self._until = None
+
+
+class HttpCamera:
+    """Base of the HTTP drivers; subclasses implement `_fetch` and set `vendor`."""
+
+    vendor: ClassVar[str]
+    #: Query parameters this driver may put secrets in, masked wherever URLs are shown.
+    secret_params: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, config: CameraBase, *, clock: Clock = time.monotonic) -> None:
+        self.name = name
+        self.config = config
+        self._clock = clock
+        self.http = CameraHttp(
+            name, config, self._build_auth(), secret_params=self._secret_params()
+        )
+        self._slots = threading.BoundedSemaphore(config.max_concurrent)
+        self._lock = threading.Lock()
+        self._backoff = AuthBackoff(clock)
+        self._previous_digest: bytes | None = None
+        self._state = CameraState(name=name, vendor=self.vendor)
+        self.note: str | None = None
+
+    # ------------------------------------------------------------------ for drivers
+
+    def _build_auth(self) -> CameraAuth:
+        """The auth of this camera; query-string vendors override `_query_credentials`."""
+        mode = self.config.effective_auth
+        credentials = credentials_of(self.config)
+        query = self._query_credentials() if mode == "query" else None
+        return CameraAuth(self.name, mode, credentials, query)  # type: ignore[arg-type]
+
+    def _query_credentials(self) -> dict[str, str]:
+        """Query parameters carrying the credentials when auth = 'query'."""
+        credentials = credentials_of(self.config)
+        if credentials is None:
+            return {}
+        return {"user": credentials.user, "password": credentials.password}
+
+    def _secret_params(self) -> tuple[str, ...]:
+        return self.secret_params
+
+    def _fetch(self, deadline: Deadline) -> Frame:
+        """Fetch one frame; raise `CameraError`. Implemented by each driver."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ Camera protocol
+
+    def snapshot(self) -> Snapshot:
+        """Take one picture now; see `capture.cameras.Camera.snapshot`."""
+        self._backoff.check(self.name)
+        deadline = Deadline(self.config.deadline_s, self._clock)
+        if not self._slots.acquire(timeout=deadline.remaining()):
+            error = Timeout(
+                self.name,
+                f"{self.config.max_concurrent} request(s) already in flight and none finished "
+                f"within deadline_s = {self.config.deadline_s:g} s; snapshots are requested "
+                "faster than the camera delivers them",
+            )
+            self._record_failure(error)
+            raise error
+        try:
+            started = time.monotonic()
+            try:
+                frame = self._fetch(deadline)
+                snapshot = self._accept(frame, started)
+            except CameraError as error:
+                self._record_failure(error)
+                raise
+        finally:
+            self._slots.release()
+        self._record_success(snapshot)
+        return snapshot
+
+    def state(self) -> CameraState:
+        """The camera's health now."""
+        with self._lock:
+            state = self._state
+        return replace(
+            state,
+            locked_out_for_s=self._backoff.remaining(),
+            auth_scheme=self.http.auth.scheme,
+            note=self.note,
+        )
+
+    def close(self) -> None:
+        """Close the camera's connections."""
+        self.http.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, host={self.config.host!r})"
+
+    # ------------------------------------------------------------------ internals
+
+    def _accept(self, frame: Frame, started: float) -> Snapshot:
+        received_monotonic = time.monotonic()
+        digest = hashlib.blake2b(frame.jpeg.data, digest_size=16).digest()
+        with self._lock:
+            stale = digest == self._previous_digest
+            self._previous_digest = digest
+        if stale and self.config.reject_stale:
+            raise InvalidImage(
+                self.name,
+                f"image identical to the previous one from {frame.source}: the camera seems "
+                "frozen (reject_stale is on); power-cycle it if this persists",
+                status=200,
+            )
+        return Snapshot(
+            camera=self.name,
+            jpeg=frame.jpeg.data,
+            width=frame.jpeg.width,
+            height=frame.jpeg.height,
+            received_wall=datetime.now(UTC),
+            received_monotonic=received_monotonic,
+            latency_ms=(received_monotonic - started) * 1000,
+            stale=stale,
+            source=frame.source,
+            device_filename=frame.device_filename,
+            image_time=frame.image_time,
+        )
+
+    def _record_failure(self, error: CameraError) -> None:
+        if isinstance(error, AuthFailed) and (
+            error.credentials_rejected or isinstance(error, LockedOut)
+        ):
+            wait = self._backoff.reject(error)
+            logger.warning(
+                "camera=%s event=backoff seconds=%.0f kind=%s error=%s",
+                self.name,
+                wait,
+                error.kind,
+                error,
+            )
+        with self._lock:
+            previous = self._state
+            self._state = CameraState(
+                name=self.name,
+                vendor=self.vendor,
+                ok=False,
+                last_error_kind=error.kind,
+                last_error=str(error),
+                last_error_wall=datetime.now(UTC),
+                last_success_wall=previous.last_success_wall,
+                last_latency_ms=previous.last_latency_ms,
+                consecutive_failures=previous.consecutive_failures + 1,
+            )
+        if previous.ok is not False:
+            logger.warning("camera=%s event=failing kind=%s error=%s", self.name, error.kind, error)
+
+    def _record_success(self, snapshot: Snapshot) -> None:
+        self._backoff.reset()
+        with self._lock:
+            previous = self._state
+            self._state = CameraState(
+                name=self.name,
+                vendor=self.vendor,
+                ok=True,
+                last_error_kind=previous.last_error_kind,
+                last_error=previous.last_error,
+                last_error_wall=previous.last_error_wall,
+                last_success_wall=snapshot.received_wall,
+                last_latency_ms=snapshot.latency_ms,
+            )
+        if previous.ok is False:
+            logger.info(
+                "camera=%s event=recovered after_failures=%d",
+                self.name,
+                previous.consecutive_failures,
+            )
+        logger.debug(
+            "camera=%s event=snapshot bytes=%d size=%dx%d latency_ms=%.1f stale=%s",
+            self.name,
+            len(snapshot.jpeg),
+            snapshot.width,
+            snapshot.height,
+            snapshot.latency_ms,
+            snapshot.stale,
+        )
+
+
+def credentials_of(config: CameraBase) -> Credentials | None:
+    """The configured user and password, or None when either is missing."""
+    if config.user is None or config.password is None:
+        return None
+    return Credentials(config.user, config.password.get_secret_value())

@@ -1,0 +1,533 @@
+"""One long-lived HTTP client per camera, and the one place httpx errors become camera errors.
+
+Every driver fetches through `CameraHttp`: it owns the keep-alive connection
+(a client per request costs ~45 ms), applies connect/read timeouts bounded by
+the snapshot's overall deadline, retries exactly once when a pooled keep-alive
+connection turns out to be dead, and turns every failure (transport, HTTP
+status, error body, broken JPEG) into a typed `CameraError` whose message and
+excerpt are free of secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from capture import __version__
+from capture.cameras.auth import CameraAuth, describe_challenge
+from capture.cameras.classify import classify_common
+from capture.cameras.errors import (
+    AuthFailed,
+    CameraError,
+    DeviceError,
+    InvalidImage,
+    Timeout,
+    Unreachable,
+)
+from capture.cameras.jpeg import JpegError, JpegInfo, validate_jpeg
+from capture.cameras.multipart import FirstFrameReader, MjpegError
+from capture.cameras.redact import (
+    SECRET_PARAMS,
+    excerpt,
+    install_log_filter,
+    redact_url,
+    scrub,
+)
+from capture.config.schema import CameraBase
+
+logger = logging.getLogger(__name__)
+
+#: Largest snapshot body accepted; an 8 MP JPEG is 2-5 MB.
+MAX_IMAGE_BYTES = 24 * 1024 * 1024
+#: Largest error body read for an excerpt.
+MAX_ERROR_BYTES = 64 * 1024
+KEEPALIVE_EXPIRY_S = 5.0
+
+
+class Deadline:
+    """The overall time budget of one snapshot, shared by every request it makes."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._expires = clock() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self._expires - self._clock())
+
+    @property
+    def expired(self) -> bool:
+        """True once the budget is spent."""
+        return self._clock() >= self._expires
+
+    def timeout(self, config: CameraBase) -> httpx.Timeout:
+        """Per-request timeouts: the configured ones, cut to what is left of the deadline."""
+        left = max(self.remaining(), 0.001)
+        return httpx.Timeout(
+            connect=min(config.connect_timeout_s, left),
+            read=min(config.timeout_s, left),
+            write=min(config.timeout_s, left),
+            pool=left,
+        )
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A complete answer from the device (status, headers, body) and the redacted URL asked."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    source: str
+    credentials_sent: bool
+    challenge: str | None = None
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower case ('' when absent)."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+#: A vendor's hook: a typed error for a reply it recognizes, else None.
+Classifier = Callable[[Reply], CameraError | None]
+
+
+class _ConnectionTracker:
+    """httpcore trace hook: did the last request go out on a reused pooled connection?"""
+
+    def __init__(self) -> None:
+        self._connected = False
+        self.reused = False
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.started":
+            self._connected = True
+        elif event in ("http11.send_request_headers.started", "http2.send_request_headers.started"):
+            self.reused = not self._connected
+            self._connected = False
+
+
+def _ssl_verify(config: CameraBase) -> ssl.SSLContext | bool:
+    if config.scheme != "https":
+        return True
+    if not config.verify:
+        return False
+    if config.ca_file is not None:
+        return ssl.create_default_context(cafile=str(config.ca_file))
+    return True
+
+
+class CameraHttp:
+    """HTTP access to one camera: a pooled client, its auth, timeouts and error translation."""
+
+    def __init__(
+        self,
+        camera: str,
+        config: CameraBase,
+        auth: CameraAuth,
+        *,
+        secret_params: Collection[str] = (),
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.camera = camera
+        self.config = config
+        self.auth = auth
+        self.secret_params = tuple(secret_params)
+        secret_names = {name.lower() for name in (*SECRET_PARAMS, *self.secret_params)}
+        query_secrets = [v for k, v in auth.query_params.items() if k.lower() in secret_names]
+        self.secrets = tuple(secret for secret in (*query_secrets, _password(config)) if secret)
+        install_log_filter(self.secret_params)
+        self.base_url = httpx.URL(
+            scheme=config.scheme, host=config.host, port=config.effective_port
+        )
+        self.client = httpx.Client(
+            base_url=self.base_url,
+            verify=_ssl_verify(config),
+            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=config.max_concurrent,
+                max_keepalive_connections=config.max_concurrent,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            ),
+            follow_redirects=False,
+            # No proxies or .netrc credentials from the environment: cameras sit on the plant LAN.
+            trust_env=False,
+            headers={"User-Agent": f"event-capture/{__version__}"},
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.client.close()
+
+    def redact(self, url: object) -> str:
+        """A URL safe to log and show: secret query values masked, no user info."""
+        return redact_url(url, self.secret_params, self.secrets)
+
+    def source(self, path: str, params: dict[str, str] | None = None) -> str:
+        """The redacted URL a request for `path` goes to, as recorded in `Snapshot.source`."""
+        return self.redact(self.client.build_request("GET", path, params=params).url)
+
+    # ------------------------------------------------------------------ requests
+
+    @contextmanager
+    def stream(
+        self, path: str, params: dict[str, str] | None, deadline: Deadline
+    ) -> Iterator[httpx.Response]:
+        """Send a GET and yield the open response, whatever its status.
+
+        A request that fails on a reused keep-alive connection before any
+        answer (the device dropped the idle socket) is sent once more on a new
+        connection; nothing else is retried here.
+        """
+        source = self.source(path, params)
+        for attempt in (1, 2):
+            tracker = _ConnectionTracker()
+            request = self.client.build_request(
+                "GET",
+                path,
+                params=params,
+                timeout=deadline.timeout(self.config),
+                extensions={"trace": tracker},
+            )
+            try:
+                response = self.client.send(request, auth=self.auth, stream=True)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                if attempt == 1 and tracker.reused and not deadline.expired:
+                    logger.info(
+                        "camera=%s event=keepalive_dropped url=%s retry=1 error=%s",
+                        self.camera,
+                        source,
+                        type(exc).__name__,
+                    )
+                    continue
+                raise self.translate(exc, source, deadline) from exc
+            except httpx.HTTPError as exc:
+                raise self.translate(exc, source, deadline) from exc
+            break
+        try:
+            yield response
+        except httpx.HTTPError as exc:
+            raise self.translate(exc, source, deadline) from exc
+        finally:
+            response.close()
+
+    def iter_chunks(self, response: httpx.Response, deadline: Deadline) -> Iterator[bytes]:
+        """The body as it arrives; `Timeout` once the snapshot deadline has passed."""
+        for chunk in response.iter_bytes():
+            yield chunk
+            if deadline.expired:
+                raise Timeout(
+                    self.camera,
+                    f"no complete answer within deadline_s = {deadline.seconds:g} s from "
+                    f"{self.redact(response.request.url)} (the camera is sending too slowly)",
+                    status=response.status_code,
+                )
+
+    def read_body(self, response: httpx.Response, deadline: Deadline, limit: int) -> bytes:
+        """Read the whole body, bounded in size and by the deadline."""
+        buffer = bytearray()
+        for chunk in self.iter_chunks(response, deadline):
+            buffer += chunk
+            if len(buffer) > limit:
+                raise InvalidImage(
+                    self.camera,
+                    f"answer larger than {limit // (1024 * 1024)} MB from "
+                    f"{self.redact(response.request.url)}; is this a snapshot URL?",
+                    status=response.status_code,
+                )
+        return bytes(buffer)
+
+    def reply(self, response: httpx.Response, body: bytes) -> Reply:
+        """Wrap a finished response for classification."""
+        challenge = describe_challenge(response) if response.status_code == 401 else None
+        return Reply(
+            status=response.status_code,
+            headers=response.headers,
+            body=body,
+            source=self.redact(response.request.url),
+            credentials_sent=self.auth.sends_credentials(response.request),
+            challenge=challenge,
+        )
+
+    def get(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        deadline: Deadline,
+        limit: int = MAX_IMAGE_BYTES,
+    ) -> Reply:
+        """GET `path` and read the whole answer, any status."""
+        started = time.monotonic()
+        with self.stream(path, params, deadline) as response:
+            size_limit = limit if response.status_code == 200 else MAX_ERROR_BYTES
+            body = self.read_body(response, deadline, size_limit)
+            result = self.reply(response, body)
+        logger.debug(
+            "camera=%s url=%s status=%d bytes=%d ms=%.1f",
+            self.camera,
+            result.source,
+            result.status,
+            len(body),
+            (time.monotonic() - started) * 1000,
+        )
+        return result
+
+    def get_jpeg(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        deadline: Deadline,
+        classify: Classifier | None = None,
+    ) -> tuple[JpegInfo, Reply]:
+        """GET a snapshot: HTTP 200 and a structurally valid JPEG, or a typed error."""
+        result = self.get(path, params, deadline)
+        return self.expect_jpeg(result, classify), result
+
+    def expect_jpeg(self, result: Reply, classify: Classifier | None = None) -> JpegInfo:
+        """The JPEG of a reply; the typed error when it is not HTTP 200 with a valid JPEG."""
+        if result.status != 200:
+            raise self.failure(result, classify)
+        try:
+            return validate_jpeg(result.body)
+        except JpegError as exc:
+            raise self.failure(result, classify, jpeg_error=exc) from None
+
+    def get_stream_frame(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        deadline: Deadline,
+        classify: Classifier | None = None,
+    ) -> tuple[JpegInfo, str]:
+        """The first complete frame of an MJPEG stream (then the stream is closed) and its source."""
+        with self.stream(path, params, deadline) as response:
+            if response.status_code != 200:
+                body = self.read_body(response, deadline, MAX_ERROR_BYTES)
+                raise self.failure(self.reply(response, body), classify)
+            content_type = response.headers.get("content-type")
+            reader = FirstFrameReader(content_type)
+            head = bytearray()
+            try:
+                for chunk in self.iter_chunks(response, deadline):
+                    if len(head) < MAX_ERROR_BYTES:
+                        head += chunk[: MAX_ERROR_BYTES - len(head)]
+                    frame = reader.feed(chunk)
+                    if frame is not None:
+                        return frame, self.redact(response.request.url)
+                problem: JpegError = reader.finish()
+            except MjpegError as exc:
+                problem = exc
+            result = self.reply(response, bytes(head))
+        error = self.failure(result, classify, jpeg_error=problem)
+        if not isinstance(error, InvalidImage) or head.lstrip()[:1] in (b"", b"<", b"{", b"["):
+            raise error  # an error document, not a broken stream
+        raise InvalidImage(
+            self.camera,
+            f"no valid frame in the MJPEG stream {result.source}: {problem}",
+            status=200,
+            excerpt=self.excerpt(bytes(head)) if not head.startswith(b"\xff\xd8") else None,
+        )
+
+    # ------------------------------------------------------------------ errors
+
+    def failure(  # noqa: PLR0911 - one branch per kind of answer
+        self,
+        result: Reply,
+        classify: Classifier | None = None,
+        jpeg_error: JpegError | None = None,
+    ) -> CameraError:
+        """The typed error for an answer that is not a snapshot."""
+        if classify is not None:
+            specific = classify(result)
+            if specific is not None:
+                return specific
+        common = classify_common(self.camera, result, self.secrets)
+        if common is not None:
+            return common
+        status, text = result.status, self.excerpt(result.body)
+        if status == 200:
+            return self._not_a_jpeg(result, jpeg_error, text)
+        if status == 401:
+            return self._unauthorized(result, text)
+        if status == 403:
+            user = f" {self.auth.credentials.user!r}" if self.auth.credentials else ""
+            return AuthFailed(
+                self.camera,
+                f"access denied (HTTP 403{_quoted(text)}) for {result.source}; check that "
+                f"user{user} may take snapshots on the device",
+                status=status,
+                excerpt=text,
+            )
+        if status == 404:
+            return DeviceError(
+                self.camera,
+                f"not found (HTTP 404) at {result.source}; check the path and channel",
+                status=status,
+                excerpt=text,
+            )
+        if 300 <= status < 400:
+            location = self.redact(result.headers.get("location", "?"))
+            return DeviceError(
+                self.camera,
+                f"redirected (HTTP {status}) to {location}; check scheme (http/https), "
+                "port and path",
+                status=status,
+                excerpt=text,
+            )
+        return DeviceError(
+            self.camera,
+            f"device answered HTTP {status}{_quoted(text)} for {result.source}",
+            status=status,
+            excerpt=text,
+        )
+
+    def excerpt(self, body: bytes) -> str:
+        """A printable, secret-free excerpt of a body."""
+        return excerpt(body, self.secrets)
+
+    def _not_a_jpeg(self, result: Reply, jpeg_error: JpegError | None, text: str) -> CameraError:
+        body = result.body
+        if body.startswith(b"\xff\xd8"):
+            reason = str(jpeg_error) if jpeg_error else "invalid"
+            return InvalidImage(
+                self.camera,
+                f"broken JPEG from {result.source}: {reason}",
+                status=result.status,
+                excerpt=None,
+            )
+        what = describe_body(body, result.content_type)
+        return InvalidImage(
+            self.camera,
+            f"answered HTTP 200 with {what} instead of a JPEG{_quoted(text)} "
+            f"at {result.source}; check the path and that the user may take snapshots",
+            status=result.status,
+            excerpt=text or None,
+        )
+
+    def _unauthorized(self, result: Reply, text: str) -> AuthFailed:
+        offered = result.challenge or "no challenge"
+        scheme = self.auth.scheme
+        if self.auth.credentials is None and not self.auth.query_params:
+            return AuthFailed(
+                self.camera,
+                f"the camera requires authentication (HTTP 401, {offered}); "
+                "set user and password_env",
+                status=401,
+                excerpt=text,
+            )
+        if not result.credentials_sent:
+            return AuthFailed(
+                self.camera,
+                f"the camera asks for {offered} but auth = {self.auth.mode!r}; "
+                "set auth = 'auto' or the scheme the camera asks for",
+                status=401,
+                excerpt=text,
+            )
+        hint = "check user and password_env/password_file"
+        mismatch = result.challenge and not result.challenge.startswith(scheme)
+        if scheme in ("basic", "digest") and mismatch:
+            hint = f"the camera expects {offered}, not {scheme}: set auth = 'auto'; or {hint}"
+        return AuthFailed(
+            self.camera,
+            f"authentication failed (HTTP 401, {offered}); {hint}",
+            status=401,
+            excerpt=text,
+            credentials_rejected=True,
+        )
+
+    def translate(  # noqa: PLR0911 - one branch per httpx exception family
+        self, exc: httpx.HTTPError, source: str, deadline: Deadline
+    ) -> CameraError:
+        """The one mapping from httpx's exceptions to camera errors."""
+        address = f"{self.config.host}:{self.config.effective_port}"
+        detail = scrub(str(exc), self.secrets) or type(exc).__name__
+        if isinstance(exc, httpx.ConnectTimeout):
+            return Unreachable(
+                self.camera,
+                f"no answer from {address} within connect_timeout_s = "
+                f"{self.config.connect_timeout_s:g} s; check the camera is powered and on "
+                "the network",
+            )
+        if isinstance(exc, httpx.PoolTimeout):
+            return Timeout(
+                self.camera,
+                f"all {self.config.max_concurrent} connection(s) stayed busy until the "
+                "deadline; raise max_concurrent only if the device copes with it",
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            limit = min(self.config.timeout_s, deadline.seconds)
+            return Timeout(
+                self.camera,
+                f"no answer within {limit:g} s from {source}; the device may be "
+                "overloaded (NVRs can be slow: raise timeout_s)",
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return Unreachable(self.camera, _connect_failure(address, detail, self.config))
+        if isinstance(exc, httpx.RemoteProtocolError):
+            if "incomplete" in detail or "without sending complete message body" in detail:
+                return InvalidImage(
+                    self.camera,
+                    f"truncated answer from {source}: the connection closed before the "
+                    f"body was complete ({detail})",
+                )
+            if "disconnected" in detail:
+                return Unreachable(
+                    self.camera, f"connection dropped by {address} before an answer ({detail})"
+                )
+            return DeviceError(
+                self.camera, f"malformed HTTP from {address} ({detail}) for {source}"
+            )
+        if isinstance(exc, httpx.DecodingError):
+            return InvalidImage(self.camera, f"undecodable body from {source} ({detail})")
+        if isinstance(exc, httpx.TransportError):
+            return Unreachable(self.camera, f"connection to {address} failed ({detail})")
+        return DeviceError(self.camera, f"request to {source} failed ({detail})")
+
+
+def _connect_failure(address: str, detail: str, config: CameraBase) -> str:
+    lowered = detail.lower()
+    if "certificate" in lowered:
+        return (
+            f"TLS certificate of {address} not trusted ({detail}); set ca_file to the "
+            "camera's certificate, or verify = false for a self-signed device"
+        )
+    if "ssl" in lowered or "tls" in lowered:
+        return f"TLS handshake with {address} failed ({detail}); check scheme and port"
+    if "refused" in lowered:
+        return f"connection refused by {address}; check host, port and scheme ({config.scheme})"
+    if "name or service not known" in lowered or "nodename nor servname" in lowered:
+        return f"host name {config.host!r} not found; check host"
+    return f"cannot connect to {address} ({detail}); check host, port and network"
+
+
+def describe_body(body: bytes, content_type: str) -> str:
+    """What a non-JPEG body looks like, for messages: 'an HTML page', 'an empty body'..."""
+    head = body.lstrip()[:64].lower()
+    if not body.strip():
+        return "an empty body"
+    if head.startswith((b"<!doctype html", b"<html")) or "html" in content_type:
+        return "an HTML page"
+    if head.startswith(b"<") or "xml" in content_type:
+        return "an XML document"
+    if head.startswith((b"{", b"[")) or "json" in content_type:
+        return "a JSON document"
+    if all(32 <= byte < 127 or byte in b"\r\n\t" for byte in body[:256]):
+        return "a text message"
+    return "data that is not a JPEG"
+
+
+def _quoted(text: str) -> str:
+    return f": {text!r}" if text else ""
+
+
+def _password(config: CameraBase) -> str | None:
+    return config.password.get_secret_value() if config.password is not None else None

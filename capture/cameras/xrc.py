@@ -1,0 +1,126 @@
+"""XRC / ReeCam / old Foscam CGI cameras: `/snapshot.cgi`, or one frame of `videostream.cgi`.
+
+Credentials travel as `user`/`pwd` query parameters (or a `session` id) by
+default, so every URL shown anywhere is redacted. In snapshot mode the file
+name the device gives (`snapshot_20110708163405.jpg`) is recorded and its
+timestamp becomes `image_time`. In stream mode `request_av.cgi` first
+pre-authorizes a stream and answers JavaScript variables
+(`var result = 0; var id = 1567918901;`), then one frame is read from
+`videostream.cgi?id=N&stream=S`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import datetime
+
+from capture.cameras import register
+from capture.cameras.base import Frame, HttpCamera, credentials_of, frame_from_reply
+from capture.cameras.errors import AuthFailed, CameraError, DeviceError, LockedOut
+from capture.cameras.http import Deadline, Reply
+from capture.config.schema import XrcCamera as XrcConfig
+
+_JS_VAR = re.compile(r"var\s+(\w+)\s*=\s*('[^']*'|\"[^\"]*\"|[^;\s]*)\s*;")
+_STAMP = re.compile(r"(\d{14})")
+#: request_av.cgi result codes.
+_AV_RESULTS = {
+    -1: "session not open (log in again, or check session)",
+    -2: "too many viewers: the camera serves no more streams",
+}
+
+
+def js_variables(text: str) -> dict[str, str]:
+    """`var result = 0; var id = 15679;` -> {'result': '0', 'id': '15679'} (quotes removed)."""
+    return {name: value.strip("'\"") for name, value in _JS_VAR.findall(text)}
+
+
+def filename_time(filename: str | None) -> datetime | None:
+    """The device-local time in `snapshot_20110708163405.jpg` (naive: the device names no zone)."""
+    match = _STAMP.search(filename or "")
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(1), "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+
+
+@register("xrc")
+class XrcCamera(HttpCamera):
+    """A Shenzhen-style CGI camera (XRC, ReeCam, Foscam MJPEG era)."""
+
+    vendor = "xrc"
+    config: XrcConfig
+    secret_params = ("pwd", "session")
+
+    def _query_credentials(self) -> dict[str, str]:
+        if self.config.session is not None:
+            return {"session": self.config.session.get_secret_value()}
+        credentials = credentials_of(self.config)
+        if credentials is None:
+            return {}
+        return {"user": credentials.user, "pwd": credentials.password}
+
+    def _fetch(self, deadline: Deadline) -> Frame:
+        if self.config.mode == "stream":
+            return self._stream_frame(deadline)
+        params = {}
+        if self.config.resolution is not None:
+            params["resolution"] = str(self.config.resolution)
+        info, reply = self.http.get_jpeg("/snapshot.cgi", params, deadline, self._classify)
+        frame = frame_from_reply(info, reply)
+        image_time = filename_time(frame.device_filename) or frame.image_time
+        return replace(frame, image_time=image_time)
+
+    def _stream_frame(self, deadline: Deadline) -> Frame:
+        reply = self.http.get("/request_av.cgi", None, deadline, limit=4096)
+        if reply.status != 200:
+            raise self.http.failure(reply, self._classify)
+        variables = js_variables(reply.body.decode("latin-1"))
+        result, stream_id = variables.get("result"), variables.get("id")
+        if result != "0" or not stream_id:
+            raise self._classify(reply) or DeviceError(
+                self.name,
+                f"request_av.cgi gave no stream id ({self.http.excerpt(reply.body)!r})",
+                status=reply.status,
+                excerpt=self.http.excerpt(reply.body),
+            )
+        params = {"id": stream_id, "stream": "0" if self.config.stream == "main" else "1"}
+        if self.config.resolution is not None:
+            params["resolution"] = str(self.config.resolution)
+        info, source = self.http.get_stream_frame("/videostream.cgi", params, deadline)
+        return Frame(jpeg=info, source=source)
+
+    def _classify(self, reply: Reply) -> CameraError | None:
+        variables = js_variables(reply.body[:4096].decode("latin-1"))
+        result = variables.get("result")
+        if result is None or not result.lstrip("-").isdigit() or int(result) >= 0:
+            return None
+        code = int(result)
+        text = self.http.excerpt(reply.body)
+        if code == -1 and self.config.session is None and "id" not in variables:
+            return AuthFailed(
+                self.name,
+                f"the camera refused the login (result {code}); check user and "
+                "password_env/password_file",
+                status=reply.status,
+                excerpt=text,
+                credentials_rejected=True,
+            )
+        if code == -3 and reply.status == 403:
+            return LockedOut(
+                self.name,
+                "the camera refuses access (HTTP 403, result -3), as it does after repeated "
+                "failed logins; wait, then check user and password_env/password_file",
+                retry_after_s=None,
+                status=403,
+                excerpt=text,
+            )
+        meaning = _AV_RESULTS.get(code, "device error")
+        return DeviceError(
+            self.name,
+            f"{meaning} (result {code}) for {reply.source}",
+            status=reply.status,
+            excerpt=text,
+        )
