@@ -16,7 +16,11 @@ from collections.abc import Sequence
 from capture import __version__
 
 #: Modules that register subcommands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("capture.config.command",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "capture.config.command",
+    "capture.run_command",
+    "capture.demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

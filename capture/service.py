@@ -1,0 +1,294 @@
+"""Wiring: builds every part from a rule file, runs them, reloads and stops them.
+
+The only module that knows all the others. It decides what a failure means
+for the whole service: a trigger that cannot start is logged and the rest run;
+a rule file that does not validate on reload is logged and the old rules stay.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from capture.cameras import Camera, build_camera
+from capture.config.loader import LoadedRules, load_rules
+from capture.config.problems import ConfigError
+from capture.config.schema import RuleFile
+from capture.engine import Engine
+from capture.events import Event
+from capture.journal import Journal
+from capture.publish import Publisher
+from capture.storage import Storage
+from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigger
+from capture.triggers.values import PayloadFormatError, flatten
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = "journal.sqlite3"
+RELOAD_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class _FileStamp:
+    mtime_ns: int
+    size: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> _FileStamp | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return cls(stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+class Service:
+    """One running event-capture: triggers, engine, cameras, storage, journal, MQTT."""
+
+    def __init__(
+        self,
+        config_path: Path | None,
+        *,
+        loaded: LoadedRules | None = None,
+        pin_factory: Any = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self._environ = environ
+        self._loaded = loaded or load_rules(config_path, environ)
+        self.rules: RuleFile = self._loaded.rules
+        self._pin_factory = pin_factory
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.triggers: dict[str, Trigger] = {}
+        self.trigger_failures: dict[str, str] = {}
+        self.cameras: dict[str, Camera] = {}
+        self.reloads = 0
+        self.reload_errors: list[str] = []
+        self._stamp = _FileStamp.of(config_path) if config_path else None
+        self._on_stop: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> None:
+        """Start every part; returns once triggers are listening."""
+        rules = self.rules
+        for warning in self._loaded.warnings:
+            log.warning("%s", warning)
+        self.storage = Storage(rules.storage)
+        recovered = self.storage.recover()
+        log.info("storage root=%s %s", rules.storage.root, recovered)
+        self.journal = Journal(Path(rules.storage.root) / JOURNAL_NAME)
+        self.cameras = {name: build_camera(name, config) for name, config in rules.cameras.items()}
+        self.publisher: Publisher | None = None
+        if rules.mqtt.enabled:
+            self.publisher = Publisher(
+                rules.mqtt,
+                rules.service.site,
+                rules.service.timezone,
+                self.journal,
+                self.handle_command,
+            )
+        self.engine = Engine(rules, self.cameras, self.storage, self.journal, self.publisher)
+        if self.publisher is not None:
+            self.publisher.start()
+        self._trigger_context = self._make_trigger_context(rules)
+        self._start_triggers(rules, set(rules.triggers))
+        self._spawn("retention", self._retention_loop)
+        if self.config_path is not None:
+            self._spawn("reload", self._reload_loop)
+        log.info(
+            "started site=%s cameras=%d triggers=%d/%d rules=%d",
+            rules.service.site, len(self.cameras), len(self.triggers), len(rules.triggers), len(rules.rules),
+        )  # fmt: skip
+
+    def _make_trigger_context(self, rules: RuleFile) -> TriggerContext:
+        return TriggerContext(
+            mqtt=rules.mqtt,
+            timezone=ZoneInfo(rules.service.timezone),
+            site=rules.service.site,
+            pin_factory=self._pin_factory,
+        )
+
+    def _start_triggers(self, rules: RuleFile, names: set[str]) -> None:
+        for name in sorted(names):
+            config = rules.triggers[name]
+            try:
+                trigger = build_trigger(name, config, self._trigger_context)
+                trigger.start(self.engine.submit)
+            except TriggerError as exc:
+                self.trigger_failures[name] = str(exc)
+                log.error("%s; the other triggers keep running", exc)
+                continue
+            self.trigger_failures.pop(name, None)
+            self.triggers[name] = trigger
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"service-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # ------------------------------------------------------------------ commands
+
+    def handle_command(self, command: Mapping[str, Any]) -> bool:
+        """A snap request from MQTT or the dashboard: `{"camera": ...}` or `{"rule": ..., "values": {...}}`."""
+        values: dict[str, Any] = {}
+        if "values" in command:
+            if not isinstance(command["values"], dict):
+                log.warning("command ignored: values must be a JSON object")
+                return False
+            try:
+                values = flatten(command["values"])
+            except PayloadFormatError as exc:
+                log.warning("command ignored: %s", exc)
+                return False
+        camera, rule = command.get("camera"), command.get("rule")
+        if isinstance(camera, str):
+            event = Event.now("command", values)
+            if self.engine.snap_camera(camera, event):
+                return True
+            log.warning("command ignored: unknown camera %r", camera[:64])
+        elif isinstance(rule, str):
+            event = Event.now("command", values)
+            if self.engine.fire_rule(rule, event):
+                return True
+            log.warning("command ignored: unknown rule %r", rule[:64])
+        else:
+            log.warning('command ignored: give {"camera": NAME} or {"rule": NAME, "values": {...}}')
+        return False
+
+    # ------------------------------------------------------------------ reload
+
+    def _reload_loop(self) -> None:
+        assert self.config_path is not None
+        while not self._stop.wait(RELOAD_POLL_S):
+            stamp = _FileStamp.of(self.config_path)
+            if stamp is None or stamp == self._stamp:
+                continue
+            self._stamp = stamp
+            self.reload()
+
+    def reload(self) -> bool:
+        """Re-read the rule file and apply it; keep the running rules if it is invalid."""
+        try:
+            loaded = load_rules(self.config_path, self._environ)
+        except ConfigError as exc:
+            self.reload_errors = [str(problem) for problem in exc.problems]
+            for problem in exc.problems:
+                log.error("rule file not applied: %s", problem)
+            log.error("rule file has %d error(s); the previous rules keep running", len(exc.errors))
+            return False
+        self.reload_errors = []
+        self._apply(loaded.rules)
+        self.reloads += 1
+        return True
+
+    def _apply(self, new: RuleFile) -> None:
+        old = self.rules
+        for section in ("service", "storage", "mqtt", "web"):
+            if getattr(old, section) != getattr(new, section) and section != "service":
+                log.warning(
+                    "[%s] changed: it applies after a restart (systemctl restart event-capture)",
+                    section,
+                )
+        cameras: dict[str, Camera] = {}
+        retired: list[Camera] = []
+        for name, config in new.cameras.items():
+            current = self.cameras.get(name)
+            if current is not None and old.cameras.get(name) == config:
+                cameras[name] = current
+            else:
+                cameras[name] = build_camera(name, config)
+                if current is not None:
+                    retired.append(current)
+        retired += [camera for name, camera in self.cameras.items() if name not in new.cameras]
+        changed_triggers = {
+            name
+            for name in set(old.triggers) | set(new.triggers)
+            if old.triggers.get(name) != new.triggers.get(name)
+        }
+        for name in changed_triggers:
+            trigger = self.triggers.pop(name, None)
+            if trigger is not None:
+                trigger.stop()
+            self.trigger_failures.pop(name, None)
+        self.engine.reload(new, cameras)
+        self.cameras = cameras
+        self.rules = new
+        self._start_triggers(new, {name for name in changed_triggers if name in new.triggers})
+        # Retired cameras may still finish queued frames; their clients close with the process.
+        log.info(
+            "rule file applied: cameras=%d triggers=%d rules=%d (changed triggers: %s)",
+            len(cameras), len(self.triggers), len(new.rules), ", ".join(sorted(changed_triggers)) or "none",
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ retention
+
+    def _retention_loop(self) -> None:
+        interval = self.rules.storage.retention_interval_s
+        while not self._stop.wait(interval):
+            try:
+                report = self.storage.enforce_retention()
+                if report.deleted_files:
+                    log.info("retention %s", report)
+            except OSError as exc:
+                log.error("retention failed: %s", exc)
+
+    # ------------------------------------------------------------------ run and stop
+
+    def request_stop(self) -> None:
+        """Ask `run_until_stopped` to return (signal handlers call this)."""
+        self._stop.set()
+
+    def run_until_stopped(self) -> None:
+        """Block until `request_stop`, then stop everything."""
+        self._stop.wait()
+        self.stop()
+
+    def stop(self) -> bool:
+        """Stop triggers, finish in-flight captures within the grace period, say offline."""
+        self._stop.set()
+        for trigger in self.triggers.values():
+            try:
+                trigger.stop()
+            except Exception:
+                log.exception("stopping trigger %s failed", trigger.name)
+        grace = self.rules.service.shutdown_grace_s
+        finished = self.engine.stop(grace)
+        if not finished:
+            log.warning("captures still running after %.0f s grace; stopping anyway", grace)
+        for callback in self._on_stop:
+            callback()
+        if self.publisher is not None:
+            self.publisher.stop()
+        for camera in self.cameras.values():
+            camera.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.journal.close()
+        log.info("stopped")
+        return finished
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Run `callback` during stop, after captures and before MQTT goes offline."""
+        self._on_stop.append(callback)
+
+
+def configure_logging(level: str) -> None:
+    """One readable line per event on stderr; journald adds its own timestamps."""
+    under_journald = "JOURNAL_STREAM" in os.environ
+    fmt = (
+        "%(levelname)s %(name)s: %(message)s"
+        if under_journald
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.basicConfig(level=level.upper(), format=fmt, force=True)
+    for noisy in ("httpx", "httpcore", "watchdog"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
