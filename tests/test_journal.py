@@ -1,0 +1,350 @@
+"""The SQLite journal on real files: round trips, filters, the outbox, threads and kill -9."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from capture.events import CaptureResult, Event
+from capture.journal import SCHEMA_VERSION, Journal, JournalError, JournalReader
+from tests.conftest import wait_for
+
+T0 = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    instance = Journal(tmp_path / "journal.sqlite3")
+    yield instance
+    instance.close()
+
+
+def event(trigger: str = "plc", at: datetime = T0, **values: object) -> Event:
+    return Event(trigger=trigger, values=values, wall_time=at)  # type: ignore[arg-type]
+
+
+def ok(ev: Event, camera: str = "cam1", rule: str = "r1", seq: int = 1, **extra: object):
+    fields = {"path": f"x/{ev.id}_{camera}_{seq}.jpg", "bytes": 70_000, "latency_ms": 120.0}
+    return CaptureResult(ev.id, rule, camera, seq, **(fields | extra))  # type: ignore[arg-type]
+
+
+def failed(ev: Event, camera: str = "cam1", rule: str = "r1", error: str = "CameraTimeout"):
+    message = f"camera {camera}: no answer within 5 s; check the network"
+    return CaptureResult(ev.id, rule, camera, 1, error_type=error, error_message=message)
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_an_event_and_its_outcomes_come_back_with_every_field(journal: Journal) -> None:
+    ev = event(id="A-17", temp=37.9, ok=True, station=None)
+    image_time = T0 + timedelta(milliseconds=180)
+    journal.record_event(ev, ["fever"])
+    journal.record_result(
+        ok(
+            ev,
+            rule="fever",
+            trigger_to_image_ms=210.5,
+            image_time=image_time,
+            width=1920,
+            height=1080,
+            stale=True,
+        )
+    )
+    journal.record_result(failed(ev, camera="cam2", rule="fever"))
+    journal.flush()
+
+    rows = journal.query()
+
+    assert [(r.camera, r.ok) for r in rows] == [("cam2", False), ("cam1", True)]
+    bad, good = rows
+    assert good.event_id == ev.id and good.time == T0
+    assert good.trigger == "plc" and good.rule == "fever" and good.matched_rules == ("fever",)
+    assert dict(good.values) == {"id": "A-17", "temp": 37.9, "ok": True, "station": None}
+    assert good.path == f"x/{ev.id}_cam1_1.jpg" and good.bytes == 70_000
+    assert good.latency_ms == 120.0 and good.trigger_to_image_ms == 210.5
+    assert good.image_time == image_time
+    assert (good.width, good.height, good.stale, good.seq) == (1920, 1080, True, 1)
+    assert good.error_type is None
+    assert bad.error_type == "CameraTimeout" and "cam2" in (bad.error_message or "")
+    assert bad.path is None
+    assert good.as_json()["time"] == "2026-11-25T08:00:00+00:00"
+    assert good.recorded is not None and good.recorded > T0 - timedelta(days=1)
+
+
+def test_an_event_that_matched_no_rule_is_listed_without_outcome(journal: Journal) -> None:
+    quiet = event(temp=36.5)
+    journal.record_event(quiet, [])
+    fired = event(at=T0 + timedelta(seconds=1), temp=37.9)
+    journal.record_event(fired, ["fever"])
+    journal.record_result(ok(fired, rule="fever"))
+    journal.flush()
+
+    rows = journal.query()
+    assert [(r.event_id, r.ok) for r in rows] == [(fired.id, True), (quiet.id, None)]
+    assert rows[1].rule is None and rows[1].time == T0 and rows[1].recorded is None
+    assert [r.event_id for r in journal.query(rule="fever")] == [fired.id]
+    assert [r.event_id for r in journal.query(camera="cam1")] == [fired.id]
+    assert journal.query(failed_only=True) == []
+
+
+def test_filters_combine_and_results_come_newest_first(journal: Journal) -> None:
+    for n in range(6):
+        ev, rule, camera = event(n=n), "r1" if n % 2 else "r2", f"cam{n % 3}"
+        journal.record_event(ev, [rule])
+        outcome = failed(ev, camera, rule) if n in (1, 4) else ok(ev, camera, rule)
+        journal.record_result(outcome)
+    journal.flush()
+
+    def ns(rows) -> list[int]:
+        return [r.values["n"] for r in rows]
+
+    assert ns(journal.query()) == [5, 4, 3, 2, 1, 0]
+    assert ns(journal.query(rule="r1")) == [5, 3, 1]
+    assert ns(journal.query(camera="cam1")) == [4, 1]
+    assert ns(journal.query(failed_only=True)) == [4, 1]
+    assert ns(journal.query(rule="r2", failed_only=True)) == [4]
+    assert ns(journal.query(limit=2, offset=1)) == [4, 3]
+    assert ns(journal.query(since=T0 + timedelta(minutes=1))) == []
+    assert ns(journal.query(since=T0 - timedelta(minutes=1), limit=3)) == [5, 4, 3]
+
+
+def test_camera_stats_give_the_dashboard_its_figures(journal: Journal) -> None:
+    ev = event()
+    journal.record_event(ev, ["r1"])
+    for seq, latency in enumerate((100.0, 300.0, 200.0), start=1):
+        journal.record_result(
+            ok(ev, "cam1", seq=seq, latency_ms=latency, trigger_to_image_ms=latency + 50)
+        )
+    journal.record_result(failed(ev, "cam1", error="CameraAuthError"))
+    journal.record_result(failed(ev, "cam2"))
+    journal.flush()
+
+    stats = journal.camera_stats(since=T0 - timedelta(hours=1))
+
+    cam1, cam2 = stats["cam1"], stats["cam2"]
+    assert (cam1.captures, cam1.ok, cam1.failed) == (4, 3, 1)
+    assert cam1.success_rate == 0.75
+    assert cam1.median_latency_ms == 200.0 and cam1.median_trigger_to_image_ms == 250.0
+    assert cam1.last_error_type == "CameraAuthError" and cam1.last_ok_time is not None
+    assert cam2.success_rate == 0.0 and cam2.last_ok_time is None
+    assert cam2.median_latency_ms is None and cam2.last_error_type == "CameraTimeout"
+    assert journal.camera_stats(since=T0 + timedelta(hours=1)) == {}
+
+
+def test_prune_deletes_rows_older_than_the_cut(journal: Journal) -> None:
+    old = event(at=T0 - timedelta(days=40))
+    journal.record_event(old, [])
+    recent = event(at=datetime.now(UTC))
+    journal.record_event(recent, [])
+    journal.flush()
+
+    deleted = journal.prune(T0 - timedelta(days=30))
+
+    assert deleted == 1
+    assert [r.event_id for r in journal.query()] == [recent.id]
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+def test_outbox_keeps_messages_in_order_until_acknowledged_and_across_restarts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.sqlite3"
+    first = Journal(path)
+    ids = [
+        first.outbox_put(f"ec/events/r{n}", f'{{"n": {n}}}'.encode(), 1, n == 2) for n in range(5)
+    ]
+    first.outbox_done([ids[1]])
+    first.close()
+
+    reopened = Journal(path)
+    try:
+        pending = reopened.outbox_pending(limit=10)
+        assert [m.id for m in pending] == [ids[0], ids[2], ids[3], ids[4]]
+        assert [m.payload for m in pending][:2] == [b'{"n": 0}', b'{"n": 2}']
+        assert [m.retain for m in pending] == [False, True, False, False]
+        assert pending[0].topic == "ec/events/r0" and pending[0].qos == 1
+        assert [m.id for m in reopened.outbox_pending(limit=2)] == [ids[0], ids[2]]
+        reopened.outbox_attempted([ids[0]])
+        assert reopened.outbox_pending(limit=1)[0].attempts == 1
+        reopened.outbox_done(ids)
+        assert reopened.outbox_pending(limit=10) == [] and reopened.outbox_count() == 0
+        assert reopened.outbox_put("ec/x", b"", 0, False) > ids[-1]  # ids are never reused
+    finally:
+        reopened.close()
+
+
+def test_a_failing_outbox_put_raises_and_the_journal_carries_on(
+    journal: Journal, tmp_path: Path
+) -> None:
+    saboteur = sqlite3.connect(tmp_path / "journal.sqlite3", isolation_level=None)
+    saboteur.execute(
+        "CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    with pytest.raises(JournalError, match="disk full"):
+        journal.outbox_put("ec/events/r1", b"{}", 1, False)
+    saboteur.execute("DROP TRIGGER full")
+    saboteur.close()
+
+    assert journal.outbox_put("ec/events/r1", b"{}", 1, False) >= 1
+    assert journal.outbox_count() == 1
+
+
+def test_rows_that_cannot_be_written_are_retried_until_the_disk_recovers(
+    journal: Journal, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    saboteur = sqlite3.connect(tmp_path / "journal.sqlite3", isolation_level=None)
+    saboteur.execute(
+        "CREATE TRIGGER full BEFORE INSERT ON captures BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    ev = event()
+    with caplog.at_level(logging.WARNING, logger="capture.journal"):
+        journal.record_event(ev, ["r1"])
+        journal.record_result(ok(ev))
+        wait_for(lambda: "retrying" in caplog.text)
+    saboteur.execute("DROP TRIGGER full")
+    saboteur.close()
+
+    journal.flush()
+
+    assert [(r.event_id, r.ok) for r in journal.query()] == [(ev.id, True)]
+
+
+# --------------------------------------------------------------------------- threads and crashes
+
+
+def test_many_threads_record_at_once_and_every_row_arrives(journal: Journal) -> None:
+    def record(worker: int) -> None:
+        for n in range(500):
+            ev = event(worker=worker, n=n)
+            journal.record_event(ev, ["r1"])
+            journal.record_result(ok(ev, camera=f"cam{worker}"))
+
+    threads = [threading.Thread(target=record, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    journal.flush()
+
+    rows = journal.query(limit=10_000)
+    assert len(rows) == 4000
+    assert len({(r.values["worker"], r.values["n"]) for r in rows}) == 4000
+    assert {c: s.captures for c, s in journal.camera_stats().items()} == {
+        f"cam{w}": 500 for w in range(8)
+    }
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from capture.events import CaptureResult, Event
+from capture.journal import Journal
+journal = Journal(Path(sys.argv[1]))
+journal.outbox_put("ec/status", b"online", 1, True)
+for n in range(10_000_000):
+    event = Event.now("plc", {"n": n})
+    journal.record_event(event, ["r1"])
+    journal.record_result(CaptureResult(event.id, "r1", "cam1", 1, path=f"x/{n}.jpg", bytes=9))
+    if n % 50 == 49:
+        journal.flush()
+        print(n + 1, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_after_kill_9_the_journal_opens_cleanly_and_lists_what_completed(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert process.stdout is not None
+        committed = 0
+        while committed < 1000:
+            committed = int(process.stdout.readline())
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    assert process.returncode == -signal.SIGKILL
+
+    reader = JournalReader(path)
+    try:
+        assert reader._fetch("PRAGMA integrity_check")[0][0] == "ok"
+        rows = reader.query(limit=1_000_000)
+        assert len(rows) >= committed
+        assert all(r.ok and r.trigger == "plc" for r in rows)  # every capture has its event
+        numbers = sorted(r.values["n"] for r in rows)
+        assert numbers == list(range(len(numbers)))  # no hole: commits are in order
+        assert [m.payload for m in reader.outbox_pending(10)] == [b"online"]
+    finally:
+        reader.close()
+    Journal(path).close()  # and the service can open it for writing again
+
+
+# --------------------------------------------------------------------------- files and lifecycle
+
+
+def test_a_new_journal_is_created_at_the_current_schema_version(tmp_path: Path) -> None:
+    Journal(tmp_path / "sub" / "journal.sqlite3").close()
+
+    connection = sqlite3.connect(tmp_path / "sub" / "journal.sqlite3")
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()
+
+
+def test_a_journal_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    connection.close()
+
+    with pytest.raises(JournalError, match="update event-capture"):
+        Journal(path)
+
+
+def test_a_damaged_file_is_reported_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    path.write_bytes(b"this is not a database, it is a shopping list" * 100)
+
+    with pytest.raises(JournalError, match="move it aside"):
+        Journal(path)
+
+
+def test_reading_a_missing_journal_says_the_service_has_not_run(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="has not run"):
+        JournalReader(tmp_path / "journal.sqlite3")
+    assert not (tmp_path / "journal.sqlite3").exists()
+
+
+def test_close_commits_what_was_queued_and_stops_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal(path)
+    ev = event()
+    journal.record_event(ev, [])
+    journal.close()
+    journal.close()  # twice is harmless
+
+    assert not any(t.name == "journal-writer" for t in threading.enumerate())
+    with pytest.raises(JournalError, match="closed"):
+        journal.record_event(ev, [])
+    reader = JournalReader(path)
+    assert [r.event_id for r in reader.query()] == [ev.id]
+    reader.close()
