@@ -112,7 +112,7 @@ class Publisher:
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._in_flight: dict[int, int] = {}  # paho mid -> outbox id
         self._connected = threading.Event()
-        self._stopped = threading.Event()
+        self._stopping = threading.Event()
         self.published = 0
         self.rejected_commands = 0
         self._client = self._make_client(config, site)
@@ -170,9 +170,9 @@ class Publisher:
             except (RuntimeError, ValueError):
                 log.warning("mqtt: could not publish offline status before stopping")
             self._drain_acks()
+        self._stopping.set()
         self._client.disconnect()
         self._client.loop_stop()
-        self._stopped.set()
 
     # ------------------------------------------------------------------ publishing
 
@@ -246,7 +246,7 @@ class Publisher:
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping.is_set():
             log.warning(
                 "mqtt: disconnected from %s:%d (%s); reconnecting, events wait in the outbox",
                 self.config.host,

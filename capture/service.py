@@ -74,6 +74,7 @@ class Service:
         self.reload_errors: list[str] = []
         self._stamp = _FileStamp.of(config_path) if config_path else None
         self._on_stop: list[Callable[[], None]] = []
+        self._stopped: bool | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -253,7 +254,12 @@ class Service:
         self.stop()
 
     def stop(self) -> bool:
-        """Stop triggers, finish in-flight captures within the grace period, say offline."""
+        """Stop triggers, finish in-flight captures within the grace period, say offline.
+
+        Idempotent: returns whether in-flight captures finished within the grace period.
+        """
+        if self._stopped is not None:
+            return self._stopped
         self._stop.set()
         for trigger in self.triggers.values():
             try:
@@ -274,6 +280,7 @@ class Service:
             thread.join(timeout=5)
         self.journal.close()
         log.info("stopped")
+        self._stopped = finished
         return finished
 
     def on_stop(self, callback: Callable[[], None]) -> None:
