@@ -6,6 +6,8 @@ while it is away), so they never use the machine's shared broker on 1883.
 
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
 import socket
 import subprocess
@@ -48,6 +50,9 @@ class Broker:
             "max_queued_messages 100000\n"
             "log_dest stderr\n"
             "log_type error\n"
+            # Run as root, mosquitto switches to user 'mosquitto', which cannot
+            # write the persistence file here: sessions would not survive a restart.
+            + (f"user {getpass.getuser()}\n" if os.geteuid() == 0 else "")
         )
         self.process: subprocess.Popen[bytes] | None = None
 

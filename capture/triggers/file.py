@@ -104,6 +104,15 @@ class _Tail:
         os.close(self.fd)
 
 
+def _key(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file `path` names now, None if there is none."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
 class _Handler(FileSystemEventHandler):
     """Forwards watchdog's events to the trigger (observer separate from handler, watchdog-style)."""
 
@@ -236,7 +245,10 @@ class FileTrigger:
             log.warning("file trigger cannot read trigger=%s error=%r", self.name, str(exc))
 
     def _on_append_event(self, source: str, dest: str) -> None:
-        if dest and source in self._tails:
+        moved = self._tails.get(source)
+        # Events arrive late: by now `source` may already name a newer file,
+        # followed since; only the file that really went to `dest` moves with it.
+        if dest and moved is not None and _key(dest) == moved.key:
             tail = self._tails.pop(source)
             self._read(tail)
             if self.matches(dest) and dest not in self._tails:
@@ -250,17 +262,14 @@ class FileTrigger:
 
     def _sync(self, path: str) -> None:
         tail = self._tails.get(path)
-        try:
-            info = os.stat(path)
-        except FileNotFoundError:
-            info = None
-        if tail is not None and (info is None or (info.st_dev, info.st_ino) != tail.key):
+        key = _key(path)
+        if tail is not None and key != tail.key:
             self._read(tail)  # lines written just before the rotation
             tail.close()
             del self._tails[path]
             log.info("file rotated or removed trigger=%s file=%s", self.name, path)
             tail = None
-        if tail is None and info is not None:
+        if tail is None and key is not None:
             tail = self._follow(path, at_end=False)
         if tail is not None:
             self._read(tail)

@@ -84,6 +84,7 @@ class MqttTriggerConnection:
             client = self._client if not self._triggers else None
             if client is not None:
                 self._client = None
+        trigger.note_connected(False)
         if client is not None:
             client.disconnect()
             client.loop_stop()

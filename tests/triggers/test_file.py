@@ -1,0 +1,184 @@
+"""The file trigger on real files with watchdog's real observers."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from capture.config.schema import FileTrigger as FileConfig
+from capture.triggers import Trigger, TriggerContext, TriggerError
+from capture.triggers.file import FileTrigger
+from tests.conftest import wait_for
+from tests.triggers.conftest import Collector
+
+Start = Callable[[Trigger], Trigger]
+
+
+def watch(path: Path | str, **options: object) -> FileTrigger:
+    config = FileConfig(type="file", path=str(path), **{"value_name": "temp", **options})
+    return FileTrigger("thermo", config, TriggerContext())
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a") as handle:
+        handle.write(text)
+
+
+@pytest.fixture(params=[False, True], ids=["inotify", "polling"])
+def polling(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def test_new_lines_fire_history_is_not_replayed(
+    tmp_path: Path, start: Start, events: Collector, polling: bool
+) -> None:
+    log = tmp_path / "thermo.log"
+    log.write_text("T=35.0\nT=35.1\n")
+    start(watch(log, polling=polling, poll_interval_s=0.05))
+    append(log, "T=36.6\n")
+    append(log, "T=37.9\n")
+    wait_for(lambda: len(events) == 2)
+    assert events.values("temp") == [36.6, 37.9]
+    assert events.values("file") == [str(log), str(log)]
+    assert events.values("line") == ["T=36.6", "T=37.9"]
+
+
+def test_a_half_written_line_waits_for_its_newline(
+    tmp_path: Path, start: Start, events: Collector
+) -> None:
+    log = tmp_path / "thermo.log"
+    log.touch()
+    start(watch(log))
+    append(log, "T=37.0\nT=36.")  # the sensor is still writing the second line
+    wait_for(lambda: len(events) == 1)  # the partial line was read in the same pass
+    append(log, "9\n")
+    wait_for(lambda: len(events) == 2)
+    assert events.values("temp") == [37.0, 36.9]
+
+
+def test_rotation_finishes_the_old_file_and_follows_the_new_one(
+    tmp_path: Path, start: Start, events: Collector
+) -> None:
+    log = tmp_path / "thermo.log"
+    log.touch()
+    start(watch(log))
+    with log.open("a") as sensor:
+        sensor.write("T=1\n")
+        sensor.flush()
+        wait_for(lambda: len(events) == 1)
+        sensor.write("T=2\n")  # written just before logrotate moves the file
+        sensor.flush()
+        log.rename(tmp_path / "thermo.log.1")
+    log.write_text("T=3\n")  # the sensor reopens its log: a new file
+    wait_for(lambda: len(events) == 3)
+    assert events.values("temp") == [1, 2, 3]
+    append(log, "T=4\n")
+    wait_for(lambda: len(events) == 4)
+    assert events.values("temp") == [1, 2, 3, 4]  # the new file is read once, not again
+
+
+def test_truncation_starts_again_from_the_top(
+    tmp_path: Path, start: Start, events: Collector
+) -> None:
+    log = tmp_path / "thermo.log"
+    log.write_text("T=0\n")
+    start(watch(log))
+    append(log, "T=5\n")
+    wait_for(lambda: len(events) == 1)
+    log.write_text("T=6\n")  # truncated and rewritten to the very same size
+    wait_for(lambda: len(events) == 2)
+    log.write_text("")
+    append(log, "T=7\n")
+    wait_for(lambda: len(events) == 3)
+    assert events.values("temp") == [5, 6, 7]
+
+
+def test_glob_picks_up_a_new_file_from_its_start_and_skips_hidden_ones(
+    tmp_path: Path, start: Start, events: Collector
+) -> None:
+    (tmp_path / "a.csv").write_text("S1;35.0\n")
+    start(watch(tmp_path / "*.csv", parser="csv", columns=["station", "temp"], delimiter=";"))
+    (tmp_path / ".b.csv").write_text("S9;99\n")  # an editor's or a writer's temp file
+    (tmp_path / "b.csv").write_text("S2;36.5\n")
+    wait_for(lambda: len(events) == 1)
+    append(tmp_path / "a.csv", "S1;37.2\n")
+    wait_for(lambda: len(events) == 2)
+    assert [(e.values["station"], e.values["temp"], e.values["file"]) for e in events.events] == [
+        ("S2", 36.5, str(tmp_path / "b.csv")),
+        ("S1", 37.2, str(tmp_path / "a.csv")),
+    ]
+
+
+def test_lines_that_do_not_parse_are_counted_not_fired(
+    tmp_path: Path, start: Start, events: Collector
+) -> None:
+    log = tmp_path / "thermo.log"
+    log.touch()
+    trigger = start(watch(log, parser="regex", pattern=r"T=(?P<temp>\d+\.\d)"))
+    append(log, "SELFTEST OK\n" + "x" * 70_000 + "\nT=36.8\n")
+    wait_for(lambda: len(events) == 1)
+    assert events.values("temp") == [36.8]
+    assert trigger.stats().rejected == 2
+
+
+def test_replace_mode_reads_an_atomically_replaced_file(
+    tmp_path: Path, start: Start, events: Collector, polling: bool
+) -> None:
+    reading = tmp_path / "reading.json"
+    reading.write_text('{"temp": 35.0}')
+    start(watch(reading, mode="replace", parser="json", polling=polling, poll_interval_s=0.05))
+    for temp in (36.1, 37.7):
+        temporary = tmp_path / "reading.json.tmp"
+        temporary.write_text(json.dumps({"temp": temp, "sensor": {"id": "wall-1"}}))
+        os.replace(temporary, reading)
+        wait_for(lambda temp=temp: temp in events.values("temp"))
+    assert events.values("temp") == [36.1, 37.7]
+    assert events.values("sensor.id") == ["wall-1", "wall-1"]
+
+
+def test_replace_mode_reads_an_in_place_rewrite_once_when_closed(
+    tmp_path: Path, start: Start, events: Collector
+) -> None:
+    reading = tmp_path / "reading.txt"
+    reading.write_text("36.0\n")
+    start(watch(reading, mode="replace"))
+    with reading.open("w") as writer:  # truncate, then write in two steps
+        writer.write("Temp ")
+        writer.flush()
+        writer.write("38.2 C\n")
+    wait_for(lambda: len(events) == 1)
+    temporary = tmp_path / "next.tmp"  # a marker: everything before it has been handled
+    temporary.write_text("36.4")
+    os.replace(temporary, reading)
+    wait_for(lambda: len(events) == 2)
+    assert events.values("temp") == [38.2, 36.4]
+
+
+def test_a_missing_folder_is_a_clear_start_error(tmp_path: Path) -> None:
+    trigger = watch(tmp_path / "nope" / "thermo.log")
+    with pytest.raises(
+        TriggerError,
+        match=r"trigger thermo \(file .*thermo.log\): cannot start: folder .* does not exist",
+    ):
+        trigger.start(lambda event: None)
+    trigger.stop()
+
+
+def test_a_glob_in_the_folder_part_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TriggerError, match="a glob may only be in the file name"):
+        watch(tmp_path / "*" / "thermo.log").start(lambda event: None)
+
+
+def test_stop_is_idempotent_and_nothing_fires_after_it(tmp_path: Path, events: Collector) -> None:
+    log = tmp_path / "thermo.log"
+    log.touch()
+    trigger = watch(log)
+    trigger.start(events)
+    trigger.stop()
+    trigger.stop()
+    append(log, "T=1\n")
+    assert len(events) == 0

@@ -1,0 +1,103 @@
+"""The interval trigger: a drift-free tick, within working hours and days."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from capture.config.schema import IntervalTrigger as IntervalConfig
+from capture.triggers import Trigger, TriggerContext
+from capture.triggers.interval import IntervalTrigger, Schedule
+from tests.conftest import wait_for
+from tests.triggers.conftest import Collector
+
+Start = Callable[[Trigger], Trigger]
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def local(text: str, zone: ZoneInfo = BERLIN) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=zone)
+
+
+def test_ticks_every_period_counting_up(start: Start, events: Collector) -> None:
+    config = IntervalConfig(type="interval", every_s=0.05)
+    start(IntervalTrigger("dvr_view", config, TriggerContext()))
+    wait_for(lambda: len(events) >= 4)
+    ticks = events.events[:4]
+    assert [tick.values["count"] for tick in ticks] == [1, 2, 3, 4]
+    gaps = [later.monotonic - earlier.monotonic for earlier, later in itertools.pairwise(ticks)]
+    assert all(gap >= 0.045 for gap in gaps)
+    # Ticks sit on a fixed grid: no delay accumulates from tick to tick.
+    assert ticks[3].monotonic - ticks[0].monotonic == pytest.approx(0.15, abs=0.04)
+
+
+def test_ticks_outside_the_days_are_skipped_and_not_counted(
+    start: Start, events: Collector
+) -> None:
+    now = [local("2026-11-29 10:00")]  # a Sunday
+    clock_lock = threading.Lock()
+
+    def clock() -> datetime:
+        with clock_lock:
+            return now[0]
+
+    config = IntervalConfig(
+        type="interval", every_s=0.02, hours="06:00-22:00", days=["mon", "tue", "wed", "thu", "fri"]
+    )
+    trigger = start(
+        IntervalTrigger("dvr_view", config, TriggerContext(timezone=BERLIN), clock=clock)
+    )
+    wait_for(lambda: trigger.stats().ignored >= 3)
+    assert len(events) == 0
+    with clock_lock:
+        now[0] = local("2026-11-30 06:00")  # Monday, start of the shift
+    wait_for(lambda: len(events) >= 2)
+    assert events.values("count")[:2] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("hours", "days", "moment", "allowed"),
+    [
+        ("06:00-22:00", None, "2026-11-25 06:00", True),
+        ("06:00-22:00", None, "2026-11-25 05:59", False),
+        ("06:00-22:00", None, "2026-11-25 22:00", False),
+        ("06:00-22:00", None, "2026-11-25 21:59", True),
+        ("22:00-06:00", None, "2026-11-25 23:30", True),
+        ("22:00-06:00", None, "2026-11-25 03:00", True),
+        ("22:00-06:00", None, "2026-11-25 12:00", False),
+        # A night shift belongs to the day it starts: Friday night runs into Saturday.
+        ("22:00-06:00", ["fri"], "2026-11-27 23:00", True),
+        ("22:00-06:00", ["fri"], "2026-11-28 02:00", True),
+        ("22:00-06:00", ["fri"], "2026-11-27 02:00", False),
+        ("00:00-00:00", ["sat"], "2026-11-28 13:00", True),
+        ("06:00-24:00", None, "2026-11-25 23:59", True),
+        (None, ["mon"], "2026-11-30 03:00", True),
+        (None, ["mon"], "2026-12-01 03:00", False),
+    ],
+)
+def test_schedule_hours_and_days(
+    hours: str | None, days: list[str] | None, moment: str, allowed: bool
+) -> None:
+    assert Schedule(hours, days, BERLIN).allows(local(moment)) is allowed
+
+
+def test_schedule_uses_the_service_time_zone_not_utc() -> None:
+    schedule = Schedule("06:00-22:00", None, BERLIN)
+    # 05:30 UTC is 06:30 in Berlin in winter: inside the shift.
+    assert schedule.allows(datetime(2026, 11, 25, 5, 30, tzinfo=UTC))
+    assert not schedule.allows(datetime(2026, 11, 25, 4, 30, tzinfo=UTC))
+
+
+def test_stop_is_prompt_even_with_a_long_period(events: Collector) -> None:
+    trigger = IntervalTrigger(
+        "daily", IntervalConfig(type="interval", every_s=86400), TriggerContext()
+    )
+    trigger.start(events)
+    trigger.stop()
+    trigger.stop()
+    assert len(events) == 0

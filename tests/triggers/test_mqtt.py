@@ -1,0 +1,218 @@
+"""The mqtt trigger against a real private mosquitto."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from capture.config.schema import MqttConfig
+from capture.config.schema import MqttTrigger as MqttTriggerConfig
+from capture.triggers import Trigger, TriggerContext, TriggerError
+from capture.triggers.mqtt import MqttTrigger, shared_connection, topic_values
+from capture.triggers.values import PayloadFormatError
+from tests.broker import Broker
+from tests.conftest import wait_for
+from tests.triggers.conftest import Collector
+
+Start = Callable[[Trigger], Trigger]
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic root of this test's own, since the session broker is shared."""
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+def context_for(broker: Broker) -> TriggerContext:
+    config = MqttConfig(
+        host=broker.host, port=broker.port, client_id=f"test-{uuid.uuid4().hex[:8]}"
+    )
+    return TriggerContext(mqtt=config)
+
+
+def mqtt(context: TriggerContext, topic: str, name: str = "plc", **options: object) -> MqttTrigger:
+    return MqttTrigger(name, MqttTriggerConfig(type="mqtt", topic=topic, **options), context)
+
+
+def send(broker: Broker, topic: str, payload: bytes | str, retain: bool = False) -> None:
+    """Publish with QoS 1 from another client, as a PLC would, and wait for the broker's ack."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"plc-{uuid.uuid4().hex[:8]}")
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(timeout=5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def started(trigger: MqttTrigger, start: Start) -> MqttTrigger:
+    start(trigger)
+    wait_for(lambda: trigger.stats().connected)
+    return trigger
+
+
+def test_json_fields_become_values_nested_by_dotted_path(
+    broker: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    started(mqtt(context_for(broker), f"{prefix}/station/+/done"), start)
+    body = {"part": {"id": "A-7", "ok": True}, "temp": "37.5", "station": "S3"}
+    send(broker, f"{prefix}/station/s3/done", json.dumps(body))
+    wait_for(lambda: len(events) == 1)
+    values = events.events[0].values
+    assert values["part.id"] == "A-7"
+    assert values["part.ok"] is True
+    assert values["temp"] == 37.5
+    assert values["topic"] == f"{prefix}/station/s3/done"
+    assert (values["topic_1"], values["topic_3"]) == (prefix, "s3")
+
+
+def test_hash_wildcard_matches_the_parent_and_every_level_below(
+    broker: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    started(mqtt(context_for(broker), f"{prefix}/#"), start)
+    for topic in (prefix, f"{prefix}/a", f"{prefix}/a/b/c"):
+        send(broker, topic, "1")
+    send(broker, f"other-{prefix}/a", "1")
+    wait_for(lambda: len(events) == 3)
+    assert sorted(events.values("topic")) == sorted([prefix, f"{prefix}/a", f"{prefix}/a/b/c"])
+
+
+def test_triggers_share_one_connection_and_each_gets_its_matches(
+    broker: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    context = context_for(broker)
+    gate = started(mqtt(context, f"{prefix}/gate/+", name="gate"), start)
+    everything = started(mqtt(context, f"{prefix}/#", name="all"), start)
+    send(broker, f"{prefix}/gate/in", "1")
+    send(broker, f"{prefix}/other", "2")
+    wait_for(lambda: len(events) == 3)
+    assert sorted(event.trigger for event in events.events) == ["all", "all", "gate"]
+    assert shared_connection(context).client_id == f"{context.mqtt.client_id}-triggers"
+    assert gate.stats().emitted == 1 and everything.stats().emitted == 2
+
+
+def test_message_sent_while_the_service_was_stopped_arrives_after_restart(
+    broker: Broker, events: Collector, prefix: str
+) -> None:
+    context = context_for(broker)
+    trigger = mqtt(context, f"{prefix}/done")
+    trigger.start(events)
+    wait_for(lambda: trigger.stats().connected)
+    trigger.stop()
+    assert not trigger.stats().connected
+    send(broker, f"{prefix}/done", '{"serial": "SN-1"}')  # nobody connected now
+    assert len(events) == 0
+    trigger.start(events)
+    try:
+        wait_for(lambda: len(events) == 1)
+    finally:
+        trigger.stop()
+    assert events.events[0].values["serial"] == "SN-1"
+
+
+@pytest.mark.slow
+def test_reconnects_after_a_broker_restart_and_keeps_its_subscription(
+    broker_fresh: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    trigger = started(mqtt(context_for(broker_fresh), f"{prefix}/done"), start)
+    broker_fresh.stop()
+    wait_for(lambda: not trigger.stats().connected)
+    assert "broker" in (trigger.stats().last_error or "")
+    broker_fresh.start()
+    send(broker_fresh, f"{prefix}/done", "after-restart")  # queued in the persisted session
+    wait_for(lambda: len(events) == 1, timeout=20)
+    assert events.values("value") == ["after-restart"]
+    assert trigger.stats().connected
+
+
+def test_garbage_and_oversized_payloads_are_counted_and_survived(
+    broker: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    trigger = started(
+        mqtt(context_for(broker), f"{prefix}/done", payload="json", max_payload_bytes=100), start
+    )
+    for garbage in (
+        b"\xff\xfe\x00",
+        b"{not json",
+        b"[" * 90,
+        json.dumps({"x": "y" * 200}).encode(),
+    ):
+        send(broker, f"{prefix}/done", garbage)
+    send(broker, f"{prefix}/done", '{"ok": 1}')
+    wait_for(lambda: len(events) == 1)
+    stats = trigger.stats()
+    assert stats.rejected == 4
+    assert stats.connected
+    assert "more than max_payload_bytes" in (stats.last_error or "")
+    assert events.values("ok") == [1]
+
+
+def test_a_retained_message_is_old_news_not_a_trigger(
+    broker: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    send(broker, f"{prefix}/done", "stale", retain=True)
+    trigger = started(mqtt(context_for(broker), f"{prefix}/done"), start)
+    send(broker, f"{prefix}/done", "fresh")
+    wait_for(lambda: len(events) == 1)
+    assert events.values("value") == ["fresh"]
+    assert trigger.stats().ignored == 1
+    send(broker, f"{prefix}/done", "", retain=True)  # clear it for other runs
+
+
+@pytest.mark.parametrize(
+    ("mode", "payload", "expected"),
+    [
+        ("auto", b'{"a": {"b": 1}}', {"a.b": 1}),
+        ("auto", b"37.5", {"value": 37.5}),
+        ("auto", b"37,5\n", {"value": 37.5}),
+        ("auto", b"0042", {"value": "0042"}),
+        ("auto", b"true", {"value": True}),
+        ("auto", b"go", {"value": "go"}),
+        ("auto", b"", {"value": ""}),
+        ("auto", b"[1, 2]", {"value.0": 1, "value.1": 2}),
+        ("text", b'{"a": 1}', {"value": '{"a": 1}'}),
+        ("number", b" 12 ", {"value": 12}),
+        ("json", b"3", {"value": 3}),
+    ],
+)
+def test_payload_modes(mode: str, payload: bytes, expected: dict[str, object]) -> None:
+    trigger = mqtt(TriggerContext(), "x", payload=mode)
+    assert trigger.payload_values(payload) == expected
+
+
+@pytest.mark.parametrize(
+    ("mode", "payload"),
+    [
+        ("number", b"abc"),
+        ("json", b"go"),
+        ("text", b"\xff"),
+        ("auto", b"{" * 50_000),
+        ("json", b""),
+    ],
+)
+def test_payloads_a_mode_cannot_read_are_rejected(mode: str, payload: bytes) -> None:
+    with pytest.raises(PayloadFormatError):
+        mqtt(TriggerContext(), "x", payload=mode, max_payload_bytes=100_000).payload_values(payload)
+
+
+def test_topic_levels_are_numbered_from_one() -> None:
+    assert topic_values("line1/gate/in") == {
+        "topic": "line1/gate/in",
+        "topic_1": "line1",
+        "topic_2": "gate",
+        "topic_3": "in",
+    }
+
+
+def test_mqtt_trigger_with_mqtt_disabled_says_so() -> None:
+    context = TriggerContext(mqtt=MqttConfig(enabled=False))
+    with pytest.raises(
+        TriggerError, match=r"trigger plc \(mqtt topic x\): cannot start: \[mqtt\] enabled = false"
+    ):
+        mqtt(context, "x").start(lambda event: None)
