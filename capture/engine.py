@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -495,11 +496,22 @@ class Engine:
             bytes=len(snapshot.jpeg),
             latency_ms=snapshot.latency_ms,
             trigger_to_image_ms=self._delay_ms(frame, snapshot),
-            image_time=snapshot.image_time or snapshot.received_wall,
+            image_time=self._image_time(snapshot),
             width=snapshot.width,
             height=snapshot.height,
             stale=snapshot.stale,
         )
+
+    def _image_time(self, snapshot: Snapshot) -> datetime:
+        """The device's own timestamp when it gives one, else when the image arrived.
+
+        Devices without a zone (XRC file names) report local time: the
+        service's time zone is the best guess for a camera on the same line.
+        """
+        stamp = snapshot.image_time
+        if stamp is None:
+            return snapshot.received_wall
+        return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=self._ruleset.zone)
 
     @staticmethod
     def _delay_ms(frame: _Frame, snapshot: Snapshot) -> float:

@@ -1,0 +1,240 @@
+"""The rule engine with real storage and journal, and cameras that are plain in-memory devices."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from capture.cameras import CameraState, Snapshot
+from capture.cameras.errors import Unreachable
+from capture.config.loader import parse_rules
+from capture.config.schema import CameraBase
+from capture.engine import Engine, FiringReport, RuleSet
+from capture.events import Event
+from capture.journal import Journal
+from capture.storage import Storage
+from tests.conftest import wait_for
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+JPEG = _jpeg()
+
+
+class MemoryCamera:
+    """A camera that answers from memory, optionally slowly or with an error."""
+
+    def __init__(
+        self, name: str, config: CameraBase, delay_s: float = 0.0, error: Exception | None = None
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.delay_s = delay_s
+        self.error = error
+        self.calls: list[float] = []
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            self.calls.append(time.monotonic())
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if self.error is not None:
+            raise self.error
+        return Snapshot(
+            self.name, JPEG, 32, 24, datetime.now(UTC), time.monotonic(), 1.0, False, "memory"
+        )
+
+    def state(self) -> CameraState:
+        return CameraState(self.name, self.config.vendor)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        pass
+
+
+RULES = """
+[service]
+site = "unit"
+line = "Line 1"
+
+[storage]
+root = "{root}"
+
+[mqtt]
+enabled = false
+
+[cameras.fast]
+vendor = "edimax"
+host = "127.0.0.1"
+line = "Line 1"
+
+[cameras.slow]
+vendor = "edimax"
+host = "127.0.0.2"
+line = "Line 2"
+
+[triggers.plc]
+type = "http"
+fields = ["station", "state", "temp"]
+
+[[rules]]
+name = "ng"
+when = "plc"
+condition = 'state == "NG"'
+cameras = ["fast"]
+cooldown_s = 60
+cooldown_key = "station"
+filename = "{{rule}}/{{station}}_{{camera}}_{{seq}}.jpg"
+
+[[rules]]
+name = "hot"
+when = "plc"
+condition = "temp > 50"
+cameras = ["line:Line 2", "fast"]
+burst = 2
+interval_ms = 10
+filename = "{{rule}}/{{camera}}_{{seq}}.jpg"
+
+[[rules]]
+name = "off"
+when = "plc"
+cameras = ["fast"]
+enabled = false
+"""
+
+
+class Harness:
+    def __init__(
+        self,
+        root: Path,
+        delays: dict[str, float] | None = None,
+        errors: dict[str, Exception] | None = None,
+    ) -> None:
+        self.rules = parse_rules(RULES.format(root=root), "rules.toml", {}).rules
+        self.cameras = {
+            name: MemoryCamera(
+                name, config, (delays or {}).get(name, 0.0), (errors or {}).get(name)
+            )
+            for name, config in self.rules.cameras.items()
+        }
+        self.journal = Journal(root / "journal.sqlite3")
+        self.engine = Engine(self.rules, self.cameras, Storage(self.rules.storage), self.journal)
+        self.reports: list[FiringReport] = []
+        self.engine.add_report_listener(self.reports.append)
+
+    def fire(self, **values: Any) -> Event:
+        event = Event.now("plc", values)
+        self.engine.submit(event)
+        return event
+
+    def close(self) -> None:
+        self.engine.stop(5)
+        self.journal.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path):  # type: ignore[no-untyped-def]
+    created: list[Harness] = []
+
+    def make(**kwargs: Any) -> Harness:
+        created.append(Harness(tmp_path, **kwargs))
+        return created[-1]
+
+    yield make
+    for item in created:
+        item.close()
+
+
+def test_condition_selects_rules_and_disabled_rules_never_fire(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness()
+    h.fire(state="OK", station="S1", temp=20)
+    h.fire(state="NG", station="S1", temp=20)
+    assert h.engine.wait_idle(5)
+    assert [r.rule for r in h.reports] == ["ng"]
+    assert [res.path for res in h.reports[0].results] == ["ng/S1_fast_1.jpg"]
+
+
+def test_cooldown_is_per_value_of_the_cooldown_key(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness()
+    for station in ("S1", "S1", "S2", "S1"):
+        h.fire(state="NG", station=station, temp=0)
+    assert h.engine.wait_idle(5)
+    assert sorted(r.event.values["station"] for r in h.reports) == ["S1", "S2"]
+
+
+def test_line_selector_and_burst_cover_every_camera_of_the_line(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness()
+    h.fire(state="OK", station="S1", temp=80)
+    assert h.engine.wait_idle(5)
+    [report] = h.reports
+    assert [(r.camera, r.seq) for r in report.results] == [
+        ("slow", 1),
+        ("slow", 2),
+        ("fast", 1),
+        ("fast", 2),
+    ]
+    assert report.ok
+
+
+def test_a_slow_camera_never_delays_another(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness(delays={"slow": 1.0})
+    h.fire(state="OK", station="S1", temp=80)
+    wait_for(lambda: len(h.cameras["fast"].calls) == 2, timeout=5)
+    # the fast camera's two frames are done while the slow one is still on its first
+    assert len(h.cameras["slow"].calls) == 1
+    assert h.engine.wait_idle(10)
+
+
+def test_camera_error_becomes_a_typed_result_and_the_firing_still_reports(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness(errors={"slow": Unreachable("slow", "connection refused; check host and port")})
+    h.fire(state="OK", station="S1", temp=80)
+    assert h.engine.wait_idle(5)
+    [report] = h.reports
+    failed = [r for r in report.results if not r.ok]
+    assert [(r.camera, r.error_type) for r in failed] == [
+        ("slow", "Unreachable"),
+        ("slow", "Unreachable"),
+    ]
+    assert "connection refused" in (failed[0].error_message or "")
+    assert not report.ok and all(r.path for r in report.results if r.camera == "fast")
+
+
+def test_fire_rule_ignores_condition_and_snap_camera_takes_one_frame(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness()
+    assert h.engine.fire_rule("ng", Event.now("command", {"station": "S9"}))
+    assert h.engine.snap_camera("slow", Event.now("command"))
+    assert not h.engine.snap_camera("nope", Event.now("command"))
+    assert not h.engine.fire_rule("nope", Event.now("command"))
+    assert h.engine.wait_idle(5)
+    assert sorted((r.rule, r.manual) for r in h.reports) == [("ng", True), ("snap", True)]
+
+
+def test_plan_shows_file_names_without_touching_anything(tmp_path: Path) -> None:
+    rules = parse_rules(RULES.format(root=tmp_path / "nowhere"), "rules.toml", {}).rules
+    plan = RuleSet(rules).plan(
+        Event.now("plc", {"state": "NG", "station": "S/../../etc", "temp": 99})
+    )
+    names = {rule.name: [str(path) for _, _, path in frames] for rule, frames in plan}
+    assert names["hot"] == ["hot/slow_1.jpg", "hot/slow_2.jpg", "hot/fast_1.jpg", "hot/fast_2.jpg"]
+    [ng_path] = names["ng"]
+    assert ng_path.startswith("ng/") and ".." not in ng_path.split("/")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_stop_waits_for_in_flight_frames(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness(delays={"slow": 0.3})
+    h.fire(state="OK", station="S1", temp=80)
+    wait_for(lambda: h.cameras["slow"].calls)
+    assert h.engine.stop(5) is True
+    assert len(h.reports) == 1 and len(h.reports[0].results) == 4

@@ -1,0 +1,164 @@
+"""MQTT out against a real broker: status and last will, commands, outbox replay, message schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from capture.config.schema import MqttConfig
+from capture.engine import FiringReport
+from capture.events import CaptureResult, Event
+from capture.journal import Journal
+from capture.publish import Publisher, event_message
+from tests.broker import Broker
+from tests.conftest import wait_for
+from tests.mqtt_client import Recorder, publish
+
+
+def make_publisher(broker: Broker, journal: Journal, prefix: str, **kwargs: Any) -> Publisher:
+    config = MqttConfig(
+        host=broker.host, port=broker.port, topic_prefix=prefix, client_id=f"pub-{prefix}"
+    )
+    return Publisher(config, "plant", "Europe/Berlin", journal, **kwargs)
+
+
+def report(rule: str = "ng", ok: bool = True) -> FiringReport:
+    event = Event.now("plc", {"id": 4711, "station": "S2"})
+    result = CaptureResult(
+        event_id=event.id, rule=rule, camera="cam1", seq=1, path="Line 3/x.jpg", bytes=123,
+        latency_ms=2.5, trigger_to_image_ms=4.0, image_time=datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+        width=640, height=480,
+    ) if ok else CaptureResult(
+        event_id=event.id, rule=rule, camera="cam1", seq=1, error_type="AuthFailed",
+        error_message="camera cam1: authentication failed (HTTP 401); check user and password_env",
+    )  # fmt: skip
+    return FiringReport(event=event, rule=rule, site="plant", results=[result])
+
+
+def test_event_message_schema() -> None:
+    message = event_message(report(), ZoneInfo("Europe/Berlin"))
+    assert set(message) == {
+        "schema",
+        "event_id",
+        "time",
+        "site",
+        "rule",
+        "trigger",
+        "manual",
+        "values",
+        "ok",
+        "captures",
+    }
+    assert message["values"] == {"id": 4711, "station": "S2"}
+    [capture] = message["captures"]
+    assert capture["image_time"] == "2026-11-25T10:00:00.000+01:00"
+    assert capture["error"] is None and capture["ok"] is True
+    failed = event_message(report(ok=False), ZoneInfo("UTC"))["captures"][0]
+    assert (
+        failed["error"] == {"type": "AuthFailed", "message": failed["error"]["message"]}
+        and failed["path"] is None
+    )
+
+
+def test_publishes_events_and_retained_online_status(tmp_path: Path, broker: Broker) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    publisher = make_publisher(broker, journal, "p1")
+    events = Recorder(broker, "p1/events/#")
+    publisher.start()
+    try:
+        assert publisher.wait_connected(10)
+        publisher.publish_firing(report())
+        [message] = wait_for(events.json)  # type: ignore[misc]
+        assert message["rule"] == "ng"
+        wait_for(lambda: journal.outbox_count() == 0)
+        status = Recorder(broker, "p1/status")  # retained: arrives on subscribe
+        assert wait_for(status.payloads) == [b"online"]
+        status.close()
+    finally:
+        events.close()
+        publisher.stop()
+        journal.close()
+    after = Recorder(broker, "p1/status")
+    assert wait_for(after.payloads) == [b"offline"]
+    after.close()
+
+
+def test_commands_reach_the_handler_and_garbage_is_counted(tmp_path: Path, broker: Broker) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    commands: list[dict[str, Any]] = []
+    publisher = make_publisher(broker, journal, "p2", on_command=commands.append)
+    publisher.start()
+    try:
+        assert publisher.wait_connected(10)
+        for payload in (
+            b"\xff\xfe not json",
+            b"[1, 2]",
+            b"{" * 5000,
+            json.dumps({"camera": "cam1"}).encode(),
+        ):
+            publish(broker, "p2/cmd/snap", payload)
+        wait_for(lambda: commands)
+        assert commands == [{"camera": "cam1"}]
+        assert publisher.rejected_commands == 3
+    finally:
+        publisher.stop()
+        journal.close()
+
+
+def test_outbox_left_by_a_previous_run_is_published_first_in_order(
+    tmp_path: Path, broker: Broker
+) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    for n in range(5):
+        journal.outbox_put(f"p3/events/r{n}", json.dumps({"n": n}).encode(), 1, False)
+    events = Recorder(broker, "p3/events/#")
+    publisher = make_publisher(broker, journal, "p3")
+    publisher.start()
+    try:
+        wait_for(lambda: len(events.json()) == 5)
+        assert [m["n"] for m in events.json()] == [0, 1, 2, 3, 4]
+        wait_for(lambda: journal.outbox_count() == 0)
+    finally:
+        events.close()
+        publisher.stop()
+        journal.close()
+
+
+def test_last_will_says_offline_when_the_process_dies(tmp_path: Path, broker: Broker) -> None:
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from capture.config.schema import MqttConfig
+        from capture.journal import Journal
+        from capture.publish import Publisher
+        config = MqttConfig(host="{broker.host}", port={broker.port}, topic_prefix="p4", client_id="pub-p4", keepalive_s=5)
+        publisher = Publisher(config, "plant", "UTC", Journal(Path(r"{tmp_path}") / "j.sqlite3"))
+        publisher.start()
+        publisher.wait_connected(10)
+        print("up", flush=True)
+        time.sleep(60)
+    """)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, env=os.environ.copy()
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"up\n"
+        status = Recorder(broker, "p4/status")
+        wait_for(lambda: status.payloads() == [b"online"])
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        wait_for(lambda: status.payloads()[-1:] == [b"offline"], timeout=20)
+        status.close()
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout:
+            process.stdout.close()
