@@ -457,7 +457,8 @@ class GpioTrigger(TriggerBase):
         0,
         ge=0,
         le=60000,
-        description="Ignore pulses shorter than this (noise); the event fires at the end of the pulse.",
+        description="Ignore pulses shorter than this (noise): an activation fires once the input has been "
+        "active this long (stamped at the pulse's start), a deactivation only after such a pulse.",
     )
 
     @field_validator("pin")
@@ -561,7 +562,7 @@ class LineParser(TriggerBase):
 
     def value_names(self) -> frozenset[str]:
         names: set[str] = {"line"}
-        if self.parser in ("number", "text"):
+        if self.parser in ("number", "text", "json"):  # json: a line that is not an object
             names.add(self.value_name)
         elif self.parser == "regex" and self.pattern:
             names |= set(re.compile(self.pattern).groupindex)
