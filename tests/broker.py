@@ -41,6 +41,7 @@ class Broker:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "mosquitto.conf"
+        run_as = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
@@ -52,7 +53,7 @@ class Broker:
             "log_type error\n"
             # Run as root, mosquitto switches to user 'mosquitto', which cannot
             # write the persistence file here: sessions would not survive a restart.
-            + (f"user {getpass.getuser()}\n" if os.geteuid() == 0 else "")
+            f"{run_as}"
         )
         self.process: subprocess.Popen[bytes] | None = None
 

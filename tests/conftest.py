@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from capture.simulator import SimulatedCamera, Simulator
 from tests.broker import Broker
+
+SIM_PASSWORD = "Sim-Pass-4711"
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +34,17 @@ def broker_fresh(tmp_path: Path) -> Iterator[Broker]:
     instance.start()
     yield instance
     instance.stop()
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """Two simulated cameras on one line: an NVR channel and a Dahua."""
+    cameras = [
+        SimulatedCamera("nvr", "hikvision", password=SIM_PASSWORD, channels=2),
+        SimulatedCamera("dahua", "dahua", password=SIM_PASSWORD),
+    ]
+    with Simulator(cameras) as sim:
+        yield sim
 
 
 def wait_for(

@@ -1,4 +1,4 @@
-"""A factory under test: simulated cameras, a private broker, a real Service."""
+"""A factory under test: rule-file sections for the shared `simulator` fixture, a real Service."""
 
 from __future__ import annotations
 
@@ -10,22 +10,12 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from capture.service import Service
-from capture.simulator import SimulatedCamera, Simulator
+from capture.simulator import Simulator
 from tests.broker import Broker
 
-PASSWORD = "Sim-Pass-4711"
-ENVIRON = {"E2E_CAMERA_PASSWORD": PASSWORD}
+from tests.conftest import SIM_PASSWORD
 
-
-@pytest.fixture
-def simulator() -> Iterator[Simulator]:
-    """Two simulated cameras on one line: an NVR channel and a Dahua."""
-    cameras = [
-        SimulatedCamera("nvr", "hikvision", password=PASSWORD, channels=2),
-        SimulatedCamera("dahua", "dahua", password=PASSWORD),
-    ]
-    with Simulator(cameras) as sim:
-        yield sim
+ENVIRON = {"E2E_CAMERA_PASSWORD": SIM_PASSWORD}
 
 
 def camera_sections(sim: Simulator) -> str:

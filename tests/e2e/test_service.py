@@ -247,3 +247,27 @@ def test_events_while_broker_is_down_are_all_published_in_order_after_it_returns
     received = list(dict.fromkeys(m["event_id"] for m in events.json()))
     events.close()
     assert received == fired
+
+
+def test_snap_command_over_mqtt_answers_with_the_normal_event_message(
+    tmp_path: Path, broker: Broker, simulator: Simulator, start_service: ServiceFactory
+) -> None:
+    root = tmp_path / "data"
+    service = start_service(
+        base_sections(root, broker, prefix="t8") + camera_sections(simulator) + NG_RULE
+    )
+    assert service.publisher is not None and service.publisher.wait_connected(10)
+    events = Recorder(broker, "t8/events/#")
+    publish(broker, "t8/cmd/snap", '{"camera": "cam_b"}')
+    publish(
+        broker,
+        "t8/cmd/snap",
+        '{"rule": "ng_part", "values": {"id": 77, "station": "S9", "state": "OK"}}',
+    )
+    wait_for(lambda: len(events.json()) == 2)
+    by_rule = {m["rule"]: m for m in events.json()}
+    events.close()
+    assert by_rule["snap"]["manual"] is True
+    assert [c["camera"] for c in by_rule["snap"]["captures"]] == ["cam_b"]
+    # an explicit request runs the rule even though its condition (state == "NG") is false
+    assert len(by_rule["ng_part"]["captures"]) == 6 and by_rule["ng_part"]["values"]["id"] == 77

@@ -1,0 +1,114 @@
+"""`capture fire` (dry run and real) and `capture demo`, as a technician runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from capture.cameras.jpeg import validate_jpeg
+from capture.simulator import Simulator
+from tests.broker import Broker
+from tests.e2e.conftest import ENVIRON, base_sections, camera_sections
+
+RULE = """
+[triggers.plc]
+type = "mqtt"
+topic = "plc/+/result"
+fields = ["state", "station"]
+
+[[rules]]
+name = "ng_part"
+when = "plc"
+condition = 'state == "NG"'
+cameras = ["cam_a", "cam_b"]
+burst = 2
+interval_ms = 50
+filename = "{line}/ng_{station}_{camera}_{seq}.jpg"
+"""
+
+
+# The same rule on an http trigger, so no broker is needed (the web server is not started by fire).
+HTTP_RULE = RULE.replace('type = "mqtt"\ntopic = "plc/+/result"', 'type = "http"')
+
+
+def sections(root: Path, sim: Simulator) -> str:
+    return base_sections(root, None).replace(
+        "[web]\nenabled = false", "[web]\nenabled = true"
+    ) + camera_sections(sim)
+
+
+def capture(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "capture", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, **ENVIRON, **(env or {})},
+    )  # fmt: skip
+
+
+def test_fire_dry_run_lists_cameras_and_file_names_and_touches_nothing(
+    tmp_path: Path, simulator: Simulator, broker: Broker
+) -> None:
+    root = tmp_path / "data"
+    rules = tmp_path / "rules.toml"
+    rules.write_text(base_sections(root, broker) + camera_sections(simulator) + RULE)
+    result = capture(
+        "fire", "-c", str(rules), "plc", "--value", "state=NG", "--value", "station=S2", "--dry-run"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rule ng_part: 4 frame(s)" in result.stdout
+    assert f"cam_b #2 -> {root}/Line 3/ng_S2_cam_b_2.jpg" in result.stdout
+    assert not root.exists()
+    quiet = capture("fire", "-c", str(rules), "plc", "--value", "state=OK", "--dry-run")
+    assert "no rule matches" in quiet.stdout and "condition false" in quiet.stdout
+
+
+def test_fire_takes_the_pictures_through_the_real_pipeline(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    root = tmp_path / "data"
+    rules = tmp_path / "rules.toml"
+    rules.write_text(sections(root, simulator) + HTTP_RULE)
+    result = capture(
+        "fire", "-c", str(rules), "plc", "--value", "state=NG", "--value", "station=S2"
+    )
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in (root / "Line 3").iterdir())
+    assert files == [
+        "ng_S2_cam_a_1.jpg",
+        "ng_S2_cam_a_2.jpg",
+        "ng_S2_cam_b_1.jpg",
+        "ng_S2_cam_b_2.jpg",
+    ]
+    simulator.faults("dahua").html_200 = True
+    failed = capture(
+        "fire", "-c", str(rules), "plc", "--value", "state=NG", "--value", "station=S3"
+    )
+    assert failed.returncode == 1
+    assert "cam_b #1: InvalidImage" in failed.stdout
+
+
+def test_fire_rejects_bad_values_and_unknown_triggers(tmp_path: Path, simulator: Simulator) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(sections(tmp_path / "data", simulator) + HTTP_RULE)
+    unknown = capture("fire", "-c", str(rules), "plx", "--dry-run")
+    assert unknown.returncode == 1 and "unknown trigger 'plx'; known: plc" in unknown.stderr
+    assert (
+        capture("fire", "-c", str(rules), "plc", "--value", "novalue", "--dry-run").returncode == 2
+    )
+
+
+def test_demo_runs_on_its_own_and_stops_cleanly(tmp_path: Path, broker: Broker) -> None:
+    data = tmp_path / "demo"
+    result = capture("demo", "--data", str(data), "--duration", "8", "--period", "0.5",
+                     "--mqtt", f"{broker.host}:{broker.port}", timeout=90)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    pictures = [p for p in (data / "snapshots").rglob("*.jpg") if "latest" not in p.parts]
+    rules_fired = {p.name.split("_")[0] for p in pictures}
+    assert {"fever", "ng", "part"} <= rules_fired, rules_fired
+    for picture in pictures:
+        validate_jpeg(picture.read_bytes())
+    assert "demo: stopped" in result.stdout
