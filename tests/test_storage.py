@@ -24,7 +24,6 @@ from capture.storage import (
     StorageError,
     UnsafePath,
 )
-from tests.conftest import wait_for
 
 KIB = 1024
 
@@ -187,6 +186,14 @@ def test_a_symlink_leading_out_of_the_root_is_refused(make_storage, tmp_path: Pa
     assert list(outside.iterdir()) == []
 
 
+def test_a_root_that_cannot_be_created_is_a_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+
+    with pytest.raises(StorageError, match="cannot be created"):
+        Storage(StorageConfig(root=blocker / "store"))
+
+
 def test_an_unsafe_camera_name_is_refused(make_storage) -> None:
     storage = make_storage()
 
@@ -212,20 +219,26 @@ def test_a_failure_before_the_rename_leaves_no_file_at_all(make_storage, monkeyp
 
 
 _WRITER = """
-import sys
+import os, sys, threading
 from pathlib import Path, PurePosixPath
 from capture.config.schema import StorageConfig
 from capture.storage import Storage
 storage = Storage(StorageConfig(root=Path(sys.argv[1]), min_free_mb=0))
 data = b"\\xff\\xd8" + b"\\x42" * 2_000_000 + b"\\xff\\xd9"
-for n in range(100_000):
+for n in range(5):
     storage.save(PurePosixPath(f"burst/frame_{n}.jpg"), data, "cam1")
-    print(n, flush=True)
+real_fsync = os.fsync
+def fsync_and_hang(fd):
+    real_fsync(fd)
+    print("between write and rename", flush=True)
+    threading.Event().wait()
+os.fsync = fsync_and_hang
+storage.save(PurePosixPath("burst/frame_5.jpg"), data, "cam1")
 """
 
 
 @pytest.mark.slow
-def test_kill_9_during_saves_leaves_only_whole_files_and_recover_sweeps_temps(
+def test_kill_9_between_write_and_rename_leaves_only_whole_files_and_recover_sweeps(
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "store"
@@ -237,10 +250,7 @@ def test_kill_9_during_saves_leaves_only_whole_files_and_recover_sweeps_temps(
     )
     try:
         assert process.stdout is not None
-        for _ in range(5):
-            process.stdout.readline()
-        # Let it get into the middle of its next 2 MB write, then pull the plug.
-        wait_for(lambda: bool(hidden_files(root)), timeout=10, interval=0.0005)
+        assert process.stdout.readline() == "between write and rename\n"
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait()
@@ -249,14 +259,15 @@ def test_kill_9_during_saves_leaves_only_whole_files_and_recover_sweeps_temps(
 
     whole = b"\xff\xd8" + b"\x42" * 2_000_000 + b"\xff\xd9"
     files = snapshots(root)
-    assert len(files) >= 5
+    assert sorted(files) == [f"burst/frame_{n}.jpg" for n in range(5)]
     assert all(content == whole for content in files.values())
+    assert len(hidden_files(root)) == 1  # the sixth picture, written but never named
 
     storage = Storage(StorageConfig(root=root, min_free_mb=0))
     report = storage.recover()
     storage.close()
-    assert report.temp_files_removed >= 1
-    assert report.files_indexed == len(files)
+    assert report.temp_files_removed == 1
+    assert report.files_indexed == 5
     assert hidden_files(root) == []
 
 
@@ -459,7 +470,7 @@ def test_retention_of_a_future_now_keeps_only_newest_per_camera(make_storage) ->
 
 
 def test_saves_keep_working_while_retention_runs(make_storage) -> None:
-    storage = make_storage(keep_days=None, max_total_mb=0.2)
+    storage = make_storage(keep_days=None, max_total_mb=0.2, fsync=False)
     errors: list[BaseException] = []
     stop = threading.Event()
 
@@ -484,3 +495,23 @@ def test_saves_keep_working_while_retention_runs(make_storage) -> None:
     assert errors == []
     assert report.remaining_bytes <= 0.2 * MIB
     assert {"day0/198.jpg", "day1/199.jpg", "day2/197.jpg"} <= set(snapshots(storage.root))
+
+
+def test_a_long_retention_pass_works_in_chunks_and_deletes_everything_due(
+    make_storage, monkeypatch
+) -> None:
+    monkeypatch.setattr(storage_module, "_RETENTION_CHUNK", 3)
+    storage = make_storage(keep_days=None, max_total_mb=0.05)
+    for n in range(20):
+        storage.save(PurePosixPath(f"c/{n:02d}.jpg"), jpeg(10 * KIB), f"cam{n % 2}")
+
+    report = storage.enforce_retention()
+
+    assert set(snapshots(storage.root)) == {
+        "c/15.jpg",
+        "c/16.jpg",
+        "c/17.jpg",
+        "c/18.jpg",
+        "c/19.jpg",
+    }
+    assert report.deleted_files == 15 and report.by_reason == {"size": 15}
