@@ -105,6 +105,13 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _device_ts(moment: datetime | None) -> str | None:
+    """An image's own time: UTC when the device named a zone, else its naive local time."""
+    if moment is None:
+        return None
+    return _ts(moment) if moment.tzinfo else moment.isoformat(timespec="microseconds")
+
+
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -545,7 +552,7 @@ class Journal(JournalReader):
                         result.bytes,
                         result.latency_ms,
                         result.trigger_to_image_ms,
-                        _ts(result.image_time) if result.image_time else None,
+                        _device_ts(result.image_time),
                         result.width,
                         result.height,
                         int(result.stale),

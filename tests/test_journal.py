@@ -81,6 +81,17 @@ def test_an_event_and_its_outcomes_come_back_with_every_field(journal: Journal) 
     assert good.recorded is not None and good.recorded > T0 - timedelta(days=1)
 
 
+def test_a_device_local_image_time_stays_naive(journal: Journal) -> None:
+    ev = event()
+    journal.record_result(ok(ev, image_time=datetime(2026, 11, 25, 9, 0, 1)))  # XRC file name
+    journal.flush()
+
+    (row,) = journal.query(camera="cam1")
+
+    assert row.image_time == datetime(2026, 11, 25, 9, 0, 1)
+    assert row.as_json()["image_time"] == "2026-11-25T09:00:01"
+
+
 def test_an_event_that_matched_no_rule_is_listed_without_outcome(journal: Journal) -> None:
     quiet = event(temp=36.5)
     journal.record_event(quiet, [])
