@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "capture.config.command",
     "capture.run_command",
     "capture.demo",
+    "capture.simulator.command",
     "capture.journal_command",
 )
 

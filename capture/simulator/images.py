@@ -3,7 +3,7 @@
 Drawing and encoding a 640x480 frame with Pillow costs about 5 ms, far too
 much to do per request when the benchmark wants thousands per second. So each
 (channel, size) picture is redrawn at most `RENDER_FPS` times per second and
-every response gets a JPEG comment segment, right after SOI, carrying a
+every response gets a JPEG comment segment, right after the header, carrying a
 counter: bytes are identical only when the freeze fault asks for it.
 """
 
@@ -33,9 +33,16 @@ class _Rendered:
 
 
 def with_comment(jpeg: bytes, text: str) -> bytes:
-    """The same JPEG with a COM segment holding `text` inserted after SOI."""
+    """The same JPEG with a COM segment holding `text`, after SOI and the JFIF APP0 header if any.
+
+    JFIF wants APP0 right after SOI, and some sniffers look for it there.
+    """
     payload = text.encode("ascii", "replace")[:65000]
-    return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+    at = 2
+    if jpeg[2:4] == b"\xff\xe0":
+        at = 4 + struct.unpack(">H", jpeg[4:6])[0]
+    segment = b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload
+    return jpeg[:at] + segment + jpeg[at:]
 
 
 class FrameSource:

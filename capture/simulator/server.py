@@ -19,7 +19,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from capture.simulator.camera import SimulatedCamera, SimulatorConfigError
 from capture.simulator.device import Device
@@ -283,8 +283,12 @@ class Simulator:
     def example_url_of(self, name: str) -> str:
         """A URL of camera `name`'s main endpoint, for people to paste into a browser."""
         device = self._device(name)
-        path = device.camera.path or device.personality.example_path
-        return self.url_of(name) + path
+        url = self.url_of(name) + (device.camera.path or device.personality.example_path)
+        if device.camera.effective_auth == "query":
+            user_param, password_param = device.personality.query_params
+            credentials = {user_param: device.camera.user, password_param: device.camera.password}
+            url += ("&" if "?" in url else "?") + urlencode(credentials)
+        return url
 
     def faults(self, name: str) -> Faults:
         """The live fault switches of camera `name`."""

@@ -75,7 +75,7 @@ class Xrc(Personality):
 
     server_header: ClassVar[str] = "Netwave IP Camera"
     query_params: ClassVar[tuple[str, str]] = ("user", "pwd")
-    example_path: ClassVar[str] = "/snapshot.cgi?user=USER&pwd=PASSWORD"
+    example_path: ClassVar[str] = "/snapshot.cgi"
 
     def __init__(self, device: Device) -> None:
         super().__init__(device)

@@ -1,0 +1,121 @@
+"""`capture simulate`: run simulated cameras until Ctrl-C, for demos, driver work and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from capture.simulator.camera import VENDORS, SimulatedCamera, SimulatorConfigError
+from capture.simulator.config import SimulatorSetup, load_simulator_file
+from capture.simulator.server import Simulator, SimulatorError
+
+DEFAULT_PASSWORD = "sim-password"  # noqa: S105 - a simulator credential, printed on purpose
+
+
+def register(subparsers: Any) -> None:
+    """Add the `simulate` subcommand."""
+    parser = subparsers.add_parser(
+        "simulate",
+        help="run simulated IP cameras (Hikvision, Dahua, EDIMAX, XRC, MJPEG, generic)",
+        description=(
+            "Serve simulated IP cameras on real sockets, one port each, until Ctrl-C. "
+            "Without --config, one camera of each vendor (or of each --vendor) is started."
+        ),
+    )
+    parser.add_argument(
+        "--config", type=Path, help="simulator TOML file listing cameras and faults"
+    )
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        help="first port; camera i listens on base-port + i (default: free ports)",
+    )
+    parser.add_argument(
+        "--vendor",
+        action="extend",
+        nargs="+",
+        choices=VENDORS,
+        help="vendors to simulate, one camera each (ignored with --config)",
+    )
+    parser.add_argument(
+        "--password",
+        default=DEFAULT_PASSWORD,
+        help=f"password of the default cameras (default {DEFAULT_PASSWORD})",
+    )
+    parser.set_defaults(func=run)
+
+
+def default_setup(vendors: list[str] | None, password: str) -> SimulatorSetup:
+    """One camera per vendor, named sim-<vendor>."""
+    cameras = tuple(
+        SimulatedCamera(name=f"sim-{vendor}", vendor=vendor, password=password)  # type: ignore[arg-type]
+        for vendor in dict.fromkeys(vendors or VENDORS)
+    )
+    return SimulatorSetup(cameras=cameras)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the simulator, print what it serves, wait for Ctrl-C or SIGTERM."""
+    try:
+        setup = (
+            load_simulator_file(args.config)
+            if args.config
+            else default_setup(args.vendor, args.password)
+        )
+        simulator = Simulator(
+            setup.cameras,
+            host=args.host or setup.host,
+            base_port=args.base_port if args.base_port is not None else setup.base_port,
+        )
+        for name, faults in setup.faults.items():
+            simulator.faults(name).update(**faults)
+        simulator.start()
+    except (SimulatorConfigError, SimulatorError) as error:
+        print(f"capture simulate: {error}")
+        return 2
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        _print_table(simulator, setup)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        simulator.stop()
+    print("simulator stopped")
+    return 0
+
+
+def _print_table(simulator: Simulator, setup: SimulatorSetup) -> None:
+    print(
+        f"Camera simulator: {len(setup.cameras)} simulated camera(s). "
+        "These are SIMULATOR credentials, not those of any real device."
+    )
+    rows = [("NAME", "VENDOR", "AUTH", "USER", "PASSWORD", "URL")]
+    for camera in simulator.cameras:
+        rows.append(
+            (
+                camera.name,
+                camera.vendor,
+                camera.effective_auth,
+                camera.user,
+                camera.password,
+                simulator.example_url_of(camera.name),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[-1]
+        )
+    for name, faults in setup.faults.items():
+        print(f"faults {name}: " + ", ".join(f"{k}={v}" for k, v in faults.items()))
+    print("Press Ctrl-C to stop.", flush=True)
