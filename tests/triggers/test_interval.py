@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,10 +29,10 @@ def test_ticks_every_period_counting_up(start: Start, events: Collector) -> None
     wait_for(lambda: len(events) >= 4)
     ticks = events.events[:4]
     assert [tick.values["count"] for tick in ticks] == [1, 2, 3, 4]
-    gaps = [later.monotonic - earlier.monotonic for earlier, later in itertools.pairwise(ticks)]
-    assert all(gap >= 0.045 for gap in gaps)
-    # Ticks sit on a fixed grid: no delay accumulates from tick to tick.
-    assert ticks[3].monotonic - ticks[0].monotonic == pytest.approx(0.15, abs=0.04)
+    offsets = [tick.monotonic - ticks[0].monotonic for tick in ticks]
+    # On a fixed grid: never early, and lateness does not add up from tick to tick.
+    assert all(offset >= k * 0.05 - 0.005 for k, offset in enumerate(offsets))
+    assert offsets[3] < 3 * 0.05 + 0.1
 
 
 def test_ticks_outside_the_days_are_skipped_and_not_counted(

@@ -35,7 +35,8 @@ class Device:
         self.master = master
 
     def unplug(self) -> None:
-        """Pull the cable: the pty disappears."""
+        """Pull the cable: the pty disappears, and udev removes the by-id link."""
+        self.link.unlink(missing_ok=True)
         if self.master is not None:
             os.close(self.master)
             self.master = None
