@@ -53,8 +53,6 @@ class FrameSource:
         self.label = label
         self._lock = threading.Lock()
         self._cache: dict[tuple[int, int, int], _Rendered] = {}
-        self._backgrounds: dict[tuple[int, int, int], Image.Image] = {}
-        self._fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
         self._counter = itertools.count(1)
 
     def jpeg(self, channel: int, width: int, height: int) -> bytes:
@@ -78,7 +76,7 @@ class FrameSource:
             return rendered.jpeg
 
     def _render(self, channel: int, width: int, height: int) -> bytes:
-        image = self._background(channel, width, height).copy()
+        image = _background(channel, width, height).copy()
         draw = ImageDraw.Draw(image)
         now = datetime.now()
         tick = int(time.time() * RENDER_FPS)
@@ -89,7 +87,7 @@ class FrameSource:
             (x, height // 2 - block // 2, x + block, height // 2 + block // 2), fill=(230, 200, 40)
         )
         size = max(10, height // 18)
-        font = self._font(size)
+        font = _font(size)
         lines = [
             f"{self.camera_name}  ch{channel}",
             now.strftime("%Y-%m-%d %H:%M:%S.") + f"{now.microsecond // 1000:03d}",
@@ -108,9 +106,17 @@ class FrameSource:
         image.save(out, "JPEG", quality=JPEG_QUALITY)
         return out.getvalue()
 
-    def _background(self, channel: int, width: int, height: int) -> Image.Image:
-        key = (channel, width, height)
-        background = self._backgrounds.get(key)
+
+_shared_lock = threading.Lock()
+_backgrounds: dict[tuple[int, int, int], Image.Image] = {}
+_fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
+
+
+def _background(channel: int, width: int, height: int) -> Image.Image:
+    """The static scene behind a channel's picture, made once per process and size."""
+    key = (channel, width, height)
+    with _shared_lock:
+        background = _backgrounds.get(key)
         if background is None:
             # Sensor-like noise over a gradient: compresses like a real scene
             # (tens of KB), unlike a flat fill that would make a 3 KB JPEG.
@@ -126,15 +132,17 @@ class FrameSource:
             )
             noise = Image.effect_noise((width, height), _NOISE_SIGMA).convert("RGB")
             background = ImageChops.add(base, noise, scale=2.0).filter(ImageFilter.GaussianBlur(1))
-            self._backgrounds[key] = background
+            _backgrounds[key] = background
         return background
 
-    def _font(self, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-        font = self._fonts.get(size)
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    with _shared_lock:
+        font = _fonts.get(size)
         if font is None:
             try:
                 font = ImageFont.load_default(size=size)
             except (OSError, TypeError):  # Pillow built without FreeType
                 font = ImageFont.load_default()
-            self._fonts[size] = font
+            _fonts[size] = font
         return font
