@@ -529,7 +529,7 @@ class LineParser(TriggerBase):
     value_name: str = Field(
         "value",
         pattern=r"^[A-Za-z_]\w*$",
-        description="Value name for the number and text parsers, e.g. temp.",
+        description="Value name for the number and text parsers (and a JSON line that is not an object), e.g. temp.",
     )
     pattern: str | None = Field(
         None, description="Regular expression with named groups, for parser = 'regex'."
