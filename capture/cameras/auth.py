@@ -94,7 +94,7 @@ def _parse_header(text: str) -> list[Challenge]:
             params[name.lower()] = value
             continue
         at_separator = after_space >= len(text) or text[after_space] == ","
-        if scheme is not None and params and at_separator:
+        if scheme is not None and params and "token68" not in params and at_separator:
             params[name.lower()] = ""  # a bare flag such as `stale`
             continue
         if scheme is not None:

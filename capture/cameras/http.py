@@ -263,12 +263,13 @@ class CameraHttp:
         path: str,
         params: dict[str, str] | None,
         deadline: Deadline,
-        limit: int = MAX_IMAGE_BYTES,
+        limit: int | None = None,
     ) -> Reply:
-        """GET `path` and read the whole answer, any status."""
+        """GET `path` and read the whole answer (at most `limit` bytes), any status."""
         started = time.monotonic()
         with self.stream(path, params, deadline) as response:
-            size_limit = limit if response.status_code == 200 else MAX_ERROR_BYTES
+            ok_limit = MAX_IMAGE_BYTES if limit is None else limit
+            size_limit = ok_limit if response.status_code == 200 else MAX_ERROR_BYTES
             body = self.read_body(response, deadline, size_limit)
             result = self.reply(response, body)
         logger.debug(

@@ -77,9 +77,12 @@ class JpegScanner:
                 return None
             if self._pos + 2 > size:
                 return None
+            before = self._pos
             end = self._read_marker(buffer, size)
             if end is not None:
                 return end
+            if self._pos == before and not self._in_scan:
+                return None  # the segment header is not complete yet
 
     def _skip_entropy_data(self, buffer: bytes | bytearray, size: int) -> bool:
         """Move past compressed data to the next real marker; False if more bytes are needed."""

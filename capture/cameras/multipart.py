@@ -62,6 +62,7 @@ class FirstFrameReader:
         self._scanner: JpegScanner | None = None
         self._skipping = False
         self._search_from = 0
+        self._delimiter_search_from = 0
         self._received = 0
 
     def feed(self, chunk: bytes) -> JpegInfo | None:
@@ -106,9 +107,30 @@ class FirstFrameReader:
             if end is not None:
                 data = bytes(self._buffer[scanner.start : end])
                 return JpegInfo(data, scanner.width, scanner.height)
+            if self._part_ended_early():
+                self._reject("part ended before its JPEG was complete (truncated)")
+                continue
             if len(self._buffer) - scanner.start > MAX_FRAME_BYTES:
                 raise MjpegError(f"frame larger than {MAX_FRAME_BYTES // (1024 * 1024)} MB")
             return None
+
+    def _part_ended_early(self) -> bool:
+        """True when the next delimiter line has arrived while the JPEG is still incomplete."""
+        if self.boundary is None:
+            return False
+        buffer, marker = self._buffer, b"\n--" + self.boundary
+        while True:
+            found = buffer.find(marker, self._delimiter_search_from)
+            if found < 0 or found + len(marker) >= len(buffer):
+                if found < 0:
+                    self._delimiter_search_from = max(
+                        self._delimiter_search_from, len(buffer) - len(marker)
+                    )
+                return False
+            # A real delimiter line goes on with CR, LF or the closing "--".
+            if buffer[found + len(marker)] in b"\r\n-":
+                return True
+            self._delimiter_search_from = found + 1
 
     def _start_part(self) -> bool:
         """Start scanning the next part's JPEG, or reject the part; False if more bytes are needed."""
@@ -125,7 +147,10 @@ class FirstFrameReader:
                 if not self._consume_delimiter():
                     return False
                 continue
-            if _HEADER_LINE.match(buffer, self._pos):
+            if buffer.find(b"\n", self._pos, self._pos + MAX_HEADER_BYTES) < 0:
+                if len(buffer) - self._pos <= MAX_HEADER_BYTES:
+                    return False  # judge the line once it is complete
+            elif _HEADER_LINE.match(buffer, self._pos):
                 return self._consume_headers()
             self._reject(f"part without JPEG data: {_excerpt(buffer, self._pos)!r}")
             return True
@@ -177,6 +202,7 @@ class FirstFrameReader:
             del self._buffer[:start]  # keep memory bounded: earlier parts are done with
         self._pos = 0
         self._scanner = JpegScanner(0)
+        self._delimiter_search_from = 0
 
     def _reject(self, reason: str, resume_at: int | None = None) -> None:
         """Give up on the current part and skip to the next one.
