@@ -215,8 +215,15 @@ def test_waiting_for_a_slot_is_bounded_by_the_deadline(mock: respx.MockRouter) -
 
     mock.get("/snap.jpg").mock(side_effect=slow)
     cam = camera(auth="none", deadline_s=0.2)
-    held: list[object] = []
-    holder = threading.Thread(target=lambda: held.append(cam.snapshot()))
+    held: list[BaseException] = []
+
+    def hold_the_slot() -> None:
+        try:
+            cam.snapshot()
+        except Timeout as exc:
+            held.append(exc)
+
+    holder = threading.Thread(target=hold_the_slot)
     holder.start()
     wait_for(lambda: cam._slots._value == 0, timeout=5)  # type: ignore[attr-defined]
     try:
@@ -226,7 +233,8 @@ def test_waiting_for_a_slot_is_bounded_by_the_deadline(mock: respx.MockRouter) -
         release.set()
         holder.join()
         cam.close()
-    assert len(held) == 1  # the request holding the slot still completed
+    # The request holding the slot overran its own deadline too, and said so.
+    assert len(held) == 1 and "deadline_s = 0.2 s" in str(held[0])
 
 
 def test_state_starts_unknown_and_records_the_last_error(mock: respx.MockRouter) -> None:
