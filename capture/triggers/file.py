@@ -243,6 +243,10 @@ class FileTrigger:
         except OSError as exc:
             self._stats.error(f"{exc}")
             log.warning("file trigger cannot read trigger=%s error=%r", self.name, str(exc))
+        except Exception as exc:
+            # An exception here would end watchdog's dispatch thread: no more events at all.
+            self._stats.error(f"{exc}")
+            log.exception("file event handling failed trigger=%s path=%s", self.name, source)
 
     def _on_append_event(self, source: str, dest: str) -> None:
         moved = self._tails.get(source)

@@ -17,7 +17,7 @@ import time
 import warnings
 from typing import Any
 
-from gpiozero import DigitalInputDevice, GPIOZeroError
+from gpiozero import DigitalInputDevice
 
 from capture.config import schema
 from capture.events import Value
@@ -54,14 +54,14 @@ def open_input(name: str, config: schema.GpioTrigger, pin_factory: Any) -> Digit
                 bounce_time=None,
                 pin_factory=pin_factory,
             )
-        except GPIOZeroError as exc:
+        except Exception as exc:  # the one place pin libraries are touched: lgpio.error, OSError...
             reasons = "; ".join(str(warning.message) for warning in caught)
             hint = _hint(exc)
             detail = f"{exc}" + (f" ({reasons})" if reasons else "") + (f"; {hint}" if hint else "")
             raise TriggerError(name, f"cannot start: {detail}", f"gpio pin {config.pin}") from exc
 
 
-def _hint(exc: GPIOZeroError) -> str:
+def _hint(exc: Exception) -> str:
     kind = type(exc).__name__
     if kind == "BadPinFactory":
         return (
@@ -70,6 +70,8 @@ def _hint(exc: GPIOZeroError) -> str:
         )
     if kind == "GPIOPinInUse":
         return "another trigger or program uses this pin"
+    if isinstance(exc, PermissionError) or "permission" in str(exc).lower():
+        return "add the service user to the gpio group"
     if kind == "PinFixedPull":
         return "this pin has a fixed pull-up resistor (GPIO2/GPIO3): set pull_up = true or use another pin"
     return ""
@@ -117,6 +119,8 @@ class GpioTrigger:
         self._emit = emit
         with self._lock:
             self._running = True
+            self._settle_at = self._confirm_at = None
+            self._quiet_until = 0.0
             self._active = bool(device.is_active)
             self._since = self._last_edge = time.monotonic()
             self._confirmed = True  # an input already active at start is not a new pulse

@@ -70,11 +70,14 @@ class MqttTriggerConnection:
     def attach(self, trigger: MqttTrigger) -> None:
         """Route matching messages to `trigger`, connecting if it is the first."""
         with self._lock:
-            self._triggers.append(trigger)
             if self._client is None:
                 self._client = self._connect(trigger)
-            elif self._connected:
-                self._client.subscribe(trigger.config.topic, qos=self.config.qos)
+            self._triggers.append(trigger)
+            client, subscribe_now = self._client, self._connected
+        # Outside our lock: paho's thread may be waiting for it in _on_connect.
+        # If it connects meanwhile, _on_connect subscribes this filter too (harmless twice).
+        if subscribe_now:
+            client.subscribe(trigger.config.topic, qos=self.config.qos)
 
     def detach(self, trigger: MqttTrigger) -> None:
         """Stop routing to `trigger`; the last one out disconnects and joins paho's thread."""
@@ -169,7 +172,13 @@ class MqttTriggerConnection:
         if not targets:
             log.debug("mqtt message for no trigger topic=%s", message.topic)
         for trigger in targets:
-            trigger.handle(message)
+            try:
+                trigger.handle(message)
+            except Exception:
+                # An exception here would end paho's network thread, and with it every mqtt trigger.
+                log.exception(
+                    "mqtt message handling failed trigger=%s topic=%s", trigger.name, message.topic
+                )
 
     def _report_outage(self, why: str) -> None:
         message = f"broker {self.config.host}:{self.config.port}: {why}"

@@ -73,6 +73,8 @@ class SerialTrigger:
         self._stopping.clear()
         try:
             self._set_port(self._open())
+        except ValueError as exc:  # pyserial's verdict on the settings, e.g. a baud rate
+            raise TriggerError(self.name, f"cannot start: {exc}", self.source) from exc
         except pyserial.SerialException as exc:
             if exc.errno in (errno.EACCES, errno.EPERM):
                 raise TriggerError(
@@ -156,7 +158,7 @@ class SerialTrigger:
                     return
                 try:
                     self._set_port(self._open())
-                except (pyserial.SerialException, OSError) as exc:
+                except (pyserial.SerialException, OSError, ValueError) as exc:
                     self._outage(exc)
                 continue
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
@@ -216,3 +217,18 @@ def test_mqtt_trigger_with_mqtt_disabled_says_so() -> None:
         TriggerError, match=r"trigger plc \(mqtt topic x\): cannot start: \[mqtt\] enabled = false"
     ):
         mqtt(context, "x").start(lambda event: None)
+
+
+def test_a_missing_ca_file_is_a_clear_start_error_leaving_no_thread_behind(
+    tmp_path: Path, broker: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    context = TriggerContext(
+        mqtt=MqttConfig(
+            host=broker.host, port=broker.port, tls=True, ca_file=tmp_path / "missing-ca.pem"
+        )
+    )
+    with pytest.raises(
+        TriggerError, match=r"trigger plc \(mqtt topic .*\): cannot start: .*ca_file"
+    ):
+        mqtt(context, f"{prefix}/done").start(events)
+    assert not shared_connection(context).connected  # and no paho thread: see no_leaked_threads
