@@ -10,7 +10,7 @@ about 1 us on a Raspberry Pi 4).
 Semantics, chosen for values that arrive as text from files, serial lines and MQTT:
 
 - When one side of a comparison is a number, the other side's text is read as a
-  number (`"37.9"` and `" 37.9\\r\\n"` compare as 37.9); text that is not a number
+  number (`"37.9"`, `"37,9"` and `" 37.9\\r\\n"` compare as 37.9); text that is not a number
   is never equal to, smaller or larger than a number.
 - Two texts compare exactly (case-sensitive, no trimming).
 - A value that is missing, null or NaN makes every comparison false, `!=` and
@@ -86,7 +86,8 @@ def _where(text: str, position: int) -> str:
 
 
 # Group 2 (a fraction) or 3 (an exponent) make it a float; without them it is an integer.
-_NUMBER_TEXT = re.compile(r"\s*([+-]?(?:\d+(\.\d*)?|(\.\d+))([eE][+-]?\d+)?)\s*", re.ASCII)
+# A decimal comma is read as the triggers read it: many European devices print "37,5".
+_NUMBER_TEXT = re.compile(r"\s*([+-]?(?:\d+([.,]\d*)?|([.,]\d+))([eE][+-]?\d+)?)\s*", re.ASCII)
 _TRUE_WORDS = frozenset({"true", "on", "yes", "1"})
 _FALSE_WORDS = frozenset({"false", "off", "no", "0"})
 
@@ -99,7 +100,7 @@ def _number(text: str) -> int | float | None:
     digits, fraction, bare_fraction, exponent = match.groups()
     if fraction is None and bare_fraction is None and exponent is None:
         return int(digits)
-    number = float(digits)
+    number = float(digits.replace(",", "."))
     return number if math.isfinite(number) else None
 
 
