@@ -17,7 +17,7 @@ import time
 import warnings
 from typing import Any
 
-from gpiozero import DigitalInputDevice
+from gpiozero import BadPinFactory, DigitalInputDevice, GPIOPinInUse, PinFixedPull
 
 from capture.config import schema
 from capture.events import Value
@@ -38,16 +38,18 @@ INACTIVE = "inactive"
 
 
 def open_input(name: str, config: schema.GpioTrigger, pin_factory: Any) -> DigitalInputDevice:
-    """Open the input pin, translating every gpiozero failure into one `TriggerError`.
+    """Open the input pin, translating every pin-library failure into one `TriggerError`.
 
     gpiozero announces each pin factory it could not load with a
-    PinFactoryFallback warning before giving up; those reasons are collected
-    into the error so a technician sees why (no lgpio module, not a Pi, ...).
+    PinFactoryFallback warning before giving up; those reasons go into the
+    error so a technician sees why (no lgpio module, not a Pi, ...), or into
+    the log when a later factory worked.
     """
+    source = f"gpio pin {config.pin}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            return DigitalInputDevice(
+            device = DigitalInputDevice(
                 config.pin,
                 pull_up=config.pull_up,
                 active_state=config.active_state,
@@ -58,22 +60,24 @@ def open_input(name: str, config: schema.GpioTrigger, pin_factory: Any) -> Digit
             reasons = "; ".join(str(warning.message) for warning in caught)
             hint = _hint(exc)
             detail = f"{exc}" + (f" ({reasons})" if reasons else "") + (f"; {hint}" if hint else "")
-            raise TriggerError(name, f"cannot start: {detail}", f"gpio pin {config.pin}") from exc
+            raise TriggerError(name, f"cannot start: {detail}", source) from exc
+    for warning in caught:
+        log.info("gpio note trigger=%s pin=%s note=%r", name, config.pin, str(warning.message))
+    return device
 
 
 def _hint(exc: Exception) -> str:
-    kind = type(exc).__name__
-    if kind == "BadPinFactory":
+    if isinstance(exc, BadPinFactory):
         return (
             "no GPIO pin factory available (not a Raspberry Pi?); on a Pi install "
             "python3-lgpio, elsewhere remove or disable this trigger"
         )
-    if kind == "GPIOPinInUse":
+    if isinstance(exc, GPIOPinInUse):
         return "another trigger or program uses this pin"
+    if isinstance(exc, PinFixedPull):
+        return "this pin has a fixed pull-up resistor (GPIO2/GPIO3): set pull_up = true or use another pin"
     if isinstance(exc, PermissionError) or "permission" in str(exc).lower():
         return "add the service user to the gpio group"
-    if kind == "PinFixedPull":
-        return "this pin has a fixed pull-up resistor (GPIO2/GPIO3): set pull_up = true or use another pin"
     return ""
 
 

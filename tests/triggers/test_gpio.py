@@ -186,3 +186,10 @@ def test_a_machine_without_gpio_names_the_trigger_and_why(monkeypatch: pytest.Mo
     assert "no GPIO pin factory available (not a Raspberry Pi?)" in message
     assert "lgpio" in message
     trigger.stop()
+
+
+def test_pull_down_on_a_pin_with_a_fixed_pull_up_says_what_to_do(factory: MockFactory) -> None:
+    trigger = gpio(factory, pin="GPIO2", pull_up=False)
+    with pytest.raises(TriggerError, match=r"fixed pull-up resistor .*set pull_up = true"):
+        trigger.start(lambda event: None)
+    trigger.stop()
