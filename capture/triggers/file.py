@@ -164,10 +164,18 @@ class FileTrigger:
                 observer.start()
             except OSError as exc:
                 raise self._error(f"cannot watch {self.folder}: {exc}; try polling = true") from exc
+            try:
+                if self.config.mode == "append":
+                    for path in self._existing():
+                        self._follow(path, at_end=True)
+            except OSError as exc:
+                observer.stop()
+                observer.join()
+                for tail in self._tails.values():
+                    tail.close()
+                self._tails.clear()
+                raise self._error(f"cannot read: {exc}") from exc
             self._observer = observer
-            if self.config.mode == "append":
-                for path in self._existing():
-                    self._follow(path, at_end=True)
         log.info(
             "file trigger started trigger=%s path=%s mode=%s polling=%s following=%d",
             self.name,

@@ -182,3 +182,12 @@ def test_stop_is_idempotent_and_nothing_fires_after_it(tmp_path: Path, events: C
     trigger.stop()
     append(log, "T=1\n")
     assert len(events) == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_is_a_clear_start_error(tmp_path: Path) -> None:
+    log = tmp_path / "thermo.log"
+    log.write_text("T=1\n")
+    log.chmod(0)
+    with pytest.raises(TriggerError, match=r"cannot start: cannot read: .*Permission denied"):
+        watch(log).start(lambda event: None)
