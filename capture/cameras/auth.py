@@ -349,6 +349,11 @@ def _copy_cookies(response: httpx.Response, request: httpx.Request) -> None:
         httpx.Cookies(response.cookies).set_cookie_header(request)
 
 
+def is_stale(response: httpx.Response) -> bool:
+    """True when a 401 only says our nonce expired (not that the password is wrong)."""
+    return any(c.stale for c in parse_challenges(response.headers.get_list("www-authenticate")))
+
+
 def describe_challenge(response: httpx.Response) -> str | None:
     """The strongest challenge of a 401 for messages (`digest realm 'X'`), or None."""
     challenges = parse_challenges(response.headers.get_list("www-authenticate"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 # The class names are the "error type" the journal and MQTT events publish,
 # so they read as outcomes (AuthFailed, Timeout) rather than ending in Error.
-# ruff: noqa: N818
 
 
 class CameraError(Exception):

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from capture import __version__
-from capture.cameras.auth import CameraAuth, describe_challenge
+from capture.cameras.auth import CameraAuth, describe_challenge, is_stale
 from capture.cameras.classify import classify_common
 from capture.cameras.errors import (
     AuthFailed,
@@ -89,6 +89,7 @@ class Reply:
     source: str
     credentials_sent: bool
     challenge: str | None = None
+    stale_nonce: bool = False
 
     @property
     def content_type(self) -> str:
@@ -256,6 +257,7 @@ class CameraHttp:
             source=self.redact(response.request.url),
             credentials_sent=self.auth.sends_credentials(response.request),
             challenge=challenge,
+            stale_nonce=response.status_code == 401 and is_stale(response),
         )
 
     def get(
@@ -422,6 +424,14 @@ class CameraHttp:
                 self.camera,
                 f"the camera requires authentication (HTTP 401, {offered}); "
                 "set user and password_env",
+                status=401,
+                excerpt=text,
+            )
+        if result.stale_nonce:
+            return AuthFailed(
+                self.camera,
+                f"the camera declared even a fresh nonce expired (HTTP 401, {offered}, "
+                "stale=true); check the camera's clock and firmware",
                 status=401,
                 excerpt=text,
             )

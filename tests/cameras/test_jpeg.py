@@ -89,7 +89,7 @@ def test_incremental_scan_finds_the_same_end_whatever_the_chunking(
     scanner = JpegScanner()
     buffer = bytearray()
     end = None
-    for cut in sorted({c for c in cuts if c < len(data)}) + [len(data)]:
+    for cut in [*sorted({c for c in cuts if c < len(data)}), len(data)]:
         buffer[:] = data[:cut]
         end = scanner.scan(buffer)
         if end is not None:

@@ -127,7 +127,7 @@ def test_truncated_frame_without_boundary_never_yields_its_exif_thumbnail() -> N
 def test_error_parts_are_reported_with_an_excerpt() -> None:
     xml = b"<?xml version='1.0'?><ResponseStatus><statusCode>3</statusCode></ResponseStatus>"
     error_part = b"--myboundary\r\nContent-Type: application/xml\r\n\r\n" + xml + b"\r\n"
-    with pytest.raises(MjpegError, match="application/xml part.*ResponseStatus"):
+    with pytest.raises(MjpegError, match=r"application/xml part.*ResponseStatus"):
         first_frame(error_part * 10)
 
 
