@@ -1,0 +1,176 @@
+"""`capture snap` and `capture cameras`: a technician's tools to test cameras from the shell.
+
+`snap` takes one picture now and writes it (atomically, never a partial or
+non-JPEG file); `cameras` probes every configured camera at once and prints
+a table of who answers, how fast and with what image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from capture.cameras import Snapshot, build_camera
+from capture.cameras.errors import CameraError
+from capture.config.loader import add_config_argument, load_rule_file
+from capture.config.problems import ConfigError, did_you_mean
+from capture.config.schema import RuleFile
+
+#: Most cameras probed at once by `capture cameras`.
+MAX_PROBES = 32
+
+
+def register(subparsers: Any) -> None:
+    """Add `capture snap` and `capture cameras` to the CLI."""
+    snap = subparsers.add_parser(
+        "snap",
+        help="take one snapshot from a camera now",
+        description="Take one snapshot now and write it. Prints path, size, resolution and "
+        "latency; on failure prints the typed error, writes nothing and exits 1.",
+    )
+    snap.add_argument("camera", metavar="CAMERA", help="camera name from the rule file")
+    add_config_argument(snap)
+    snap.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="file to write, or an existing folder (default: ./CAMERA_YYYYmmdd_HHMMSS.jpg)",
+    )
+    snap.set_defaults(func=run_snap)
+
+    cameras = subparsers.add_parser(
+        "cameras",
+        help="probe every configured camera",
+        description="Take one snapshot from every camera at once and print a table: name, "
+        "vendor, line, latency, image size, and OK or the error. Exits 1 if any failed.",
+    )
+    add_config_argument(cameras)
+    cameras.set_defaults(func=run_cameras)
+
+
+def _load(args: argparse.Namespace) -> RuleFile | None:
+    try:
+        return load_rule_file(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def run_snap(args: argparse.Namespace) -> int:
+    """Take one snapshot; 0 when a JPEG was written, 1 otherwise."""
+    rules = _load(args)
+    if rules is None:
+        return 1
+    if args.camera not in rules.cameras:
+        known = ", ".join(rules.cameras) or "none"
+        print(
+            f"unknown camera {args.camera!r}{did_you_mean(args.camera, rules.cameras)}; "
+            f"cameras in the rule file: {known}",
+            file=sys.stderr,
+        )
+        return 1
+    camera = build_camera(args.camera, rules.cameras[args.camera])
+    try:
+        snapshot = camera.snapshot()
+    except CameraError as error:
+        print(f"{error.kind}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        camera.close()
+    target = output_path(args.output, args.camera)
+    try:
+        write_atomically(target, snapshot.jpeg)
+    except OSError as exc:
+        print(f"cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{target}: {len(snapshot.jpeg)} bytes, {snapshot.width}x{snapshot.height}, "
+        f"{snapshot.latency_ms:.0f} ms"
+    )
+    return 0
+
+
+def output_path(output: Path | None, camera: str) -> Path:
+    """The file to write: `output` itself, or the default name inside `output` or ./."""
+    default_name = f"{camera}_{datetime.now().astimezone():%Y%m%d_%H%M%S}.jpg"
+    if output is None:
+        return Path(default_name)
+    if output.is_dir():
+        return output / default_name
+    return output
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and rename, so no partial file is ever seen."""
+    folder = path.parent if str(path.parent) else Path()
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it 0600; a snapshot is meant to be shared
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def probe(name: str, rules: RuleFile) -> tuple[Snapshot | None, CameraError | None]:
+    """One snapshot from one camera: the snapshot or the error."""
+    camera = build_camera(name, rules.cameras[name])
+    try:
+        return camera.snapshot(), None
+    except CameraError as error:
+        return None, error
+    finally:
+        camera.close()
+
+
+def run_cameras(args: argparse.Namespace) -> int:
+    """Probe every camera concurrently and print the table; 1 if any failed."""
+    rules = _load(args)
+    if rules is None:
+        return 1
+    names = list(rules.cameras)
+    if not names:
+        print("no cameras in the rule file", file=sys.stderr)
+        return 1
+    with ThreadPoolExecutor(max_workers=min(len(names), MAX_PROBES)) as pool:
+        results = list(pool.map(lambda name: probe(name, rules), names))
+    rows = [["NAME", "VENDOR", "LINE", "LATENCY", "IMAGE", "RESULT"]]
+    for name, (snapshot, error) in zip(names, results, strict=True):
+        config = rules.cameras[name]
+        if snapshot is not None:
+            stale = " (stale: same image as before)" if snapshot.stale else ""
+            cells = [
+                f"{snapshot.latency_ms:.0f} ms",
+                f"{snapshot.width}x{snapshot.height} {len(snapshot.jpeg) // 1024} KiB",
+                "OK" + stale,
+            ]
+        else:
+            assert error is not None
+            cells = ["-", "-", f"{error.kind}: {error.message}"]
+        rows.append([name, config.vendor, rules.camera_line(name), *cells])
+    print(format_table(rows))
+    failed = sum(1 for snapshot, _ in results if snapshot is None)
+    if failed:
+        print(f"{failed} of {len(names)} camera(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def format_table(rows: list[list[str]]) -> str:
+    """Left-aligned columns; the last column is not padded (it holds long error messages)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]])
+        for row in rows
+    )

@@ -1,0 +1,139 @@
+"""`capture snap` and `capture cameras` against the simulator, as a technician runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from capture.cameras.jpeg import validate_jpeg
+from capture.cli import main
+from capture.simulator import SimulatedCamera, Simulator
+
+PASSWORD = "cli#secret"
+DEVICES = [
+    SimulatedCamera("hik", "hikvision", password=PASSWORD),
+    SimulatedCamera("dahua", "dahua", password=PASSWORD),
+    SimulatedCamera("edimax", "edimax", password=PASSWORD),
+    SimulatedCamera("xrc", "xrc", password=PASSWORD),
+    SimulatedCamera("mjpeg", "mjpeg", password=PASSWORD, fps=20),
+    SimulatedCamera("generic", "generic", password=PASSWORD, auth="query"),
+]
+EXTRA = {
+    "mjpeg": 'path = "/mjpg/video.mjpg"\n',
+    "generic": 'path = "/snap.jpg"\nauth = "query"\n',
+}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    with Simulator(DEVICES) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def rules(sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("CAM_PASSWORD", PASSWORD)
+    monkeypatch.chdir(tmp_path)
+    sections = [
+        f'[cameras.{d.name}]\nvendor = "{d.vendor}"\nhost = "127.0.0.1"\n'
+        f'port = {sim.port_of(d.name)}\nuser = "admin"\npassword_env = "CAM_PASSWORD"\n'
+        f'line = "Line 3"\n{EXTRA.get(d.name, "")}'
+        for d in DEVICES
+    ]
+    path = tmp_path / "rules.toml"
+    path.write_text("\n".join(sections), encoding="utf-8")
+    yield path
+    for device in DEVICES:
+        sim.reset_faults(device.name)
+
+
+@pytest.mark.parametrize("name", [device.name for device in DEVICES])
+def test_snap_writes_a_valid_jpeg_and_reports_it(
+    rules: Path, tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "out" / f"{name}.jpg"
+    target.parent.mkdir()
+    assert main(["snap", name, "-c", str(rules), "-o", str(target)]) == 0
+    info = validate_jpeg(target.read_bytes())
+    assert (info.width, info.height) == (640, 480)
+    out = capsys.readouterr().out
+    assert out.startswith(f"{target}: {len(info.data)} bytes, 640x480, ")
+    assert out.rstrip().endswith(" ms")
+    assert [p.name for p in target.parent.iterdir()] == [f"{name}.jpg"]  # no temp file left
+
+
+def test_snap_default_name_is_camera_and_time_in_the_current_folder(
+    rules: Path, tmp_path: Path
+) -> None:
+    assert main(["snap", "edimax", "-c", str(rules)]) == 0
+    (written,) = tmp_path.glob("edimax_*.jpg")
+    assert len(written.stem) == len("edimax_YYYYmmdd_HHMMSS")
+
+
+def test_snap_against_html_200_exits_1_and_writes_nothing(
+    rules: Path, sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.faults("hik").html_200 = True
+    target = tmp_path / "never.jpg"
+    assert main(["snap", "hik", "-c", str(rules), "-o", str(target)]) == 1
+    assert not target.exists()
+    assert list(tmp_path.glob("*.jpg")) == []
+    assert list(tmp_path.glob(".*.tmp")) == []
+    err = capsys.readouterr().err
+    assert err.startswith("InvalidImage: camera hik: answered HTTP 200 with an HTML page")
+
+
+def test_snap_with_wrong_password_exits_1_without_the_password(
+    rules: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "not-it")
+    assert main(["snap", "generic", "-c", str(rules)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("AuthFailed: camera generic: authentication failed")
+    assert "not-it" not in err and PASSWORD not in err
+
+
+def test_snap_unknown_camera_suggests_a_name(
+    rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["snap", "edimx", "-c", str(rules)]) == 1
+    assert "unknown camera 'edimx' (did you mean 'edimax'?)" in capsys.readouterr().err
+
+
+def test_snap_with_a_broken_rule_file_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "rules.toml"
+    bad.write_text('[cameras.x]\nvendor = "nikon"\nhost = "h"\n', encoding="utf-8")
+    assert main(["snap", "x", "-c", str(bad)]) == 1
+    assert "rules.toml" in capsys.readouterr().err
+
+
+def test_cameras_probes_all_and_prints_a_table(
+    rules: Path, sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cameras", "-c", str(rules)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "VENDOR", "LINE", "LATENCY", "IMAGE", "RESULT"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {device.name for device in DEVICES}
+    for device in DEVICES:
+        row = rows[device.name]
+        assert device.vendor in row and "Line 3" in row and "640x480" in row
+        assert row.rstrip().endswith("OK")
+
+
+def test_cameras_reports_each_failure_and_exits_1(
+    rules: Path, sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.faults("dahua").dahua_error_body = True
+    sim.faults("edimax").drop_connection = True
+    assert main(["cameras", "-c", str(rules)]) == 1
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line for line in captured.out.splitlines()[1:]}
+    assert "DeviceError: device answered HTTP 200 'Error'" in rows["dahua"]
+    assert "Unreachable: " in rows["edimax"]
+    assert rows["hik"].rstrip().endswith("OK")
+    assert "2 of 6 camera(s) failed" in captured.err
