@@ -18,6 +18,7 @@ from capture import __version__
 #: Modules that register subcommands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "capture.config.command",
+    "capture.cameras.command",
     "capture.run_command",
     "capture.demo",
     "capture.simulator.command",
