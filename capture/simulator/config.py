@@ -91,5 +91,5 @@ def _camera(entry: dict[str, Any], where: str) -> tuple[SimulatedCamera, dict[st
         settings["digest_qop"] = None  # TOML has no null
     try:
         return SimulatedCamera(**settings), faults
-    except TypeError as error:
+    except (TypeError, SimulatorConfigError) as error:
         raise SimulatorConfigError(f"{where}: {error}") from error
