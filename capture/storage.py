@@ -272,7 +272,10 @@ class Storage:
                 relative,
                 self.root,
             )
-        self.enforce_retention(extra_free_bytes=len(jpeg) + MIB)
+        try:
+            self.enforce_retention(extra_free_bytes=len(jpeg) + MIB)
+        except OSError as exc:
+            log.error("retention failed root=%s error=%s", self.root, exc.strerror or exc)
         try:
             return self._save_once(relative, jpeg, camera)
         except OSError as exc:
@@ -313,8 +316,12 @@ class Storage:
     ) -> StorageError:
         if kind is DiskFull:
             hint = "retention could not free enough: lower keep_days or max_total_mb, or add space"
+        elif exc.errno == errno.ENAMETOOLONG:
+            hint = "shorten the rule's filename template"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            hint = "let the service's user write to the storage root"
         else:
-            hint = "check that the storage root exists and is writable by the service"
+            hint = "check the disk and the storage root"
         return kind(
             f"camera {camera}: could not store {relative} under {self.root}: "
             f"{exc.strerror or exc}; {hint}",

@@ -194,6 +194,16 @@ def test_a_root_that_cannot_be_created_is_a_storage_error(tmp_path: Path) -> Non
         Storage(StorageConfig(root=blocker / "store"))
 
 
+def test_a_name_too_long_for_the_filesystem_says_to_shorten_the_template(make_storage) -> None:
+    storage = make_storage()
+
+    with pytest.raises(StorageError, match="shorten the rule's filename template") as caught:
+        storage.save(PurePosixPath("d/" + "x" * 300 + ".jpg"), jpeg(100), "cam1")
+
+    assert caught.value.errno == errno.ENAMETOOLONG
+    assert hidden_files(storage.root) == []
+
+
 def test_an_unsafe_camera_name_is_refused(make_storage) -> None:
     storage = make_storage()
 
