@@ -96,6 +96,7 @@ class IntervalTrigger:
         if self._thread is not None:
             return
         self._stopping.clear()
+        self._count = 0
         self._thread = threading.Thread(
             target=self._run, args=(emit,), name=f"interval-{self.name}", daemon=True
         )
