@@ -99,7 +99,10 @@ def _number(text: str) -> int | float | None:
         return None
     digits, fraction, bare_fraction, exponent = match.groups()
     if fraction is None and bare_fraction is None and exponent is None:
-        return int(digits)
+        try:
+            return int(digits)
+        except ValueError:  # more digits than Python converts (4300): no number we compare
+            return None
     number = float(digits.replace(",", "."))
     return number if math.isfinite(number) else None
 

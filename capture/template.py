@@ -124,6 +124,8 @@ class TemplateError(ValueError):
 
 def _clean(text: str) -> str:
     """Replace every character that could split a path or break a file system by '_'."""
+    if len(text) > MAX_PATH_BYTES:
+        text = text[:MAX_PATH_BYTES]  # it is cut to fit anyway; a 16 MB payload costs no more
     if text.isascii():
         return text if _ASCII_UNSAFE_SEARCH(text) is None else text.translate(_ASCII_UNSAFE)
     return "".join(
@@ -188,7 +190,12 @@ def _as_number(value: object) -> int | float | None:
         return value
     if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
         text = value.strip()
-        return int(text) if text.lstrip("+-").isdigit() else float(text.replace(",", "."))
+        if not text.lstrip("+-").isdigit():
+            return float(text.replace(",", "."))
+        try:
+            return int(text)
+        except ValueError:  # more digits than Python converts (4300): render the text
+            return None
     return None
 
 
@@ -212,43 +219,47 @@ def _text_part(name: str) -> Part:
     return render
 
 
-# strftime costs microseconds per call; for the common codes, slicing the (C-fast)
-# ISO form "YYYY-MM-DDTHH:MM:SS.ffffff" gives the same text several times faster.
-_ISO_SLICES = {
-    "Y": slice(0, 4),
-    "y": slice(2, 4),
-    "m": slice(5, 7),
-    "d": slice(8, 10),
-    "H": slice(11, 13),
-    "M": slice(14, 16),
-    "S": slice(17, 19),
-    "f": slice(20, 26),
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(100)).__getitem__
+# strftime (and isoformat) cost microseconds per call on an aware datetime; the common
+# codes read plain attributes instead and give the same text several times faster.
+_FAST_TIME_CODES: Mapping[str, tuple[str, Callable[[int], str]]] = {
+    "Y": ("year", str),
+    "y": ("year", lambda year: _TWO_DIGITS(year % 100)),
+    "m": ("month", _TWO_DIGITS),
+    "d": ("day", _TWO_DIGITS),
+    "H": ("hour", _TWO_DIGITS),
+    "M": ("minute", _TWO_DIGITS),
+    "S": ("second", _TWO_DIGITS),
+    "f": ("microsecond", "{:06d}".format),
 }
 
 
 def _time_formatter(time_format: str) -> Callable[[datetime], str]:
     """A function equal to `moment.strftime(time_format)` for years 1000-9999, but faster."""
     skeleton: list[str] = []
-    slices: list[slice] = []
+    codes: list[tuple[str, Callable[[int], str]]] = []
     for index, piece in enumerate(re.split(r"%(.)", time_format, flags=re.DOTALL)):
         if index % 2 == 0:
             skeleton.append(piece.replace("{", "{{").replace("}", "}}"))
         elif piece == "%":
             skeleton.append("%")
-        elif piece in _ISO_SLICES:
+        elif piece in _FAST_TIME_CODES:
             skeleton.append("{}")
-            slices.append(_ISO_SLICES[piece])
+            codes.append(_FAST_TIME_CODES[piece])
         else:
             return lambda moment: moment.strftime(time_format)
     fill = "".join(skeleton).format
-    if not slices:
+    if not codes:
         constant = fill()
         return lambda moment: constant
-    if len(slices) == 1:
-        only = slices[0]
-        return lambda moment: fill(moment.isoformat(timespec="microseconds")[only])
-    pick = operator.itemgetter(*slices)
-    return lambda moment: fill(*pick(moment.isoformat(timespec="microseconds")))
+    read = operator.attrgetter(*(attribute for attribute, _ in codes))
+    converters = tuple(convert for _, convert in codes)
+    if len(codes) == 1:
+        only = converters[0]
+        return lambda moment: fill(only(read(moment)))
+    return lambda moment: fill(
+        *[convert(number) for convert, number in zip(converters, read(moment), strict=True)]
+    )
 
 
 def _time_part(name: str, time_format: str) -> Part:
@@ -438,18 +449,26 @@ class _Parser:
         if not spec:
             return
         match = _FORMAT_SPEC.fullmatch(spec)
-        accepted = match is not None and any(_formats(sample, spec) for sample in (1, 1.5, "x"))
-        if match is None or not accepted:
-            raise self.error(
-                f"bad format '{spec}' for {{{name}}} at HERE; use a number format such as .1f or 04d",
-                position,
-            )
-        if int(match.group("width") or 0) > MAX_COMPONENT_BYTES:
+        if match is None:
+            raise self.bad_format(name, spec, position)
+        # Bounded before anything is formatted: a width of 10**10 would take gigabytes.
+        if (
+            len(match.group("width") or "") > 3
+            or int(match.group("width") or 0) > MAX_COMPONENT_BYTES
+        ):
             raise self.error(
                 f"width in '{spec}' at HERE is larger than {MAX_COMPONENT_BYTES}", position
             )
-        if int(match.group("precision") or 0) > 20:
+        if len(match.group("precision") or "") > 2 or int(match.group("precision") or 0) > 20:
             raise self.error(f"precision in '{spec}' at HERE is larger than 20", position)
+        if not any(_formats(sample, spec) for sample in (1, 1.5, "x")):
+            raise self.bad_format(name, spec, position)
+
+    def bad_format(self, name: str, spec: str, position: int) -> TemplateError:
+        return self.error(
+            f"bad format '{spec}' for {{{name}}} at HERE; use a number format such as .1f or 04d",
+            position,
+        )
 
 
 def _formats(sample: object, spec: str) -> bool:

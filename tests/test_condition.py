@@ -63,6 +63,12 @@ def test_text_that_is_a_number_compares_as_a_number(value: str, expected: bool) 
     assert holds("temp >= 37.5", temp=value) is expected
 
 
+def test_a_huge_number_in_text_does_not_break_evaluation() -> None:
+    assert not holds("serial > 5", serial="9" * 5000)
+    assert holds("serial != 5", serial="9" * 5000)
+    assert holds("serial > 5", serial="9" * 4000)
+
+
 def test_two_texts_compare_exactly_and_case_sensitively() -> None:
     assert holds('state == "NG"', state="NG")
     assert not holds('state == "NG"', state="ng")
@@ -466,7 +472,7 @@ def conditions(draw: st.DrawFn, depth: int = 0) -> str:
 @example('"\\')
 @example("not")
 @example("- -1 < a")
-@settings(max_examples=1500)
+@settings(max_examples=500, deadline=None)
 def test_parsing_random_text_raises_nothing_but_condition_error(text: str) -> None:
     try:
         condition = parse_condition(text)
@@ -477,7 +483,7 @@ def test_parsing_random_text_raises_nothing_but_condition_error(text: str) -> No
 
 
 @given(conditions(), st.dictionaries(st.sampled_from(["a", "b", "temp", "part.id"]), _VALUES))
-@settings(max_examples=800)
+@settings(max_examples=500, deadline=None)
 def test_evaluation_never_raises_and_the_normal_form_means_the_same(
     text: str, values: dict[str, object]
 ) -> None:
@@ -493,6 +499,7 @@ def test_evaluation_never_raises_and_the_normal_form_means_the_same(
     st.floats(allow_nan=False, allow_infinity=False),
     st.floats(allow_nan=False, allow_infinity=False, width=32),
 )
+@settings(deadline=None)  # timing varies on a loaded CI machine; the property does not
 def test_numbers_read_from_text_compare_like_the_numbers(value: float, limit: float) -> None:
     for op, expected in [(">=", value >= limit), ("<", value < limit), ("==", value == limit)]:
         condition = parse_condition(f"v {op} {limit!r}")

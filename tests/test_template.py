@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -145,6 +146,20 @@ def test_values_render_as_text(value: object, expected: str) -> None:
     assert render("{station}.jpg", station=value) == f"{expected}.jpg"
 
 
+def test_huge_numbers_in_text_render_without_error() -> None:
+    assert render("{temp:04d}.jpg", temp="9" * 5000) == "9" * 251 + ".jpg"
+    assert render("{temp:.1f}.jpg", temp="9" * 400) == "9" * 251 + ".jpg"  # too big for a float
+    assert render("{temp:.1f}.jpg", temp="9" * 400 + ".5") == "inf.jpg"
+
+
+def test_huge_widths_are_refused_before_anything_is_formatted() -> None:
+    started = time.monotonic()
+    for spec in ("9999999999", ".9999999999f", "0999999999d"):
+        with pytest.raises(TemplateError, match="larger than"):
+            parse_template(f"{{temp:{spec}}}.jpg")
+    assert time.monotonic() - started < 1.0
+
+
 def test_missing_fields_render_as_unknown() -> None:
     template = parse_template("{line}/{date}/{rule}_{part.id}_{nothing}.jpg")
     assert str(template.render({})) == "unknown/unknown/unknown_unknown_unknown.jpg"
@@ -226,6 +241,13 @@ def test_a_reserved_name_stays_reserved_free_after_cutting() -> None:
     name = parse_template("{rule}.jpg").render(frame(rule="CON" + "x" * 300)).name
     assert name.startswith("CONxxx") and len(name.encode()) <= MAX_COMPONENT_BYTES
     assert parse_template("{rule}.jpg").render(frame(rule="aux")).name == "_aux.jpg"
+
+
+def test_a_huge_value_is_cut_without_processing_all_of_it() -> None:
+    started = time.monotonic()
+    name = parse_template("{rule}.jpg").render(frame(rule="é\x00" * 8_000_000)).name
+    assert name == "é_" * 83 + "é.jpg"  # 251 bytes of UTF-8 and the extension
+    assert time.monotonic() - started < 1.0
 
 
 def test_the_whole_path_is_bounded() -> None:
@@ -419,7 +441,9 @@ def assert_safe_name(name: str) -> None:
 @example(DEFAULT_FILENAME, "..", "../..", "/etc", "\x00")
 @example("{station}/{part.id}.jpeg", ".", "..", None, None)
 @example("{station}{part.id}.jpg", None, "e", "\u0301", None)
-@settings(max_examples=600, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_no_value_escapes_the_root_or_makes_an_invalid_or_hidden_name(
     tmp_path: Path, template: str, line: object, station: object, part: object, rule: object
 ) -> None:
@@ -460,7 +484,7 @@ def test_no_value_escapes_the_root_or_makes_an_invalid_or_hidden_name(
         max_size=25,
     ).map("".join)
 )
-@settings(max_examples=1500)
+@settings(max_examples=800, deadline=None)
 def test_parsing_random_text_raises_nothing_but_template_error(text: str) -> None:
     try:
         template = parse_template(text)
@@ -490,5 +514,6 @@ def test_parsing_random_text_raises_nothing_but_template_error(text: str) -> Non
         ]
     ),
 )
+@settings(deadline=None)  # timing varies on a loaded CI machine; the property does not
 def test_the_fast_time_formatter_matches_strftime(moment: datetime, time_format: str) -> None:
     assert _time_formatter(time_format)(moment) == moment.strftime(time_format)
