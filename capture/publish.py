@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 #: Largest command payload accepted on {prefix}/cmd/snap.
 MAX_COMMAND_BYTES = 16 * 1024
 SCHEMA = "event-capture/event/1"
+#: Most messages written to the outbox in one commit.
+OUTBOX_BATCH = 500
 
 
 def default_client_id(site: str) -> str:
@@ -186,23 +188,35 @@ class Publisher:
         self._outgoing.put((topic, payload))
 
     def _run(self) -> None:
-        """The one thread that writes the outbox and hands messages to paho, in order."""
+        """The one thread that writes the outbox and hands messages to paho, in order.
+
+        Whatever queued up meanwhile goes into the outbox in one commit, so a
+        burst of events costs one database commit, not one per message.
+        """
         if self._replay_outbox:
             for message in self._journal.outbox_pending(limit=1_000_000):
                 self._send(message.id, message.topic, message.payload)
         while True:
             try:
-                item = self._outgoing.get(timeout=0.2)
+                batch = [self._outgoing.get(timeout=0.2)]
             except queue.Empty:
                 self._drain_acks()
                 continue
-            if item is None:
-                self._drain_acks()
-                return
-            topic, payload = item
-            outbox_id = self._journal.outbox_put(topic, payload, self.config.qos, False)
-            self._send(outbox_id, topic, payload)
+            while len(batch) < OUTBOX_BATCH:
+                try:
+                    batch.append(self._outgoing.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = None in batch
+            messages = [item for item in batch if item is not None]
+            if messages:
+                rows = [(topic, payload, self.config.qos, False) for topic, payload in messages]
+                ids = self._journal.outbox_put_many(rows)
+                for outbox_id, (topic, payload) in zip(ids, messages, strict=True):
+                    self._send(outbox_id, topic, payload)
             self._drain_acks()
+            if stopping:
+                return
 
     def _send(self, outbox_id: int, topic: str, payload: bytes) -> None:
         info = self._client.publish(topic, payload, qos=self.config.qos)

@@ -189,7 +189,8 @@ def test_outbox_keeps_messages_in_order_until_acknowledged_and_across_restarts(
         assert [m.id for m in reopened.outbox_pending(limit=2)] == [ids[0], ids[2]]
         reopened.outbox_attempted([ids[0]])
         assert reopened.outbox_pending(limit=1)[0].attempts == 1
-        reopened.outbox_done(ids)
+        reopened.outbox_done(ids)  # queued, like every record: flush to see it committed
+        reopened.flush()
         assert reopened.outbox_pending(limit=10) == [] and reopened.outbox_count() == 0
         assert reopened.outbox_put("ec/x", b"", 0, False) > ids[-1]  # ids are never reused
     finally:
