@@ -30,15 +30,20 @@ def test_base_port_numbers_cameras_in_order(start_simulator):
 
 
 def test_a_taken_port_is_a_clear_error_and_nothing_stays_bound():
-    with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", 0))
-        blocker.listen()
-        taken = blocker.getsockname()[1]
-        simulator = Simulator([camera("a", "generic"), camera("b", "generic")], base_port=taken - 1)
-        with pytest.raises(
-            SimulatorError, match=r"simulated camera b: cannot listen .*--base-port"
-        ):
-            simulator.start()
+    for _ in range(5):  # other processes on this machine may hold the port below ours
+        with socket.socket() as blocker:
+            blocker.bind(("127.0.0.1", 0))
+            blocker.listen()
+            taken = blocker.getsockname()[1]
+            simulator = Simulator(
+                [camera("a", "generic"), camera("b", "generic")], base_port=taken - 1
+            )
+            with pytest.raises(SimulatorError, match=r"cannot listen .*--base-port") as caught:
+                simulator.start()
+        if "simulated camera b:" in str(caught.value):
+            break
+    else:
+        pytest.skip("no free port next to a taken one")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", taken - 1))  # camera a's port was released
 
