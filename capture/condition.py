@@ -4,8 +4,9 @@ A technician writes `temp >= 37.5` or `state == "NG" and station in ["S1", "S2"]
 in rules.toml. This module tokenizes and parses that text by hand (never Python
 `eval`, never `ast` on the text), reports mistakes with their column, and compiles
 the tree to plain closures, so evaluating a condition for each event costs a few
-dictionary look-ups and comparisons (about 0.3 us for `temp >= 37.5` on a laptop,
-about 1 us on a Raspberry Pi 4).
+dictionary look-ups and comparisons. Measured (best of 5) on a shared 2-vCPU VM
+where `sum(range(100))` takes 1.4 us: `temp >= 37.5` in 0.6 us for a number and
+2.3 us for the text "37.9"; `state == "NG" and station in ["S1", "S2"]` in 2.7 us.
 
 Semantics, chosen for values that arrive as text from files, serial lines and MQTT:
 

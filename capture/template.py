@@ -8,11 +8,17 @@ space, no trailing dot or space, no Windows-reserved name, NFC-normalized, at
 most 255 bytes of UTF-8 (the final component keeps its `.jpg`), never empty.
 Nothing a trigger sends can make a path leave the storage root.
 
-Rendering runs for every frame, so templates are compiled to small closures.
-Measured with `timeit` on Python 3.11 (x86-64 laptop, one core): the default
-template renders in about 6 us, a template with a `{temp:.1f}` number field in
-about 7 us, and ASCII-hostile values (`../`, NUL, 300 characters) in about
-10 us; a Raspberry Pi 4 is roughly four times slower, still well under 50 us.
+Rendering runs for every frame, so a template is compiled to one closure per
+path component, common strftime codes read datetime attributes instead of calling
+strftime, and clean ASCII values are checked by one regex search and not copied.
+Measured with `timeit` (best of 9) on Python 3.11, a shared 2-vCPU EPYC VM where
+`sum(range(100))` takes 1.4 us (a current laptop: about 0.5 us, a Raspberry Pi 4:
+about 3 us): the default template renders in 23.7 us, of which 4.9 us is building
+the PurePosixPath; `{date:%Y/%m/%d}/{rule}_{temp:.1f}_{seq:03d}.jpg` in 29 us;
+hostile ASCII values (`../`, NUL, 300 characters, CON) in 34 us; non-ASCII values
+(Cyrillic, emoji, a right-to-left override) in 37 us. Scaled by that reference, a
+laptop renders the default template in about 9 us, a Pi 4 in about 50 us: far
+below the 100 ms or more a camera takes for the frame being named.
 """
 
 from __future__ import annotations
@@ -257,21 +263,27 @@ def _time_formatter(time_format: str) -> Callable[[datetime], str]:
     if len(codes) == 1:
         only = converters[0]
         return lambda moment: fill(only(read(moment)))
-    return lambda moment: fill(
-        *[convert(number) for convert, number in zip(converters, read(moment), strict=True)]
-    )
+    # map() over C-level callables keeps Python frames out of the per-frame path.
+    return lambda moment: fill(*map(operator.call, converters, read(moment)))
 
 
 def _time_part(name: str, time_format: str) -> Part:
-    formatter = _time_formatter(time_format)
-    clean = _clean if _clean(time_format) != time_format else str
+    fast = _time_formatter(time_format)
+    # Only digits come from the fast codes; %x, %c, %Z... and literal text may need cleaning.
+    codes = set(re.findall(r"%(.)", time_format, flags=re.DOTALL))
+    if codes <= {*_FAST_TIME_CODES, "%"} and _clean(time_format) == time_format:
+        formatter = fast
+    else:
+
+        def formatter(moment: datetime) -> str:
+            return _clean(fast(moment))
 
     def render(fields: Mapping[str, object]) -> str:
         value = fields.get(name)
+        if type(value) is datetime and value.year >= 1000:  # type: ignore[union-attr]
+            return formatter(value)  # type: ignore[arg-type]
         if value is None:
             return MISSING
-        if isinstance(value, datetime) and value.year >= 1000:
-            return clean(formatter(value))
         if isinstance(value, datetime):
             return _clean(value.strftime(time_format))
         return _clean(_as_text(value))

@@ -86,6 +86,8 @@ def test_every_builtin_field_renders() -> None:
         ("{time:%H:%M:%S}.jpg", "08_08_09.jpg"),
         ("{time:100%%}.jpg", "100%.jpg"),
         ("{time:%z}.jpg", "+0100.jpg"),
+        ("{date:%x}.jpg", "01_02_26.jpg"),
+        ("{datetime:%c}.jpg", "Fri Jan  2 08_08_09 2026.jpg"),
     ],
 )
 def test_time_fields_take_strftime_formats_in_the_service_time_zone(
@@ -416,6 +418,7 @@ TEMPLATES = st.sampled_from(
         DEFAULT_FILENAME,
         "{station}.jpg",
         "{station}/{part.id}.jpeg",
+        "{date:%x}/{time:%c}_{station}.jpg",
         "{station}{part.id}.jpg",
         "x{station}/{part.id}_{seq}.JPG",
         "{station:.1f}/{part.id:>20}_{temp:04d}.jpg",
