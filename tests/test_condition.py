@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 import string
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
@@ -365,6 +367,14 @@ def test_errors_say_where_and_what_to_write(
     assert caught.value.position == position
     assert caught.value.text == text
     assert isinstance(caught.value, ValueError)
+
+
+def test_every_documented_example_condition_parses() -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "rules-language.md").read_text(encoding="utf-8")
+    examples = re.findall(r"^condition = '([^']+)'", docs, flags=re.MULTILINE)
+    assert len(examples) >= 6
+    for documented in examples:
+        parse_condition(documented)
 
 
 def test_pointer_shows_a_caret_under_the_error() -> None:

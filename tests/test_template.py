@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
@@ -362,6 +363,23 @@ def test_check_fields_reports_unknown_fields_with_a_suggestion() -> None:
     ]
     assert [error.position for error in errors] == [14, 24]
     assert template.check_fields(["tmp", "zzz"]) == []
+
+
+def test_the_documented_example_templates_render_the_documented_paths() -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "rules-language.md").read_text(encoding="utf-8")
+    examples = re.findall(r'^filename = "([^"]+)".*\n# (.+)$', docs, flags=re.MULTILINE)
+    assert len(examples) == 3
+    when = datetime(2026, 11, 25, 13, 30, 5, tzinfo=UTC)
+    values = {"temp": "37.94", "station": "S1", "part.id": "A-1734"}
+    for template, expected in examples:
+        fields = template_fields(
+            rule="ng_part", trigger="plc", camera="line3_cam2", line="Line 3", site="plant",
+            vendor="hikvision", channel=1, seq=1, burst=3, event_id="e", when=when, tz=BERLIN,
+            values=values,
+        )  # fmt: skip
+        if template.startswith("fever"):
+            fields["camera"] = "entrance_cam"
+        assert str(parse_template(template).render(fields)) == expected
 
 
 def test_builtin_fields_name_the_time_fields_and_the_docs_carry_their_table() -> None:
