@@ -3,7 +3,9 @@
 Each command module exposes `register(subparsers)`, which adds its parser and
 sets `func` to a callable taking the parsed arguments and returning an exit
 code. Keeping them in their modules means adding a command never touches the
-others, and importing the CLI stays cheap (`capture check` must start fast).
+others. Only the module of the command being run is imported, so `capture
+check` does not pay for the simulator's Pillow or the service's MQTT client,
+and `capture run` does not keep the demo's modules in memory.
 """
 
 from __future__ import annotations
@@ -15,33 +17,41 @@ from collections.abc import Sequence
 
 from capture import __version__
 
-#: Modules that register subcommands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "capture.config.command",
-    "capture.cameras.command",
-    "capture.run_command",
-    "capture.demo",
-    "capture.simulator.command",
-    "capture.journal_command",
-)
+#: Command name -> the module that registers it, in the order `--help` lists them.
+COMMANDS: dict[str, str] = {
+    "check": "capture.config.command",
+    "cameras": "capture.cameras.command",
+    "snap": "capture.cameras.command",
+    "run": "capture.run_command",
+    "fire": "capture.run_command",
+    "events": "capture.journal_command",
+    "demo": "capture.demo",
+    "simulate": "capture.simulator.command",
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    """The top-level parser with the subcommands of `modules` registered."""
     parser = argparse.ArgumentParser(
         prog="capture",
         description="Event-triggered camera snapshots for production lines.",
     )
     parser.add_argument("--version", action="version", version=f"capture {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
+    for module_name in modules:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the process exit code."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # The command is the first word that is not a top-level option (-h, --version).
+    command = next((word for word in arguments if not word.startswith("-")), None)
+    module = COMMANDS.get(command or "")
+    parser = build_parser((module,) if module else COMMAND_MODULES)
+    args = parser.parse_args(arguments)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
