@@ -39,7 +39,7 @@ from capture.cameras.errors import CameraError
 from capture.condition import Condition, parse_condition
 from capture.config.schema import RuleConfig, RuleFile
 from capture.events import CaptureResult, Event
-from capture.template import Template, parse_template
+from capture.template import Template, parse_template, template_fields
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,7 @@ class RuleSet:
     def fields(self, event: Event, rule: CompiledRule, camera: str, seq: int) -> dict[str, object]:
         """Everything a filename template may use for one frame: event values, then built-ins."""
         config = self.file.cameras.get(camera)
-        local = event.wall_time.astimezone(self.zone)
-        fields: dict[str, object] = dict(event.values)
-        fields.update(
+        return template_fields(
             rule=rule.name,
             trigger=event.trigger,
             camera=camera,
@@ -125,11 +123,10 @@ class RuleSet:
             seq=seq,
             burst=rule.config.burst,
             event_id=event.id,
-            date=local,
-            time=local,
-            datetime=local,
+            when=event.wall_time,
+            tz=self.zone,
+            values=event.values,
         )
-        return fields
 
     def plan(self, event: Event) -> list[tuple[CompiledRule, list[tuple[str, int, PurePosixPath]]]]:
         """What an event would do, touching nothing: rules, cameras, frame numbers, file names."""
