@@ -235,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
     from gpiozero.pins.mock import MockFactory  # noqa: PLC0415
 
     from capture.config.loader import load_rules  # noqa: PLC0415
-    from capture.service import Service, configure_logging  # noqa: PLC0415
+    from capture.logs import configure_logging  # noqa: PLC0415
+    from capture.service import Service  # noqa: PLC0415
 
     configure_logging("info")
     data: Path = args.data

@@ -62,7 +62,8 @@ def _load(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM/SIGINT; exit 0 after a clean stop."""
-    from capture.service import Service, configure_logging  # noqa: PLC0415 - keeps --help fast
+    from capture.logs import configure_logging  # noqa: PLC0415 - keeps --help fast
+    from capture.service import Service  # noqa: PLC0415
 
     loaded = _load(args)
     if loaded is None:

@@ -8,7 +8,6 @@ a rule file that does not validate on reload is logged and the old rules stay.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from capture.config.schema import RuleFile
 from capture.engine import Engine
 from capture.events import Event
 from capture.journal import Journal
+from capture.logs import SCRUBBER
 from capture.publish import Publisher
 from capture.storage import Storage
 from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigger
@@ -81,6 +81,7 @@ class Service:
     def start(self) -> None:
         """Start every part; returns once triggers are listening."""
         rules = self.rules
+        SCRUBBER.update(rules.secret_values())
         for warning in self._loaded.warnings:
             log.warning("%s", warning)
         self.storage = Storage(rules.storage)
@@ -187,6 +188,7 @@ class Service:
             log.error("rule file has %d error(s); the previous rules keep running", len(exc.errors))
             return False
         self.reload_errors = []
+        SCRUBBER.update((*self.rules.secret_values(), *loaded.rules.secret_values()))
         self._apply(loaded.rules)
         self.reloads += 1
         return True
@@ -286,16 +288,3 @@ class Service:
     def on_stop(self, callback: Callable[[], None]) -> None:
         """Run `callback` during stop, after captures and before MQTT goes offline."""
         self._on_stop.append(callback)
-
-
-def configure_logging(level: str) -> None:
-    """One readable line per event on stderr; journald adds its own timestamps."""
-    under_journald = "JOURNAL_STREAM" in os.environ
-    fmt = (
-        "%(levelname)s %(name)s: %(message)s"
-        if under_journald
-        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.basicConfig(level=level.upper(), format=fmt, force=True)
-    for noisy in ("httpx", "httpcore", "watchdog"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)

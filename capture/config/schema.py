@@ -721,6 +721,17 @@ class RuleFile(Model):
     )
     rules: list[RuleConfig] = Field(default_factory=list, description="Rules, in order.")
 
+    def secret_values(self) -> list[str]:
+        """Every secret the file configures (resolved), for log scrubbing and leak tests."""
+        holders: list[BaseModel] = [self.mqtt, self.web, *self.cameras.values()]
+        values = []
+        for holder in holders:
+            for name in (*getattr(holder, "secret_fields", ()), "session"):
+                secret = getattr(holder, name, None)
+                if isinstance(secret, SecretStr) and secret.get_secret_value():
+                    values.append(secret.get_secret_value())
+        return values
+
     def camera_line(self, name: str) -> str:
         """The production line of a camera, falling back to the service's line."""
         return self.cameras[name].line or self.service.line
