@@ -18,7 +18,7 @@ from capture.config.schema import RuleFile
 from capture.engine import Engine, FiringReport
 from capture.events import Event
 from capture.journal import Journal
-from capture.publish import Publisher, default_client_id
+from capture.publish import Publisher
 from capture.service import JOURNAL_NAME
 from capture.storage import Storage
 
@@ -35,7 +35,7 @@ class OneShot:
         self.cameras = {name: build_camera(name, config) for name, config in rules.cameras.items()}
         self.publisher: Publisher | None = None
         if rules.mqtt.enabled:
-            client_id = (rules.mqtt.client_id or default_client_id(rules.service.site)) + "-fire"
+            client_id = rules.mqtt.client_id_for(rules.service.site) + "-fire"
             self.publisher = Publisher(
                 rules.mqtt.model_copy(update={"client_id": client_id}),
                 rules.service.site,

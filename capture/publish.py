@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
@@ -41,11 +40,6 @@ MAX_COMMAND_BYTES = 16 * 1024
 SCHEMA = "event-capture/event/1"
 #: Most messages written to the outbox in one commit.
 OUTBOX_BATCH = 500
-
-
-def default_client_id(site: str) -> str:
-    """A stable client id per Pi, so the broker keeps the session across restarts."""
-    return f"event-capture-{site}-{socket.gethostname()}"[:128]
 
 
 def _iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
@@ -125,7 +119,7 @@ class Publisher:
     def _make_client(self, config: MqttConfig, site: str) -> mqtt.Client:
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=config.client_id or default_client_id(site),
+            client_id=config.client_id_for(site),
             clean_session=True,
         )
         if config.username:

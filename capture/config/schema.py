@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -192,6 +193,10 @@ class MqttConfig(SecretRef):
         1, description="QoS of published events and of trigger subscriptions."
     )
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive interval.")
+
+    def client_id_for(self, site: str) -> str:
+        """`client_id`, or a stable default per Pi so the broker keeps the session across restarts."""
+        return (self.client_id or f"event-capture-{site}-{socket.gethostname()}")[:128]
 
     @field_validator("topic_prefix")
     @classmethod

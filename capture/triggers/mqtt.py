@@ -10,7 +10,6 @@ filter, and messages are routed to every trigger whose filter matches.
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import threading
 from typing import Any
@@ -37,11 +36,6 @@ MAX_TOPIC_LEVELS = 32
 
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
-
-
-def default_client_id(site: str) -> str:
-    """The client id the service uses when [mqtt].client_id is not set."""
-    return f"event-capture-{site}-{socket.gethostname()}"
 
 
 class MqttTriggerConnection:
@@ -207,7 +201,7 @@ class MqttTriggerConnection:
 
 def shared_connection(context: TriggerContext) -> MqttTriggerConnection:
     """The service's one trigger connection, created on first use."""
-    client_id = f"{context.mqtt.client_id or default_client_id(context.site)}-triggers"
+    client_id = f"{context.mqtt.client_id_for(context.site)}-triggers"
     return context.shared("mqtt-triggers", lambda: MqttTriggerConnection(context.mqtt, client_id))
 
 
