@@ -548,7 +548,7 @@ class Journal(JournalReader):
                         result.rule,
                         result.camera,
                         result.seq,
-                        result.path,
+                        None if result.path is None else str(result.path),
                         result.bytes,
                         result.latency_ms,
                         result.trigger_to_image_ms,
@@ -624,38 +624,69 @@ class Journal(JournalReader):
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            batch = [self._queue.get()]
-            while len(batch) < _BATCH_MAX:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stopping = any(op.kind == "stop" for op in batch)
-            self._commit_with_retry(batch, stopping)
+            batch = [self._queue.get(), *self._drain()]
+            stopping = self._commit_with_retry(batch)
 
-    def _commit_with_retry(self, batch: list[_Op], stopping: bool) -> None:
+    def _drain(self) -> list[_Op]:
+        """Whatever else is queued, up to one batch, without waiting."""
+        ops: list[_Op] = []
+        while len(ops) < _BATCH_MAX:
+            try:
+                ops.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return ops
+
+    def _commit_with_retry(self, batch: list[_Op]) -> bool:
+        """Commit a batch; retry while the disk is full, isolate rows SQLite refuses.
+
+        Returns True once the batch held the stop request.
+        """
+        stopping = any(op.kind == "stop" for op in batch)
         delay = 0.1
         while True:
             try:
                 results = self._commit(batch)
-            except sqlite3.Error as exc:
+            except sqlite3.OperationalError as exc:
+                # Disk full, I/O error, locked: the same rows may well commit later.
                 self._rollback()
                 # Callers waiting on a commit learn at once; queued records are retried.
-                waiting = [op for op in batch if op.done is not None]
-                for op in waiting:
-                    op.finish(error=exc)
+                for op in batch:
+                    if op.done is not None:
+                        op.finish(error=exc)
                 batch = [op for op in batch if op.done is None]
-                if stopping or self._queue.qsize() > _BACKLOG_MAX or not batch:
-                    if batch:
-                        log.error("journal write failed, dropped rows=%d error=%s", len(batch), exc)
-                    return
-                log.warning("journal write failed, retrying rows=%d error=%s", len(batch), exc)
+                rows = sum(op.kind != "stop" for op in batch)
+                if not batch:
+                    return stopping
+                if stopping or rows > _BACKLOG_MAX:
+                    log.error("journal write failed, dropped rows=%d error=%s", rows, exc)
+                    return stopping
+                log.warning("journal write failed, retrying rows=%d error=%s", rows, exc)
                 self._wake.wait(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
-                continue
-            for op, result in zip(batch, results, strict=True):
+                # Take in what arrived meanwhile, so a caller waiting on a commit
+                # hears of the failure at the next attempt instead of timing out.
+                batch += self._drain()
+                stopping = self._closed or any(op.kind == "stop" for op in batch)
+            except Exception:  # a row SQLite refuses must not take its batch with it
+                self._rollback()
+                self._commit_one_by_one(batch)
+                return stopping
+            else:
+                for op, result in zip(batch, results, strict=True):
+                    op.finish(result)
+                return stopping
+
+    def _commit_one_by_one(self, batch: list[_Op]) -> None:
+        for op in batch:
+            try:
+                (result,) = self._commit([op])
+            except Exception as exc:
+                self._rollback()
+                log.error("journal refused a row, dropped kind=%s error=%s", op.kind, exc)
+                op.finish(error=exc)
+            else:
                 op.finish(result)
-            return
 
     def _commit(self, batch: list[_Op]) -> list[Any]:
         self._writer.execute("BEGIN IMMEDIATE")

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -214,23 +214,56 @@ def test_a_failing_outbox_put_raises_and_the_journal_carries_on(
 
 
 def test_rows_that_cannot_be_written_are_retried_until_the_disk_recovers(
-    journal: Journal, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    journal: Journal, caplog: pytest.LogCaptureFixture
 ) -> None:
-    saboteur = sqlite3.connect(tmp_path / "journal.sqlite3", isolation_level=None)
-    saboteur.execute(
-        "CREATE TRIGGER full BEFORE INSERT ON captures BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-    )
-    ev = event()
+    # SQLite's own page limit fails exactly as a full disk does ("database or
+    # disk is full"); the writer thread is idle, so its connection is free.
+    pages = journal._writer.execute("PRAGMA page_count").fetchone()[0]
+    journal._writer.execute(f"PRAGMA max_page_count = {pages}")
+    events = [event(n=n, blob="x" * 2000) for n in range(20)]
     with caplog.at_level(logging.WARNING, logger="capture.journal"):
-        journal.record_event(ev, ["r1"])
-        journal.record_result(ok(ev))
+        for ev in events:
+            journal.record_event(ev, ["r1"])
+            journal.record_result(ok(ev))
+        wait_for(lambda: "database or disk is full" in caplog.text and "retrying" in caplog.text)
+        with pytest.raises(JournalError, match="disk is full"):
+            journal.outbox_put("ec/events/r1", b"{}", 1, False)  # the publisher learns at once
+        journal._writer.execute("PRAGMA max_page_count = 1073741823")  # space is back
+
+        journal.flush()
+
+    assert len(journal.query(limit=100)) == 20
+
+
+def test_close_while_the_disk_is_full_drops_the_rows_and_returns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = Journal(tmp_path / "journal.sqlite3")
+    pages = journal._writer.execute("PRAGMA page_count").fetchone()[0]
+    journal._writer.execute(f"PRAGMA max_page_count = {pages}")
+    with caplog.at_level(logging.WARNING, logger="capture.journal"):
+        for n in range(20):
+            journal.record_event(event(n=n, blob="x" * 2000), [])
         wait_for(lambda: "retrying" in caplog.text)
-    saboteur.execute("DROP TRIGGER full")
-    saboteur.close()
 
-    journal.flush()
+        journal.close()
 
-    assert [(r.event_id, r.ok) for r in journal.query()] == [(ev.id, True)]
+    assert "dropped rows=20" in caplog.text
+    assert not any(t.name == "journal-writer" for t in threading.enumerate())
+
+
+def test_a_row_sqlite_refuses_is_dropped_alone(
+    journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, bad = event(n=1), event(n=2)
+    with caplog.at_level(logging.ERROR, logger="capture.journal"):
+        journal.record_event(good, ["r1"])
+        journal.record_result(CaptureResult(bad.id, None, "cam1", 1))  # type: ignore[arg-type]
+        journal.record_result(ok(good, path=PurePosixPath("x/a.jpg")))  # a path object is fine
+        journal.flush()
+
+    assert [(r.event_id, r.path) for r in journal.query()] == [(good.id, "x/a.jpg")]
+    assert "refused a row" in caplog.text and "NOT NULL" in caplog.text
 
 
 # --------------------------------------------------------------------------- threads and crashes
@@ -260,7 +293,7 @@ def test_many_threads_record_at_once_and_every_row_arrives(journal: Journal) -> 
 
 _WRITER = """
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from capture.events import CaptureResult, Event
 from capture.journal import Journal
 journal = Journal(Path(sys.argv[1]))
