@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import signal
 import subprocess
@@ -525,3 +526,40 @@ def test_a_long_retention_pass_works_in_chunks_and_deletes_everything_due(
         "c/19.jpg",
     }
     assert report.deleted_files == 15 and report.by_reason == {"size": 15}
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs, where the kernel itself answers ENOSPC (needs root)."""
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield mountpoint
+    subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_on_a_really_full_disk_saves_keep_succeeding_by_pruning_the_oldest(
+    tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = Storage(StorageConfig(root=tiny_disk / "store", min_free_mb=0, keep_days=None))
+    caplog.set_level(logging.WARNING, logger="capture.storage")
+    try:
+        stored = [
+            storage.save(PurePosixPath(f"day/{n:02d}.jpg"), jpeg(150 * KIB, n), "cam1")
+            for n in range(30)
+        ]
+    finally:
+        storage.close()
+
+    files = snapshots(tiny_disk / "store")
+    assert stored[-1].path.read_bytes() == jpeg(150 * KIB, 29)
+    assert "day/29.jpg" in files and len(files) < 7
+    assert all(content == jpeg(150 * KIB, int(name[4:6])) for name, content in files.items())
+    assert hidden_files(tiny_disk) == []
+    assert "disk full, running retention" in caplog.text  # the kernel did say ENOSPC
