@@ -69,6 +69,7 @@ class OneShot:
         for camera in self.cameras.values():
             camera.close()
         self.journal.close()
+        self.storage.close()
 
     def __enter__(self) -> OneShot:
         return self

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ from capture.config.problems import ConfigError
 from capture.config.schema import RuleFile
 from capture.engine import Engine
 from capture.events import Event
-from capture.journal import Journal
+from capture.journal import Journal, JournalError
 from capture.logs import SCRUBBER
 from capture.publish import Publisher
 from capture.storage import Storage
@@ -237,12 +238,22 @@ class Service:
     def _retention_loop(self) -> None:
         interval = self.rules.storage.retention_interval_s
         while not self._stop.wait(interval):
+            self.enforce_retention()
+
+    def enforce_retention(self) -> None:
+        """Delete old snapshots, and journal rows older than keep_days; never raises."""
+        try:
+            report = self.storage.enforce_retention()
+            if report.deleted_files:
+                log.info("retention %s", report)
+        except OSError as exc:
+            log.error("retention failed: %s", exc)
+        keep_days = self.rules.storage.keep_days
+        if keep_days is not None:
             try:
-                report = self.storage.enforce_retention()
-                if report.deleted_files:
-                    log.info("retention %s", report)
-            except OSError as exc:
-                log.error("retention failed: %s", exc)
+                self.journal.prune(datetime.now(UTC) - timedelta(days=keep_days))
+            except JournalError as exc:
+                log.error("journal pruning failed: %s", exc)
 
     # ------------------------------------------------------------------ run and stop
 
@@ -281,6 +292,7 @@ class Service:
         for thread in self._threads:
             thread.join(timeout=5)
         self.journal.close()
+        self.storage.close()
         log.info("stopped")
         self._stopped = finished
         return finished

@@ -271,3 +271,20 @@ def test_snap_command_over_mqtt_answers_with_the_normal_event_message(
     assert [c["camera"] for c in by_rule["snap"]["captures"]] == ["cam_b"]
     # an explicit request runs the rule even though its condition (state == "NG") is false
     assert len(by_rule["ng_part"]["captures"]) == 6 and by_rule["ng_part"]["values"]["id"] == 77
+
+
+def test_retention_prunes_journal_rows_older_than_keep_days(
+    tmp_path: Path, simulator: Simulator, start_service: ServiceFactory
+) -> None:
+    root = tmp_path / "data"
+    text = base_sections(root, None).replace(
+        "retention_interval_s = 3600", "retention_interval_s = 3600\nkeep_days = 0.00002"
+    )
+    service = start_service(text + camera_sections(simulator) + GATE)
+    assert service.handle_command({"camera": "cam_a"})
+    journal = JournalReader(root / JOURNAL_NAME)
+    wait_for(lambda: journal.query(camera="cam_a"))
+    time.sleep(2.0)  # let the row age past keep_days (1.7 s)
+    service.enforce_retention()
+    service.journal.flush()
+    assert journal.query() == []
