@@ -190,6 +190,57 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class _FolderSyncer:
+    """fsyncs folders after new names appear in them, off the capture's path.
+
+    The picture itself is fsynced before it gets its name, so a crash or
+    power cut never leaves a torn JPEG; the folder fsync only makes the new
+    name itself durable. Doing it here, coalesced, keeps a second fsync per
+    frame off the trigger-to-event latency (it measured as much as the
+    file's own); the window in which a power cut can lose a finished picture
+    is the time this thread takes to get to its folder, milliseconds.
+    """
+
+    def __init__(self) -> None:
+        self._dirty: set[Path] = set()
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, folder: Path) -> None:
+        with self._wake:
+            self._dirty.add(folder)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="storage-fsync", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._dirty and not self._stopped:
+                    self._wake.wait()
+                if not self._dirty:
+                    return
+                folders, self._dirty = self._dirty, set()
+            for folder in folders:
+                try:
+                    _fsync_dir(folder)
+                except FileNotFoundError:
+                    pass  # retention removed an emptied date folder meanwhile
+                except OSError as exc:
+                    log.warning("could not fsync folder path=%s error=%s", folder, exc.strerror)
+
+    def close(self) -> None:
+        """Sync what is pending, then stop the thread."""
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+
 def _unlink_quietly(path: Path) -> None:
     try:
         os.unlink(path)
@@ -205,8 +256,9 @@ class Storage:
     `save()` is safe to call from many capture threads at once. It writes the
     JPEG to a hidden temporary file in the target folder, fsyncs it (when
     `config.fsync`), hard-links it to its final name - which fails rather than
-    overwrite, so a taken name gets `_2`, `_3`... - and fsyncs the folder. A
-    reader, a crash or a power cut therefore sees the whole picture or none.
+    overwrite, so a taken name gets `_2`, `_3`... - and has the folder fsynced
+    in the background (see `_FolderSyncer`). A reader, a crash or a power cut
+    therefore sees the whole picture or none.
 
     Measured on the development machine (2 cores, ext4 on a virtio disk), one
     70 KB snapshot: 1.0 ms with fsync (file and folder), 0.36 ms without;
@@ -239,6 +291,7 @@ class Storage:
         self._index_fd: int | None = None
         self._index_lines = 0
         self._recovered = False
+        self._folders = _FolderSyncer()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -346,7 +399,7 @@ class Storage:
                 os.close(fd)
             final = self._link_into_place(temp, relative)
             if self.config.fsync:
-                _fsync_dir(target.parent)
+                self._folders.add(target.parent)
         except BaseException:
             _unlink_quietly(temp)
             raise
@@ -672,7 +725,8 @@ class Storage:
             relative = os.path.dirname(relative)
 
     def close(self) -> None:
-        """Release the index file; the Storage must not be used afterwards."""
+        """Sync pending folders, release the index file; the Storage must not be used afterwards."""
+        self._folders.close()
         with self._lock:
             if self._index_fd is not None:
                 os.close(self._index_fd)
