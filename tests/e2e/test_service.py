@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from capture.cameras.jpeg import validate_jpeg
 from capture.journal import JournalReader
@@ -156,15 +157,20 @@ filename = "gate/{rule}_{camera}_{seq}.jpg"
 """
 
 
+def pulse(pin: Any, seconds: float = 0.02) -> None:
+    """An infrared beam broken for `seconds` (the pulse itself; longer than min_active_ms)."""
+    pin.drive_low()
+    time.sleep(seconds)
+    pin.drive_high()
+
+
 def test_gpio_pulse_takes_a_snapshot(
     tmp_path: Path, simulator: Simulator, start_service: ServiceFactory
 ) -> None:
     root = tmp_path / "data"
     start_service(base_sections(root, None) + camera_sections(simulator) + GATE)
     pin = start_service.pin_factory.pin(17)  # type: ignore[attr-defined]
-    pin.drive_low()
-    time.sleep(0.02)  # the pulse itself: 20 ms, longer than min_active_ms
-    pin.drive_high()
+    pulse(pin)
     wait_for(lambda: jpegs_under(root))
     assert [p.name for p in jpegs_under(root)] == ["gate_cam_a_1.jpg"]
 
@@ -205,17 +211,13 @@ def test_reload_with_broken_file_keeps_the_old_rules_and_a_good_file_applies(
     assert service.reload() is False
     assert any("unknown camera 'cam_x'" in error for error in service.reload_errors)
     pin = start_service.pin_factory.pin(17)  # type: ignore[attr-defined]
-    pin.drive_low()
-    time.sleep(0.02)
-    pin.drive_high()
+    pulse(pin)
     wait_for(lambda: jpegs_under(root))
     assert [p.name for p in jpegs_under(root)] == ["gate_cam_a_1.jpg"]
 
     path.write_text(text.replace('cameras = ["cam_a"]', 'cameras = ["cam_b"]'))
     wait_for(lambda: service.reloads == 1, timeout=10)  # picked up by the file watcher
-    pin.drive_low()
-    time.sleep(0.02)
-    pin.drive_high()
+    pulse(pin)
     wait_for(lambda: len(jpegs_under(root)) == 2)
     assert "gate_cam_b_1.jpg" in [p.name for p in jpegs_under(root)]
 
@@ -235,9 +237,7 @@ def test_events_while_broker_is_down_are_all_published_in_order_after_it_returns
     wait_for(lambda: not service.publisher.connected)  # type: ignore[union-attr]
     pin = start_service.pin_factory.pin(17)  # type: ignore[attr-defined]
     for _ in range(5):
-        pin.drive_low()
-        time.sleep(0.01)
-        pin.drive_high()
+        pulse(pin, 0.01)
         time.sleep(0.01)
     wait_for(lambda: len(jpegs_under(root)) == 5)
     assert service.engine.wait_idle(10)
