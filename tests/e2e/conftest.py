@@ -12,7 +12,6 @@ from gpiozero.pins.mock import MockFactory
 from capture.service import Service
 from capture.simulator import Simulator
 from tests.broker import Broker
-
 from tests.conftest import SIM_PASSWORD
 
 ENVIRON = {"E2E_CAMERA_PASSWORD": SIM_PASSWORD}
