@@ -50,6 +50,8 @@ MAX_IMAGE_BYTES = 24 * 1024 * 1024
 #: Largest error body read for an excerpt.
 MAX_ERROR_BYTES = 64 * 1024
 KEEPALIVE_EXPIRY_S = 5.0
+#: Parsed request URLs kept per camera (a camera asks for one or two URLs).
+MAX_CACHED_URLS = 32
 
 
 class Deadline:
@@ -158,6 +160,7 @@ class CameraHttp:
         self.base_url = httpx.URL(
             scheme=config.scheme, host=config.host, port=config.effective_port
         )
+        self._targets: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[httpx.URL, str]] = {}
         self.client = httpx.Client(
             base_url=self.base_url,
             verify=_ssl_verify(config),
@@ -184,7 +187,30 @@ class CameraHttp:
 
     def source(self, path: str, params: dict[str, str] | None = None) -> str:
         """The redacted URL a request for `path` goes to, as recorded in `Snapshot.source`."""
-        return self.redact(self.client.build_request("GET", path, params=params).url)
+        return self._target(path, params)[1]
+
+    def _redacted(self, url: httpx.URL) -> str:
+        """`redact(url)`, from the cache when the URL is one this camera asks for."""
+        for cached_url, text in self._targets.values():
+            if cached_url == url:
+                return text
+        return self.redact(url)
+
+    def _target(self, path: str, params: dict[str, str] | None) -> tuple[httpx.URL, str]:
+        """The full URL of a request and its redacted text, parsed once per path.
+
+        httpx parses and re-quotes a URL several times per request; for a
+        camera asked for the same picture URL hundreds of times a second that
+        was the largest CPU cost of a snapshot, so the parsed URL is kept.
+        """
+        key = (path, tuple(sorted(params.items())) if params else ())
+        cached = self._targets.get(key)
+        if cached is None:
+            url = self.client.build_request("GET", path, params=params).url
+            cached = (url, self.redact(url))
+            if len(self._targets) < MAX_CACHED_URLS:  # random query values would never repeat
+                self._targets[key] = cached
+        return cached
 
     # ------------------------------------------------------------------ requests
 
@@ -198,13 +224,12 @@ class CameraHttp:
         answer (the device dropped the idle socket) is sent once more on a new
         connection; nothing else is retried here.
         """
-        source = self.source(path, params)
+        url, source = self._target(path, params)
         for attempt in (1, 2):
             tracker = _ConnectionTracker()
             request = self.client.build_request(
                 "GET",
-                path,
-                params=params,
+                url,
                 timeout=deadline.timeout(self.config),
                 extensions={"trace": tracker},
             )
@@ -263,7 +288,7 @@ class CameraHttp:
             status=response.status_code,
             headers=response.headers,
             body=body,
-            source=self.redact(response.request.url),
+            source=self._redacted(response.request.url),
             credentials_sent=self.auth.sends_credentials(response.request),
             challenge=challenge,
             stale_nonce=response.status_code == 401 and is_stale(response),
