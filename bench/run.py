@@ -95,11 +95,18 @@ def camera_toml(name: str, port: int, vendor: str = "hikvision") -> str:
 
 
 def rules_toml(
-    root: Path, broker: Broker, cameras: dict[str, int], rules: str, *, prefix: str
+    root: Path,
+    broker: Broker,
+    cameras: dict[str, int],
+    rules: str,
+    *,
+    prefix: str,
+    fsync: bool = True,
 ) -> str:
     head = (
         f'[service]\nsite = "bench"\nline = "Bench"\nlog_level = "warning"\n\n'
-        f'[storage]\nroot = "{root}"\nretention_interval_s = 3600\nkeep_days = 1\n\n'
+        f'[storage]\nroot = "{root}"\nretention_interval_s = 3600\nkeep_days = 1\n'
+        f"fsync = {str(fsync).lower()}\n\n"
         f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\ntopic_prefix = "{prefix}"\n'
         f'client_id = "bench-{prefix}"\n\n[web]\nenabled = false\n\n'
         '[triggers.plc]\ntype = "mqtt"\ntopic = "bench/trigger"\npayload = "json"\nfields = ["n"]\n\n'
@@ -213,11 +220,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def run_stream(broker: Broker, cameras: dict[str, int], workdir: Path, *, events: int, rate: float | None,
-               prefix: str, rule_cameras: str, after: Callable[[Service], None] | None = None) -> dict[str, Any]:  # fmt: skip
+               prefix: str, rule_cameras: str, after: Callable[[Service], None] | None = None,
+               fsync: bool = True) -> dict[str, Any]:  # fmt: skip
     """Publish `events` triggers (at `rate`/s, or as fast as possible) and measure."""
     root = workdir / "data"
     rule = f'[[rules]]\nname = "shot"\nwhen = "plc"\ncameras = {rule_cameras}\nfilename = "{{camera}}/{{n}}.jpg"\n'
-    service = Service(workdir, rules_toml(root, broker, cameras, rule, prefix=prefix))
+    service = Service(workdir, rules_toml(root, broker, cameras, rule, prefix=prefix, fsync=fsync))
     probe = Probe(broker, prefix)
     try:
         wait_ready(probe, service)
@@ -397,6 +405,9 @@ def main() -> int:
             results["floor"] = floor(ports["cam0"], step("floor"), 1000)
             results["steady"] = run_stream(broker, one, step("steady"), events=args.events, rate=args.rate,
                                            prefix="steady", rule_cameras='["cam0"]')  # fmt: skip
+            results["steady_no_fsync"] = run_stream(broker, one, step("steady-nofsync"), events=args.events,
+                                                    rate=args.rate, prefix="nofsync", rule_cameras='["cam0"]',
+                                                    fsync=False)  # fmt: skip
             growth = []
 
             def repeat_bursts(service: Service) -> None:

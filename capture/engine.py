@@ -1,8 +1,9 @@
 """The rule engine: events in, capture jobs out, one result message per rule firing.
 
 Threads and why:
-- one dispatcher takes events from a queue, so trigger callbacks (paho's,
-  gpiozero's, watchdog's threads) never wait for rule evaluation;
+- none for rules: a trigger's callback thread (paho's, gpiozero's,
+  watchdog's) evaluates the compiled rules itself - microseconds - and
+  queues the frames, which saves a thread hand-over per event;
 - one scheduler releases delayed and burst frames at their due time,
   measured from the trigger's monotonic timestamp, so burst spacing does not
   drift with capture time;
@@ -157,11 +158,16 @@ class Cooldowns:
 
     def __init__(self) -> None:
         self._last: dict[tuple[str, object], float] = {}
+        self._lock = threading.Lock()  # triggers call in from their own threads
 
     def admit(self, rule: RuleConfig, event: Event) -> bool:
         """True if the rule may fire for this event; records the firing if so."""
         if rule.cooldown_s <= 0:
             return True
+        with self._lock:
+            return self._admit(rule, event)
+
+    def _admit(self, rule: RuleConfig, event: Event) -> bool:
         key = (rule.name, event.values.get(rule.cooldown_key) if rule.cooldown_key else None)
         last = self._last.get(key)
         if last is not None and event.monotonic - last < rule.cooldown_s:
@@ -295,7 +301,6 @@ class Engine:
         self._cooldowns = Cooldowns()
         self._listeners: list[Callable[[CaptureResult], None]] = []
         self._report_listeners: list[Callable[[FiringReport], None]] = []
-        self._events: queue.Queue[Event | None] = queue.Queue()
         self._scheduler = _Scheduler()
         self._writers = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="capture-write")
         self._workers: dict[str, _CameraWorkers] = {
@@ -304,17 +309,26 @@ class Engine:
         self._in_flight = 0
         self._idle = threading.Condition()
         self._accepting = True
-        self._dispatcher = threading.Thread(
-            target=self._dispatch_loop, name="capture-dispatch", daemon=True
-        )
-        self._dispatcher.start()
 
     # ------------------------------------------------------------------ input
 
     def submit(self, event: Event) -> None:
-        """Hand an event over; thread-safe and never blocks the caller."""
-        if self._accepting:
-            self._events.put(event)
+        """Evaluate an event's rules and queue its frames; thread-safe, never blocks.
+
+        Runs on the trigger's own thread: matching compiled rules takes
+        microseconds and everything after it is queued, so a separate
+        dispatcher thread would only add a hand-over to every trigger.
+        """
+        if not self._accepting:
+            return
+        with self._idle:
+            self._in_flight += 1
+        try:
+            self._dispatch(event)
+        except Exception:
+            log.exception("event dispatch failed event=%s trigger=%s", event.id, event.trigger)
+        finally:
+            self._release()
 
     def fire_rule(self, rule_name: str, event: Event) -> bool:
         """Run a rule now for an explicit request, ignoring its condition and cooldown."""
@@ -377,7 +391,7 @@ class Engine:
         """Wait until no event is queued and no frame is pending; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._idle:
-            while self._in_flight or not self._events.empty():
+            while self._in_flight:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -388,8 +402,6 @@ class Engine:
         """Stop taking events, let in-flight captures finish for up to `grace_s`."""
         self._accepting = False
         finished = self.wait_idle(grace_s)
-        self._events.put(None)
-        self._dispatcher.join(timeout=5)
         self._scheduler.stop()
         for workers in self._workers.values():
             workers.stop()
@@ -401,17 +413,6 @@ class Engine:
         return finished
 
     # ------------------------------------------------------------------ internals
-
-    def _dispatch_loop(self) -> None:
-        while (event := self._events.get()) is not None:
-            with self._idle:
-                self._in_flight += 1
-            try:
-                self._dispatch(event)
-            except Exception:
-                log.exception("event dispatch failed event=%s trigger=%s", event.id, event.trigger)
-            finally:
-                self._release()
 
     def _dispatch(self, event: Event) -> None:
         ruleset = self._ruleset

@@ -182,10 +182,12 @@ class Publisher:
         self._outgoing.put((topic, payload))
 
     def _run(self) -> None:
-        """The one thread that writes the outbox and hands messages to paho, in order.
+        """The one thread that hands messages to paho and writes the outbox, in order.
 
-        Whatever queued up meanwhile goes into the outbox in one commit, so a
-        burst of events costs one database commit, not one per message.
+        A message goes to paho first and into the outbox right after, in one
+        commit for everything that queued up meanwhile: the broker hears of an
+        event a database commit sooner, and the outbox row exists before this
+        thread looks at acknowledgements, so none is missed.
         """
         if self._replay_outbox:
             for message in self._journal.outbox_pending(limit=1_000_000):
@@ -204,20 +206,26 @@ class Publisher:
             stopping = None in batch
             messages = [item for item in batch if item is not None]
             if messages:
+                mids = [self._publish(topic, payload) for topic, payload in messages]
                 rows = [(topic, payload, self.config.qos, False) for topic, payload in messages]
                 ids = self._journal.outbox_put_many(rows)
-                for outbox_id, (topic, payload) in zip(ids, messages, strict=True):
-                    self._send(outbox_id, topic, payload)
+                self._track(mids, ids)
             self._drain_acks()
             if stopping:
                 return
 
     def _send(self, outbox_id: int, topic: str, payload: bytes) -> None:
-        info = self._client.publish(topic, payload, qos=self.config.qos)
+        self._track([self._publish(topic, payload)], [outbox_id])
+
+    def _publish(self, topic: str, payload: bytes) -> int:
+        return self._client.publish(topic, payload, qos=self.config.qos).mid
+
+    def _track(self, mids: list[int], outbox_ids: list[int]) -> None:
+        """Remember which outbox row each paho message is; QoS 0 is done when sent."""
         if self.config.qos == 0:
-            self._journal.outbox_done([outbox_id])
-        else:
-            self._in_flight[info.mid] = outbox_id
+            self._journal.outbox_done(outbox_ids)
+            return
+        self._in_flight.update(zip(mids, outbox_ids, strict=True))
 
     def _drain_acks(self) -> None:
         done: list[int] = []

@@ -17,6 +17,9 @@ from capture.config.loader import add_config_argument, default_config_path, load
 from capture.config.problems import ConfigError
 from capture.events import Event
 
+#: GIL switch interval of the service process (Python's default is 5 ms).
+SWITCH_INTERVAL_S = 0.0005
+
 
 def register(subparsers: Any) -> None:
     """Add `capture run` and `capture fire` to the CLI."""
@@ -69,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     configure_logging(loaded.rules.service.log_level)
+    # A trigger crosses several threads on its way to the MQTT event; with the
+    # default 5 ms GIL switch interval each hand-over could wait that long.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     service = Service(args.config or default_config_path(), loaded=loaded)
     signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
     signal.signal(signal.SIGINT, lambda *_: service.request_stop())

@@ -56,6 +56,7 @@ _NO_HARDLINKS = frozenset(
     {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK, errno.EXDEV}
 )
 _MAX_SUFFIX = 10_000
+_MAX_SAFE_FOLDERS = 10_000
 _RETENTION_CHUNK = 500
 
 
@@ -292,6 +293,7 @@ class Storage:
         self._index_lines = 0
         self._recovered = False
         self._folders = _FolderSyncer()
+        self._safe_folders: set[PurePosixPath] = set()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -353,7 +355,7 @@ class Storage:
             reason = "path contains a NUL byte"
         elif relative.parts[0] == LATEST_DIR or relative.parts[0].startswith(JOURNAL_NAME):
             reason = f"{relative.parts[0]!r} is reserved by the storage"
-        elif not (self.root / relative).resolve().is_relative_to(self._root_resolved):
+        elif not self._inside_root(relative.parent):
             reason = "path leads out of the storage root through a symbolic link"
         if reason is None:
             return relative
@@ -363,6 +365,23 @@ class Storage:
             camera=camera,
             relative=relative,
         )
+
+    def _inside_root(self, folder: PurePosixPath) -> bool:
+        """Whether `folder` resolves inside the root, following symbolic links.
+
+        Resolving costs a system call per path component; a camera writes to
+        the same few folders all day, so folders found safe are remembered.
+        The file name itself needs no check: a link never replaces an
+        existing name, symbolic link or not.
+        """
+        if folder in self._safe_folders:
+            return True
+        if not (self.root / folder).resolve().is_relative_to(self._root_resolved):
+            return False
+        if len(self._safe_folders) > _MAX_SAFE_FOLDERS:
+            self._safe_folders.clear()
+        self._safe_folders.add(folder)
+        return True
 
     def _error(
         self, kind: type[StorageError], exc: OSError, relative: PurePosixPath, camera: str
@@ -419,12 +438,11 @@ class Storage:
     def _open_temp(self, temp: Path) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         for _ in range(3):
-            temp.parent.mkdir(parents=True, exist_ok=True)
             try:
                 return os.open(temp, flags, 0o644)
             except FileNotFoundError:
-                # Retention removed the (empty) folder between mkdir and open.
-                continue
+                # A new folder, or retention removed an emptied one meanwhile.
+                temp.parent.mkdir(parents=True, exist_ok=True)
         return os.open(temp, flags, 0o644)
 
     def _link_into_place(self, temp: Path, relative: PurePosixPath) -> PurePosixPath:
