@@ -221,10 +221,11 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def run_stream(broker: Broker, cameras: dict[str, int], workdir: Path, *, events: int, rate: float | None,
                prefix: str, rule_cameras: str, after: Callable[[Service], None] | None = None,
-               fsync: bool = True) -> dict[str, Any]:  # fmt: skip
+               fsync: bool = True, extra_rules: str = "") -> dict[str, Any]:  # fmt: skip
     """Publish `events` triggers (at `rate`/s, or as fast as possible) and measure."""
     root = workdir / "data"
     rule = f'[[rules]]\nname = "shot"\nwhen = "plc"\ncameras = {rule_cameras}\nfilename = "{{camera}}/{{n}}.jpg"\n'
+    rule += extra_rules
     service = Service(workdir, rules_toml(root, broker, cameras, rule, prefix=prefix, fsync=fsync))
     probe = Probe(broker, prefix)
     try:
@@ -429,9 +430,12 @@ def main() -> int:
             four = {f"cam{i}": ports[f"cam{i}"] for i in range(4)}
             results["burst_4_cameras"] = run_stream(broker, four, step("burst4"), events=args.burst // 4, rate=None,
                                                     prefix="burst4", rule_cameras='["cam0", "cam1", "cam2", "cam3"]')  # fmt: skip
+            # The same trigger fires a rule on the fast camera and one on a camera answering in 2 s;
+            # the probe keeps the first message per trigger: the fast rule's.
+            slow_rule = '[[rules]]\nname = "slowshot"\nwhen = "plc"\ncameras = ["slow"]\nfilename = "slow/{n}.jpg"\n'
             results["slow_camera_beside_fast"] = run_stream(
-                broker, {"cam0": ports["cam0"], "slow": ports["slow"]}, step("slow"), events=10, rate=2,
-                prefix="slow", rule_cameras='["cam0", "slow"]')  # fmt: skip
+                broker, {"cam0": ports["cam0"], "slow": ports["slow"]}, step("slow"), events=args.events,
+                rate=args.rate, prefix="slow", rule_cameras='["cam0"]', extra_rules=slow_rule)  # fmt: skip
             results["burst_jitter"] = burst_jitter(broker, one, step("jitter"))
             results["idle_rss_16_cameras_20_rules_mib"] = idle_rss(broker, one, step("idle"))
         finally:
@@ -476,17 +480,10 @@ def report(r: dict[str, Any]) -> None:
         + " MiB"
     )
     slow = r["slow_camera_beside_fast"]
-    print(
-        f"\na 2 s camera in the same rule as a fast one ({slow['events']} events): lost {slow['lost']}"
-    )
+    print(f"\na camera answering in 2 s fired by the same trigger as a fast one "
+          f"({slow['events']} events at {slow['rate']:.0f}/s): lost {slow['lost']}")  # fmt: skip
     print(row("fast camera, trigger->image", slow["trigger_to_image_ms"]["cam0"]))
-    print(row("same camera at steady rate, alone", steady["trigger_to_image_ms"]["cam0"]))
-    print(
-        row(
-            "the slow camera, trigger->image",
-            slow["trigger_to_image_ms"].get("slow", percentiles([])),
-        )
-    )
+    print(row("fast camera, no slow camera beside", steady["trigger_to_image_ms"]["cam0"]))
     print(f"\nburst 10 x 100 ms, {r['burst_jitter']['frames']} frames:")
     print(row("image after due time", r["burst_jitter"]["delay_after_due_ms"]))
     print(row("jitter (spread of the above)", r["burst_jitter"]["jitter_ms"]))
