@@ -309,6 +309,7 @@ class Engine:
         self._in_flight = 0
         self._idle = threading.Condition()
         self._accepting = True
+        self._abandoned = False
 
     # ------------------------------------------------------------------ input
 
@@ -399,13 +400,21 @@ class Engine:
         return True
 
     def stop(self, grace_s: float) -> bool:
-        """Stop taking events, let in-flight captures finish for up to `grace_s`."""
+        """Stop taking events, let in-flight captures finish for up to `grace_s`.
+
+        Frames still queued after the grace period are abandoned, not taken:
+        a stop must be bounded, and a picture taken that late would not show
+        the moment anyway. Returns whether everything finished in time.
+        """
         self._accepting = False
         finished = self.wait_idle(grace_s)
+        if not finished:
+            self._abandoned = True
+            log.warning("stopping with %d frame(s) not taken", self._in_flight)
         self._scheduler.stop()
         for workers in self._workers.values():
             workers.stop()
-        self._writers.shutdown(wait=finished)
+        self._writers.shutdown(wait=finished, cancel_futures=True)
         if finished:
             for workers in self._workers.values():
                 for thread in workers.threads:
@@ -463,6 +472,8 @@ class Engine:
 
     def _capture(self, camera: Camera, frame: _Frame) -> None:
         """Camera worker: fetch one frame, hand it to a writer; never raises."""
+        if self._abandoned:
+            return
         try:
             snapshot = self._fetch(camera, frame)
         except CameraError as exc:
@@ -472,7 +483,10 @@ class Engine:
             log.exception("capture failed camera=%s event=%s", frame.camera, frame.firing.event.id)
             self._complete(frame, self._failure(frame, exc, 0.0))
             return
-        self._writers.submit(self._write, frame, snapshot)
+        try:
+            self._writers.submit(self._write, frame, snapshot)
+        except RuntimeError:  # stopped after the grace period: the frame is abandoned
+            return
 
     def _fetch(self, camera: Camera, frame: _Frame) -> Snapshot:
         late = time.monotonic() - frame.due

@@ -238,3 +238,16 @@ def test_stop_waits_for_in_flight_frames(harness) -> None:  # type: ignore[no-un
     wait_for(lambda: h.cameras["slow"].calls)
     assert h.engine.stop(5) is True
     assert len(h.reports) == 1 and len(h.reports[0].results) == 4
+
+
+def test_stop_is_bounded_and_abandons_frames_still_queued(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness(delays={"slow": 0.2})
+    for _ in range(20):
+        h.fire(state="OK", station="S1", temp=80)
+    wait_for(lambda: h.cameras["slow"].calls)
+    began = time.monotonic()
+    assert h.engine.stop(0.3) is False
+    assert time.monotonic() - began < 2.0
+    calls = len(h.cameras["slow"].calls)
+    time.sleep(0.5)
+    assert len(h.cameras["slow"].calls) <= calls + 1  # at most the frame in progress
