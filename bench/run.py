@@ -120,12 +120,15 @@ class Service:
     def __init__(self, workdir: Path, text: str) -> None:
         self.rules = workdir / "rules.toml"
         self.rules.write_text(text)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "capture", "run", "-c", str(self.rules)],
-            env={**os.environ, "BENCH_PASSWORD": PASSWORD},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # The log goes to a file: an unread pipe fills up and blocks the service's logging.
+        self.log = workdir / "service.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "capture", "run", "-c", str(self.rules)],
+                env={**os.environ, "BENCH_PASSWORD": PASSWORD},
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
 
     def stop(self) -> None:
         self.process.terminate()
@@ -133,8 +136,6 @@ class Service:
             self.process.wait(30)
         finally:
             self.process.kill()
-            if self.process.stderr:
-                self.process.stderr.close()
 
 
 class Probe:
@@ -199,9 +200,7 @@ def wait_ready(probe: Probe, service: Service, timeout: float = 30) -> None:
             return
         n -= 1
         if service.process.poll() is not None:
-            raise RuntimeError(
-                service.process.stderr.read().decode() if service.process.stderr else "service died"
-            )
+            raise RuntimeError(service.log.read_text()[-3000:])
     raise RuntimeError("service did not answer within 30 s")
 
 
