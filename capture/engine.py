@@ -179,6 +179,33 @@ class Cooldowns:
         return True
 
 
+class FailureLog:
+    """Lets one log line per camera and error type through per period, counting the rest.
+
+    A dead camera behind a busy trigger fails many times a second; every
+    failure is journaled and published, but a log line for each would flood
+    journald (and wear the Pi's SD card) without telling anyone more.
+    """
+
+    PERIOD_S = 10.0
+
+    def __init__(self) -> None:
+        self._state: dict[tuple[str, str | None], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, result: CaptureResult) -> int | None:
+        """None to stay quiet; otherwise how many were held back since the last line."""
+        key = (result.camera, result.error_type)
+        now = time.monotonic()
+        with self._lock:
+            last, held = self._state.get(key, (-self.PERIOD_S, 0))
+            if now - last < self.PERIOD_S:
+                self._state[key] = (last, held + 1)
+                return None
+            self._state[key] = (now, 0)
+            return held
+
+
 @dataclass
 class FiringReport:
     """Everything one rule firing produced, for the event message."""
@@ -299,6 +326,7 @@ class Engine:
         self._recorder = recorder
         self._announcer = announcer
         self._cooldowns = Cooldowns()
+        self._failure_log = FailureLog()
         self._listeners: list[Callable[[CaptureResult], None]] = []
         self._report_listeners: list[Callable[[FiringReport], None]] = []
         self._scheduler = _Scheduler()
@@ -570,11 +598,12 @@ class Engine:
     def _complete(self, frame: _Frame, result: CaptureResult) -> None:
         if result.ok:
             log.debug("saved camera=%s path=%s", result.camera, result.path)
-        else:
+        elif (suppressed := self._failure_log.admit(result)) is not None:
+            more = f" ({suppressed} similar failures not logged)" if suppressed else ""
             log.warning(
-                "capture failed event=%s rule=%s camera=%s frame=%d error=%s: %s",
+                "capture failed event=%s rule=%s camera=%s frame=%d error=%s: %s%s",
                 result.event_id, result.rule, result.camera, result.seq,
-                result.error_type, result.error_message,
+                result.error_type, result.error_message, more,
             )  # fmt: skip
         try:
             self._recorder.record_result(result)

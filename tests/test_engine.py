@@ -251,3 +251,17 @@ def test_stop_is_bounded_and_abandons_frames_still_queued(harness) -> None:  # t
     calls = len(h.cameras["slow"].calls)
     time.sleep(0.5)
     assert len(h.cameras["slow"].calls) <= calls + 1  # at most the frame in progress
+
+
+def test_repeated_failures_of_one_camera_are_logged_once_per_period(
+    harness,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    h = harness(errors={"slow": Unreachable("slow", "connection refused; check host and port")})
+    with caplog.at_level("WARNING", logger="capture.engine"):
+        for _ in range(5):
+            h.fire(state="OK", station="S1", temp=80)
+        assert h.engine.wait_idle(5)
+    lines = [r for r in caplog.records if "capture failed" in r.getMessage()]
+    assert len(lines) == 1  # ten failures (5 events x 2 frames), one line
+    assert sum(not r.ok for report in h.reports for r in report.results) == 10
