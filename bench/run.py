@@ -36,6 +36,8 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -204,6 +206,27 @@ def wait_ready(probe: Probe, service: Service, timeout: float = 30) -> None:
     raise RuntimeError("service did not answer within 30 s")
 
 
+class FileClock(FileSystemEventHandler):
+    """When each snapshot name appeared under the root (inotify, not the coarse mtime)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.appeared: dict[str, float] = {}
+        root.mkdir(parents=True, exist_ok=True)
+        self.observer = Observer()
+        self.observer.schedule(self, str(root), recursive=True)
+        self.observer.start()
+
+    def on_created(self, event: FileSystemEvent) -> None:
+        path = str(event.src_path)
+        if path.endswith(".jpg") and "/latest/" not in path:
+            self.appeared.setdefault(str(Path(path).relative_to(self.root)), time.time())
+
+    def stop(self) -> None:
+        self.observer.stop()
+        self.observer.join()
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": float("nan"), "p90": float("nan"), "p99": float("nan"), "max": float("nan")}
@@ -227,6 +250,7 @@ def run_stream(broker: Broker, cameras: dict[str, int], workdir: Path, *, events
     rule += extra_rules
     service = Service(workdir, rules_toml(root, broker, cameras, rule, prefix=prefix, fsync=fsync))
     probe = Probe(broker, prefix)
+    files = FileClock(root)
     try:
         wait_ready(probe, service)
         start = time.time()
@@ -248,9 +272,9 @@ def run_stream(broker: Broker, cameras: dict[str, int], workdir: Path, *, events
         to_file = []
         for n, (_, body) in probe.received.items():
             for capture in body["captures"]:
-                if capture["path"]:
-                    mtime = (root / capture["path"]).stat().st_mtime
-                    to_file.append((mtime - probe.sent[n]) * 1000)
+                appeared = files.appeared.get(capture["path"]) if capture["path"] else None
+                if appeared is not None:
+                    to_file.append((appeared - probe.sent[n]) * 1000)
         per_camera: dict[str, list[float]] = {}
         for _, body in probe.received.values():
             for capture in body["captures"]:
@@ -279,6 +303,7 @@ def run_stream(broker: Broker, cameras: dict[str, int], workdir: Path, *, events
             after(service)
         return result
     finally:
+        files.stop()
         probe.close()
         service.stop()
 
@@ -467,6 +492,7 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"  service/floor ratio (p50 trigger->event / p50 fetch+write): {steady['trigger_to_event_ms']['p50'] / floor_p50:.1f}x"
     )
+    print(row("same with [storage] fsync = false", r["steady_no_fsync"]["trigger_to_event_ms"]))
     for key, label in (("burst_1_camera", "1 camera"), ("burst_4_cameras", "4 cameras")):
         b = r[key]
         print(f"\nas fast as possible, {label}: {b['events']} events, {b['snapshots_per_s']:.0f} snapshots/s, "

@@ -44,8 +44,9 @@ from capture.template import Template, parse_template, template_fields
 
 log = logging.getLogger(__name__)
 
-#: Frames queued per camera beyond which new ones fail at once as Overloaded.
-MAX_QUEUED_FRAMES = 1000
+#: Frames queued per camera beyond which new ones fail at once as Overloaded
+#: (queued frames also fail when they waited longer than the camera's deadline).
+MAX_QUEUED_FRAMES = 10_000
 #: Threads writing JPEGs; several let the file system group their fsyncs.
 WRITER_THREADS = 4
 
