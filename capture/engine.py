@@ -310,6 +310,17 @@ class _CameraWorkers:
         for _ in self.threads:
             self.queue.put(None)
 
+    def retire(self) -> None:
+        """After a reload: finish the queued frames, then close the camera's connections."""
+        self.stop()
+
+        def close_when_done() -> None:
+            for thread in self.threads:
+                thread.join()
+            self.camera.close()
+
+        threading.Thread(target=close_when_done, name=f"retire-{self.name}", daemon=True).start()
+
 
 class Engine:
     """Turns events into named snapshots, journal rows and one message per firing."""
@@ -415,7 +426,7 @@ class Engine:
         self._ruleset = RuleSet(rules)
         self._workers = new_workers
         for workers in retired:
-            workers.stop()
+            workers.retire()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no event is queued and no frame is pending; False on timeout."""

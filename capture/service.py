@@ -227,7 +227,7 @@ class Service:
         self.cameras = cameras
         self.rules = new
         self._start_triggers(new, {name for name in changed_triggers if name in new.triggers})
-        # Retired cameras may still finish queued frames; their clients close with the process.
+        # Retired cameras finish their queued frames, then the engine closes them.
         log.info(
             "rule file applied: cameras=%d triggers=%d rules=%d (changed triggers: %s)",
             len(cameras), len(self.triggers), len(new.rules), ", ".join(sorted(changed_triggers)) or "none",
