@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import pytest
+from gpiozero.pins.mock import MockFactory
+
 from capture.cameras.jpeg import validate_jpeg
+from capture.service import Service
 from tests.broker import Broker
-from tests.e2e.conftest import start_service  # noqa: F401  (fixture re-exported)
+from tests.e2e.conftest import ENVIRON
+
+WRONG_PASSWORD = "Wrong-Pass-0815"
+"""A password the simulator rejects, under the variable FAULT_WRONG_PASSWORD."""
+
+FAULT_ENVIRON = {**ENVIRON, "FAULT_WRONG_PASSWORD": WRONG_PASSWORD}
+
+FaultServiceFactory = Callable[..., Service]
+
+
+@pytest.fixture
+def fault_service(tmp_path: Path) -> Iterator[FaultServiceFactory]:
+    """Like tests/e2e's `start_service`, with the environment (secrets) chosen by the test."""
+    started: list[Service] = []
+    pins = MockFactory()
+
+    def start(text: str, environ: Mapping[str, str] = FAULT_ENVIRON) -> Service:
+        path = tmp_path / "rules.toml"
+        path.write_text(text, encoding="utf-8")
+        service = Service(path, pin_factory=pins, environ=environ)
+        service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+    pins.close()
+
+
+def with_cam_b(sections: str, **options: object) -> str:
+    """`camera_sections` with options of cam_b replaced or added (values as TOML literals)."""
+    head, cam_b = sections.split("[cameras.cam_b]")
+    lines = cam_b.strip().splitlines()
+    for key, value in options.items():
+        lines = [line for line in lines if not line.startswith(f"{key} =")]
+        lines.append(f"{key} = {value}")
+    return head + "[cameras.cam_b]\n" + "\n".join(lines) + "\n"
 
 
 def snapshots(root: Path) -> list[Path]:
