@@ -17,8 +17,14 @@ from capture.service import JOURNAL_NAME, Service
 from capture.simulator import Simulator
 from tests.broker import Broker
 from tests.conftest import wait_for
-from tests.e2e.conftest import ServiceFactory, base_sections, camera_sections
-from tests.faults.conftest import assert_every_jpeg_valid, kill_broker, persisted_after, snapshots
+from tests.e2e.conftest import base_sections, camera_sections
+from tests.faults.conftest import (
+    FaultServiceFactory,
+    assert_every_jpeg_valid,
+    kill_broker,
+    persisted_after,
+    snapshots,
+)
 from tests.mqtt_client import Recorder
 
 TRIGGERS = 60
@@ -69,10 +75,10 @@ class Sender:
 
 @pytest.mark.slow
 def test_broker_sigkill_mid_stream_loses_no_trigger_and_no_event_message(
-    tmp_path: Path, broker_fresh: Broker, simulator: Simulator, start_service: ServiceFactory
+    tmp_path: Path, broker_fresh: Broker, simulator: Simulator, fault_service: FaultServiceFactory
 ) -> None:
     root = tmp_path / "data"
-    service: Service = start_service(
+    service: Service = fault_service(
         base_sections(root, broker_fresh, prefix="kill") + camera_sections(simulator) + STREAM_RULE
     )
     assert service.publisher is not None and service.publisher.wait_connected(10)
