@@ -40,6 +40,7 @@ DEMO_CAMERAS = (
 )
 PASSWORD_ENV = "DEMO_CAMERA_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 GPIO_PIN = 17
+WEB_PORT = 8080
 
 
 def register(subparsers: Any) -> None:
@@ -88,7 +89,18 @@ def broker_reachable(host: str, port: int) -> bool:
         return False
 
 
-def demo_rules(sim: Simulator, data: Path, mqtt: tuple[str, int] | None) -> str:
+def free_web_port(preferred: int = WEB_PORT) -> int:
+    """`preferred` when nothing listens on it, else 0 (the service then picks a free port)."""
+    try:
+        with socket.create_server(("127.0.0.1", preferred)):
+            return preferred
+    except OSError:
+        return 0
+
+
+def demo_rules(
+    sim: Simulator, data: Path, mqtt: tuple[str, int] | None, web_port: int = WEB_PORT
+) -> str:
     """The demo's rule file, pointing at the simulator's ports."""
     cameras = []
     for name, vendor, line, extra in DEMO_CAMERAS:
@@ -132,7 +144,9 @@ keep_days = 1
 
 {mqtt_section}
 [web]
-enabled = false
+enabled = true
+bind = "127.0.0.1"
+port = {web_port}
 
 {"".join(cameras)}
 [triggers.ir_gate]
@@ -251,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Simulator(_simulated_cameras(password)) as sim:
         rules_path = data / "rules.toml"
-        rules_path.write_text(demo_rules(sim, data, mqtt), encoding="utf-8")
+        rules_path.write_text(demo_rules(sim, data, mqtt, free_web_port()), encoding="utf-8")
         pin_factory = MockFactory()
         service = Service(
             rules_path,
@@ -272,6 +286,8 @@ def run(args: argparse.Namespace) -> int:
                 else "no broker on " + args.mqtt
             )
         )
+        if service.web is not None:
+            print(f"demo: dashboard at {service.web.url}")
         print("demo: Ctrl-C stops")
         stop.wait(args.duration)
         factory.stop.set()

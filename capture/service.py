@@ -28,6 +28,7 @@ from capture.publish import Publisher
 from capture.storage import Storage
 from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigger
 from capture.triggers.values import PayloadFormatError, flatten
+from capture.web import WebError, WebServer
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Service:
         self._stamp = _FileStamp.of(config_path) if config_path else None
         self._on_stop: list[Callable[[], None]] = []
         self._stopped: bool | None = None
+        self.web: WebServer | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -104,6 +106,8 @@ class Service:
             self.publisher.start()
         self._trigger_context = self._make_trigger_context(rules)
         self._start_triggers(rules, set(rules.triggers))
+        if rules.web.enabled:
+            self._start_web()
         self._spawn("retention", self._retention_loop)
         if self.config_path is not None:
             self._spawn("reload", self._reload_loop)
@@ -132,6 +136,15 @@ class Service:
                 continue
             self.trigger_failures.pop(name, None)
             self.triggers[name] = trigger
+
+    def _start_web(self) -> None:
+        web = WebServer(self)
+        try:
+            web.start()
+        except WebError as exc:
+            log.error("%s; capturing continues without the dashboard and http triggers", exc)
+            return
+        self.web = web
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=f"service-{name}", daemon=True)
@@ -274,6 +287,8 @@ class Service:
         if self._stopped is not None:
             return self._stopped
         self._stop.set()
+        if self.web is not None:
+            self.web.stop()
         for trigger in self.triggers.values():
             try:
                 trigger.stop()

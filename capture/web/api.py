@@ -1,0 +1,287 @@
+"""The JSON API's documents and commands, independent of HTTP (docs/web.md is their reference).
+
+Frames use `capture.publish.capture_json` and firings `event_message`, so a
+picture looks the same in an MQTT event and in the API, plus the URLs of its
+image and thumbnail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from capture.engine import FiringReport
+from capture.events import CaptureResult, Event, Value
+from capture.journal import CameraStats
+from capture.publish import capture_json, event_message
+from capture.triggers.base import PayloadError, TriggerError
+from capture.triggers.http import HttpTrigger
+from capture.triggers.values import PayloadFormatError
+from capture.web.live import LiveFeed
+from capture.web.media import Media
+from capture.web.queries import EventEntry, EventFilter, EventQueries
+
+if TYPE_CHECKING:
+    from capture.service import Service
+
+log = logging.getLogger(__name__)
+
+STATS_PERIOD = timedelta(hours=1)
+"""Success rate and median latency are over this period, as the dashboard shows them."""
+SNAP_TRIGGER = "dashboard"
+"""Trigger name of the events a snap request creates (journal, file names, MQTT)."""
+DEFAULT_PAGE = 24
+MAX_PAGE = 200
+MAX_OFFSET = 1_000_000
+
+
+class ApiError(Exception):
+    """A request the API refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
+    """A time as ISO 8601 in the site's time zone, to the millisecond."""
+    return moment.astimezone(zone).isoformat(timespec="milliseconds") if moment else None
+
+
+class Api:
+    """Builds the API's JSON documents from the running service and carries out its commands."""
+
+    def __init__(self, service: Service, media: Media, queries: EventQueries) -> None:
+        self.service = service
+        self.media = media
+        self.queries = queries
+        self.feed = LiveFeed(self.capture_message, self.firing_message)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The site's time zone; times in documents carry its offset."""
+        return ZoneInfo(self.service.rules.service.timezone)
+
+    # ------------------------------------------------------------------ documents
+
+    def cameras(self) -> dict[str, Any]:
+        """GET /api/cameras: every camera by production line, with health and latest picture."""
+        rules = self.service.rules
+        now = datetime.now(UTC)
+        stats = self.queries.camera_stats(now - STATS_PERIOD)
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for name in rules.cameras:
+            lines.setdefault(rules.camera_line(name), []).append(self.camera(name, stats.get(name)))
+        return {
+            "site": rules.service.site,
+            "time": iso(now, self.zone),
+            "stats_period_s": int(STATS_PERIOD.total_seconds()),
+            "lines": [{"name": line, "cameras": cameras} for line, cameras in lines.items()],
+            "rules": [
+                {
+                    "name": rule.name,
+                    "cameras": rules.rule_cameras(rule),
+                    "enabled": rule.enabled,
+                    "description": rule.description,
+                }
+                for rule in rules.rules
+            ],
+        }
+
+    def camera(self, name: str, stats: CameraStats | None) -> dict[str, Any]:
+        """One camera's tile: latest picture, status badge, last error, figures."""
+        config = self.service.rules.cameras[name]
+        return {
+            "name": name,
+            "line": self.service.rules.camera_line(name),
+            "vendor": config.vendor,
+            "description": config.description,
+            "latest": self.latest(name),
+            **self._health(name, stats),
+            "stats": {
+                "captures": stats.captures if stats else 0,
+                "ok": stats.ok if stats else 0,
+                "failed": stats.failed if stats else 0,
+                "success_rate": stats.success_rate if stats else None,
+                "median_latency_ms": stats.median_latency_ms if stats else None,
+                "median_trigger_to_image_ms": stats.median_trigger_to_image_ms if stats else None,
+            },
+        }
+
+    def latest(self, camera: str) -> dict[str, Any] | None:
+        """The camera's newest picture: time and versioned URLs, or None."""
+        media = self.media.latest(camera)
+        if media is None:
+            return None
+        return {
+            "time": iso(datetime.fromtimestamp(media.mtime_ns / 1e9, UTC), self.zone),
+            "image_url": self.media.image_url(media.relative, media.mtime_ns),
+            "thumb_url": self.media.thumb_url(media.relative, media.mtime_ns),
+        }
+
+    def _health(self, name: str, stats: CameraStats | None) -> dict[str, Any]:
+        """Status from the last outcome seen live, else from the journal's last hour."""
+        last = self.feed.last(name)
+        error: dict[str, Any] | None = None
+        if last is not None and not last.result.ok:
+            status = "error"
+            error = {
+                "type": last.result.error_type,
+                "message": last.result.error_message,
+                "time": iso(last.time, self.zone),
+            }
+        elif last is not None:
+            status = "ok"
+        elif stats is None or stats.captures == 0:
+            status = "unknown"
+        elif stats.last_error_time and (
+            stats.last_ok_time is None or stats.last_error_time >= stats.last_ok_time
+        ):
+            status = "error"
+        else:
+            status = "ok"
+        if error is None and stats is not None and stats.last_error_type is not None:
+            error = {
+                "type": stats.last_error_type,
+                "message": stats.last_error_message,
+                "time": iso(stats.last_error_time, self.zone),
+            }
+        return {"status": status, "last_error": error}
+
+    def events(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/events: the gallery's page of events, newest first."""
+        limit = _int_param(params, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        offset = _int_param(params, "offset", 0, 0, MAX_OFFSET)
+        rules = self.service.rules
+        cameras: list[str] | None = None
+        if params.get("line"):
+            cameras = [name for name in rules.cameras if rules.camera_line(name) == params["line"]]
+        if params.get("camera"):
+            camera = params["camera"]
+            cameras = [camera] if cameras is None or camera in cameras else []
+        where = EventFilter(
+            cameras=cameras,
+            rule=params.get("rule") or None,
+            failed_only=params.get("failed", "") in ("1", "true", "yes", "on"),
+        )
+        # One more than asked tells whether a next page exists without a COUNT(*).
+        entries = self.queries.events(where, limit + 1, offset)
+        return {
+            "events": [self.event_json(entry) for entry in entries[:limit]],
+            "limit": limit,
+            "offset": offset,
+            "more": len(entries) > limit,
+        }
+
+    def event(self, event_id: str) -> dict[str, Any]:
+        """GET /api/events/<id>: one event, every frame of every rule, the trigger's values."""
+        entry = self.queries.event(event_id) if len(event_id) <= 64 else None
+        if entry is None:
+            raise ApiError(404, f"no event {event_id[:64]!r} in the journal")
+        return self.event_json(entry)
+
+    def event_json(self, entry: EventEntry) -> dict[str, Any]:
+        """An event with its frames as the API shows it."""
+        return {
+            "event_id": entry.id,
+            "time": iso(entry.time, self.zone),
+            "trigger": entry.trigger,
+            "values": entry.values,
+            "rules": list(entry.rules),
+            "ok": all(frame.ok for frame in entry.frames) if entry.frames else None,
+            "captures": [self.frame_json(frame) for frame in entry.frames],
+        }
+
+    def frame_json(self, result: CaptureResult) -> dict[str, Any]:
+        """A frame as in MQTT event messages, plus its rule and the URLs of its pictures."""
+        entry = capture_json(result, self.zone)
+        entry["rule"] = result.rule
+        entry["image_url"] = self.media.image_url(result.path) if result.path else None
+        entry["thumb_url"] = self.media.thumb_url(result.path) if result.path else None
+        return entry
+
+    def capture_message(self, result: CaptureResult) -> dict[str, Any]:
+        """The stream's `capture` message: a frame, its event and the camera's new latest picture."""
+        message = self.frame_json(result)
+        message["event_id"] = result.event_id
+        message["time"] = iso(datetime.now(UTC), self.zone)
+        rules = self.service.rules
+        message["line"] = (
+            rules.camera_line(result.camera) if result.camera in rules.cameras else None
+        )
+        message["latest"] = self.latest(result.camera) if result.ok else None
+        return message
+
+    def firing_message(self, report: FiringReport) -> dict[str, Any]:
+        """The stream's `firing` message: the MQTT event message with picture URLs."""
+        message = event_message(report, self.zone)
+        for capture, result in zip(message["captures"], report.results, strict=True):
+            capture["rule"] = result.rule
+            capture["image_url"] = self.media.image_url(result.path) if result.path else None
+            capture["thumb_url"] = self.media.thumb_url(result.path) if result.path else None
+        return message
+
+    # ------------------------------------------------------------------ commands
+
+    def snap(self, body: object) -> dict[str, Any]:
+        """POST /api/snap: `{"camera": NAME}` or `{"rule": NAME, "values": {...}}`."""
+        if not isinstance(body, dict):
+            raise ApiError(400, 'give {"camera": NAME} or {"rule": NAME, "values": {...}}')
+        values = _values(body.get("values", {}))
+        engine = self.service.engine
+        event = Event.now(SNAP_TRIGGER, values)
+        camera, rule = body.get("camera"), body.get("rule")
+        if isinstance(camera, str):
+            if camera not in self.service.rules.cameras:
+                raise ApiError(404, f"no camera {camera[:64]!r} in the rule file")
+            if not engine.snap_camera(camera, event):
+                raise ApiError(503, "the service is stopping; try again after it restarted")
+            log.info("snap requested camera=%s event=%s", camera, event.id)
+            return {"event_id": event.id, "camera": camera}
+        if isinstance(rule, str):
+            if rule not in {config.name for config in self.service.rules.rules}:
+                raise ApiError(404, f"no rule {rule[:64]!r} in the rule file")
+            if not engine.fire_rule(rule, event):
+                raise ApiError(503, "the service is stopping; try again after it restarted")
+            log.info("rule fired on request rule=%s event=%s", rule, event.id)
+            return {"event_id": event.id, "rule": rule}
+        raise ApiError(400, 'give {"camera": NAME} or {"rule": NAME, "values": {...}}')
+
+    def trigger(self, name: str, body: object, client: str) -> dict[str, Any]:
+        """POST /api/trigger/<name>: fire an `http` trigger with the posted values.
+
+        The trigger validates the body itself, so rejected bodies count in its stats.
+        """
+        trigger = self.service.triggers.get(name)
+        if not isinstance(trigger, HttpTrigger):
+            raise ApiError(404, f"no running http trigger {name[:64]!r}")
+        try:
+            event = trigger.fire(body, client)  # type: ignore[arg-type]  # validated inside
+        except PayloadError as exc:
+            raise ApiError(400, str(exc)) from exc
+        except TriggerError as exc:
+            raise ApiError(503, str(exc)) from exc
+        return {"event_id": event.id, "trigger": name}
+
+
+def _values(raw: object) -> dict[str, Value]:
+    try:
+        return HttpTrigger.validate(raw)
+    except PayloadFormatError as exc:
+        raise ApiError(400, f"values: {exc}") from exc
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"{name} must be a whole number, got {text[:20]!r}") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}")
+    return value

@@ -1,0 +1,122 @@
+"""Event-centred journal queries for the gallery: one entry per event with all its frames.
+
+`JournalReader.query` lists one row per frame, right for `capture events`;
+the gallery pages by event and filters by production line, so it asks the
+journal here, on its own read-only connection (WAL lets it read beside the
+service's writer).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from capture.events import CaptureResult, Value
+from capture.journal import JournalReader
+
+
+@dataclass(frozen=True, slots=True)
+class EventEntry:
+    """An event as the gallery shows it: its trigger, values and every frame so far."""
+
+    id: str
+    time: datetime
+    trigger: str
+    values: dict[str, Value]
+    rules: tuple[str, ...]
+    frames: list[CaptureResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """What the gallery asks for; `cameras` holds the cameras of the chosen line."""
+
+    cameras: Sequence[str] | None = None
+    rule: str | None = None
+    failed_only: bool = False
+
+
+_EVENTS = """
+    SELECT e.id, e.time, e.trigger, e.values_json, e.rules_json FROM events e
+    WHERE EXISTS (
+        SELECT 1 FROM captures c WHERE c.event_id = e.id
+            AND (:rule IS NULL OR c.rule = :rule)
+            AND (:cameras IS NULL OR c.camera IN (SELECT value FROM json_each(:cameras)))
+            AND (:failed = 0 OR c.error_type IS NOT NULL)
+    )
+    ORDER BY e.time DESC, e.id DESC LIMIT :limit OFFSET :offset
+"""
+
+_ONE_EVENT = "SELECT id, time, trigger, values_json, rules_json FROM events WHERE id = ?"
+
+_FRAMES = """
+    SELECT event_id, rule, camera, seq, path, bytes, latency_ms, trigger_to_image_ms,
+        image_time, width, height, stale, error_type, error_message
+    FROM captures WHERE event_id IN (SELECT value FROM json_each(?))
+    ORDER BY rule, camera, seq, id
+"""
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class EventQueries(JournalReader):
+    """Read-only gallery queries on the service's journal."""
+
+    def events(self, where: EventFilter, limit: int, offset: int) -> list[EventEntry]:
+        """Events with at least one frame matching `where`, newest first, with all their frames."""
+        rows = self._fetch(
+            _EVENTS,
+            {
+                "rule": where.rule,
+                "cameras": json.dumps(list(where.cameras)) if where.cameras is not None else None,
+                "failed": int(where.failed_only),
+                "limit": limit,
+                "offset": offset,
+            },
+        )
+        return self._with_frames(rows)
+
+    def event(self, event_id: str) -> EventEntry | None:
+        """One event with all its frames, or None if the journal does not know it."""
+        entries = self._with_frames(self._fetch(_ONE_EVENT, (event_id,)))
+        return entries[0] if entries else None
+
+    def _with_frames(self, rows: list[Any]) -> list[EventEntry]:
+        entries = {
+            row[0]: EventEntry(
+                id=row[0],
+                time=_time(row[1]) or datetime.min.replace(tzinfo=UTC),
+                trigger=row[2],
+                values=json.loads(row[3]) if row[3] else {},
+                rules=tuple(json.loads(row[4])) if row[4] else (),
+            )
+            for row in rows
+        }
+        if entries:
+            for frame in self._fetch(_FRAMES, (json.dumps(list(entries)),)):
+                entries[frame[0]].frames.append(_frame(frame))
+        return list(entries.values())
+
+
+def _frame(row: Any) -> CaptureResult:
+    return CaptureResult(
+        event_id=row[0],
+        rule=row[1],
+        camera=row[2],
+        seq=row[3],
+        path=row[4],
+        bytes=row[5],
+        latency_ms=row[6],
+        trigger_to_image_ms=row[7],
+        image_time=_time(row[8]),
+        width=row[9],
+        height=row[10],
+        stale=bool(row[11]),
+        error_type=row[12],
+        error_message=row[13],
+    )
