@@ -217,6 +217,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         started = time.monotonic()
         self._status = 0
+        # An answer sent before the body was read must close the connection, or the
+        # unread body would be parsed as the next request.
+        self._unread_body = method == "POST"
         split = urlsplit(self.path)
         try:
             self.url_path = unquote(split.path, errors="strict")
@@ -461,16 +464,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self, limit: int) -> bytes:
         if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
             raise ApiError(411, "send a Content-Length (chunked bodies are not accepted)")
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
-            self.close_connection = True
             raise ApiError(411, "a Content-Length header is required") from None
         if length < 0 or length > limit:
-            self.close_connection = True  # the unread body would be taken for the next request
             raise ApiError(413, f"the body is larger than {limit} bytes")
+        self._unread_body = False
         return self.rfile.read(length)
 
     # ------------------------------------------------------------------ answers
@@ -510,6 +511,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Frame-Options", "DENY")
         for name, value in headers.items():
             self.send_header(name, value)
+        if self._unread_body:
+            self.close_connection = True
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()

@@ -1,0 +1,201 @@
+"""The JSON API over real HTTP against a running Service and simulated cameras."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from capture.triggers.values import MAX_DEPTH, MAX_VALUES
+from tests.conftest import wait_for
+from tests.web.conftest import Running
+
+
+def test_cameras_are_grouped_by_line_with_latest_picture_status_and_hour_figures(
+    web: Running,
+) -> None:
+    web.snap("cam_a")
+    document = web.client.get("/api/cameras").json()
+    assert document["site"] == "web-test-plant"
+    assert [(line["name"], [c["name"] for c in line["cameras"]]) for line in document["lines"]] == [
+        ("Line A", ["cam_a", "cam_b"]),
+        ("Line B", ["cam_c", "gate_cam"]),
+    ]
+    cam_a, cam_b = document["lines"][0]["cameras"]
+    assert cam_a["status"] == "ok"
+    assert cam_a["description"] == "Press 1 outfeed"
+    assert cam_a["stats"]["captures"] == 1
+    assert cam_a["stats"]["success_rate"] == 1.0
+    assert cam_a["stats"]["median_latency_ms"] > 0
+    picture = web.client.get(cam_a["latest"]["thumb_url"])
+    assert picture.status_code == 200
+    assert picture.content.startswith(b"\xff\xd8")
+    assert cam_b["status"] == "unknown"
+    assert cam_b["latest"] is None
+    assert [rule["name"] for rule in document["rules"]] == ["plc_check", "line_b_view"]
+    assert document["rules"][1]["cameras"] == ["cam_c", "gate_cam"]
+
+
+def test_a_failing_camera_shows_error_status_with_its_last_error(web: Running) -> None:
+    web.sim.faults("dahua").dahua_403 = True
+    web.snap("cam_c")
+    cam_c = web.client.get("/api/cameras").json()["lines"][1]["cameras"][0]
+    assert cam_c["name"] == "cam_c"
+    assert cam_c["status"] == "error"
+    assert cam_c["last_error"]["type"]
+    assert "cam_c" in cam_c["last_error"]["message"]
+    assert cam_c["stats"] | {"median_latency_ms": None} == {
+        "captures": 1,
+        "ok": 0,
+        "failed": 1,
+        "success_rate": 0.0,
+        "median_latency_ms": None,
+        "median_trigger_to_image_ms": None,
+    }
+    web.sim.faults("dahua").dahua_403 = False
+    web.snap("cam_c")
+    cam_c = web.client.get("/api/cameras").json()["lines"][1]["cameras"][0]
+    assert cam_c["status"] == "ok"
+    assert cam_c["last_error"] is not None, "the last error stays visible after recovery"
+
+
+def test_http_trigger_end_to_end_writes_files_and_journal_rows(web: Running) -> None:
+    answer = web.client.post("/api/trigger/plc", json={"result": "NG", "part": "P-17"})
+    assert answer.status_code == 202
+    event_id = answer.json()["event_id"]
+    assert answer.json()["trigger"] == "plc"
+    rows = wait_for(lambda: len(rows := web.journal_rows(rule="plc_check")) == 2 and rows)
+    assert {row.event_id for row in rows} == {event_id}
+    assert all(row.ok for row in rows)
+    assert dict(rows[0].values) == {"result": "NG", "part": "P-17", "client": "127.0.0.1"}
+    folder = web.root / "Line A" / date.today().isoformat()
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "plc_check_cam_a_P-17_1.jpg",
+        "plc_check_cam_a_P-17_2.jpg",
+    ]
+    event = web.client.get(f"/api/events/{event_id}").json()
+    assert event["trigger"] == "plc"
+    assert event["values"] == {"result": "NG", "part": "P-17", "client": "127.0.0.1"}
+    assert [(c["camera"], c["seq"], c["ok"]) for c in event["captures"]] == [
+        ("cam_a", 1, True),
+        ("cam_a", 2, True),
+    ]
+    full = web.client.get(event["captures"][1]["image_url"])
+    assert full.content == (folder / "plc_check_cam_a_P-17_2.jpg").read_bytes()
+
+
+def test_http_trigger_refuses_unknown_names_and_bad_bodies_without_firing(web: Running) -> None:
+    post = web.client.post
+    assert post("/api/trigger/nope", json={"result": "NG"}).status_code == 404
+    assert post("/api/trigger/plc", json=[1, 2]).status_code == 400
+    nested: dict = {"leaf": 1}
+    for level in range(MAX_DEPTH + 1):
+        nested = {f"level{level}": nested}
+    assert post("/api/trigger/plc", json=nested).status_code == 400
+    assert (
+        post("/api/trigger/plc", json={f"v{i}": i for i in range(MAX_VALUES + 1)}).status_code
+        == 400
+    )
+    assert (
+        post(
+            "/api/trigger/plc", content=b"{not json", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert (
+        post(
+            "/api/trigger/plc", content=b"[" * 50_000, headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    too_big = b'{"x": "' + b"a" * 70_000 + b'"}'
+    assert (
+        post(
+            "/api/trigger/plc", content=too_big, headers={"Content-Type": "application/json"}
+        ).status_code
+        == 413
+    )
+    assert post("/api/trigger/plc", data={"result": "NG"}).status_code == 415
+    bad = post("/api/trigger/plc", json="NG")
+    assert bad.status_code == 400
+    assert "JSON object" in bad.json()["error"]
+    assert web.service.triggers["plc"].stats().rejected >= 1
+    assert web.service.journal.query() == []
+
+
+def test_snap_a_rule_with_values_photographs_every_camera_of_the_rule(web: Running) -> None:
+    answer = web.client.post("/api/snap", json={"rule": "line_b_view", "values": {"part": "X9"}})
+    assert answer.status_code == 202
+    event_id = answer.json()["event_id"]
+    rows = wait_for(lambda: len(rows := web.journal_rows(rule="line_b_view")) == 2 and rows)
+    assert {row.camera for row in rows} == {"cam_c", "gate_cam"}
+    assert {row.event_id for row in rows} == {event_id}
+    assert dict(rows[0].values) == {"part": "X9"}
+
+
+def test_snap_refuses_unknown_names_and_malformed_requests(web: Running) -> None:
+    post = web.client.post
+    assert post("/api/snap", json={"camera": "nope"}).status_code == 404
+    assert post("/api/snap", json={"rule": "nope"}).status_code == 404
+    assert post("/api/snap", json={"neither": 1}).status_code == 400
+    assert post("/api/snap", json={"rule": "line_b_view", "values": [1]}).status_code == 400
+    assert post("/api/snap", json=["cam_a"]).status_code == 400
+    assert web.client.get("/api/snap").status_code == 404
+    assert web.service.journal.query() == []
+
+
+def test_events_are_paged_and_filtered_by_line_camera_rule_and_failure(web: Running) -> None:
+    first = web.snap("cam_a")
+    second = web.snap("cam_c")
+    web.sim.faults("dahua").dahua_403 = True
+    failed = web.snap("cam_c")
+    web.sim.faults("dahua").dahua_403 = False
+    fired = web.client.post("/api/trigger/plc", json={"result": "NG", "part": "P1"}).json()
+    wait_for(lambda: len(web.journal_rows(rule="plc_check")) == 2)
+
+    def ids(**params: object) -> list[str]:
+        page = web.client.get("/api/events", params=params)
+        assert page.status_code == 200, page.text
+        return [event["event_id"] for event in page.json()["events"]]
+
+    newest_first = [fired["event_id"], failed, second, first]
+    assert ids() == newest_first
+    assert ids(line="Line A") == [fired["event_id"], first]
+    assert ids(line="Line B") == [failed, second]
+    assert ids(camera="cam_c") == [failed, second]
+    assert ids(camera="cam_c", line="Line A") == []
+    assert ids(rule="plc_check") == [fired["event_id"]]
+    assert ids(rule="snap", failed="1") == [failed]
+    assert ids(failed="1") == [failed]
+    page = web.client.get("/api/events", params={"limit": 3}).json()
+    assert page["more"] is True
+    assert [e["event_id"] for e in page["events"]] == newest_first[:3]
+    rest = web.client.get("/api/events", params={"limit": 3, "offset": 3}).json()
+    assert [e["event_id"] for e in rest["events"]] == newest_first[3:]
+    assert rest["more"] is False
+    failed_event = web.client.get(f"/api/events/{failed}").json()
+    assert failed_event["ok"] is False
+    assert failed_event["captures"][0]["image_url"] is None
+    assert failed_event["captures"][0]["error"]["type"]
+
+
+def test_bad_paging_parameters_and_unknown_events_are_refused(web: Running) -> None:
+    assert web.client.get("/api/events", params={"limit": 0}).status_code == 400
+    assert web.client.get("/api/events", params={"limit": "ten"}).status_code == 400
+    assert web.client.get("/api/events", params={"offset": -1}).status_code == 400
+    missing = web.client.get("/api/events/20990101T000000.000Z-000000000001")
+    assert missing.status_code == 404
+    assert "no event" in missing.json()["error"]
+    assert web.client.get("/api/nothing").status_code == 404
+
+
+def test_pages_and_static_files_are_served_with_a_strict_content_policy(web: Running) -> None:
+    for path in ("/", "/events", "/events/20990101T000000.000Z-000000000001"):
+        page = web.client.get(path)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert "https://" not in page.text, "no CDN: factories have no internet"
+    script = web.client.get("/static/dashboard.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "EventSource" in web.client.get("/static/common.js").text
+    assert web.client.get("/static/nope.js").status_code == 404
+    assert web.client.get("/static/dashboard.html").status_code == 404
