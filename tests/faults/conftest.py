@@ -35,6 +35,7 @@ def fault_service(tmp_path: Path) -> Iterator[FaultServiceFactory]:
         started.append(service)
         return service
 
+    start.pins = pins  # type: ignore[attr-defined]
     yield start
     for service in started:
         service.stop()
