@@ -54,12 +54,12 @@ def with_cam_b(sections: str, **options: object) -> str:
 
 def snapshots(root: Path) -> list[Path]:
     """Every saved picture under the storage root, the latest/ copies left out."""
-    return sorted(p for p in root.rglob("*.jpg") if "latest" not in p.parts)
+    return sorted(p for p in root.rglob("*.jpg") if p.is_file() and "latest" not in p.parts)
 
 
 def assert_every_jpeg_valid(root: Path) -> None:
     """Every .jpg anywhere under `root` (latest/ included) is a complete JPEG."""
-    for path in root.rglob("*.jpg"):
+    for path in filter(Path.is_file, root.rglob("*.jpg")):
         validate_jpeg(path.read_bytes())  # raises InvalidImage on a torn or foreign file
 
 

@@ -1,0 +1,102 @@
+"""Hostile MQTT payloads: no crash, nothing outside the storage root, only sane file names."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from capture.simulator import Simulator
+from tests.broker import Broker
+from tests.conftest import wait_for
+from tests.e2e.conftest import base_sections, camera_sections
+from tests.faults.conftest import FaultServiceFactory, assert_every_jpeg_valid, snapshots
+
+RULE = """
+[triggers.plc]
+type = "mqtt"
+topic = "hostile/in"
+payload = "json"
+fields = ["id", "station"]
+
+[[rules]]
+name = "part"
+when = "plc"
+cameras = ["cam_a"]
+filename = "{station}/{id}.jpg"
+"""
+
+HOSTILE_STRINGS = [
+    "../../etc/passwd", "/abs", "/etc/cron.d/x", "a\x00b", "..", ".", "", " ", "x" * 10_000,
+    "CON", "NUL.txt", "\U0001f4f7\U0001f525", "\u202eevil\u202c", "\u200f.jpg", "a/../../b",
+    "..\\..\\windows", "~root", "$(reboot)", "%2e%2e%2f", "\n", ".hidden", "-rf",
+]  # fmt: skip
+
+
+def hostile_payloads() -> list[bytes]:
+    rng = random.Random(4711)
+    payloads = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 2000))) for _ in range(20)]
+    payloads += [
+        json.dumps({"id": "x" * 2_000_000, "station": "S1"}).encode(),  # oversized
+        b"[" * 10_000 + b"]" * 10_000,  # deep nesting
+        b'{"a":' * 10_000 + b"1" + b"}" * 10_000,
+        b"null", b"[]", b'"string"', b"1e999", b"{}", b"\xef\xbb\xbf{}", b"",
+        json.dumps({"id": [1, 2], "station": {"x": 1}}).encode(),
+        json.dumps({"id": None, "station": True}).encode(),
+        json.dumps({"id": 1e308, "station": -0.0}).encode(),
+        json.dumps({"id": 10**400, "station": "S1"}).encode(),
+    ]  # fmt: skip
+    for text in HOSTILE_STRINGS:
+        payloads.append(json.dumps({"id": text, "station": "S1"}).encode())
+        payloads.append(json.dumps({"id": 1, "station": text}).encode())
+        payloads.append(json.dumps({"id": text, "station": text}).encode())
+    return payloads
+
+
+def files_outside(tmp_path: Path, root: Path) -> set[Path]:
+    return {p for p in tmp_path.rglob("*") if root not in p.parents and p != root}
+
+
+def assert_sane_name(part: str) -> None:
+    assert part not in ("", ".", "..") and len(part.encode()) <= 255, part
+    assert "\x00" not in part and "/" not in part and "\\" not in part, part
+    assert not part.startswith("."), part
+
+
+def test_hostile_payloads_neither_crash_nor_escape_the_storage_root(
+    tmp_path: Path, broker: Broker, simulator: Simulator, fault_service: FaultServiceFactory
+) -> None:
+    root = tmp_path / "data"
+    service = fault_service(
+        base_sections(root, broker, prefix="hostile") + camera_sections(simulator) + RULE
+    )
+    before = files_outside(tmp_path, root)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        for payload in hostile_payloads():
+            client.publish("hostile/in", payload, qos=1).wait_for_publish(10)
+        client.publish(
+            "hostile/in", json.dumps({"id": 4711, "station": "S9"}), qos=1
+        ).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+    wait_for((root / "S9" / "4711.jpg").is_file, timeout=30)
+    assert service.engine.wait_idle(10)
+    assert all(thread.is_alive() for thread in service._threads)
+    assert files_outside(tmp_path, root) == before
+    assert not Path("/abs").exists() and not Path("/etc/cron.d/x").exists()
+    for path in snapshots(root):
+        relative = path.relative_to(root)
+        assert root.resolve() in path.resolve().parents
+        for part in relative.parts:
+            assert_sane_name(part)
+    assert_every_jpeg_valid(root)
+    leftovers = [p for p in root.rglob("*") if p.name.startswith(".") and p.parent != root]
+    assert leftovers == [] and os.listdir(root)
