@@ -1,0 +1,170 @@
+"""Soak test (not in CI): hours of factory life in minutes, proving nothing is lost and RSS stays flat.
+
+    .venv/bin/python bench/soak.py [--minutes 10] [--rate 50] [--kill-every 30] [--flap-every 7]
+
+`capture run` runs as its own process on a private mosquitto that is
+SIGKILLed and restarted every --kill-every seconds, with two simulated
+cameras of which one flaps (drops every connection for --flap-every seconds,
+then works again). This process publishes numbered QoS 1 triggers from a
+persistent session and counts the event messages that come back on another
+persistent session. It prints RSS over time and the lost events, and exits 1
+if any trigger never produced an event message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.run import PASSWORD, Service, rss_kib, rules_toml  # noqa: E402
+from capture.simulator import SimulatedCamera, Simulator  # noqa: E402
+from tests.broker import Broker  # noqa: E402
+from tests.faults.conftest import kill_broker, persisted_after  # noqa: E402
+
+PREFIX = "soak"
+RULE = '[[rules]]\nname = "shot"\nwhen = "plc"\ncameras = ["steady", "flappy"]\nfilename = "{camera}/{n}.jpg"\n'
+DRAIN_S = 120
+
+
+class Counter:
+    """Persistent-session sender and listener; remembers which triggers came back as events."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.received: set[int] = set()
+        self.messages = 0
+        self.lock = threading.Lock()
+        self.listener = self._client("soak-listener")
+        self.listener.on_connect = lambda c, *_: c.subscribe(f"{PREFIX}/events/#", qos=1)
+        self.listener.on_message = self._on_message
+        self.sender = self._client("soak-sender")
+        self.sender.max_inflight_messages_set(1000)
+        for client in (self.listener, self.sender):
+            client.connect(broker.host, broker.port)
+            client.loop_start()
+
+    @staticmethod
+    def _client(client_id: str) -> mqtt.Client:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+        )
+        client.reconnect_delay_set(0.1, 1)
+        return client
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        n = int(json.loads(message.payload)["values"]["n"])
+        with self.lock:
+            self.received.add(n)
+            self.messages += 1
+
+    def send(self, n: int) -> None:
+        self.sender.publish("bench/trigger", json.dumps({"n": n}), qos=1)
+
+    def missing(self, sent: int) -> list[int]:
+        with self.lock:
+            return sorted(set(range(sent)) - self.received)
+
+    def close(self) -> None:
+        for client in (self.listener, self.sender):
+            client.disconnect()
+            client.loop_stop()
+
+
+def soak(minutes: float, rate: float, kill_every: float, flap_every: float) -> int:
+    cameras = [
+        SimulatedCamera("steady", "hikvision", password=PASSWORD),
+        SimulatedCamera("flappy", "hikvision", password=PASSWORD),
+    ]
+    with TemporaryDirectory(prefix="soak-") as tmp, Simulator(cameras) as sim:
+        workdir = Path(tmp)
+        broker = Broker(workdir / "mosquitto")
+        broker.start()
+        ports = {camera.name: sim.port_of(camera.name) for camera in cameras}
+        text = rules_toml(workdir / "data", broker, ports, RULE, prefix=PREFIX, fsync=True)
+        service = Service(workdir, text)
+        counter = Counter(broker)
+        started = time.time()
+        # mosquitto saves sessions every second: one killed before its first save forgets them.
+        while not persisted_after(broker, started + 1):
+            time.sleep(0.1)
+        sent, kills, flaps = 0, 0, 0
+        next_kill, next_flap, next_sample = started + kill_every, started + flap_every, started
+        end = started + minutes * 60
+        print(
+            f"soak: {minutes} min at {rate}/s, broker SIGKILL every {kill_every} s, camera flap every {flap_every} s"
+        )
+        print(f"{'t_s':>6} {'sent':>7} {'events':>7} {'rss_mib':>8} {'kills':>5} {'flaps':>5}")
+        try:
+            while (now := time.time()) < end:
+                if service.process.poll() is not None:
+                    print("capture run exited:", service.log.read_text()[-3000:])
+                    return 1
+                if now >= next_kill and persisted_after(broker, next_kill - kill_every):
+                    kill_broker(broker)
+                    broker.start()
+                    kills, next_kill = kills + 1, now + kill_every
+                if now >= next_flap:
+                    faults = sim.faults("flappy")
+                    faults.drop_connection = not faults.drop_connection
+                    flaps, next_flap = flaps + 1, now + flap_every
+                if now >= next_sample:
+                    rss = rss_kib(service.process.pid) / 1024
+                    print(
+                        f"{now - started:6.0f} {sent:7d} {counter.messages:7d} {rss:8.1f} {kills:5d} {flaps:5d}",
+                        flush=True,
+                    )
+                    next_sample = now + 10
+                counter.send(sent)
+                sent += 1
+                delay = started + sent / rate - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+            sim.faults("flappy").drop_connection = False
+            deadline = time.time() + DRAIN_S
+            while counter.missing(sent) and time.time() < deadline:
+                time.sleep(0.5)
+            rss = rss_kib(service.process.pid) / 1024
+            peak = rss_kib(service.process.pid, "VmHWM") / 1024
+            lost = counter.missing(sent)
+            print(
+                f"{time.time() - started:6.0f} {sent:7d} {counter.messages:7d} {rss:8.1f} {kills:5d} {flaps:5d}"
+            )
+            print(
+                f"sent={sent} events={len(counter.received)} messages={counter.messages} "
+                f"lost={len(lost)} rss_mib={rss:.1f} peak_rss_mib={peak:.1f} broker_kills={kills}"
+            )
+            if lost:
+                print(f"LOST triggers (first 50): {lost[:50]}")
+            return 1 if lost else 0
+        finally:
+            counter.close()
+            service.stop()
+            broker.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--minutes", type=float, default=10, help="how long to publish (default 10)"
+    )
+    parser.add_argument("--rate", type=float, default=50, help="triggers per second (default 50)")
+    parser.add_argument(
+        "--kill-every", type=float, default=30, help="seconds between broker SIGKILLs"
+    )
+    parser.add_argument("--flap-every", type=float, default=7, help="seconds between camera flips")
+    args = parser.parse_args()
+    return soak(args.minutes, args.rate, args.kill_every, args.flap_every)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
