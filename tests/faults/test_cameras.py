@@ -97,7 +97,7 @@ def test_broken_camera_fails_typed_and_journaled_while_the_other_saves_fast(
         good, bad = by_camera["cam_a"], by_camera["cam_b"]
         assert good["ok"] and (root / good["path"]).is_file()
         # cam_a does not wait for cam_b: its frame is taken as if cam_b were fine.
-        assert good["trigger_to_image_ms"] < 400, good
+        assert good["trigger_to_image_ms"] < 1000, good  # cam_b answers after 2 s at best
         assert message["ok"] is False and bad["path"] is None
         assert bad["error"]["type"] in breakage.errors, bad["error"]
         assert "cam_b" in bad["error"]["message"]
