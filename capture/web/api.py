@@ -78,6 +78,7 @@ class Api:
         return {
             "site": rules.service.site,
             "time": iso(now, self.zone),
+            "timezone": rules.service.timezone,
             "stats_period_s": int(STATS_PERIOD.total_seconds()),
             "lines": [{"name": line, "cameras": cameras} for line, cameras in lines.items()],
             "rules": [

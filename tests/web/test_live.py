@@ -72,6 +72,8 @@ def test_clients_beyond_the_limit_are_refused_politely(web: Running) -> None:
         for subscription in held:
             assert subscription is not None
             feed.unsubscribe(subscription)
-    with httpx.Client(base_url=web.base_url, trust_env=False, timeout=10) as client:
-        with client.stream("GET", "/api/stream") as stream:
-            assert stream.status_code == 200
+    with (
+        httpx.Client(base_url=web.base_url, trust_env=False, timeout=10) as client,
+        client.stream("GET", "/api/stream") as stream,
+    ):
+        assert stream.status_code == 200

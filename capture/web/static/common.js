@@ -40,9 +40,15 @@ const EC = (() => {
   });
 
   // The server's clock decides ages: a phone's clock may be minutes off the Pi's.
+  // The site's UTC offset comes with the server's time, so the clock needs no time-zone data.
   let skewMs = 0;
+  let offsetMs = 0;
   function syncClock(serverIso) {
-    if (serverIso) skewMs = Date.parse(serverIso) - Date.now();
+    if (!serverIso) return;
+    skewMs = Date.parse(serverIso) - Date.now();
+    const offset = /([+-])(\d\d):(\d\d)$/.exec(serverIso);
+    offsetMs = offset ? (offset[1] === "-" ? -1 : 1) * (offset[2] * 3600000 + offset[3] * 60000) : 0;
+    clockTick();
   }
   const now = () => Date.now() + skewMs;
 
@@ -94,10 +100,11 @@ const EC = (() => {
     };
   }
 
+  let clockTick = () => {};
   function startClock(element) {
-    const tick = () => { element.textContent = new Date(now()).toLocaleTimeString(); };
-    tick();
-    setInterval(tick, 1000);
+    clockTick = () => { element.textContent = new Date(now() + offsetMs).toISOString().slice(11, 19); };
+    clockTick();
+    setInterval(clockTick, 1000);
   }
 
   return { h, getJson, postJson, ApiError, syncClock, age, ageSeconds, clockTime, dateTime, ms, stream, liveIndicator, throttle, startClock };

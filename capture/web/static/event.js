@@ -22,7 +22,6 @@
   }
 
   async function load() {
-    EC.startClock(document.getElementById("clock"));
     let event;
     try {
       event = await EC.getJson(`/api/events/${encodeURIComponent(id)}`);
