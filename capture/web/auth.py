@@ -74,14 +74,22 @@ class AccessPolicy:
         session = self._cookie(cookie_header)
         return session is not None and hmac.compare_digest(session.encode(), self._session.encode())
 
-    def allows(self, method: str, authorization: str | None, cookie_header: str | None) -> bool:
-        """Whether a request may proceed."""
-        return not self.needs_token(method) or self.authenticated(authorization, cookie_header)
+    def allows(
+        self,
+        method: str,
+        authorization: str | None,
+        cookie_header: str | None,
+        *,
+        local_host: bool = True,
+    ) -> bool:
+        """Whether a request may proceed; one naming a foreign host (see `host_allowed`) needs the token."""
+        needed = self.needs_token(method) or not local_host
+        return not needed or self.authenticated(authorization, cookie_header)
 
     def host_allowed(self, host_header: str | None) -> bool:
-        """Without a token, only loopback host names: a DNS-rebinding page cannot reach us."""
-        if self.token_configured:
-            return True
+        """Loopback host names only: a DNS-rebinding page cannot reach us without the token."""
+        if not self.loopback:
+            return True  # every request off loopback carries the token anyway
         return host_header is not None and is_loopback(_host_name(host_header.strip()))
 
     def session_cookie(self) -> str:

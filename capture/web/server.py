@@ -23,8 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from capture.storage import LATEST_DIR
 from capture.web.api import Api, ApiError
 from capture.web.auth import AccessPolicy
 from capture.web.media import IMAGE_PREFIX, THUMB_PREFIX, Media, MediaFile
@@ -50,6 +51,8 @@ IMMUTABLE_MAX_AGE_S = 7 * 86400
 _PAGES = {"/": "dashboard.html", "/events": "events.html", "/login": "login.html"}
 _EVENT_PAGE = re.compile(r"^/events/([A-Za-z0-9.:_-]{1,64})$")
 _EVENT_API = re.compile(r"^/api/events/([A-Za-z0-9.:_-]{1,64})$")
+_LATEST_IMAGE = re.compile(r"^/latest/([^/]{1,128})\.jpg$")
+"""A stable URL of a camera's newest picture, for wall screens and Node-RED flows."""
 _TRIGGER_API = re.compile(r"^/api/trigger/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
 _STATIC_TYPES = {
     ".css": "text/css; charset=utf-8",
@@ -256,8 +259,10 @@ class _Handler(BaseHTTPRequestHandler):
         policy = self.web.policy
         if not path.startswith("/"):
             raise ApiError(400, "bad request path")
-        if not policy.host_allowed(self.headers.get("Host")):
-            # Without a token, a page on another site could reach us by DNS rebinding.
+        # Reads are open on loopback, so a page on another site could reach them by DNS
+        # rebinding: a foreign host name needs the token (421 when none is configured).
+        local_host = policy.host_allowed(self.headers.get("Host"))
+        if not local_host and not policy.token_configured:
             raise ApiError(421, "use http://127.0.0.1 or http://localhost to reach this service")
         if method == "GET" and "token" in self.query:
             self._login_with_query_token()
@@ -268,7 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path.startswith("/static/"):
             self._static(path.removeprefix("/static/"))
             return
-        if not policy.allows(method, self.headers.get("Authorization"), self.headers.get("Cookie")):
+        credentials = (self.headers.get("Authorization"), self.headers.get("Cookie"))
+        if not policy.allows(method, *credentials, local_host=local_host):
             self._refuse(method)
             return
         if method == "GET":
@@ -301,7 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._login_page(401, "That token is not valid.", self.url_path)
             return
         rest = urlencode(self.query)
-        target = self.url_path + (f"?{rest}" if rest else "")
+        # Re-quoted: the decoded path may hold CR/LF or non-Latin-1 text, unfit for a header.
+        target = _local_target(quote(self.url_path, safe="/") + (f"?{rest}" if rest else ""))
         self._redirect(target, {"Set-Cookie": self.web.policy.session_cookie()})
 
     def _login(self, method: str) -> None:
@@ -347,6 +354,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream()
         elif path.startswith(IMAGE_PREFIX):
             self._image(path.removeprefix(IMAGE_PREFIX), thumbnail=False)
+        elif match := _LATEST_IMAGE.match(path):
+            self._image(f"{LATEST_DIR}/{match.group(1)}.jpg", thumbnail=False)
         elif path.startswith(THUMB_PREFIX):
             self._image(path.removeprefix(THUMB_PREFIX), thumbnail=True)
         else:

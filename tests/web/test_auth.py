@@ -55,7 +55,10 @@ def test_without_a_token_only_loopback_host_names_are_served() -> None:
         assert open_policy.host_allowed(host), host
     for host in ("evil.example:8080", "10.0.0.5", None, "127.0.0.1.evil.example"):
         assert not open_policy.host_allowed(host), host
-    assert policy("127.0.0.1", TOKEN).host_allowed("pi.factory.lan:8080")
+    guarded = policy("127.0.0.1", TOKEN)
+    assert not guarded.allows("GET", None, None, local_host=guarded.host_allowed("pi.lan:80"))
+    assert guarded.allows("GET", f"Bearer {TOKEN}", None, local_host=False)
+    assert policy("0.0.0.0", TOKEN).host_allowed("pi.factory.lan:8080")
 
 
 def test_a_rebinding_host_name_is_refused_when_no_token_protects_the_api(web: Running) -> None:

@@ -1,0 +1,65 @@
+"""Over real HTTP: DNS rebinding with a token, header injection through `?token=`, /latest/<camera>.jpg."""
+
+from __future__ import annotations
+
+import socket
+
+from tests.web.conftest import TOKEN, Running, WebFactory
+
+GUARDED = 'enabled = true\nbind = "127.0.0.1"\nport = 0\ntoken_env = "WEB_TOKEN"'
+
+
+def raw_get(web: Running, target: str, host: str = "127.0.0.1") -> bytes:
+    """The head of the answer to a request line sent as is (no client-side normalising)."""
+    port = web.service.web.port  # type: ignore[union-attr]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        connection.sendall(request.encode("utf-8"))
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer.split(b"\r\n\r\n", 1)[0]
+
+
+def test_a_rebinding_host_name_cannot_read_even_when_a_token_guards_posts(
+    start_web: WebFactory,
+) -> None:
+    web = start_web(GUARDED)
+    assert web.client.get("/api/cameras").status_code == 200  # loopback reads stay open
+    foreign = {"Host": "evil.example:8080"}
+    assert web.client.get("/api/cameras", headers=foreign).status_code == 401
+    assert web.client.get("/media/latest/cam_a.jpg", headers=foreign).status_code == 401
+    page = web.client.get("/", headers={**foreign, "Accept": "text/html"})
+    assert page.status_code == 303
+    assert page.headers["Location"].startswith("/login")
+    bearer = {**foreign, "Authorization": f"Bearer {TOKEN}"}
+    assert web.client.get("/api/cameras", headers=bearer).status_code == 200
+
+
+def test_a_login_link_cannot_inject_headers_or_redirect_elsewhere(start_web: WebFactory) -> None:
+    web = start_web(GUARDED)
+    injected = raw_get(web, f"/%0d%0aX-Injected:%201?token={TOKEN}")
+    assert b"\r\nX-Injected" not in injected
+    assert injected.startswith(b"HTTP/1.1 303")
+    unicode_path = raw_get(web, f"/%C3%A9v%E2%82%ACnts?token={TOKEN}")
+    assert unicode_path.startswith(b"HTTP/1.1 303"), unicode_path
+    assert b"Location: /%C3%A9v%E2%82%ACnts\r\n" in unicode_path
+    for target in (f"//evil.example/?token={TOKEN}", f"/%2Fevil.example?token={TOKEN}"):
+        head = raw_get(web, target)
+        location = next(line for line in head.split(b"\r\n") if line.startswith(b"Location:"))
+        assert not location.startswith(b"Location: //"), location
+        assert TOKEN.encode() not in head
+
+
+def test_latest_camera_url_serves_the_newest_picture_and_revalidates(web: Running) -> None:
+    assert web.client.get("/latest/cam_a.jpg").status_code == 404
+    web.snap("cam_a")
+    answer = web.client.get("/latest/cam_a.jpg")
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "image/jpeg"
+    assert answer.content == (web.root / "latest" / "cam_a.jpg").read_bytes()
+    assert "no-cache" in answer.headers["Cache-Control"]
+    again = web.client.get("/latest/cam_a.jpg", headers={"If-None-Match": answer.headers["ETag"]})
+    assert again.status_code == 304
+    for target in ("/latest/..%2Fjournal.sqlite3.jpg", "/latest/.cam_a.jpg", "/latest/%00.jpg"):
+        assert not raw_get(web, target).startswith(b"HTTP/1.1 200"), target
