@@ -16,6 +16,7 @@ from typing import Any
 from capture.config.loader import add_config_argument, default_config_path, load_rules
 from capture.config.problems import ConfigError
 from capture.events import Event
+from capture.systemd import Watchdog, notify
 
 #: GIL switch interval of the service process (Python's default is 5 ms).
 SWITCH_INTERVAL_S = 0.0005
@@ -76,11 +77,39 @@ def run(args: argparse.Namespace) -> int:
     # default 5 ms GIL switch interval each hand-over could wait that long.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     service = Service(args.config or default_config_path(), loaded=loaded)
-    signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: service.request_stop())
+    watchdog = Watchdog.from_environment(
+        healthy=service.healthy, status=lambda: status_line(service)
+    )
+
+    def stop_requested(*_: object) -> None:
+        # systemd shows "deactivating" at once and stops expecting watchdog pings.
+        notify("STOPPING=1")
+        if watchdog is not None:
+            watchdog.stop()
+        service.request_stop()
+
+    signal.signal(signal.SIGTERM, stop_requested)
+    signal.signal(signal.SIGINT, stop_requested)
     service.start()
+    notify(f"READY=1\nSTATUS={status_line(service)}")
+    if watchdog is not None:
+        watchdog.start()
     service.run_until_stopped()
     return 0
+
+
+def status_line(service: Any) -> str:
+    """The one line `systemctl status event-capture` shows: counts, and what needs a look."""
+    rules = service.rules
+    text = (
+        f"capturing: {len(service.cameras)} camera(s), "
+        f"{len(service.triggers)}/{len(rules.triggers)} trigger(s) running, {len(rules.rules)} rule(s)"
+    )
+    if service.trigger_failures:
+        text += f"; failed triggers: {', '.join(sorted(service.trigger_failures))}"
+    if service.reload_errors:
+        text += f"; last save of the rule file NOT applied ({len(service.reload_errors)} error(s), see journalctl -u event-capture)"
+    return text
 
 
 def parse_values(pairs: list[str]) -> dict[str, Any]:

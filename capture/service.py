@@ -325,6 +325,10 @@ class Service:
         self._stopped = finished
         return finished
 
+    def healthy(self) -> bool:
+        """Whether the service's own background threads still run (the systemd watchdog asks)."""
+        return all(thread.is_alive() for thread in self._threads)
+
     def on_stop(self, callback: Callable[[], None]) -> None:
         """Run `callback` during stop, after captures and before MQTT goes offline."""
         self._on_stop.append(callback)
