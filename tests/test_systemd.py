@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -150,17 +151,9 @@ def test_watchdog_thread_pings_until_stopped(notify_socket: tuple[socket.socket,
     assert watchdog.pings >= 3
 
 
-def test_capture_run_says_ready_pings_the_watchdog_and_stops_cleanly_on_sigterm(
-    tmp_path: Path, notify_socket: tuple[socket.socket, str]
-) -> None:
-    sock, address = notify_socket
-    rules = tmp_path / "rules.toml"
-    rules.write_text(RULES.format(root=tmp_path / "data"))
-    env = {
-        **os.environ,
-        "NOTIFY_SOCKET": address,
-        "WATCHDOG_USEC": "200000",  # pings every 0.1 s
-    }
+@contextmanager
+def capture_run(rules: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`capture run` as its own process; killed at the end if the test left it running."""
     process = subprocess.Popen(
         [sys.executable, "-m", "capture", "run", "-c", str(rules)],
         env=env,
@@ -169,6 +162,21 @@ def test_capture_run_says_ready_pings_the_watchdog_and_stops_cleanly_on_sigterm(
         text=True,
     )
     try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_capture_run_says_ready_pings_the_watchdog_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, notify_socket: tuple[socket.socket, str]
+) -> None:
+    sock, address = notify_socket
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES.format(root=tmp_path / "data"))
+    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}  # pings every 0.1 s
+    with capture_run(rules, env) as process:
         ready = receive(sock, "READY=1")[-1]
         assert "STATUS=capturing: 0 camera(s), 1/1 trigger(s) running, 0 rule(s)" in ready
         for _ in range(3):
@@ -176,10 +184,6 @@ def test_capture_run_says_ready_pings_the_watchdog_and_stops_cleanly_on_sigterm(
         process.send_signal(signal.SIGTERM)
         receive(sock, "STOPPING=1")
         _, stderr = process.communicate(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, stderr
     assert "stopped" in stderr
 
@@ -188,25 +192,11 @@ def test_capture_run_outside_systemd_needs_no_notify_socket(tmp_path: Path) -> N
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES.format(root=tmp_path / "data"))
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "capture", "run", "-c", str(rules)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with capture_run(rules, env) as process:
         assert process.stderr is not None
-        started = ""
-        while "started site=plant-a" not in started:
-            line = process.stderr.readline()
+        while "started site=plant-a" not in (line := process.stderr.readline()):
             assert line, "capture run ended before it started"
-            started = line
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, stderr
     assert "systemd" not in stderr
