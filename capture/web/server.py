@@ -217,12 +217,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle("POST")
 
+    def do_HEAD(self) -> None:
+        """GET's answer without its body, for monitoring probes and `curl -I`."""
+        self._handle("HEAD")
+
     def _handle(self, method: str) -> None:
         started = time.monotonic()
         self._status = 0
         # An answer sent before the body was read must close the connection, or the
         # unread body would be parsed as the next request.
         self._unread_body = method == "POST"
+        self._head_only = method == "HEAD"
         split = urlsplit(self.path)
         try:
             self.url_path = unquote(split.path, errors="strict")
@@ -230,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.url_path = ""  # refused below as a bad path
         self.query = dict(parse_qsl(split.query, keep_blank_values=True, max_num_fields=20))
         try:
-            self._route(method)
+            self._route("GET" if self._head_only else method)
         except ApiError as exc:
             self._json(exc.status, {"error": str(exc)})
         except ValueError as exc:  # too many query fields
@@ -420,9 +425,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with file:
             self._head(200, "image/jpeg", media.size, headers)
-            shutil.copyfileobj(file, self.wfile, 256 * 1024)
+            if not self._head_only:
+                shutil.copyfileobj(file, self.wfile, 256 * 1024)
 
     def _stream(self) -> None:
+        if self._head_only:
+            self._send(200, b"", "text/event-stream; charset=utf-8", {"Cache-Control": "no-store"})
+            return
         subscription = self.web.api.feed.subscribe()
         if subscription is None:
             self._json(503, {"error": "too many event-stream clients; try again later"})
@@ -504,7 +513,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, body: bytes, content_type: str | None, headers: dict[str, str]
     ) -> None:
         self._head(status, content_type, len(body), headers)
-        if body:
+        if body and not self._head_only:
             self.wfile.write(body)
 
     def _head(

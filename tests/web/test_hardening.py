@@ -63,3 +63,28 @@ def test_latest_camera_url_serves_the_newest_picture_and_revalidates(web: Runnin
     assert again.status_code == 304
     for target in ("/latest/..%2Fjournal.sqlite3.jpg", "/latest/.cam_a.jpg", "/latest/%00.jpg"):
         assert not raw_get(web, target).startswith(b"HTTP/1.1 200"), target
+
+
+def test_head_answers_like_get_without_a_body_and_keeps_the_connection_usable(
+    web: Running,
+) -> None:
+    web.snap("cam_a")
+    picture = (web.root / "latest" / "cam_a.jpg").read_bytes()
+    for target in ("/latest/cam_a.jpg", "/media/latest/cam_a.jpg", "/api/cameras", "/"):
+        get = web.client.get(target)
+        head = web.client.head(target)
+        assert head.status_code == get.status_code == 200, target
+        assert head.content == b""
+        assert head.headers["Content-Type"] == get.headers["Content-Type"]
+    head = web.client.head("/latest/cam_a.jpg")
+    assert int(head.headers["Content-Length"]) == len(picture)
+    stream = web.client.head("/api/stream")  # answers at once instead of streaming forever
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
+    assert web.client.get("/latest/cam_a.jpg").content == picture
+
+
+def test_head_needs_the_token_wherever_get_does(start_web: WebFactory) -> None:
+    web = start_web(GUARDED)
+    assert web.client.head("/api/cameras", headers={"Host": "evil.example"}).status_code == 401
+    bearer = {"Host": "evil.example", "Authorization": f"Bearer {TOKEN}"}
+    assert web.client.head("/api/cameras", headers=bearer).status_code == 200
