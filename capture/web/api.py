@@ -235,6 +235,9 @@ class Api:
         engine = self.service.engine
         event = Event.now(SNAP_TRIGGER, values)
         camera, rule = body.get("camera"), body.get("rule")
+        if camera is not None and rule is not None:
+            # Silently picking one would take a picture nobody asked for.
+            raise ApiError(400, 'give either "camera" or "rule", not both')
         if isinstance(camera, str):
             if camera not in self.service.rules.cameras:
                 raise ApiError(404, f"no camera {camera[:64]!r} in the rule file")

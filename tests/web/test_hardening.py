@@ -88,3 +88,13 @@ def test_head_needs_the_token_wherever_get_does(start_web: WebFactory) -> None:
     assert web.client.head("/api/cameras", headers={"Host": "evil.example"}).status_code == 401
     bearer = {"Host": "evil.example", "Authorization": f"Bearer {TOKEN}"}
     assert web.client.head("/api/cameras", headers=bearer).status_code == 200
+
+
+def test_a_snap_naming_both_a_camera_and_a_rule_is_refused_and_takes_nothing(
+    web: Running,
+) -> None:
+    answer = web.client.post("/api/snap", json={"camera": "cam_b", "rule": "plc_check"})
+    assert answer.status_code == 400
+    assert "either" in answer.json()["error"]
+    web.snap("cam_b")  # cam_b's queue is in order: anything queued before is journaled now
+    assert [row.camera for row in web.service.journal.query()] == ["cam_b"]
