@@ -177,7 +177,7 @@ class MqttConfig(SecretRef):
     )
     password_file: Path | None = Field(
         None,
-        description="File holding the broker password, e.g. /run/credentials/event-capture/mqtt.",
+        description="File holding the broker password, e.g. /run/credentials/event-capture.service/mqtt.",
     )
     client_id: str | None = Field(
         None,
