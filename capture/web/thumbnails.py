@@ -69,6 +69,6 @@ class Thumbnails:
                 image.thumbnail(THUMB_SIZE)
                 output = io.BytesIO()
                 image.convert("RGB").save(output, "JPEG", quality=THUMB_QUALITY, optimize=True)
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             raise ThumbnailError(f"{media.relative}: cannot make a thumbnail ({exc})") from exc
         return output.getvalue()

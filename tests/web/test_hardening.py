@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import socket
+
+from PIL import Image
 
 from tests.web.conftest import TOKEN, Running, WebFactory
 
@@ -98,3 +101,18 @@ def test_a_snap_naming_both_a_camera_and_a_rule_is_refused_and_takes_nothing(
     assert "either" in answer.json()["error"]
     web.snap("cam_b")  # cam_b's queue is in order: anything queued before is journaled now
     assert [row.camera for row in web.service.journal.query()] == ["cam_b"]
+
+
+def test_a_picture_claiming_huge_dimensions_gets_no_thumbnail_but_is_still_served(
+    web: Running,
+) -> None:
+    small = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(small, "JPEG")
+    data = bytearray(small.getvalue())
+    frame = data.index(b"\xff\xc0")  # start of frame: height and width follow at +5
+    data[frame + 5 : frame + 9] = (20000).to_bytes(2, "big") * 2
+    (web.root / "Line A").mkdir(parents=True)
+    (web.root / "Line A" / "bomb.jpg").write_bytes(bytes(data))
+    thumb = web.client.get("/thumbs/Line%20A/bomb.jpg")
+    assert thumb.status_code == 422
+    assert web.client.get("/media/Line%20A/bomb.jpg").content == bytes(data)
