@@ -41,6 +41,11 @@ class Thumbnails:
         self._bytes = 0
         self._lock = threading.Lock()
 
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of thumbnails held in memory now (never more than `max_bytes`, bar one)."""
+        return self._bytes
+
     def get(self, media: MediaFile) -> bytes:
         """The thumbnail JPEG of a picture; made on first request, then from memory."""
         key = (str(media.path), media.inode, media.mtime_ns, media.size)
