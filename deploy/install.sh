@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# Installs event-capture as a systemd service on Raspberry Pi OS (Bookworm; Pi 4
+# and Pi 5) or Debian 12. Run it from a checkout as root:
+#
+#     sudo deploy/install.sh                      # install or upgrade
+#     sudo deploy/install.sh --config rules.toml  # ... with your rule file (first install only)
+#     sudo deploy/install.sh --uninstall          # remove; snapshots and config stay
+#
+# Safe to run again: an existing /etc/event-capture/rules.toml or secrets.env
+# is never overwritten, and the rule file is checked before the service is
+# (re)started, so a broken file never replaces a running service.
+#
+# For tests and staging every path is prefixed with --root DIR (or $DESTDIR),
+# and the system commands can be replaced through the environment:
+# SYSTEMCTL, APT_GET, USERADD, USERMOD, GETENT, CHOWN, PYTHON, PI_MODEL_FILE.
+set -euo pipefail
+
+SERVICE=event-capture
+SERVICE_USER=event-capture
+
+SYSTEMCTL=${SYSTEMCTL:-systemctl}
+APT_GET=${APT_GET:-apt-get}
+USERADD=${USERADD:-useradd}
+USERMOD=${USERMOD:-usermod}
+GETENT=${GETENT:-getent}
+CHOWN=${CHOWN:-chown}
+PYTHON=${PYTHON:-/usr/bin/python3}
+PI_MODEL_FILE=${PI_MODEL_FILE:-/proc/device-tree/model}
+
+usage() {
+    cat <<'EOF'
+usage: install.sh [--config FILE] [--wheel FILE] [--no-start] [--root DIR]
+       install.sh --uninstall [--root DIR]
+
+  --config FILE   rule file to install as /etc/event-capture/rules.toml when
+                  there is none yet (default: rules.example.toml)
+  --wheel FILE    install this event-capture wheel instead of the checkout
+  --no-start      install and enable, but do not (re)start the service
+  --root DIR      install under DIR instead of / (tests, staging); also $DESTDIR
+  --uninstall     stop and remove the service, program and unit; keep the
+                  snapshots (/var/lib/event-capture), the configuration
+                  (/etc/event-capture) and the event-capture user
+EOF
+}
+
+log() { printf '[install] %s\n' "$*"; }
+die() {
+    printf '[install] error: %s\n' "$*" >&2
+    exit 1
+}
+
+ROOT=${DESTDIR:-}
+CONFIG_SOURCE=""
+WHEEL=""
+START=yes
+ACTION=install
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --root) ROOT=${2:?--root needs a directory}; shift 2 ;;
+        --config) CONFIG_SOURCE=${2:?--config needs a file}; shift 2 ;;
+        --wheel) WHEEL=${2:?--wheel needs a file}; shift 2 ;;
+        --no-start) START=no; shift ;;
+        --uninstall) ACTION=uninstall; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+done
+ROOT=${ROOT%/}
+
+CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PREFIX=/opt/event-capture
+VENV=$PREFIX/venv
+CONFIG_DIR=/etc/event-capture
+RULES=$CONFIG_DIR/rules.toml
+SECRETS=$CONFIG_DIR/secrets.env
+STATE_DIR=/var/lib/event-capture
+UNIT=/etc/systemd/system/$SERVICE.service
+LINK=/usr/local/bin/capture
+
+if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
+    die "run as root: sudo $0"
+fi
+
+# ---------------------------------------------------------------- install steps
+
+is_raspberry_pi() {
+    [ -r "$PI_MODEL_FILE" ] && tr -d '\0' <"$PI_MODEL_FILE" | grep -q "Raspberry Pi"
+}
+
+install_packages() {
+    # python3-venv: the service's own virtual environment; mosquitto-clients:
+    # mosquitto_sub/pub to watch events and test mqtt triggers from the Pi.
+    local packages=(python3 python3-venv mosquitto-clients)
+    # lgpio is gpiozero's GPIO library on Bookworm (the only one on a Pi 5);
+    # Debian's build is used through the venv's system site-packages.
+    if is_raspberry_pi; then
+        packages+=(python3-lgpio)
+    fi
+    log "Debian packages: ${packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! "$APT_GET" install -y -q --no-install-recommends "${packages[@]}"; then
+        "$APT_GET" update -q
+        "$APT_GET" install -y -q --no-install-recommends "${packages[@]}"
+    fi
+}
+
+create_user() {
+    if "$GETENT" passwd "$SERVICE_USER" >/dev/null; then
+        log "user $SERVICE_USER exists"
+    else
+        log "creating system user $SERVICE_USER"
+        "$USERADD" --system --user-group --no-create-home \
+            --home-dir "$STATE_DIR" --shell /usr/sbin/nologin \
+            --comment "event-capture service" "$SERVICE_USER"
+    fi
+    # gpio: /dev/gpiochip* and /dev/gpiomem on Raspberry Pi OS; dialout: serial ports.
+    local group
+    for group in gpio dialout; do
+        if "$GETENT" group "$group" >/dev/null; then
+            "$USERMOD" --append --groups "$group" "$SERVICE_USER"
+        else
+            log "no group $group on this machine (fine without GPIO or serial triggers)"
+        fi
+    done
+    # The technician who ran sudo may then run `capture check` and read snapshots.
+    if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+        "$USERMOD" --append --groups "$SERVICE_USER" "$SUDO_USER"
+        log "added $SUDO_USER to group $SERVICE_USER (takes effect at the next login)"
+    fi
+}
+
+install_program() {
+    if [ ! -x "$ROOT$VENV/bin/python" ]; then
+        log "creating $VENV"
+        mkdir -p "$ROOT$PREFIX"
+        "$PYTHON" -m venv --system-site-packages "$ROOT$VENV"
+    fi
+    local source=$CHECKOUT
+    if [ -n "$WHEEL" ]; then
+        source=$WHEEL
+    fi
+    log "installing event-capture from $source"
+    "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$source"
+    mkdir -p "$ROOT$PREFIX/docs" "$ROOT/usr/local/bin"
+    cp -R "$CHECKOUT/docs/." "$ROOT$PREFIX/docs/"
+    cp "$CHECKOUT/rules.example.toml" "$ROOT$PREFIX/rules.example.toml"
+    # The command technicians type: the venv's capture with the service's secrets.
+    install -D -m 0755 "$CHECKOUT/deploy/capture" "$ROOT$PREFIX/bin/capture"
+    ln -sfn "$PREFIX/bin/capture" "$ROOT$LINK"
+}
+
+install_config() {
+    install -d -m 0750 "$ROOT$CONFIG_DIR"
+    "$CHOWN" "root:$SERVICE_USER" "$ROOT$CONFIG_DIR"
+    if [ -e "$ROOT$RULES" ]; then
+        log "keeping $RULES"
+        if [ -n "$CONFIG_SOURCE" ]; then
+            log "not installing $CONFIG_SOURCE: $RULES exists (edit it, or remove it first)"
+        fi
+    else
+        local source=${CONFIG_SOURCE:-$CHECKOUT/rules.example.toml}
+        [ -r "$source" ] || die "cannot read rule file $source"
+        # Passwords may be in it: readable by root and the service only.
+        install -m 0640 "$source" "$ROOT$RULES"
+        "$CHOWN" "root:$SERVICE_USER" "$ROOT$RULES"
+        log "installed $RULES from $source"
+        if [ -z "$CONFIG_SOURCE" ]; then
+            FRESH_EXAMPLE=yes
+        fi
+    fi
+    if [ -e "$ROOT$SECRETS" ]; then
+        log "keeping $SECRETS"
+    else
+        install -m 0600 "$CHECKOUT/deploy/secrets.env.example" "$ROOT$SECRETS"
+        "$CHOWN" root:root "$ROOT$SECRETS"
+        log "created $SECRETS (mode 0600): put referenced passwords there"
+    fi
+    install -d -m 0750 "$ROOT$STATE_DIR"
+    "$CHOWN" "$SERVICE_USER:$SERVICE_USER" "$ROOT$STATE_DIR"
+}
+
+check_rules() {
+    log "checking $RULES"
+    # Through the installed `capture`, which reads secrets.env as systemd does.
+    if ! CAPTURE_SECRETS=$ROOT$SECRETS "$ROOT$PREFIX/bin/capture" check --quiet -c "$ROOT$RULES"; then
+        die "$RULES has errors (above); fix them, run 'capture check', then run the installer again. The service was not (re)started."
+    fi
+}
+
+install_unit() {
+    install -D -m 0644 "$CHECKOUT/deploy/$SERVICE.service" "$ROOT$UNIT"
+    "$SYSTEMCTL" daemon-reload
+}
+
+start_service() {
+    "$SYSTEMCTL" enable "$SERVICE"
+    if [ "$START" = no ]; then
+        log "enabled; start it with: systemctl start $SERVICE"
+    elif [ "${FRESH_EXAMPLE:-no}" = yes ]; then
+        log "enabled, not started: $RULES is the example of a fictional factory."
+        log "next: edit it, run 'sudo capture check', then 'sudo systemctl start $SERVICE'"
+    else
+        # restart: starts a stopped service, and an upgrade runs the new code.
+        "$SYSTEMCTL" restart "$SERVICE"
+        log "running; watch it with: journalctl -u $SERVICE -f"
+    fi
+}
+
+install_all() {
+    install_packages
+    create_user
+    install_program
+    install_config
+    check_rules
+    install_unit
+    start_service
+    log "done"
+}
+
+# ---------------------------------------------------------------- uninstall
+
+uninstall_all() {
+    if [ -e "$ROOT$UNIT" ]; then
+        "$SYSTEMCTL" disable --now "$SERVICE" || log "could not stop $SERVICE (already stopped?)"
+        rm -f "$ROOT$UNIT"
+        "$SYSTEMCTL" daemon-reload
+    fi
+    if [ -L "$ROOT$LINK" ]; then
+        rm -f "$ROOT$LINK"
+    fi
+    rm -rf "$ROOT$PREFIX"
+    log "removed the service, $PREFIX and $LINK"
+    log "kept: $STATE_DIR (snapshots, journal), $CONFIG_DIR (rules, secrets),"
+    log "and user $SERVICE_USER, which owns them (userdel $SERVICE_USER removes it)"
+}
+
+case "$ACTION" in
+    install) install_all ;;
+    uninstall) uninstall_all ;;
+esac
