@@ -62,6 +62,7 @@ CASES: dict[str, Callable[[], Breakage]] = {
         {"lockout_after": 1},
         frozenset({"AuthFailed", "LockedOut"}),
     ),
+    "html_200": lambda: Breakage({}, {"html_200": True}, frozenset({"InvalidImage"})),
     "truncated": lambda: Breakage({}, {"truncated": True}, frozenset({"InvalidImage"})),
     "empty_body": lambda: Breakage({}, {"empty_body": True}, frozenset({"InvalidImage"})),
     "short_body": lambda: Breakage(

@@ -1,14 +1,19 @@
-"""Hostile MQTT payloads: no crash, nothing outside the storage root, only sane file names."""
+"""Hostile MQTT payloads: no crash, bounded memory, nothing outside the storage root, sane names."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
+import tracemalloc
+from collections.abc import Iterable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 
+from capture.service import Service
 from capture.simulator import Simulator
 from tests.broker import Broker
 from tests.conftest import wait_for
@@ -56,6 +61,19 @@ def hostile_payloads() -> list[bytes]:
     return payloads
 
 
+def publish_all(broker: Broker, payloads: Iterable[bytes | str]) -> None:
+    """Publish each payload with QoS 1 to the trigger's topic, in order, acknowledged."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        for payload in payloads:
+            client.publish("hostile/in", payload, qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def files_outside(tmp_path: Path, root: Path) -> set[Path]:
     return {p for p in tmp_path.rglob("*") if root not in p.parents and p != root}
 
@@ -66,26 +84,22 @@ def assert_sane_name(part: str) -> None:
     assert not part.startswith("."), part
 
 
-def test_hostile_payloads_neither_crash_nor_escape_the_storage_root(
+@pytest.fixture
+def hostile_service(
     tmp_path: Path, broker: Broker, simulator: Simulator, fault_service: FaultServiceFactory
-) -> None:
+) -> tuple[Service, Path]:
+    """A running service whose mqtt trigger names files `{station}/{id}.jpg`, and its root."""
     root = tmp_path / "data"
-    service = fault_service(
-        base_sections(root, broker, prefix="hostile") + camera_sections(simulator) + RULE
-    )
+    text = base_sections(root, broker, prefix=f"hostile-{tmp_path.name}")
+    return fault_service(text + camera_sections(simulator) + RULE), root
+
+
+def test_hostile_payloads_neither_crash_nor_escape_the_storage_root(
+    tmp_path: Path, broker: Broker, hostile_service: tuple[Service, Path]
+) -> None:
+    service, root = hostile_service
     before = files_outside(tmp_path, root)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        for payload in hostile_payloads():
-            client.publish("hostile/in", payload, qos=1).wait_for_publish(10)
-        client.publish(
-            "hostile/in", json.dumps({"id": 4711, "station": "S9"}), qos=1
-        ).wait_for_publish(10)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    publish_all(broker, [*hostile_payloads(), json.dumps({"id": 4711, "station": "S9"})])
 
     wait_for((root / "S9" / "4711.jpg").is_file, timeout=30)
     assert service.engine.wait_idle(10)
@@ -100,3 +114,38 @@ def test_hostile_payloads_neither_crash_nor_escape_the_storage_root(
     assert_every_jpeg_valid(root)
     leftovers = [p for p in root.rglob("*") if p.name.startswith(".") and p.parent != root]
     assert leftovers == [] and os.listdir(root)
+
+
+ROUNDS = 4
+
+
+def test_hostile_payloads_leave_no_memory_behind(
+    broker: Broker, hostile_service: tuple[Service, Path]
+) -> None:
+    service, root = hostile_service
+    payloads = hostile_payloads()
+    payload_bytes = sum(map(len, payloads))
+
+    def flood(round_number: int) -> None:
+        # The good message last: once its picture exists, the whole round was handled.
+        marker = {"id": 9000 + round_number, "station": "MEM"}
+        publish_all(broker, [*payloads, json.dumps(marker)])
+        wait_for((root / "MEM" / f"{marker['id']}.jpg").is_file, timeout=30)
+        assert service.engine.wait_idle(10)
+
+    flood(0)  # first-use allocations (connections, caches, thread stacks) are not a leak
+    gc.collect()
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        for round_number in range(1, ROUNDS + 1):
+            flood(round_number)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    # Keeping any part of every payload would grow by several MiB; what stays is
+    # bookkeeping of the pictures taken (the storage index, ~320 bytes each).
+    assert payload_bytes * ROUNDS > 8 * 2**20
+    assert grown < 2**20, f"{grown} bytes kept after {ROUNDS} rounds of {payload_bytes} bytes"
+    assert all(thread.is_alive() for thread in service._threads)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import re
+import tempfile
 from pathlib import Path
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from capture.cli import main as capture_cli
 from capture.config.loader import parse_rules
 from capture.config.problems import ConfigError
 from capture.simulator import Simulator
-from tests.conftest import wait_for
+from tests.conftest import SIM_PASSWORD, wait_for
 from tests.e2e.conftest import base_sections, camera_sections
 from tests.e2e.test_service import GATE, pulse
 from tests.faults.conftest import FaultServiceFactory, snapshots
@@ -32,9 +38,9 @@ HOSTILE_VALUES = st.one_of(
 
 
 @st.composite
-def mutated_example(draw: st.DrawFn) -> str:
-    """rules.example.toml after 1-4 edits a careless hand or a broken editor could make."""
-    lines = list(LINES)
+def mutated(draw: st.DrawFn, original: list[str]) -> str:
+    """`original` after 1-4 edits a careless hand or a broken editor could make."""
+    lines = list(original)
     for _ in range(draw(st.integers(1, 4))):
         i = draw(st.integers(0, len(lines) - 1))
         match draw(st.sampled_from(["delete", "duplicate", "swap", "insert", "garble"])):
@@ -63,7 +69,7 @@ def test_the_example_itself_is_valid() -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=mutated_example())
+@given(text=mutated(LINES))
 def test_mutated_rule_file_gives_only_located_config_errors_without_secrets(text: str) -> None:
     try:
         parse_rules(text, "rules.toml", ENVIRON)
@@ -75,6 +81,32 @@ def test_mutated_rule_file_gives_only_located_config_errors_without_secrets(text
         for secret in (*SECRETS, *ENVIRON.values()):
             assert secret not in message
     # Any other exception fails the test: hypothesis shows the smallest file that raises it.
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=mutated(LINES))
+def test_capture_check_on_a_mutated_file_answers_with_located_errors_or_a_summary(
+    text: str,
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "rules.toml"
+        path.write_text(text, encoding="utf-8")
+        out, err = io.StringIO(), io.StringIO()
+        with (
+            mock.patch.dict(os.environ, ENVIRON),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            status = capture_cli(["check", "-c", str(path)])
+    said = out.getvalue() + err.getvalue()
+    assert "Traceback" not in said
+    if status == 1:
+        for line in err.getvalue().splitlines():
+            assert line.startswith((f"{path}:", "environment ")), line
+    else:
+        assert status == 0 and out.getvalue().startswith(f"{path}: OK"), said
+    for secret in (*SECRETS, *ENVIRON.values()):
+        assert secret not in said
 
 
 BROKEN_RELOADS = [
@@ -102,3 +134,47 @@ def test_reload_of_broken_files_keeps_the_running_rules(
         pulse(pin)
         wait_for(lambda n=n: len(snapshots(root)) == n)
     assert service.reloads == 0
+
+
+RELOAD_SECRET = "Reload-Secret-7731"
+"""A literal password in the running file (cam_b's, wrong: cam_b is in no rule)."""
+
+
+def test_mutated_reloads_never_raise_and_a_refused_one_keeps_the_rules_running(
+    tmp_path: Path, simulator: Simulator, fault_service: FaultServiceFactory
+) -> None:
+    root = tmp_path / "data"
+    cameras = camera_sections(simulator)
+    head, cam_b = cameras.split("[cameras.cam_b]")
+    cam_b = cam_b.replace('password_env = "E2E_CAMERA_PASSWORD"', f'password = "{RELOAD_SECRET}"')
+    pristine = base_sections(root, None) + head + "[cameras.cam_b]" + cam_b + GATE
+    service = fault_service(pristine)
+    path = tmp_path / "rules.toml"
+    pin = fault_service.pins.pin(17)  # type: ignore[attr-defined]
+    outside_before = {p for p in tmp_path.rglob("*") if root not in p.parents}
+    refused = 0
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(text=mutated(pristine.splitlines()))
+    def reload_once(text: str) -> None:
+        nonlocal refused
+        path.write_text(pristine, encoding="utf-8")
+        assert service.reload(), service.reload_errors  # back to the known rules
+        running = service.rules
+        path.write_text(text, encoding="utf-8")
+        if service.reload():
+            return  # a harmless edit (a comment, a blank line, a value that is still valid)
+        refused += 1
+        assert service.rules is running
+        assert service.reload_errors
+        for error in service.reload_errors:
+            assert error.startswith((f"{path}:", "environment ")), error
+            assert RELOAD_SECRET not in error and SIM_PASSWORD not in error
+        taken = len(snapshots(root))
+        pulse(pin)
+        wait_for(lambda: len(snapshots(root)) == taken + 1)
+
+    reload_once()
+    assert refused >= 10  # the mutations were mostly harmful, so the check above ran
+    outside_after = {p for p in tmp_path.rglob("*") if root not in p.parents}
+    assert outside_after == outside_before
