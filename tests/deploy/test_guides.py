@@ -17,7 +17,7 @@ from capture.events import CaptureResult, Event
 from capture.publish import event_message
 
 ROOT = Path(__file__).resolve().parents[2]
-GUIDES = ["docs/technician.md", "docs/integration.md"]
+GUIDES = ["docs/technician.md", "docs/integration.md", "docs/fleet.md"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
