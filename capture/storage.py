@@ -57,6 +57,7 @@ _NO_HARDLINKS = frozenset(
 )
 _MAX_SUFFIX = 10_000
 _MAX_SAFE_FOLDERS = 10_000
+_FOLDER_SYNC_IDLE_S = 5.0
 _RETENTION_CHUNK = 500
 
 
@@ -220,7 +221,9 @@ class _FolderSyncer:
         while True:
             with self._wake:
                 while not self._dirty and not self._stopped:
-                    self._wake.wait()
+                    if not self._wake.wait(_FOLDER_SYNC_IDLE_S) and not self._dirty:
+                        self._thread = None  # idle: end; the next add() starts a new one
+                        return
                 if not self._dirty:
                     return
                 folders, self._dirty = self._dirty, set()
