@@ -80,3 +80,11 @@ def test_the_integrators_event_example_has_exactly_the_published_fields() -> Non
     for capture in documented["captures"]:
         assert capture.keys() == published["captures"][0].keys()
     assert documented["schema"] == published["schema"]
+
+
+def test_the_integrators_consumer_example_is_valid_python_using_the_documented_topics() -> None:
+    text = (ROOT / "docs/integration.md").read_text()
+    [consumer] = re.findall(r"```python\n(.*?)```", text, re.S)
+    compile(consumer, "docs/integration.md", "exec")
+    assert '"plant-a/line3/capture/events/#", qos=1' in consumer
+    assert 'event["event_id"], event["rule"]' in consumer  # the documented dedupe key
