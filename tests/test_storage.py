@@ -230,7 +230,7 @@ def test_a_failure_before_the_rename_leaves_no_file_at_all(make_storage, monkeyp
 
 
 _WRITER = """
-import os, sys, threading
+import os, stat, sys, threading
 from pathlib import Path, PurePosixPath
 from capture.config.schema import StorageConfig
 from capture.storage import Storage
@@ -241,6 +241,8 @@ for n in range(5):
 real_fsync = os.fsync
 def fsync_and_hang(fd):
     real_fsync(fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return  # a folder fsync (background thread), not the picture's
     print("between write and rename", flush=True)
     threading.Event().wait()
 os.fsync = fsync_and_hang

@@ -462,6 +462,7 @@ def assert_safe_name(name: str) -> None:
 @example(DEFAULT_FILENAME, "..", "../..", "/etc", "\x00")
 @example("{station}/{part.id}.jpeg", ".", "..", None, None)
 @example("{station}{part.id}.jpg", None, "e", "\u0301", None)
+@pytest.mark.timeout(300)  # writes every example's file: slow on a loaded machine
 @settings(
     max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
