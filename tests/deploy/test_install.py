@@ -13,7 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -40,6 +40,8 @@ class Target:
     root: Path
     stubs: Path
     db: Path
+    first_output: str = ""
+    first_calls: list[str] = field(default_factory=list)
 
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
@@ -87,8 +89,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Target:
     made.root.mkdir()
     result, calls = made.run()
     assert result.returncode == 0, result.stdout + result.stderr
-    made.first_output = result.stdout  # type: ignore[attr-defined]
-    made.first_calls = calls  # type: ignore[attr-defined]
+    made.first_output, made.first_calls = result.stdout, calls
     return made
 
 
@@ -99,7 +100,7 @@ def mode(path: Path) -> int:
 def test_first_install_lays_out_program_config_and_unit_and_enables_without_starting_the_example(
     target: Target,
 ) -> None:
-    calls: list[str] = target.first_calls  # type: ignore[attr-defined]
+    calls = target.first_calls
     apt = [call for call in calls if call.startswith("apt-get install")]
     assert apt and "python3-venv" in apt[0] and "python3-lgpio" not in apt[0]
     assert any(call.startswith("useradd --system --user-group") for call in calls)
@@ -110,7 +111,7 @@ def test_first_install_lays_out_program_config_and_unit_and_enables_without_star
         "systemctl enable event-capture",
     ]
     # The example is a fictional factory: enabled, but the technician starts it after editing.
-    assert "not started" in target.first_output  # type: ignore[attr-defined]
+    assert "not started" in target.first_output
 
     capture = target.path("/opt/event-capture/bin/capture")  # the wrapper technicians type
     version = subprocess.run([capture, "--version"], capture_output=True, text=True, check=True)
