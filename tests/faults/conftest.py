@@ -1,44 +1,198 @@
-"""Shared pieces of the fault suite: the factory of tests/e2e plus a few checks."""
+"""Shared pieces of the fault suite: the factory of tests/e2e, a few checks, and the secret sweep.
+
+Every test of the suite runs under the sweep: every log record (all loggers,
+DEBUG), every MQTT message on the broker of every service it starts, every
+byte its services leave under their storage root (journal included), and
+everything the test printed, is searched for every secret configured anywhere
+in the suite. A hit fails the test that caused it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import itertools
+import logging
+import re
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from capture.cameras.jpeg import validate_jpeg
 from capture.service import Service
 from tests.broker import Broker
+from tests.conftest import SIM_PASSWORD
 from tests.e2e.conftest import ENVIRON
 
 WRONG_PASSWORD = "Wrong-Pass-0815"
 """A password the simulator rejects, under the variable FAULT_WRONG_PASSWORD."""
+
+MQTT_PASSWORD = "Mqtt-Secret-9931"
+"""The service's broker password in test_secrets (a real mosquitto password file)."""
+
+WEB_TOKEN = "Web-Token-Secret-5521"
+"""The dashboard token in test_secrets."""
+
+RELOAD_SECRET = "Reload-Secret-7731"
+"""A password written in clear in the rule file of the hot-reload test."""
+
+RULE_FILE_ENVIRON = {"LINE3_NVR_PASSWORD": "Env-Secret-0042", "CAPTURE_WEB_TOKEN": "Env-Token-0042"}
+"""The environment the mutated rules.example.toml is read with (its *_env secrets)."""
+
+EXAMPLE = (Path(__file__).parents[2] / "rules.example.toml").read_text(encoding="utf-8")
+EXAMPLE_SECRETS = tuple(
+    sorted(set(re.findall(r'^\s*(?:password|token)\s*=\s*"([^"]+)"', EXAMPLE, re.M)))
+)
+"""Passwords rules.example.toml writes in clear."""
+
+SECRETS: tuple[str, ...] = (
+    SIM_PASSWORD,
+    WRONG_PASSWORD,
+    MQTT_PASSWORD,
+    WEB_TOKEN,
+    RELOAD_SECRET,
+    *RULE_FILE_ENVIRON.values(),
+    *EXAMPLE_SECRETS,
+)
+"""Every secret configured anywhere in the fault suite: none may ever be seen."""
 
 FAULT_ENVIRON = {**ENVIRON, "FAULT_WRONG_PASSWORD": WRONG_PASSWORD}
 
 FaultServiceFactory = Callable[..., Service]
 
 
+class SecretSweep(logging.Handler):
+    """Searches what it is shown for every one of SECRETS and keeps only the hits."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self._hits: list[str] = []
+        self._found_lock = threading.Lock()
+        self._needles = [(secret, secret.encode()) for secret in SECRETS]
+
+    def look(self, where: str, seen: str | bytes) -> None:
+        """Record a hit for each secret in `seen`; nothing else is kept."""
+        for text, raw in self._needles:
+            if (raw if isinstance(seen, bytes) else text) in seen:
+                with self._found_lock:
+                    self._hits.append(f"{text!r} in {where}")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Search a log record: its message, its exception and stack texts."""
+        exception = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
+        seen = f"{record.getMessage()}\n{record.exc_text or ''}\n{exception}\n{record.stack_info or ''}"
+        self.look(f"log record {record.name} {record.levelname}", seen)
+
+    def look_under(self, root: Path) -> None:
+        """Search every path under `root` and every file's bytes but the pictures'."""
+        for path in root.rglob("*") if root.is_dir() else ():
+            self.look("a file name", str(path))
+            if path.is_file() and path.suffix != ".jpg":
+                self.look(f"file {path.relative_to(root)}", path.read_bytes())
+
+    def take(self) -> list[str]:
+        """The hits since the last call."""
+        with self._found_lock:
+            hits, self._hits = self._hits, []
+        return hits
+
+
+class MqttSweep:
+    """Shows the sweep every message on a service's broker, logged in as the service is."""
+
+    _ids = itertools.count()
+
+    def __init__(self, service: Service, sweep: SecretSweep) -> None:
+        config = service.rules.mqtt
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"fault-sweep-{next(self._ids)}"
+        )
+        if config.username:
+            password = config.password.get_secret_value() if config.password else None
+            self.client.username_pw_set(config.username, password)
+        self.client.on_connect = lambda client, *_: client.subscribe("#")
+        self.client.on_message = lambda _c, _u, message: sweep.look(
+            f"MQTT message on {message.topic}", message.topic.encode() + b" " + message.payload
+        )
+        self.client.reconnect_delay_set(0.1, 0.5)  # brokers get killed in this suite
+        self.client.connect_async(config.host, config.port)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture(scope="session")
+def secret_sweep() -> Iterator[SecretSweep]:
+    """The sweep, on the root logger at DEBUG for the whole fault suite."""
+    sweep = SecretSweep()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(sweep)
+    root.setLevel(logging.DEBUG)
+    yield sweep
+    root.removeHandler(sweep)
+    root.setLevel(level)
+    assert sweep.take() == [], "a secret was seen after the last test of the fault suite"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """Keep each phase's report on the test, for the sweep of what the test printed."""
+    outcome = yield
+    report = outcome.get_result()
+    item.stash.setdefault(REPORTS, []).append(report)
+
+
+REPORTS = pytest.StashKey[list[pytest.TestReport]]()
+
+
+@pytest.fixture(autouse=True)
+def no_secret_seen(request: pytest.FixtureRequest, secret_sweep: SecretSweep) -> Iterator[None]:
+    """Fail the test if any secret showed up while it ran (its services' shutdown included)."""
+    secret_sweep.take()  # what came before belongs to an earlier test
+    yield
+    for report in request.node.stash.get(REPORTS, []):
+        for title, text in report.sections:
+            secret_sweep.look(f"the test's {title.lower()}", text)
+    hits = secret_sweep.take()
+    if hits:
+        pytest.fail("secret seen: " + "; ".join(sorted(set(hits))), pytrace=False)
+
+
 @pytest.fixture
-def fault_service(tmp_path: Path) -> Iterator[FaultServiceFactory]:
-    """Like tests/e2e's `start_service`, with the environment (secrets) chosen by the test."""
-    started: list[Service] = []
+def fault_service(tmp_path: Path, secret_sweep: SecretSweep) -> Iterator[FaultServiceFactory]:
+    """Like tests/e2e's `start_service`, with the environment (secrets) chosen by the test.
+
+    Every service it starts is watched by the sweep: its broker's messages while
+    it runs, its storage root (journal included) once it has stopped.
+    """
+    started: list[tuple[Service, MqttSweep | None]] = []
     pins = MockFactory()
 
     def start(text: str, environ: Mapping[str, str] = FAULT_ENVIRON) -> Service:
         path = tmp_path / "rules.toml"
         path.write_text(text, encoding="utf-8")
         service = Service(path, pin_factory=pins, environ=environ)
+        watcher = MqttSweep(service, secret_sweep) if service.rules.mqtt.enabled else None
         service.start()
-        started.append(service)
+        started.append((service, watcher))
         return service
 
     start.pins = pins  # type: ignore[attr-defined]
     yield start
-    for service in started:
+    for service, watcher in started:
         service.stop()
+        if watcher is not None:
+            watcher.close()
+        secret_sweep.look_under(Path(service.rules.storage.root))
     pins.close()
 
 

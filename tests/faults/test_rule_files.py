@@ -20,12 +20,18 @@ from capture.simulator import Simulator
 from tests.conftest import SIM_PASSWORD, wait_for
 from tests.e2e.conftest import base_sections, camera_sections
 from tests.e2e.test_service import GATE, pulse
-from tests.faults.conftest import FaultServiceFactory, snapshots
+from tests.faults.conftest import (
+    EXAMPLE,
+    EXAMPLE_SECRETS,
+    RELOAD_SECRET,
+    RULE_FILE_ENVIRON,
+    FaultServiceFactory,
+    snapshots,
+)
 
-EXAMPLE = (Path(__file__).parents[2] / "rules.example.toml").read_text(encoding="utf-8")
 LINES = EXAMPLE.splitlines()
-SECRETS = sorted(set(re.findall(r'^\s*(?:password|token)\s*=\s*"([^"]+)"', EXAMPLE, re.M)))
-ENVIRON = {"LINE3_NVR_PASSWORD": "Env-Secret-0042", "CAPTURE_WEB_TOKEN": "Env-Token-0042"}
+SECRETS = (*EXAMPLE_SECRETS, *RULE_FILE_ENVIRON.values())
+ENVIRON = RULE_FILE_ENVIRON
 
 HOSTILE_VALUES = st.one_of(
     st.text(max_size=40),
@@ -78,7 +84,7 @@ def test_mutated_rule_file_gives_only_located_config_errors_without_secrets(text
         assert exc.problems and message
         for line in message.splitlines():
             assert line.startswith(("rules.toml:", "environment ")), line
-        for secret in (*SECRETS, *ENVIRON.values()):
+        for secret in SECRETS:
             assert secret not in message
     # Any other exception fails the test: hypothesis shows the smallest file that raises it.
 
@@ -105,7 +111,7 @@ def test_capture_check_on_a_mutated_file_answers_with_located_errors_or_a_summar
             assert line.startswith((f"{path}:", "environment ")), line
     else:
         assert status == 0 and out.getvalue().startswith(f"{path}: OK"), said
-    for secret in (*SECRETS, *ENVIRON.values()):
+    for secret in SECRETS:
         assert secret not in said
 
 
@@ -134,10 +140,6 @@ def test_reload_of_broken_files_keeps_the_running_rules(
         pulse(pin)
         wait_for(lambda n=n: len(snapshots(root)) == n)
     assert service.reloads == 0
-
-
-RELOAD_SECRET = "Reload-Secret-7731"
-"""A literal password in the running file (cam_b's, wrong: cam_b is in no rule)."""
 
 
 def test_mutated_reloads_never_raise_and_a_refused_one_keeps_the_rules_running(

@@ -7,9 +7,12 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
 
 from capture.journal import JournalReader
@@ -18,11 +21,15 @@ from capture.simulator import Simulator
 from tests.broker import Broker, free_port
 from tests.conftest import SIM_PASSWORD, wait_for
 from tests.e2e.conftest import base_sections, camera_sections
-from tests.faults.conftest import WRONG_PASSWORD, FaultServiceFactory, with_cam_b
+from tests.faults.conftest import (
+    MQTT_PASSWORD,
+    WEB_TOKEN,
+    WRONG_PASSWORD,
+    FaultServiceFactory,
+    with_cam_b,
+)
 from tests.mqtt_client import Recorder, publish
 
-MQTT_PASSWORD = "Mqtt-Secret-9931"
-WEB_TOKEN = "Web-Token-Secret-5521"
 ENVIRON = {
     "E2E_CAMERA_PASSWORD": SIM_PASSWORD,
     "FAULT_WRONG_PASSWORD": WRONG_PASSWORD,
@@ -63,8 +70,59 @@ deadline_s = 2
 """
 
 
-def configured(root: Path, broker: Broker, simulator: Simulator, web_port: int) -> str:
+@dataclass(frozen=True)
+class SecuredBroker:
+    """A mosquitto with an open listener (`broker.port`, for the test's clients) and one that
+    needs user `capture` with MQTT_PASSWORD (`port`, for the service)."""
+
+    broker: Broker
+    port: int
+
+
+def refused_anonymously(host: str, port: int) -> bool:
+    """Whether the broker answers an anonymous CONNECT with a refusal."""
+    answered: list[bool] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda _c, _u, _f, reason, _p: answered.append(reason.is_failure)
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        wait_for(lambda: answered)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return answered[0]
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[SecuredBroker]:
+    """A private broker that checks the service's MQTT password against a password file."""
+    broker = Broker(tmp_path / "mosquitto")
+    passwords = broker.workdir / "passwords"
+    subprocess.run(
+        ["mosquitto_passwd", "-c", "-b", str(passwords), "capture", MQTT_PASSWORD], check=True
+    )
+    port = free_port()
+    open_listener = broker.config.read_text(encoding="utf-8")
+    broker.config.write_text(
+        "per_listener_settings true\n"
+        + open_listener
+        + f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n",
+        encoding="utf-8",
+    )
+    broker.start()
+    try:
+        assert refused_anonymously(broker.host, port)
+        yield SecuredBroker(broker, port)
+    finally:
+        broker.stop()
+
+
+def configured(root: Path, secured: SecuredBroker, simulator: Simulator, web_port: int) -> str:
+    broker = secured.broker
     base = base_sections(root, broker, prefix="secret")
+    assert f"port = {broker.port}\n" in base
+    base = base.replace(f"port = {broker.port}\n", f"port = {secured.port}\n")
     base = base.replace(
         'topic_prefix = "secret"',
         'topic_prefix = "secret"\nusername = "capture"\npassword_env = "FAULT_MQTT_PASSWORD"',
@@ -91,7 +149,7 @@ def run_cli(*args: str) -> str:
 
 def test_no_secret_appears_anywhere_a_user_or_a_log_can_see(
     tmp_path: Path,
-    broker: Broker,
+    secured: SecuredBroker,
     simulator: Simulator,
     fault_service: FaultServiceFactory,
     caplog: pytest.LogCaptureFixture,
@@ -100,8 +158,11 @@ def test_no_secret_appears_anywhere_a_user_or_a_log_can_see(
     caplog.set_level(logging.DEBUG, logger="capture")
     simulator.faults("dahua").lockout_after = 2
     root = tmp_path / "data"
-    text = configured(root, broker, simulator, free_port())
+    broker = secured.broker
+    text = configured(root, secured, simulator, free_port())
     service = fault_service(text, ENVIRON)
+    # The broker checks the password: the service's connection proves it was sent.
+    assert service.publisher is not None and service.publisher.wait_connected(10)
     everything = Recorder(broker, "#")
     for part_id in (1, 2, 3, 101):
         publish(broker, "secret/in", json.dumps({"id": part_id}))
