@@ -1,14 +1,17 @@
 """Soak test (not in CI): hours of factory life in minutes, proving nothing is lost and RSS stays flat.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rate 50] [--kill-every 30] [--flap-every 7]
+                                   [--max-total-mb MB]
 
 `capture run` runs as its own process on a private mosquitto that is
 SIGKILLed and restarted every --kill-every seconds, with two simulated
 cameras of which one flaps (drops every connection for --flap-every seconds,
 then works again). This process publishes numbered QoS 1 triggers from a
 persistent session and counts the event messages that come back on another
-persistent session. It prints RSS over time and the lost events, and exits 1
-if any trigger never produced an event message.
+persistent session. It prints RSS over time, its growth over the second half
+of the run and the lost events, and exits 1 if any trigger never produced an
+event message. With --max-total-mb, retention keeps the pictures within that
+size (checked every 5 s), so the storage's index stops growing and RSS with it.
 """
 
 from __future__ import annotations
@@ -80,7 +83,29 @@ class Counter:
             client.loop_stop()
 
 
-def soak(minutes: float, rate: float, kill_every: float, flap_every: float) -> int:
+def bounded(text: str, max_total_mb: float | None) -> str:
+    """The bench rule file with retention by size every 5 s when `max_total_mb` is given."""
+    if max_total_mb is None:
+        return text
+    hourly = "retention_interval_s = 3600\n"
+    assert hourly in text, "bench/run.py's rule file changed: update soak.bounded"
+    return text.replace(hourly, f"retention_interval_s = 5\nmax_total_mb = {max_total_mb}\n")
+
+
+def growth_per_minute(samples: list[tuple[float, float]]) -> float:
+    """RSS growth (MiB/min) from the sample nearest the middle of the run to the last one."""
+    (t_end, rss_end) = samples[-1]
+    t_mid, rss_mid = min(samples, key=lambda sample: abs(sample[0] - t_end / 2))
+    return (rss_end - rss_mid) / ((t_end - t_mid) / 60) if t_end > t_mid else 0.0
+
+
+def soak(
+    minutes: float,
+    rate: float,
+    kill_every: float,
+    flap_every: float,
+    max_total_mb: float | None = None,
+) -> int:
     cameras = [
         SimulatedCamera("steady", "hikvision", password=PASSWORD),
         SimulatedCamera("flappy", "hikvision", password=PASSWORD),
@@ -91,6 +116,7 @@ def soak(minutes: float, rate: float, kill_every: float, flap_every: float) -> i
         broker.start()
         ports = {camera.name: sim.port_of(camera.name) for camera in cameras}
         text = rules_toml(workdir / "data", broker, ports, RULE, prefix=PREFIX, fsync=True)
+        text = bounded(text, max_total_mb)
         service = Service(workdir, text)
         counter = Counter(broker)
         started = time.time()
@@ -100,9 +126,12 @@ def soak(minutes: float, rate: float, kill_every: float, flap_every: float) -> i
         sent, kills, flaps = 0, 0, 0
         next_kill, next_flap, next_sample = started + kill_every, started + flap_every, started
         end = started + minutes * 60
+        retention = f", pictures kept within {max_total_mb} MB" if max_total_mb else ""
         print(
-            f"soak: {minutes} min at {rate}/s, broker SIGKILL every {kill_every} s, camera flap every {flap_every} s"
+            f"soak: {minutes} min at {rate}/s, broker SIGKILL every {kill_every} s, "
+            f"camera flap every {flap_every} s{retention}"
         )
+        samples: list[tuple[float, float]] = []
         print(f"{'t_s':>6} {'sent':>7} {'events':>7} {'rss_mib':>8} {'kills':>5} {'flaps':>5}")
         try:
             while (now := time.time()) < end:
@@ -119,6 +148,7 @@ def soak(minutes: float, rate: float, kill_every: float, flap_every: float) -> i
                     flaps, next_flap = flaps + 1, now + flap_every
                 if now >= next_sample:
                     rss = rss_kib(service.process.pid) / 1024
+                    samples.append((now - started, rss))
                     print(
                         f"{now - started:6.0f} {sent:7d} {counter.messages:7d} {rss:8.1f} {kills:5d} {flaps:5d}",
                         flush=True,
@@ -141,7 +171,8 @@ def soak(minutes: float, rate: float, kill_every: float, flap_every: float) -> i
             )
             print(
                 f"sent={sent} events={len(counter.received)} messages={counter.messages} "
-                f"lost={len(lost)} rss_mib={rss:.1f} peak_rss_mib={peak:.1f} broker_kills={kills}"
+                f"lost={len(lost)} rss_mib={rss:.1f} peak_rss_mib={peak:.1f} broker_kills={kills} "
+                f"rss_growth_second_half_mib_per_min={growth_per_minute(samples):.2f}"
             )
             if lost:
                 print(f"LOST triggers (first 50): {lost[:50]}")
@@ -162,8 +193,14 @@ def main() -> int:
         "--kill-every", type=float, default=30, help="seconds between broker SIGKILLs"
     )
     parser.add_argument("--flap-every", type=float, default=7, help="seconds between camera flips")
+    parser.add_argument(
+        "--max-total-mb",
+        type=float,
+        default=None,
+        help="keep the pictures within this size (retention every 5 s); default: keep all",
+    )
     args = parser.parse_args()
-    return soak(args.minutes, args.rate, args.kill_every, args.flap_every)
+    return soak(args.minutes, args.rate, args.kill_every, args.flap_every, args.max_total_mb)
 
 
 if __name__ == "__main__":
