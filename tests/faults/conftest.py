@@ -127,9 +127,9 @@ class MqttSweep:
         self.client.loop_stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def secret_sweep() -> Iterator[SecretSweep]:
-    """The sweep, on the root logger at DEBUG for the whole fault suite."""
+    """The sweep, on the root logger at DEBUG while the fault suite (this package) runs."""
     sweep = SecretSweep()
     root = logging.getLogger()
     level = root.level
