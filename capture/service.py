@@ -68,6 +68,8 @@ class Service:
         self.rules: RuleFile = self._loaded.rules
         self._pin_factory = pin_factory
         self._stop = threading.Event()
+        # The file watcher and an explicit reload (tests, a future SIGHUP) must not interleave.
+        self._reload_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.triggers: dict[str, Trigger] = {}
         self.trigger_failures: dict[str, str] = {}
@@ -193,6 +195,10 @@ class Service:
 
     def reload(self) -> bool:
         """Re-read the rule file and apply it; keep the running rules if it is invalid."""
+        with self._reload_lock:
+            return self._reload()
+
+    def _reload(self) -> bool:
         try:
             loaded = load_rules(self.config_path, self._environ)
             if not loaded.rules.rules and self.rules.rules:

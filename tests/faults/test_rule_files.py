@@ -167,7 +167,8 @@ def test_mutated_reloads_never_raise_and_a_refused_one_keeps_the_rules_running(
         if service.reload():
             return  # a harmless edit (a comment, a blank line, a value that is still valid)
         refused += 1
-        assert service.rules is running
+        # By value: the file watcher may have re-applied the same pristine file meanwhile.
+        assert service.rules == running
         assert service.reload_errors
         for error in service.reload_errors:
             assert error.startswith((f"{path}:", "environment ")), error
