@@ -41,6 +41,7 @@ from capture.cameras.redact import (
     redact_url,
     scrub,
 )
+from capture.cameras.wire import WireTransport
 from capture.config.schema import CameraBase
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ Classifier = Callable[[Reply], CameraError | None]
 
 
 class _ConnectionTracker:
-    """httpcore trace hook: did the last request go out on a reused pooled connection?"""
+    """Transport trace hook: did the last request go out on a reused pooled connection?"""
 
     def __init__(self) -> None:
         self._connected = False
@@ -129,11 +130,10 @@ def _shared_context(cafile: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile) if cafile else httpx.create_ssl_context()
 
 
-def _ssl_verify(config: CameraBase) -> ssl.SSLContext | bool:
-    if config.scheme != "https":
-        return False  # no TLS at all: do not load a CA bundle for nothing
-    if not config.verify:
-        return False
+def _ssl_context(config: CameraBase) -> ssl.SSLContext | None:
+    """The verifying context of an https camera; None for http, or for verify = false."""
+    if config.scheme != "https" or not config.verify:
+        return None  # no TLS, or TLS unverified: do not load a CA bundle for nothing
     return _shared_context(str(config.ca_file) if config.ca_file else None)
 
 
@@ -161,15 +161,15 @@ class CameraHttp:
             scheme=config.scheme, host=config.host, port=config.effective_port
         )
         self._targets: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[httpx.URL, str]] = {}
+        if transport is None:
+            transport = WireTransport(
+                ssl_context=_ssl_context(config),
+                max_connections=config.max_concurrent,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            )
         self.client = httpx.Client(
             base_url=self.base_url,
-            verify=_ssl_verify(config),
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
-            limits=httpx.Limits(
-                max_connections=config.max_concurrent,
-                max_keepalive_connections=config.max_concurrent,
-                keepalive_expiry=KEEPALIVE_EXPIRY_S,
-            ),
             follow_redirects=False,
             # No proxies or .netrc credentials from the environment: cameras sit on the plant LAN.
             trust_env=False,

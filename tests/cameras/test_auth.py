@@ -108,7 +108,7 @@ class FakeDigestCamera:
 def client_with(
     handler: Callable[[httpx.Request], httpx.Response],
 ) -> tuple[respx.MockRouter, httpx.Client]:
-    router = respx.mock(assert_all_called=False)
+    router = respx.mock(assert_all_called=False, using="httpx")
     router.get(url__startswith="http://cam.local/").mock(side_effect=handler)
     return router, httpx.Client()
 

@@ -28,7 +28,7 @@ JPEG = make_jpeg()
 
 @pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+    with respx.mock(base_url=BASE, assert_all_called=False, using="httpx") as router:
         yield router
 
 
@@ -270,8 +270,8 @@ def test_https_verification_is_on_by_default_and_can_be_relaxed(tmp_path: object
     strict = build_camera("a", camera_config("edimax", scheme="https"))
     relaxed = build_camera("b", camera_config("edimax", scheme="https", verify=False))
     try:
-        assert strict.http.client._transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"  # type: ignore[attr-defined]
-        assert relaxed.http.client._transport._pool._ssl_context.verify_mode.name == "CERT_NONE"  # type: ignore[attr-defined]
+        assert strict.http.client._transport.ssl_context.verify_mode.name == "CERT_REQUIRED"  # type: ignore[attr-defined]
+        assert relaxed.http.client._transport.ssl_context is None  # type: ignore[attr-defined]
     finally:
         strict.close()
         relaxed.close()

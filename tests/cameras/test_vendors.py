@@ -27,7 +27,7 @@ NEW_FIRMWARE_ERROR = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 @pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+    with respx.mock(base_url=BASE, assert_all_called=False, using="httpx") as router:
         yield router
 
 
