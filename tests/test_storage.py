@@ -67,6 +67,32 @@ def make_storage(tmp_path: Path) -> Iterator[type[Storage]]:
 # --------------------------------------------------------------------------- saving
 
 
+def test_new_names_are_made_durable_by_few_coalesced_folder_fsyncs(
+    make_storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[tuple[float, Path]] = []
+    real = storage_module._fsync_dir
+
+    def recording(folder: Path) -> None:
+        real(folder)
+        synced.append((time.monotonic(), folder))
+
+    monkeypatch.setattr(storage_module, "_fsync_dir", recording)
+    storage = make_storage()
+    began = time.monotonic()
+    for n in range(60):
+        storage.save(f"line/day/{n}.jpg", jpeg(KIB), "cam1")
+    last_save = time.monotonic()
+    storage.close()  # syncs what is pending
+    elapsed = last_save - began
+    folder = storage.root / "line" / "day"
+    assert any(path == folder and at >= last_save for at, path in synced), "last name not synced"
+    rounds = len([path for _, path in synced if path == folder])
+    assert rounds <= elapsed / storage_module._FOLDER_SYNC_PERIOD_S + 2, (rounds, elapsed)
+    assert rounds < 60
+
+
+
 def test_save_writes_the_whole_jpeg_under_the_root(make_storage) -> None:
     storage = make_storage()
     data = jpeg(70 * KIB)
