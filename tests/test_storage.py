@@ -92,7 +92,6 @@ def test_new_names_are_made_durable_by_few_coalesced_folder_fsyncs(
     assert rounds < 60
 
 
-
 def test_save_writes_the_whole_jpeg_under_the_root(make_storage) -> None:
     storage = make_storage()
     data = jpeg(70 * KIB)
