@@ -8,12 +8,14 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 import pytest
 
+import capture.journal as journal_module
 from capture.events import CaptureResult, Event
 from capture.journal import SCHEMA_VERSION, Journal, JournalError, JournalReader
 from tests.conftest import wait_for
@@ -289,6 +291,39 @@ def test_many_threads_record_at_once_and_every_row_arrives(journal: Journal) -> 
     assert {c: s.captures for c, s in journal.camera_stats().items()} == {
         f"cam{w}": 500 for w in range(8)
     }
+
+
+def test_rows_arriving_together_share_a_commit(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits: list[int] = []
+    real = Journal._commit
+
+    def counting(self: Journal, batch: list) -> list:
+        commits.append(len(batch))
+        return real(self, batch)
+
+    monkeypatch.setattr(Journal, "_commit", counting)
+    for n in range(20):  # twenty events, 10 ms apart: a steady line
+        ev = event(n=n)
+        journal.record_event(ev, ["r1"])
+        journal.record_result(ok(ev))
+        time.sleep(0.01)
+    journal.flush()
+    steady = len(commits)
+    began = time.monotonic()
+    for n in range(300):  # a busy line: an event every half millisecond or so
+        ev = event(n=1000 + n)
+        journal.record_event(ev, ["r1"])
+        journal.record_result(ok(ev))
+        time.sleep(0.0005)
+    journal.flush()
+    burst, elapsed = len(commits) - steady, time.monotonic() - began
+    assert len(journal.query(limit=1000)) == 320
+    # At most one commit per gathering window (plus the flush), not one per event.
+    assert burst <= elapsed / journal_module._GATHER_S + 2, (burst, elapsed)
+    assert burst < 150, (burst, elapsed)  # a commit per event would be 300
+    assert steady >= 10  # a quiet line still commits each event promptly
 
 
 _WRITER = """
