@@ -104,9 +104,14 @@ class Publisher:
         self._journal = journal
         self._on_command = on_command
         self._replay_outbox = replay_outbox
-        self._outgoing: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
+        # (topic, payload, paho mid once handed over, else None); None stops the thread.
+        self._outgoing: queue.Queue[tuple[str, bytes, int | None] | None] = queue.Queue()
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._in_flight: dict[int, int] = {}  # paho mid -> outbox id
+        self._unregistered: set[int] = set()  # handed to paho, outbox row not yet written
+        self._early_acks: set[int] = set()  # of those, the ones the broker acknowledged
+        self._handover = threading.Lock()  # paho's order = the outbox's order
+        self._replayed = threading.Event()
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self.published = 0
@@ -178,20 +183,30 @@ class Publisher:
         self.publish(f"{self.prefix}/events/{report.rule}", payload.encode())
 
     def publish(self, topic: str, payload: bytes) -> None:
-        """Queue one message for delivery with the configured QoS; never blocks."""
-        self._outgoing.put((topic, payload))
+        """Hand one message to paho now (QoS as configured) and queue its outbox row; never blocks.
+
+        Handing over on the caller's thread, not this publisher's, spares the
+        event a thread switch on its way to the broker. Until the previous
+        run's outbox has been re-sent, messages wait for the publisher thread,
+        so the broker hears them in order.
+        """
+        with self._handover:
+            mid = self._publish(topic, payload) if self._replayed.is_set() else None
+            self._outgoing.put((topic, payload, mid))
 
     def _run(self) -> None:
-        """The one thread that hands messages to paho and writes the outbox, in order.
+        """The one thread that writes the outbox and forgets what the broker acknowledged.
 
         A message goes to paho first and into the outbox right after, in one
         commit for everything that queued up meanwhile: the broker hears of an
-        event a database commit sooner, and the outbox row exists before this
-        thread looks at acknowledgements, so none is missed.
+        event a database commit sooner. An acknowledgement that arrives before
+        its message's outbox row exists is kept until the row does.
         """
         if self._replay_outbox:
             for message in self._journal.outbox_pending(limit=1_000_000):
                 self._send(message.id, message.topic, message.payload)
+        with self._handover:
+            self._replayed.set()
         while True:
             try:
                 batch = [self._outgoing.get(timeout=0.2)]
@@ -206,8 +221,12 @@ class Publisher:
             stopping = None in batch
             messages = [item for item in batch if item is not None]
             if messages:
-                mids = [self._publish(topic, payload) for topic, payload in messages]
-                rows = [(topic, payload, self.config.qos, False) for topic, payload in messages]
+                with self._handover:
+                    mids = [
+                        self._publish(topic, payload) if mid is None else mid
+                        for topic, payload, mid in messages
+                    ]
+                rows = [(topic, payload, self.config.qos, False) for topic, payload, _ in messages]
                 ids = self._journal.outbox_put_many(rows)
                 self._track(mids, ids)
             self._drain_acks()
@@ -215,17 +234,34 @@ class Publisher:
                 return
 
     def _send(self, outbox_id: int, topic: str, payload: bytes) -> None:
-        self._track([self._publish(topic, payload)], [outbox_id])
+        with self._handover:
+            mid = self._publish(topic, payload)
+        self._track([mid], [outbox_id])
 
     def _publish(self, topic: str, payload: bytes) -> int:
-        return self._client.publish(topic, payload, qos=self.config.qos).mid
+        """Hand a message to paho; the caller holds `_handover`."""
+        mid = self._client.publish(topic, payload, qos=self.config.qos).mid
+        self._unregistered.add(mid)
+        return mid
 
     def _track(self, mids: list[int], outbox_ids: list[int]) -> None:
         """Remember which outbox row each paho message is; QoS 0 is done when sent."""
         if self.config.qos == 0:
+            with self._handover:
+                self._unregistered.difference_update(mids)
             self._journal.outbox_done(outbox_ids)
             return
-        self._in_flight.update(zip(mids, outbox_ids, strict=True))
+        self._drain_acks()  # acknowledgements that came in while the rows were committed
+        done: list[int] = []
+        with self._handover:
+            for mid, outbox_id in zip(mids, outbox_ids, strict=True):
+                self._unregistered.discard(mid)
+                if mid in self._early_acks:
+                    self._early_acks.discard(mid)
+                    done.append(outbox_id)
+                else:
+                    self._in_flight[mid] = outbox_id
+        self._forget(done)
 
     def _drain_acks(self) -> None:
         done: list[int] = []
@@ -237,6 +273,13 @@ class Publisher:
             outbox_id = self._in_flight.pop(mid, None)
             if outbox_id is not None:
                 done.append(outbox_id)
+                continue
+            with self._handover:
+                if mid in self._unregistered:  # not the status message's, say
+                    self._early_acks.add(mid)
+        self._forget(done)
+
+    def _forget(self, done: list[int]) -> None:
         if done:
             self.published += len(done)
             self._journal.outbox_done(done)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,41 @@ def test_publishes_events_and_retained_online_status(tmp_path: Path, broker: Bro
     after = Recorder(broker, "p1/status")
     assert wait_for(after.payloads) == [b"offline"]
     after.close()
+
+
+def test_a_stream_of_events_from_many_threads_arrives_in_order_and_the_outbox_empties(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Acknowledgements often beat the outbox commit here; none may be lost or misapplied."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    publisher = make_publisher(broker, journal, "p4")
+    events = Recorder(broker, "p4/events/#")
+    publisher.start()
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    def announce(count: int) -> None:
+        for _ in range(count):
+            firing = report()
+            with lock:  # the order in which the engine announced them
+                publisher.publish_firing(firing)
+                sent.append(firing.event.id)
+
+    try:
+        assert publisher.wait_connected(10)
+        workers = [threading.Thread(target=announce, args=(100,)) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        wait_for(lambda: len(events.json()) == 300)
+        assert [message["event_id"] for message in events.json()] == sent
+        wait_for(lambda: journal.outbox_count() == 0)
+        assert publisher.published == 300
+    finally:
+        events.close()
+        publisher.stop()
+        journal.close()
 
 
 def test_commands_reach_the_handler_and_garbage_is_counted(tmp_path: Path, broker: Broker) -> None:
