@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from capture.cameras import Camera, build_camera
@@ -28,7 +28,9 @@ from capture.publish import Publisher
 from capture.storage import Storage
 from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigger
 from capture.triggers.values import PayloadFormatError, flatten
-from capture.web import WebError, WebServer
+
+if TYPE_CHECKING:
+    from capture.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,9 @@ class Service:
             self.triggers[name] = trigger
 
     def _start_web(self) -> None:
+        # Imported here: the web package and Pillow cost ~4 MiB a service without a dashboard never needs.
+        from capture.web import WebError, WebServer  # noqa: PLC0415
+
         web = WebServer(self)
         try:
             web.start()

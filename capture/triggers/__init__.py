@@ -1,13 +1,17 @@
 """Trigger adapters: turn GPIO edges, MQTT messages, file lines, serial lines, ticks and HTTP posts into events.
 
-Importing this package registers every kind; the service builds triggers with
-`build_trigger` and only ever sees the `Trigger` protocol.
+The service builds triggers with `build_trigger` and only ever sees the
+`Trigger` protocol. A kind's module (and its library: gpiozero, watchdog,
+pyserial) is imported when a trigger of that kind is built, or when its
+module is named (`capture.triggers.gpio`), never just by importing this package.
 """
 
 from __future__ import annotations
 
-# Imported for their @register side effect: one module per kind.
-from capture.triggers import file, gpio, http, interval, mqtt, serial
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 from capture.triggers.base import (
     TRIGGER_KINDS,
     Emit,
@@ -18,8 +22,11 @@ from capture.triggers.base import (
     TriggerFactory,
     TriggerStats,
     build_trigger,
-    register,
+    trigger_factory,
 )
+
+if TYPE_CHECKING:
+    from capture.triggers import file, gpio, http, interval, mqtt, serial
 
 __all__ = [
     "TRIGGER_KINDS",
@@ -36,6 +43,13 @@ __all__ = [
     "http",
     "interval",
     "mqtt",
-    "register",
     "serial",
+    "trigger_factory",
 ]
+
+
+def __getattr__(name: str) -> ModuleType:
+    # `capture.triggers.gpio` keeps working as an attribute, imported on first use.
+    if name in TRIGGER_KINDS:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

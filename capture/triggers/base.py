@@ -1,11 +1,12 @@
 """What every trigger kind shares: the protocol, errors, statistics, context and registry.
 
-The engine only ever sees `Trigger`; a kind is one module that registers a
-factory here, so adding one changes nothing else.
+The engine only ever sees `Trigger`; a kind is one module plus one entry in
+`TRIGGER_KINDS`, so adding one changes nothing else.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -152,31 +153,32 @@ class TriggerContext:
 TriggerFactory = Callable[[str, Any, TriggerContext], Trigger]
 """Builds a trigger from its name, its config model and the context."""
 
-TRIGGER_KINDS: dict[str, TriggerFactory] = {}
+#: Trigger kind -> "module:factory" that builds it. A kind's module is imported
+#: only when a rule file uses the kind: a service with MQTT triggers alone never
+#: loads gpiozero, watchdog or pyserial (each costs memory on a Pi).
+TRIGGER_KINDS: dict[str, str] = {
+    "file": "capture.triggers.file:FileTrigger",
+    "gpio": "capture.triggers.gpio:GpioTrigger",
+    "http": "capture.triggers.http:HttpTrigger",
+    "interval": "capture.triggers.interval:IntervalTrigger",
+    "mqtt": "capture.triggers.mqtt:MqttTrigger",
+    "serial": "capture.triggers.serial:SerialTrigger",
+}
 
 
-F = TypeVar("F", bound=TriggerFactory)
-
-
-def register(kind: str) -> Callable[[F], F]:
-    """Decorator registering a trigger class (or factory) as the builder of kind `kind`."""
-
-    def decorate(factory: F) -> F:
-        if kind in TRIGGER_KINDS:
-            raise RuntimeError(f"trigger kind {kind!r} registered twice")
-        TRIGGER_KINDS[kind] = factory
-        return factory
-
-    return decorate
+def trigger_factory(kind: str) -> TriggerFactory:
+    """The builder of trigger kind `kind`, importing its module on first use."""
+    module, _, attribute = TRIGGER_KINDS[kind].partition(":")
+    factory: TriggerFactory = getattr(importlib.import_module(module), attribute)
+    return factory
 
 
 def build_trigger(name: str, config: Any, context: TriggerContext) -> Trigger:
     """Build the trigger `name` from its config model (one of `TriggerConfig`)."""
-    factory = TRIGGER_KINDS.get(config.type)
-    if factory is None:
+    if config.type not in TRIGGER_KINDS:
         known = ", ".join(sorted(TRIGGER_KINDS))
         raise TriggerError(name, f"unknown trigger type {config.type!r} (known: {known})")
-    return factory(name, config, context)
+    return trigger_factory(config.type)(name, config, context)
 
 
 def event_at(trigger: str, values: Mapping[str, Value], monotonic: float) -> Event:

@@ -38,7 +38,6 @@ from capture.triggers.base import (
     TriggerContext,
     TriggerError,
     TriggerStats,
-    register,
 )
 from capture.triggers.parsing import LineSplitter, ValueParser, merge
 from capture.triggers.values import PayloadFormatError
@@ -124,7 +123,6 @@ class _Handler(FileSystemEventHandler):
             self.trigger.on_file_event(event)
 
 
-@register("file")
 class FileTrigger:
     """Fires for each new line of a file (append) or each new version of it (replace).
 

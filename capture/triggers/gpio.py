@@ -28,7 +28,6 @@ from capture.triggers.base import (
     TriggerError,
     TriggerStats,
     event_at,
-    register,
 )
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,6 @@ def _hint(exc: Exception) -> str:
     return ""
 
 
-@register("gpio")
 class GpioTrigger:
     """Fires on edges of one digital input, debounced, optionally ignoring short pulses.
 

@@ -19,7 +19,6 @@ from capture.triggers.base import (
     TriggerContext,
     TriggerError,
     TriggerStats,
-    register,
 )
 from capture.triggers.values import MAX_VALUES, PayloadFormatError, flatten
 
@@ -29,7 +28,6 @@ MAX_STRING_CHARS = 4096
 """Longest string value accepted in a posted body."""
 
 
-@register("http")
 class HttpTrigger:
     """Fires when the web server calls `fire` for a posted request.
 

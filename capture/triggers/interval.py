@@ -21,7 +21,6 @@ from capture.triggers.base import (
     StatsKeeper,
     TriggerContext,
     TriggerStats,
-    register,
 )
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,6 @@ class Schedule:
         return inside and (self.days is None or schema.WEEKDAYS[day.weekday()] in self.days)
 
 
-@register("interval")
 class IntervalTrigger:
     """Fires every `every_s` seconds within its hours and days.
 

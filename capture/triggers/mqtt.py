@@ -25,7 +25,6 @@ from capture.triggers.base import (
     TriggerContext,
     TriggerError,
     TriggerStats,
-    register,
 )
 from capture.triggers.values import PayloadFormatError, flatten, parse_json, to_number
 
@@ -205,7 +204,6 @@ def shared_connection(context: TriggerContext) -> MqttTriggerConnection:
     return context.shared("mqtt-triggers", lambda: MqttTriggerConnection(context.mqtt, client_id))
 
 
-@register("mqtt")
 class MqttTrigger:
     """Fires on each message on its topic filter.
 

@@ -23,7 +23,6 @@ from capture.triggers.base import (
     TriggerContext,
     TriggerError,
     TriggerStats,
-    register,
 )
 from capture.triggers.parsing import LineSplitter, ValueParser, merge
 from capture.triggers.values import PayloadFormatError
@@ -34,7 +33,6 @@ READ_TIMEOUT_S = 1.0
 """A blocked read wakes this often at most; stop() cancels it at once anyway."""
 
 
-@register("serial")
 class SerialTrigger:
     """Fires for each line a serial device sends.
 
