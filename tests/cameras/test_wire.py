@@ -152,6 +152,30 @@ def test_sloppy_device_heads_are_tolerated(serve, client) -> None:
     assert response.reason_phrase == ""
 
 
+def test_goahead_and_other_field_quirks_that_h11_refuses(serve, client) -> None:
+    """Heads of GoAhead-based clones and others (shared/reference/camera-apis.md 3.7)."""
+    answer = (
+        b"HTTP/1.0 200 OK\r\n"
+        b"Tue, 12 Jun 2012 01:56:34 GMT\r\n"  # a header line with no name
+        b"Content-Type:image/jpeg\r\n"  # no space after the colon
+        b"X-Frame-Options : SAMEORIGIN\r\n"  # space before the colon
+        b"Server:\r\n"  # empty value
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        b"4 \r\nbody\r\n0\r\n\r\n"  # chunk size with a trailing space
+    )
+    response = client.get(serve(answer).url())
+    assert response.content == b"body"
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.headers["x-frame-options"] == "SAMEORIGIN"
+    assert response.headers["server"] == ""
+
+
+def test_unusual_status_codes_pass_through(serve, client) -> None:
+    server = serve(b"HTTP/1.1 600 Vendor\r\nContent-Length: 2\r\n\r\nno")
+    response = client.get(server.url())
+    assert (response.status_code, response.content) == (600, b"no")
+
+
 def test_interim_100_continue_is_skipped(serve, client) -> None:
     server = serve(b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"real"))
     assert client.get(server.url()).content == b"real"
