@@ -30,6 +30,7 @@ from capture.web.api import Api, ApiError
 from capture.web.auth import AccessPolicy
 from capture.web.media import IMAGE_PREFIX, THUMB_PREFIX, Media, MediaFile
 from capture.web.queries import EventQueries
+from capture.web.throttle import GuessThrottle
 from capture.web.thumbnails import ThumbnailError, Thumbnails
 
 if TYPE_CHECKING:
@@ -132,6 +133,7 @@ class WebServer:
         self.service = service
         self.config = service.rules.web
         self.policy = AccessPolicy(self.config)
+        self.throttle = GuessThrottle()
         self.media = Media(Path(service.rules.storage.root))
         self.thumbnails = Thumbnails()
         self.queries = EventQueries(service.journal.path)
@@ -269,7 +271,14 @@ class _Handler(BaseHTTPRequestHandler):
         local_host = policy.host_allowed(self.headers.get("Host"))
         if not local_host and not policy.token_configured:
             raise ApiError(421, "use http://127.0.0.1 or http://localhost to reach this service")
-        if method == "GET" and "token" in self.query:
+        token_query = method == "GET" and "token" in self.query
+        authorization = self.headers.get("Authorization")
+        if token_query or authorization or (path == "/login" and method == "POST"):
+            wait = self.web.throttle.retry_after(self.client_address[0])
+            if wait:
+                self._too_many_guesses(wait)
+                return
+        if token_query:
             self._login_with_query_token()
             return
         if path == "/login":
@@ -278,8 +287,11 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path.startswith("/static/"):
             self._static(path.removeprefix("/static/"))
             return
-        credentials = (self.headers.get("Authorization"), self.headers.get("Cookie"))
-        if not policy.allows(method, *credentials, local_host=local_host):
+        if not policy.allows(
+            method, authorization, self.headers.get("Cookie"), local_host=local_host
+        ):
+            if authorization:
+                self.web.throttle.failed(self.client_address[0])
             self._refuse(method)
             return
         if method == "GET":
@@ -301,6 +313,20 @@ class _Handler(BaseHTTPRequestHandler):
             {"WWW-Authenticate": 'Bearer realm="event-capture"'},
         )
 
+    def _too_many_guesses(self, wait: float) -> None:
+        log.warning(
+            "web token attempts refused: too many wrong tokens client=%s retry_after_s=%.0f",
+            self.client_address[0], wait,
+        )  # fmt: skip
+        retry = {"Retry-After": str(max(1, round(wait)))}
+        message = "Too many wrong tokens from this address; try again in a minute."
+        if self.url_path == "/login" or (self.command == "GET" and self._wants_html()):
+            page, _ = self.web.static["login.html"]
+            text = page.decode().replace("{{message}}", message).replace("{{next}}", "/")
+            self._html(429, text.encode(), retry)
+            return
+        self._json(429, {"error": message}, retry)
+
     def _wants_html(self) -> bool:
         return self.url_path in _PAGES or bool(_EVENT_PAGE.match(self.url_path))
 
@@ -308,6 +334,7 @@ class _Handler(BaseHTTPRequestHandler):
         """`?token=` once (a bookmark on a wall screen): set the cookie, drop the token from the URL."""
         token = self.query.pop("token")
         if not self.web.policy.token_matches(token):
+            self.web.throttle.failed(self.client_address[0])
             log.info("web login refused: wrong token client=%s", self.client_address[0])
             self._login_page(401, "That token is not valid.", self.url_path)
             return
@@ -329,6 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.info("web login client=%s", self.client_address[0])
             self._redirect(target, {"Set-Cookie": policy.session_cookie()})
         else:
+            self.web.throttle.failed(self.client_address[0])
             log.info("web login refused: wrong token client=%s", self.client_address[0])
             self._login_page(401, "That token is not valid.", target)
 
@@ -500,8 +528,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, body, "application/json", {"Cache-Control": "no-store", **(headers or {})}
         )
 
-    def _html(self, status: int, body: bytes) -> None:
-        headers = {"Cache-Control": "no-cache", "Content-Security-Policy": _CSP}
+    def _html(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
+        headers = {"Cache-Control": "no-cache", "Content-Security-Policy": _CSP, **(extra or {})}
         self._send(status, body, "text/html; charset=utf-8", headers)
 
     def _redirect(self, target: str, headers: dict[str, str] | None = None) -> None:

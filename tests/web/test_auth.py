@@ -138,6 +138,27 @@ def test_a_wrong_token_in_the_url_shows_the_login_page(start_web: WebFactory) ->
     assert "guess" not in answer.text
 
 
+def test_too_many_wrong_tokens_make_an_address_wait_but_a_logged_in_browser_carries_on(
+    start_web: WebFactory,
+) -> None:
+    web = start_web(OFF_LOOPBACK)
+    assert web.client.post("/login", data={"token": TOKEN}).status_code == 303  # logged in
+    assert web.client.post("/api/snap", json={"camera": "cam_a"}).status_code != 401
+    with httpx.Client(base_url=web.base_url, trust_env=False) as guesser:
+        assert guesser.post("/api/snap", json={"camera": "cam_a"}).status_code == 401
+        for n in range(web.service.web.throttle.limit):
+            assert guesser.post("/login", data={"token": f"guess{n}"}).status_code == 401
+        waiting = guesser.post("/login", data={"token": TOKEN})  # even the right one
+        assert waiting.status_code == 429
+        assert 1 <= int(waiting.headers["retry-after"]) <= 60
+        assert TOKEN not in waiting.text
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        assert guesser.get("/api/cameras", headers=bearer).status_code == 429
+        assert guesser.get("/", params={"token": TOKEN}).status_code == 429
+        assert guesser.get("/api/cameras").status_code == 401  # no attempt: the usual answer
+    assert web.client.get("/api/cameras").status_code == 200, "the session cookie still works"
+
+
 def test_a_form_post_cannot_snap_even_with_the_session_cookie(start_web: WebFactory) -> None:
     """Cross-site forms can only send form encodings; the API wants JSON (and SameSite=Strict)."""
     web = start_web(OFF_LOOPBACK)
