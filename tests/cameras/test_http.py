@@ -256,6 +256,23 @@ def test_transport_failures_are_translated(
     assert isinstance(error.__cause__, httpx.HTTPError)
 
 
+def test_cookies_a_camera_sets_are_never_sent_back(mock: respx.MockRouter) -> None:
+    route = mock.get("/snap.jpg").respond(
+        200,
+        content=JPEG,
+        headers={"Content-Type": "image/jpeg", "Set-Cookie": "session=abc; Path=/"},
+    )
+    camera = generic(auth="none")
+    try:
+        camera.snapshot()
+        camera.snapshot()
+    finally:
+        camera.close()
+    assert route.call_count == 2
+    assert all("cookie" not in call.request.headers for call in route.calls)
+    assert not camera.http.client.cookies
+
+
 def test_oversized_answer_is_refused(
     mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
