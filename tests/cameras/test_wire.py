@@ -137,6 +137,20 @@ def test_body_without_length_runs_to_close_and_is_not_reused(serve, client) -> N
     assert server.connections == 2
 
 
+def test_a_401_with_connection_close_is_answered_on_a_new_connection(serve, client) -> None:
+    """A Dahua-family NVR closes after its digest challenge (reference 3.7, rroller/dahua#631)."""
+    challenge = (
+        b"HTTP/1.1 401 Unauthorized\r\n"
+        b'WWW-Authenticate: Digest realm="NVR", qop="auth", nonce="abc123"\r\n'
+        b"Connection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    server = serve(challenge, ok(JPEG))
+    response = client.get(server.url(), auth=httpx.DigestAuth("admin", "pw"))
+    assert (response.status_code, response.content) == (200, JPEG)
+    assert server.connections == 2
+    assert b"authorization: digest" in server.requests[1].lower()
+
+
 def test_sloppy_device_heads_are_tolerated(serve, client) -> None:
     answer = (
         b"HTTP/1.1 200\n"  # LF-only lines, no reason phrase
