@@ -196,6 +196,30 @@ def test_a_slow_camera_never_delays_another(harness) -> None:  # type: ignore[no
     assert h.engine.wait_idle(10)
 
 
+def test_a_lone_frame_is_written_by_its_camera_thread_and_a_queue_goes_to_the_writers(
+    harness, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    h = harness(delays={"fast": 0.02})
+    writers: list[str] = []
+    save = Storage.save
+
+    def recording(self: Storage, relative, jpeg: bytes, camera: str):  # type: ignore[no-untyped-def]
+        writers.append(threading.current_thread().name)
+        return save(self, relative, jpeg, camera)
+
+    monkeypatch.setattr(Storage, "save", recording)
+    h.fire(state="NG", station="S1", temp=0)  # one frame, nothing queued behind it
+    assert h.engine.wait_idle(5)
+    assert writers == ["camera-fast-0"]
+    writers.clear()
+    for station in ("S2", "S3", "S4", "S5"):  # four frames for one camera at once
+        h.fire(state="NG", station=station, temp=0)
+    assert h.engine.wait_idle(5)
+    assert len(writers) == 4
+    assert any(name.startswith("capture-write") for name in writers), writers
+    assert len({r.path for report in h.reports for r in report.results}) == 5
+
+
 def test_camera_error_becomes_a_typed_result_and_the_firing_still_reports(harness) -> None:  # type: ignore[no-untyped-def]
     h = harness(errors={"slow": Unreachable("slow", "connection refused; check host and port")})
     h.fire(state="OK", station="S1", temp=80)
