@@ -525,6 +525,8 @@ class Engine:
             log.exception("capture failed camera=%s event=%s", frame.camera, frame.firing.event.id)
             self._complete(frame, self._failure(frame, exc, 0.0))
             return
+        if self._abandoned:  # stopped after the grace period meanwhile
+            return
         workers = self._workers.get(frame.camera)
         if workers is not None and workers.queue.empty():
             # Nothing else waits for this camera: writing here spares the frame a
