@@ -6,9 +6,11 @@ Every part is a separate process, as on a Pi: a private mosquitto, the
 camera simulator, and `capture run`. This process only publishes MQTT
 triggers with their send time and listens for the service's event messages.
 In the same run it measures the floor: a bare loop doing the same HTTP fetch
-(one reused httpx.Client, digest auth) and the same atomic file write, so the
-service's overhead is reported as a ratio, which survives a noisy machine
-better than absolute figures.
+(one reused httpx.Client, digest auth) and the same atomic file write, back
+to back (the throughput floor) and paced at the steady run's rate (the
+latency floor: idle processes wake slowly on a VM), so the service's
+overhead is reported as ratios, which survive a noisy machine better than
+absolute figures.
 
 Scenarios: latency at a steady rate; sustained throughput with one and with
 four cameras; burst-interval jitter; a 2 s camera beside a fast one; idle RSS
