@@ -120,7 +120,7 @@ class StorageConfig(Model):
     filename: str = Field(
         DEFAULT_FILENAME,
         min_length=1,
-        description="Default filename template under `root` (see docs/rules.md#templates); rules may override it.",
+        description="Default filename template under `root` (see docs/rules-language.md#filename-templates); rules may override it.",
     )
     keep_days: float | None = Field(
         30,
@@ -679,7 +679,7 @@ class RuleConfig(Model):
     )
     condition: str | None = Field(
         None,
-        description="Expression on the event's values, e.g. 'temp >= 37.5'; see docs/rules.md#conditions.",
+        description="Expression on the event's values, e.g. 'temp >= 37.5'; see docs/rules-language.md#conditions.",
     )
     cameras: Annotated[list[str], Field(min_length=1)] = Field(
         description="Camera names, and/or 'line:NAME' for every camera of a production line."
