@@ -366,6 +366,7 @@ class EdimaxCamera(CameraBase):
 class XrcCamera(CameraBase):
     """Shenzhen-style CGI cameras (old Foscam, ReeCam, XRC): snapshot.cgi and videostream.cgi."""
 
+    secret_fields: ClassVar[tuple[str, ...]] = ("password", "session")
     default_auth: ClassVar[str] = "query"
     vendor: Literal["xrc"] = Field(description="Camera driver; see docs/cameras.md.")
     mode: Literal["snapshot", "stream"] = Field(
@@ -376,8 +377,14 @@ class XrcCamera(CameraBase):
         None, ge=0, le=64, description="Device resolution code (e.g. 8 = 320x240, 32 = 640x480)."
     )
     session: SecretStr | None = Field(
-        None, description="Use this session id instead of user/pwd query parameters."
+        None,
+        description="Use this session id instead of user/pwd query parameters; in clear "
+        "(prefer session_env or session_file).",
     )
+    session_env: str | None = Field(
+        None, description="Environment variable holding the session id."
+    )
+    session_file: Path | None = Field(None, description="File holding the session id.")
 
 
 class MjpegCamera(CameraBase):
@@ -386,7 +393,9 @@ class MjpegCamera(CameraBase):
     vendor: Literal["mjpeg"] = Field(description="Camera driver; see docs/cameras.md.")
     path: str = Field(
         pattern=r"^/",
-        description="Stream path and query, e.g. /mjpg/video.mjpg; {channel} and {stream} are filled in.",
+        description="Stream path and query template, e.g. /mjpg/video.mjpg?camera={channel}; "
+        "fields: {channel} (1-based), {channel0} (0-based), {stream} (main or sub), {host}, {port}, "
+        "{random} (a fresh token per request, a cache buster).",
     )
 
 
@@ -396,7 +405,9 @@ class GenericCamera(CameraBase):
     vendor: Literal["generic"] = Field(description="Camera driver; see docs/cameras.md.")
     path: str = Field(
         pattern=r"^/",
-        description="Path and query template, e.g. /axis-cgi/jpg/image.cgi?camera={channel}; fields {channel}, {stream}.",
+        description="Path and query template, e.g. /axis-cgi/jpg/image.cgi?camera={channel}; "
+        "fields: {channel} (1-based), {channel0} (0-based), {stream} (main or sub), {host}, {port}, "
+        "{random} (a fresh token per request, a cache buster).",
     )
     user_param: str = Field(
         "user",
@@ -731,7 +742,7 @@ class RuleFile(Model):
         holders: list[BaseModel] = [self.mqtt, self.web, *self.cameras.values()]
         values = []
         for holder in holders:
-            for name in (*getattr(holder, "secret_fields", ()), "session"):
+            for name in getattr(holder, "secret_fields", ()):
                 secret = getattr(holder, name, None)
                 if isinstance(secret, SecretStr) and secret.get_secret_value():
                     values.append(secret.get_secret_value())

@@ -86,3 +86,12 @@ def test_example_documents_every_trigger_option() -> None:
         ):  # parser options are shown once, for file or serial
             own -= set(schema.LineParser.model_fields)
         assert own <= options[f"triggers:{kind}"], (kind, own - options[f"triggers:{kind}"])
+
+
+def test_camera_path_descriptions_list_every_path_template_field() -> None:
+    from capture.cameras.paths import FIELDS  # noqa: PLC0415 - the list the drivers fill in
+
+    for model in (schema.GenericCamera, schema.MjpegCamera):
+        description = model.model_fields["path"].description or ""
+        missing = [name for name in FIELDS if "{" + name + "}" not in description]
+        assert missing == [], (model.__name__, missing)

@@ -172,3 +172,40 @@ def test_load_rules_reads_from_disk(write_rules) -> None:  # type: ignore[no-unt
     loaded = load_rules(write_rules(MINIMAL), environ={})
     assert loaded.rules.rules[0].name == "r1"
     assert loaded.source.endswith("rules.toml")
+
+
+XRC = MINIMAL.replace('vendor = "edimax"', 'vendor = "xrc"')
+
+
+def test_xrc_session_can_come_from_an_env_var_or_a_file(tmp_path: Path) -> None:
+    text = XRC.replace('host = "10.0.0.1"', 'host = "10.0.0.1"\nsession_env = "GATE_SESSION"')
+    rules = parse_rules(text, "rules.toml", {"GATE_SESSION": "sess-7731"}).rules
+    assert rules.cameras["cam1"].session.get_secret_value() == "sess-7731"  # type: ignore[union-attr]
+    assert "sess-7731" in rules.secret_values()  # so logs scrub it
+    assert "sess-7731" not in repr(rules)
+
+    session_file = tmp_path / "gate.session"
+    session_file.write_text("sess-from-file\n")
+    text = XRC.replace(
+        'host = "10.0.0.1"', f'host = "10.0.0.1"\nsession_file = "{session_file}"'
+    )
+    rules = parse_rules(text, "rules.toml", {}).rules
+    assert rules.cameras["cam1"].session.get_secret_value() == "sess-from-file"  # type: ignore[union-attr]
+
+
+def test_xrc_session_env_unset_is_reported_at_its_line() -> None:
+    text = XRC.replace('host = "10.0.0.1"', 'host = "10.0.0.1"\nsession_env = "GATE_SESSION"')
+    [message] = problems_of(text)
+    assert message == (
+        f"rules.toml:{line_of(text, 'session_env')}: cameras.cam1.session_env: "
+        "environment variable 'GATE_SESSION' is not set"
+    )
+
+
+def test_xrc_session_given_twice_is_an_error_without_echoing_it() -> None:
+    text = XRC.replace(
+        'host = "10.0.0.1"', 'host = "10.0.0.1"\nsession = "sess-inline-9"\nsession_env = "S"'
+    )
+    [message] = problems_of(text, {"S": "other"})
+    assert "give only one of session, session_env" in message
+    assert "sess-inline-9" not in message
