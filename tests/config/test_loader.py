@@ -186,9 +186,7 @@ def test_xrc_session_can_come_from_an_env_var_or_a_file(tmp_path: Path) -> None:
 
     session_file = tmp_path / "gate.session"
     session_file.write_text("sess-from-file\n")
-    text = XRC.replace(
-        'host = "10.0.0.1"', f'host = "10.0.0.1"\nsession_file = "{session_file}"'
-    )
+    text = XRC.replace('host = "10.0.0.1"', f'host = "10.0.0.1"\nsession_file = "{session_file}"')
     rules = parse_rules(text, "rules.toml", {}).rules
     assert rules.cameras["cam1"].session.get_secret_value() == "sess-from-file"  # type: ignore[union-attr]
 
