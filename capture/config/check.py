@@ -11,9 +11,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from capture.condition import ConditionError, parse_condition
-from capture.config.locate import KeyLocator
+from capture.config.locate import Where
 from capture.config.pins import bcm_number
-from capture.config.problems import Problem, did_you_mean, format_path
+from capture.config.problems import Problem, Severity, Skipped, did_you_mean, format_path
 from capture.config.schema import (
     LINE_PREFIX,
     GpioTrigger,
@@ -26,9 +26,13 @@ from capture.config.schema import (
 from capture.template import BUILTIN_FIELDS, TemplateError, parse_template
 
 
-def cross_check(rules: RuleFile, source: str, locator: KeyLocator) -> list[Problem]:
-    """Every cross-reference problem of a schema-valid rule file, in file order."""
-    checker = _Checker(rules, source, locator)
+def cross_check(rules: RuleFile, where: Where, skipped: Skipped | None = None) -> list[Problem]:
+    """Every cross-reference problem of the validated part of a rule file, in file order.
+
+    `skipped` names what failed validation and is missing from `rules`, so
+    that nothing is reported as a consequence of its absence.
+    """
+    checker = _Checker(rules, where, skipped or Skipped())
     problems = [
         *checker.rule_names(),
         *checker.rule_references(),
@@ -41,23 +45,27 @@ def cross_check(rules: RuleFile, source: str, locator: KeyLocator) -> list[Probl
 
 
 class _Checker:
-    def __init__(self, rules: RuleFile, source: str, locator: KeyLocator) -> None:
+    def __init__(self, rules: RuleFile, where: Where, skipped: Skipped) -> None:
         self.rules = rules
-        self.source = source
-        self.locator = locator
+        self.where = where
+        self.skipped = skipped
+        positions = skipped.rule_positions(len(rules.rules))
+        #: (position in the file, rule) of every validated rule.
+        self.indexed = list(zip(positions, rules.rules, strict=True))
+        self._rule_names = {position: rule.name for position, rule in self.indexed}
 
     def problem(
-        self, path: tuple[str | int, ...], message: str, severity: str = "error"
+        self, path: tuple[str | int, ...], message: str, severity: Severity = "error"
     ) -> Problem:
         display = format_path(path)
         if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
-            name = self.rules.rules[path[1]].name
+            name = self._rule_names[path[1]]
             display = display.replace(f"rules[{path[1]}]", f"rules[{path[1]}] ({name})", 1)
-        return Problem(self.source, self.locator.line_of(path), display, message, severity)  # type: ignore[arg-type]
+        return self.where.problem(path, message, display=display, severity=severity)
 
     def rule_names(self) -> Iterator[Problem]:
         seen: dict[str, int] = {}
-        for index, rule in enumerate(self.rules.rules):
+        for index, rule in self.indexed:
             if rule.name in seen:
                 yield self.problem(
                     ("rules", index, "name"),
@@ -66,7 +74,7 @@ class _Checker:
             seen.setdefault(rule.name, index)
 
     def rule_references(self) -> Iterator[Problem]:
-        for index, rule in enumerate(self.rules.rules):
+        for index, rule in self.indexed:
             path = ("rules", index)
             yield from self._when(rule, path)
             yield from self._cameras(rule, path)
@@ -83,7 +91,7 @@ class _Checker:
 
     def _when(self, rule: RuleConfig, path: tuple[str | int, ...]) -> Iterator[Problem]:
         for position, trigger in enumerate(rule.when):
-            if trigger not in self.rules.triggers:
+            if trigger not in self.rules.triggers and not self.skipped.trigger_left_out(trigger):
                 yield self.problem(
                     (*path, "when", position),
                     f"unknown trigger {trigger!r}{did_you_mean(trigger, self.rules.triggers)}",
@@ -94,12 +102,12 @@ class _Checker:
         for position, entry in enumerate(rule.cameras):
             if entry.startswith(LINE_PREFIX):
                 line = entry.removeprefix(LINE_PREFIX).strip()
-                if line not in lines:
+                if line not in lines and not self.skipped.lines_unknown:
                     yield self.problem(
                         (*path, "cameras", position),
                         f"no camera belongs to line {line!r}{did_you_mean(line, lines)}",
                     )
-            elif entry not in self.rules.cameras:
+            elif entry not in self.rules.cameras and not self.skipped.camera_left_out(entry):
                 yield self.problem(
                     (*path, "cameras", position),
                     f"unknown camera {entry!r}{did_you_mean(entry, self.rules.cameras)}",
@@ -156,7 +164,7 @@ class _Checker:
         templates = [(("storage", "filename"), self.rules.storage.filename)]
         templates += [
             (("rules", index, "filename"), rule.filename)
-            for index, rule in enumerate(self.rules.rules)
+            for index, rule in self.indexed
             if rule.filename is not None
         ]
         for path, text in templates:
@@ -201,6 +209,8 @@ class _Checker:
                 )
 
     def unused_triggers(self) -> Iterator[Problem]:
+        if self.skipped.rules_incomplete:
+            return  # a rule left out may be the one using it
         used = {trigger for rule in self.rules.rules for trigger in rule.when}
         for name in self.rules.triggers:
             if name not in used:

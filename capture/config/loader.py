@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from capture.config.locate import KeyLocator
-from capture.config.problems import ConfigError, Problem, did_you_mean, format_path
+from capture.config.environment import apply_env_overrides
+from capture.config.locate import KeyLocator, Where
+from capture.config.problems import ConfigError, Problem, Skipped, did_you_mean, format_path
 from capture.config.schema import (
     CameraConfig,
     RuleFile,
@@ -26,8 +27,6 @@ from capture.config.schema import (
 )
 
 DEFAULT_PATHS = (Path("/etc/event-capture/rules.toml"), Path("rules.toml"))
-#: Service-level sections that `CAPTURE_<SECTION>__<OPTION>` variables override.
-ENV_SECTIONS = ("service", "storage", "mqtt", "web")
 
 
 @dataclass
@@ -82,19 +81,28 @@ def load_rules(path: Path | None, environ: Mapping[str, str] | None = None) -> L
 
 
 def parse_rules(text: str, source: str, environ: Mapping[str, str] | None = None) -> LoadedRules:
-    """Parse rule-file text; `source` names it in messages."""
+    """Parse rule-file text; `source` names it in messages.
+
+    Every phase runs on what the phases before it accepted: environment
+    overrides, the schema, secrets and cross-references of the parts that
+    validated. So one `ConfigError` lists every problem, in file order.
+    """
     environ = os.environ if environ is None else environ
     data = _parse_toml(text, source)
     locator = KeyLocator(text)
-    from_env = _apply_env_overrides(data, environ)
-    rules = _validate(data, source, locator, from_env)
-    rules = _resolve_secrets(rules, source, locator, environ)
+    from_env, problems = apply_env_overrides(data, environ)
+    where = Where(source, locator, from_env)
+    rules, skipped, schema_problems = _validate(data, where)
+    problems += schema_problems
+    if rules is not None:
+        rules, secret_problems = _resolve_secrets(rules, where, environ)
+        problems += secret_problems
 
-    from capture.config.check import cross_check  # noqa: PLC0415 - keeps `capture --help` light
+        from capture.config.check import cross_check  # noqa: PLC0415 - keeps `capture --help` light
 
-    problems = cross_check(rules, source, locator)
-    errors = [problem for problem in problems if problem.severity == "error"]
-    if errors:
+        problems += cross_check(rules, where, skipped)
+    problems.sort(key=lambda problem: (problem.line or 0, problem.path))
+    if rules is None or any(problem.severity == "error" for problem in problems):
         raise ConfigError(problems)
     return LoadedRules(rules, source, problems)
 
@@ -127,72 +135,59 @@ def _split_toml_position(message: str) -> tuple[str, int | None, int | None]:
         return message, None, None
 
 
-def _apply_env_overrides(
-    data: dict[str, Any], environ: Mapping[str, str]
-) -> dict[tuple[str, str], str]:
-    """Merge CAPTURE_* variables into the parsed file; return which keys came from where."""
-    relevant = {key: value for key, value in environ.items() if key.upper().startswith("CAPTURE_")}
-    if not relevant:
-        return {}
-    overrides = _env_overrides(relevant)
-    origin: dict[tuple[str, str], str] = {}
-    for section in ENV_SECTIONS:
-        values: dict[str, Any] = getattr(overrides, section)
-        if not values:
-            continue
-        target = data.setdefault(section, {})
-        if not isinstance(target, dict):
-            continue
-        for key, value in values.items():
-            base = key.removesuffix("_env").removesuffix("_file")
-            if base in ("password", "token"):
-                # An override replaces the file's secret, whichever way the file gave it.
-                for variant in (base, f"{base}_env", f"{base}_file"):
-                    target.pop(variant, None)
-            target[key] = value
-            origin[(section, key)] = f"CAPTURE_{section.upper()}__{key.upper()}"
-    return origin
+def _validate(data: dict[str, Any], where: Where) -> tuple[RuleFile | None, Skipped, list[Problem]]:
+    """The file's model, its schema problems, and which parts were left out for them.
 
-
-def _env_overrides(environ: Mapping[str, str]) -> Any:
-    """`CAPTURE_MQTT__HOST=broker` and friends, read by pydantic-settings.
-
-    Imported here, not at the top: pydantic-settings costs ~100 ms of start-up
-    that `capture check` should only pay when such variables are set.
+    A camera, trigger or rule that fails is left out (a service-level section
+    as a whole), so the rest can still be checked; None if even that fails.
     """
-    from pydantic_settings import BaseSettings, SettingsConfigDict  # noqa: PLC0415
-
-    class EnvOverrides(BaseSettings):
-        model_config = SettingsConfigDict(
-            env_prefix="CAPTURE_", env_nested_delimiter="__", extra="ignore", case_sensitive=False
-        )
-
-        service: dict[str, Any] = {}
-        storage: dict[str, Any] = {}
-        mqtt: dict[str, Any] = {}
-        web: dict[str, Any] = {}
-
-    saved = dict(os.environ)
     try:
-        # pydantic-settings reads os.environ; scope it to the environment we were given.
-        os.environ.clear()
-        os.environ.update(environ)
-        return EnvOverrides()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def _validate(
-    data: dict[str, Any], source: str, locator: KeyLocator, from_env: dict[tuple[str, str], str]
-) -> RuleFile:
-    try:
-        return RuleFile.model_validate(data)
+        return RuleFile.model_validate(data), Skipped(), []
     except ValidationError as exc:
-        problems = [
-            _problem_from_error(error, data, source, locator, from_env) for error in exc.errors()
-        ]
-        raise ConfigError(sorted(problems, key=lambda p: (p.line or 0, p.path))) from None
+        errors = exc.errors()
+    problems = [_problem_from_error(error, data, where) for error in errors]
+    failed = {_failed_part(tuple(error["loc"])) for error in errors}
+    if () in failed:
+        return None, Skipped(), problems
+    kept, skipped = _without(data, failed)
+    try:
+        return RuleFile.model_validate(kept), skipped, problems
+    except ValidationError:
+        return None, skipped, problems
+
+
+_ENTRIES = ("cameras", "triggers", "rules")
+
+
+def _failed_part(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The part an error spoils: `cameras.x`, `triggers.x`, `rules[i]`, or a whole section."""
+    if loc and loc[0] in _ENTRIES and len(loc) >= 2:
+        return loc[:2]
+    return loc[:1]
+
+
+def _without(
+    data: Mapping[str, Any], failed: set[tuple[str | int, ...]]
+) -> tuple[dict[str, Any], Skipped]:
+    """`data` without the failed parts."""
+    sections = {str(part[0]) for part in failed if len(part) == 1}
+    kept = {key: value for key, value in data.items() if key not in sections}
+    left_out: dict[str, set[Any]] = {name: set() for name in _ENTRIES}
+    for part in failed:
+        if len(part) == 2:
+            left_out[str(part[0])].add(part[1])
+    for name in ("cameras", "triggers"):
+        if isinstance(kept.get(name), dict):
+            kept[name] = {k: v for k, v in kept[name].items() if k not in left_out[name]}
+    if isinstance(kept.get("rules"), list):
+        kept["rules"] = [r for i, r in enumerate(kept["rules"]) if i not in left_out["rules"]]
+    skipped = Skipped(
+        sections=frozenset(sections),
+        cameras=frozenset(left_out["cameras"]),
+        triggers=frozenset(left_out["triggers"]),
+        rules=frozenset(left_out["rules"]),
+    )
+    return kept, skipped
 
 
 _TAGGED_SECTIONS = {"cameras": "vendor", "triggers": "type"}
@@ -212,13 +207,7 @@ def _strip_tags(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> tuple[st
     return loc
 
 
-def _problem_from_error(
-    error: Any,
-    data: Mapping[str, Any],
-    source: str,
-    locator: KeyLocator,
-    from_env: dict[tuple[str, str], str],
-) -> Problem:
+def _problem_from_error(error: Any, data: Mapping[str, Any], where: Where) -> Problem:
     loc = _strip_tags(tuple(error["loc"]), data)
     # "Value error, x" -> "x": our validators' messages are already for people.
     message = str(error["msg"]).removeprefix("Value error, ")
@@ -243,10 +232,7 @@ def _problem_from_error(
     rule_name = _rule_name(loc, data)
     if rule_name:
         display = display.replace(f"rules[{loc[1]}]", f"rules[{loc[1]}] ({rule_name})", 1)
-    env_name = from_env.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
-    if env_name:
-        return Problem(f"environment {env_name}", None, display, message)
-    return Problem(source, locator.line_of(path), display, message)
+    return where.problem(path, message, display=display)
 
 
 def _rule_name(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> str | None:
@@ -294,8 +280,8 @@ def _model_at(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> type[BaseM
 
 
 def _resolve_secrets(
-    rules: RuleFile, source: str, locator: KeyLocator, environ: Mapping[str, str]
-) -> RuleFile:
+    rules: RuleFile, where: Where, environ: Mapping[str, str]
+) -> tuple[RuleFile, list[Problem]]:
     """Read `*_env` and `*_file` secret references into their SecretStr fields."""
     problems: list[Problem] = []
 
@@ -305,15 +291,16 @@ def _resolve_secrets(
             env_name = getattr(model, f"{name}_env")
             file_name = getattr(model, f"{name}_file")
             key_path = (*path, f"{name}_env" if env_name else f"{name}_file")
-            where = (source, locator.line_of(key_path), format_path(key_path))
             if env_name:
                 value = environ.get(env_name)
                 if value is None:
                     problems.append(
-                        Problem(*where, f"environment variable {env_name!r} is not set")
+                        where.problem(key_path, f"environment variable {env_name!r} is not set")
                     )
                 elif not value:
-                    problems.append(Problem(*where, f"environment variable {env_name!r} is empty"))
+                    problems.append(
+                        where.problem(key_path, f"environment variable {env_name!r} is empty")
+                    )
                 else:
                     update[name] = SecretStr(value)
             elif file_name:
@@ -322,11 +309,15 @@ def _resolve_secrets(
                 except (OSError, UnicodeDecodeError) as exc:
                     reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                     problems.append(
-                        Problem(*where, f"cannot read secret file {str(file_name)!r}: {reason}")
+                        where.problem(
+                            key_path, f"cannot read secret file {str(file_name)!r}: {reason}"
+                        )
                     )
                     continue
                 if not value:
-                    problems.append(Problem(*where, f"secret file {str(file_name)!r} is empty"))
+                    problems.append(
+                        where.problem(key_path, f"secret file {str(file_name)!r} is empty")
+                    )
                 else:
                     update[name] = SecretStr(value)
         return model.model_copy(update=update) if update else model
@@ -340,6 +331,4 @@ def _resolve_secrets(
             },
         }
     )
-    if problems:
-        raise ConfigError(problems)
-    return resolved
+    return resolved, problems

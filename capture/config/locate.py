@@ -10,7 +10,10 @@ strings) are skipped over, inline tables are located at their key.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from capture.config.problems import Problem, Severity, format_path
 
 Path = tuple[str | int, ...]
 
@@ -155,3 +158,28 @@ class KeyLocator:
             if found is not None:
                 return found
         return None
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where each key of a rule file was written: a line of the file, or a CAPTURE_* variable."""
+
+    source: str
+    locator: KeyLocator
+    #: (section, option) -> the variable that overrode it.
+    from_env: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def problem(
+        self,
+        path: Path,
+        message: str,
+        *,
+        display: str | None = None,
+        severity: Severity = "error",
+    ) -> Problem:
+        """A problem about the key at `path`, located at its line or its variable."""
+        display = format_path(path) if display is None else display
+        variable = self.from_env.get((str(path[0]), str(path[1]))) if len(path) >= 2 else None
+        if variable:
+            return Problem(f"environment {variable}", None, display, message, severity)
+        return Problem(self.source, self.locator.line_of(path), display, message, severity)

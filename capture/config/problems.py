@@ -65,3 +65,41 @@ class ConfigError(ValueError):
     def errors(self) -> list[Problem]:
         """Only the problems that make the file unusable."""
         return [problem for problem in self.problems if problem.severity == "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Parts of a rule file that failed validation and were left out of the cross-checks.
+
+    The rest is still cross-checked, so one run shows every mistake; these
+    names keep the checks from blaming what was kept for what was left out:
+    a rule naming a camera whose own section is broken does not name an
+    unknown camera. `rules` holds positions in the file's `[[rules]]` list.
+    """
+
+    sections: frozenset[str] = frozenset()
+    cameras: frozenset[str] = frozenset()
+    triggers: frozenset[str] = frozenset()
+    rules: frozenset[int] = frozenset()
+
+    def camera_left_out(self, name: str) -> bool:
+        """Whether a camera of this name may exist, though it failed validation."""
+        return "cameras" in self.sections or name in self.cameras
+
+    def trigger_left_out(self, name: str) -> bool:
+        """Whether a trigger of this name may exist, though it failed validation."""
+        return "triggers" in self.sections or name in self.triggers
+
+    @property
+    def lines_unknown(self) -> bool:
+        """Whether a camera's production line may be unknown (its section or [service] failed)."""
+        return bool(self.cameras) or not self.sections.isdisjoint({"cameras", "service"})
+
+    @property
+    def rules_incomplete(self) -> bool:
+        """Whether some `[[rules]]` were left out."""
+        return bool(self.rules) or "rules" in self.sections
+
+    def rule_positions(self, kept: int) -> list[int]:
+        """Positions in the file of the `kept` rules that were validated, in order."""
+        return [index for index in range(kept + len(self.rules)) if index not in self.rules]
