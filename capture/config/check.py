@@ -36,7 +36,7 @@ def cross_check(rules: RuleFile, where: Where, skipped: Skipped | None = None) -
     problems = [
         *checker.rule_names(),
         *checker.rule_references(),
-        *checker.default_template(),
+        *checker.templates(),
         *checker.shared_hardware(),
         *checker.services_needed(),
         *checker.unused_triggers(),
@@ -123,12 +123,14 @@ class _Checker:
             names |= config.value_names()
         return frozenset(names)
 
-    def _unknown_value(self, name: str, values: frozenset[str]) -> str:
+    def _unknown_value(
+        self, name: str, values: frozenset[str], whose: str = "this rule's triggers carry"
+    ) -> str:
         known = sorted(values)
         hint = did_you_mean(name, [*known, *BUILTIN_FIELDS])
         listing = ", ".join(known) if known else "none"
         return (
-            f"unknown value {name!r}{hint}; this rule's triggers carry: {listing} "
+            f"unknown value {name!r}{hint}; {whose}: {listing} "
             "(declare payload fields with `fields = [...]` on the trigger)"
         )
 
@@ -149,29 +151,63 @@ class _Checker:
         self, rule: RuleConfig, path: tuple[str | int, ...], values: frozenset[str]
     ) -> Iterator[Problem]:
         if rule.filename is None:
-            template_text, template_path = self.rules.storage.filename, ("storage", "filename")
-        else:
-            template_text, template_path = rule.filename, (*path, "filename")
+            return  # the default template is checked for every rule using it, at its own line
         try:
-            template = parse_template(template_text)
+            template = parse_template(rule.filename)
         except TemplateError:
-            return  # reported once, where the template is written
-        for name in sorted(template.fields - values - BUILTIN_FIELDS.keys()):
-            where = path if rule.filename is None else template_path
-            yield self.problem(where, f"filename template: {self._unknown_value(name, values)}")
+            return  # reported once, by `templates`
+        for name in sorted(template.value_fields - values):
+            yield self.problem(
+                (*path, "filename"), f"filename template: {self._unknown_value(name, values)}"
+            )
 
-    def default_template(self) -> Iterator[Problem]:
-        templates = [(("storage", "filename"), self.rules.storage.filename)]
-        templates += [
-            (("rules", index, "filename"), rule.filename)
-            for index, rule in self.indexed
-            if rule.filename is not None
-        ]
-        for path, text in templates:
-            try:
-                parse_template(text)
-            except TemplateError as exc:
-                yield self.problem(path, f"invalid filename template: {exc}")
+    def templates(self) -> Iterator[Problem]:
+        """Syntax of every filename template; the fields of [storage].filename."""
+        for index, rule in self.indexed:
+            if rule.filename is not None:
+                try:
+                    parse_template(rule.filename)
+                except TemplateError as exc:
+                    yield self.problem(
+                        ("rules", index, "filename"), f"invalid filename template: {exc}"
+                    )
+        yield from self._default_template()
+
+    def _default_template(self) -> Iterator[Problem]:
+        """[storage].filename serves every rule without a filename of its own.
+
+        Built-in fields always work; a trigger's value only when every rule
+        using the default carries it, and none can when no rule uses it.
+        """
+        path = ("storage", "filename")
+        try:
+            template = parse_template(self.rules.storage.filename)
+        except TemplateError as exc:
+            yield self.problem(path, f"invalid filename template: {exc}")
+            return
+        if not template.value_fields:
+            return
+        users = [(index, rule) for index, rule in self.indexed if rule.filename is None]
+        if not users:
+            if self.skipped.rules_incomplete:
+                return  # a rule left out may be the one using it
+            for name in sorted(template.value_fields):
+                yield self.problem(
+                    path,
+                    f"filename template: unknown value {name!r}{did_you_mean(name, BUILTIN_FIELDS)}; "
+                    "no rule uses this default template, so only built-in fields are known: "
+                    f"{', '.join(BUILTIN_FIELDS)}",
+                )
+            return
+        for index, rule in users:
+            values = self._values_of(rule)
+            if values is None:
+                continue  # its unknown trigger is reported at the rule
+            for name in sorted(template.value_fields - values):
+                whose = f"rules[{index}] ({rule.name}) has no filename of its own and its triggers carry"
+                yield self.problem(
+                    path, f"filename template: {self._unknown_value(name, values, whose)}"
+                )
 
     def shared_hardware(self) -> Iterator[Problem]:
         pins: dict[int, list[str]] = defaultdict(list)

@@ -99,3 +99,49 @@ def test_unused_trigger_is_only_a_warning() -> None:
     assert [str(w) for w in loaded.warnings] == [
         f"rules.toml:{line_of(text, 'triggers.spare')}: warning: triggers.spare: no rule uses this trigger"
     ]
+
+
+def test_a_default_template_field_a_rule_lacks_is_reported_at_storage_filename() -> None:
+    text = MINIMAL.replace("[service]", '[storage]\nfilename = "{camera}_{tmep}.jpg"\n\n[service]')
+    [message] = problems_of(text)
+    assert message.startswith(
+        f"rules.toml:{line_of(text, 'filename =')}: storage.filename: filename template: "
+        "unknown value 'tmep' (did you mean 'time'?); rules[0] (r1) has no filename of its own and its triggers carry: "
+        "duration_ms, pin, state"
+    ), message
+
+
+def test_a_default_template_field_is_known_only_if_every_rule_using_it_carries_it() -> None:
+    text = MINIMAL.replace(
+        "[service]", '[storage]\nfilename = "{camera}_{state}_{temp}.jpg"\n\n[service]'
+    ).replace(
+        "[[rules]]",
+        '[triggers.thermo]\ntype = "serial"\nport = "/dev/ttyUSB0"\nvalue_name = "temp"\n\n[[rules]]',
+    )
+    text += '\n[[rules]]\nname = "r2"\nwhen = "thermo"\ncameras = ["cam1"]\n'
+    messages = problems_of(text)
+    at = f"rules.toml:{line_of(text, 'filename =')}: storage.filename: filename template: "
+    assert messages == [
+        f"{at}unknown value 'temp'; rules[0] (r1) has no filename of its own and its triggers "
+        "carry: duration_ms, pin, state (declare payload fields with `fields = [...]` on the trigger)",
+        f"{at}unknown value 'state' (did you mean 'site'?); rules[1] (r2) has no filename of its own and its triggers "
+        "carry: line, port, temp (declare payload fields with `fields = [...]` on the trigger)",
+    ]
+
+
+def test_a_default_template_no_rule_uses_may_only_use_built_in_fields() -> None:
+    text = MINIMAL.replace(
+        "[service]", '[storage]\nfilename = "{camera}_{order}.jpg"\n\n[service]'
+    ).replace('when = "gate"', 'when = "gate"\nfilename = "{camera}_{state}.jpg"')
+    [message] = problems_of(text)
+    assert message.startswith(
+        f"rules.toml:{line_of(text, 'filename =')}: storage.filename: filename template: "
+        "unknown value 'order'; no rule uses this default template, so only built-in fields"
+    ), message
+    parse_rules(text.replace("{camera}_{order}.jpg", "{camera}.jpg"), "rules.toml", {})
+
+
+def test_a_default_template_with_a_syntax_error_is_reported_at_storage_filename() -> None:
+    text = MINIMAL.replace("[service]", '[storage]\nfilename = "{camera"\n\n[service]')
+    [message] = problems_of(text)
+    assert f":{line_of(text, 'filename =')}: storage.filename: invalid filename template" in message
