@@ -1,23 +1,28 @@
 """Cross-reference checks: what the schema alone cannot see.
 
 A rule naming a camera that does not exist, a condition using a value its
-trigger never carries, a pin wired to two triggers: each becomes a `Problem`
-with the line of the offending key, all reported at once.
+trigger never carries, a pin wired to two triggers, a CA file that is not
+there: each becomes a `Problem` with the line of the offending key, all
+reported at once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
+from capture.cameras.paths import check_template
 from capture.condition import ConditionError, parse_condition
 from capture.config.locate import Where
 from capture.config.pins import bcm_number
 from capture.config.problems import Problem, Severity, Skipped, did_you_mean, format_path
 from capture.config.schema import (
     LINE_PREFIX,
+    GenericCamera,
     GpioTrigger,
     HttpTrigger,
+    MjpegCamera,
     MqttTrigger,
     RuleConfig,
     RuleFile,
@@ -37,6 +42,8 @@ def cross_check(rules: RuleFile, where: Where, skipped: Skipped | None = None) -
         *checker.rule_names(),
         *checker.rule_references(),
         *checker.templates(),
+        *checker.camera_paths(),
+        *checker.ca_files(),
         *checker.shared_hardware(),
         *checker.services_needed(),
         *checker.unused_triggers(),
@@ -209,6 +216,33 @@ class _Checker:
                     path, f"filename template: {self._unknown_value(name, values, whose)}"
                 )
 
+    def camera_paths(self) -> Iterator[Problem]:
+        """The path templates the generic and mjpeg drivers fill in for each request."""
+        for name, camera in self.rules.cameras.items():
+            if isinstance(camera, GenericCamera | MjpegCamera):
+                try:
+                    check_template(name, camera.path)
+                except ValueError as exc:
+                    # Not the path itself: someone may have put a password in its query.
+                    message = str(exc).removeprefix(f"camera {name}: ")
+                    message = message.replace(f"path {camera.path!r}: ", "not a path template: ")
+                    yield self.problem(("cameras", name, "path"), message)
+
+    def ca_files(self) -> Iterator[Problem]:
+        """CA files are loaded when a client is built: a missing one would stop the service."""
+        files = [
+            (("cameras", name, "ca_file"), camera.ca_file)
+            for name, camera in self.rules.cameras.items()
+            if camera.ca_file is not None and camera.verify
+        ]
+        mqtt = self.rules.mqtt
+        if mqtt.enabled and mqtt.tls and mqtt.ca_file is not None:
+            files.append((("mqtt", "ca_file"), mqtt.ca_file))
+        for path, ca_file in files:
+            reason = ca_file_problem(ca_file)
+            if reason:
+                yield self.problem(path, reason)
+
     def shared_hardware(self) -> Iterator[Problem]:
         pins: dict[int, list[str]] = defaultdict(list)
         ports: dict[str, list[str]] = defaultdict(list)
@@ -253,3 +287,20 @@ class _Checker:
                 yield self.problem(
                     ("triggers", name), "no rule uses this trigger", severity="warning"
                 )
+
+
+def ca_file_problem(path: Path) -> str | None:
+    """Why a CA file cannot verify TLS peers (missing, unreadable, no PEM certificate), or None."""
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        return f"cannot read CA file {str(path)!r}: {exc.strerror or exc}"
+    import ssl  # noqa: PLC0415 - only files that configure a CA file pay for it
+
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return f"CA file {str(path)!r} holds no usable PEM certificate ({reason})"
+    return None

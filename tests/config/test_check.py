@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import certifi
 import pytest
 
 from capture.config.loader import parse_rules
@@ -99,6 +102,71 @@ def test_unused_trigger_is_only_a_warning() -> None:
     assert [str(w) for w in loaded.warnings] == [
         f"rules.toml:{line_of(text, 'triggers.spare')}: warning: triggers.spare: no rule uses this trigger"
     ]
+
+
+GENERIC = MINIMAL.replace(
+    'vendor = "edimax"\nhost = "10.0.0.1"',
+    'vendor = "generic"\nhost = "10.0.0.1"\npath = "/cgi-bin/snap.cgi?ch={channel}&pwd=Path-Pw-0042"',
+)
+
+
+@pytest.mark.parametrize("vendor", ["generic", "mjpeg"])
+def test_a_camera_path_with_an_unknown_field_is_reported_at_its_line(vendor: str) -> None:
+    text = GENERIC.replace('"generic"', f'"{vendor}"').replace("{channel}", "{chanel}")
+    [message] = problems_of(text)
+    assert message.startswith(
+        f"rules.toml:{line_of(text, 'path =')}: cameras.cam1.path: path uses {{chanel}}; "
+        "known fields: {channel}, {channel0}"
+    ), message
+
+
+def test_a_camera_path_that_is_no_template_is_reported_without_echoing_it() -> None:
+    text = GENERIC.replace("{channel}", "{channel")
+    [message] = problems_of(text)
+    assert f"rules.toml:{line_of(text, 'path =')}: cameras.cam1.path: " in message
+    assert "Path-Pw-0042" not in message
+
+
+def test_a_camera_path_with_known_fields_passes() -> None:
+    rules = parse_rules(GENERIC, "rules.toml", {}).rules
+    assert rules.cameras["cam1"].path.startswith("/cgi-bin/snap.cgi")  # type: ignore[union-attr]
+
+
+HTTPS = MINIMAL.replace('host = "10.0.0.1"', 'host = "10.0.0.1"\nscheme = "https"\nca_file = "CA"')
+
+
+def test_a_missing_ca_file_is_reported_at_its_line(tmp_path: Path) -> None:
+    text = HTTPS.replace('"CA"', f'"{tmp_path / "missing.pem"}"')
+    [message] = problems_of(text)
+    assert message == (
+        f"rules.toml:{line_of(text, 'ca_file')}: cameras.cam1.ca_file: "
+        f"cannot read CA file '{tmp_path / 'missing.pem'}': No such file or directory"
+    )
+
+
+def test_a_ca_file_that_holds_no_certificate_is_reported(tmp_path: Path) -> None:
+    not_a_certificate = tmp_path / "camera.pem"
+    not_a_certificate.write_text("this is the camera's manual, not its certificate\n")
+    text = HTTPS.replace('"CA"', f'"{not_a_certificate}"')
+    [message] = problems_of(text)
+    assert f"cameras.cam1.ca_file: CA file '{not_a_certificate}' holds no usable PEM" in message
+
+
+def test_a_readable_ca_file_passes_and_an_unused_one_is_not_opened(tmp_path: Path) -> None:
+    text = HTTPS.replace('"CA"', f'"{certifi.where()}"')
+    assert parse_rules(text, "rules.toml", {}).rules.cameras["cam1"].ca_file is not None
+    unverified = HTTPS.replace('"CA"', f'"{tmp_path / "missing.pem"}"\nverify = false')
+    parse_rules(unverified, "rules.toml", {})
+
+
+def test_the_brokers_ca_file_is_checked_when_tls_is_on(tmp_path: Path) -> None:
+    missing = tmp_path / "broker-ca.pem"
+    text = MINIMAL.replace("[service]", f'[mqtt]\ntls = true\nca_file = "{missing}"\n\n[service]')
+    [message] = problems_of(text)
+    assert message.startswith(
+        f"rules.toml:{line_of(text, 'ca_file')}: mqtt.ca_file: cannot read CA"
+    )
+    parse_rules(text.replace("tls = true", "tls = false"), "rules.toml", {})
 
 
 def test_a_default_template_field_a_rule_lacks_is_reported_at_storage_filename() -> None:
