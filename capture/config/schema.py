@@ -308,6 +308,26 @@ class CameraBase(SecretRef):
     )
     description: str = Field("", description="Free text for people; shown in the dashboard.")
 
+    @field_validator("host")
+    @classmethod
+    def _host_alone(cls, value: str) -> str:
+        # The value is never quoted back: `admin:pw@10.0.0.5` would show a password.
+        host = value.strip()
+        if "://" in host:
+            raise ValueError("give the host alone: the scheme goes in `scheme`, a port in `port`")
+        if "@" in host:
+            raise ValueError(
+                "give the host alone: the user goes in `user`, the password in password_env"
+            )
+        if any(char in host for char in "/?#[] \t") or not host:
+            raise ValueError("give only a host name or IP address: no path, brackets or spaces")
+        if ":" in host:
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ValueError("give the port as `port = N`, not in host") from None
+        return host
+
     @model_validator(mode="after")
     def _tls_options_need_https(self) -> CameraBase:
         if self.scheme == "http" and self.ca_file is not None:

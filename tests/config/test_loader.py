@@ -207,3 +207,29 @@ def test_xrc_session_given_twice_is_an_error_without_echoing_it() -> None:
     [message] = problems_of(text, {"S": "other"})
     assert "give only one of session, session_env" in message
     assert "sess-inline-9" not in message
+
+
+@pytest.mark.parametrize(
+    ("host", "advice"),
+    [
+        ("10.0.0.1:8080", "give the port as `port = N`, not in host"),
+        ("https://10.0.0.1", "the scheme goes in `scheme`"),
+        ("admin:Host-Pw-0042@10.0.0.1", "the user goes in `user`"),
+        ("10.0.0.1/snapshot.jpg", "no path, brackets or spaces"),
+        ("[fe80::1]", "no path, brackets or spaces"),
+    ],
+)
+def test_a_camera_host_with_more_than_a_host_in_it_is_refused_without_echoing_it(
+    host: str, advice: str
+) -> None:
+    text = MINIMAL.replace('host = "10.0.0.1"', f'host = "{host}"')
+    [message] = problems_of(text)
+    assert message.startswith(f"rules.toml:{line_of(text, 'host =')}: cameras.cam1.host: ")
+    assert advice in message
+    assert host not in message and "Host-Pw-0042" not in message
+
+
+def test_a_camera_host_may_be_a_name_or_an_ipv4_or_ipv6_address() -> None:
+    for host in ("cam-3.line.local", "10.0.0.1", "fe80::1", "fe80::1%eth0"):
+        rules = parse_rules(MINIMAL.replace("10.0.0.1", host), "rules.toml", {}).rules
+        assert rules.cameras["cam1"].host == host
