@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from capture.cameras import Camera, build_camera
 from capture.config.loader import LoadedRules, load_rules
 from capture.config.problems import ConfigError, Problem
-from capture.config.schema import RuleFile
+from capture.config.schema import CameraConfig, RuleFile
 from capture.engine import Engine
 from capture.events import Event
 from capture.journal import Journal, JournalError
@@ -95,7 +95,11 @@ class Service:
         recovered = self.storage.recover()
         log.info("storage root=%s %s", rules.storage.root, recovered)
         self.journal = Journal(Path(rules.storage.root) / JOURNAL_NAME)
-        self.cameras = {name: build_camera(name, config) for name, config in rules.cameras.items()}
+        self.cameras = {
+            name: camera
+            for name, config in rules.cameras.items()
+            if (camera := self._build_camera(name, config)) is not None
+        }
         self.publisher: Publisher | None = None
         if rules.mqtt.enabled:
             self.publisher = Publisher(
@@ -119,6 +123,19 @@ class Service:
             "started site=%s cameras=%d triggers=%d/%d rules=%d",
             rules.service.site, len(self.cameras), len(self.triggers), len(rules.triggers), len(rules.rules),
         )  # fmt: skip
+
+    def _build_camera(self, name: str, config: CameraConfig) -> Camera | None:
+        """The camera's driver, or None when it cannot be set up: logged, and the others run."""
+        try:
+            return build_camera(name, config)
+        except Exception as exc:
+            # build_camera does not translate its failures (a driver's ValueError, a CA
+            # file's OSError, httpx's InvalidURL); any of them is this camera's setup error.
+            log.error(
+                "camera %s: cannot be set up (%s: %s); its rules skip it until the rule file is fixed",
+                name, type(exc).__name__, exc,
+            )  # fmt: skip
+            return None
 
     def _make_trigger_context(self, rules: RuleFile) -> TriggerContext:
         return TriggerContext(
@@ -246,7 +263,9 @@ class Service:
             if current is not None and old.cameras.get(name) == config:
                 cameras[name] = current
             else:
-                cameras[name] = build_camera(name, config)
+                camera = self._build_camera(name, config)
+                if camera is not None:
+                    cameras[name] = camera
                 if current is not None:
                     retired.append(current)
         retired += [camera for name, camera in self.cameras.items() if name not in new.cameras]
