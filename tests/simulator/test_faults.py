@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from capture.simulator import Faults
+from capture.simulator.device import HTML_ERROR_PAGE
 from tests.conftest import wait_for
 from tests.simulator.helpers import PASSWORD, camera, decoded
 
@@ -95,9 +96,13 @@ def test_freeze_serves_identical_bytes_until_lifted(edimax):
 
 
 def test_faults_are_per_camera(edimax):
-    sim, client, _ = edimax
+    sim, client, url = edimax
     sim.faults("ed").html_200 = True
+    faulted = client.get(url)
+    assert faulted.headers["content-type"] == "text/html"
+    assert faulted.content == HTML_ERROR_PAGE
     other = client.get(sim.url_of("other") + "/snapshot.jpg")
+    assert other.headers["content-type"] == "image/jpeg"
     decoded(other.content)
 
 
