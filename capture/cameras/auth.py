@@ -137,12 +137,37 @@ class _DigestState:
     nonce_count: int = 0
 
 
+@dataclass(eq=False)
+class AuthMemory:
+    """What a device taught us about logging in: the scheme `auto` learned, the digest challenge.
+
+    Shared by the camera sections of one device (capture.cameras.device), so
+    four NVR channels do one handshake between them, not four.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    learned: str | None = None
+    digest: _DigestState | None = None
+
+
+#: Request extension: a callable run with the request each time the flow sends it again (the
+#: 401 and 403 retries), where the HTTP layer cuts its timeouts to what is left of the deadline.
+BEFORE_RESEND = "capture.before_resend"
+
+
+def _before_resend(request: httpx.Request) -> None:
+    hook = request.extensions.get(BEFORE_RESEND)
+    if hook is not None:
+        hook(request)
+
+
 class CameraAuth(httpx.Auth):
     """Authentication of one camera, shared by all its requests (thread-safe).
 
     `mode` is the configured scheme; `auto` sends nothing until a 401 names
     the scheme, then remembers it (`scheme`). `query` adds `query_params`
-    (e.g. `user`/`pwd`) to every request instead of a header.
+    (e.g. `user`/`pwd`) to every request instead of a header. `memory` is
+    what the device taught us, shared with the other sections of the device.
     """
 
     def __init__(
@@ -151,21 +176,20 @@ class CameraAuth(httpx.Auth):
         mode: AuthMode,
         credentials: Credentials | None,
         query_params: Mapping[str, str] | None = None,
+        memory: AuthMemory | None = None,
     ) -> None:
         self.camera = camera
         self.mode = mode
         self.credentials = credentials
         self.query_params = dict(query_params or {})
-        self._lock = threading.Lock()
-        self._learned: str | None = None
-        self._digest: _DigestState | None = None
+        self.memory = memory if memory is not None else AuthMemory()
 
     @property
     def scheme(self) -> str:
         """The scheme in use now: the configured one, or what `auto` learned ('none' until a 401)."""
         if self.mode != "auto":
             return self.mode
-        return self._learned or "none"
+        return self.memory.learned or "none"
 
     def sends_credentials(self, request: httpx.Request) -> bool:
         """Whether this request carried our credentials (header or query)."""
@@ -188,6 +212,7 @@ class CameraAuth(httpx.Auth):
             # Some NVRs answer a reused nonce with 403 instead of 401: start over.
             self._forget_digest()
             del request.headers["authorization"]
+            _before_resend(request)
             response = yield request
         fresh_attempts = 0
         while response.status_code == 401:
@@ -196,13 +221,18 @@ class CameraAuth(httpx.Auth):
             if chosen is None:
                 return
             if fresh_attempts >= 2 or (fresh_attempts == 1 and not chosen.stale):
-                return  # a fresh login failed: the caller reports bad credentials
+                # A fresh login failed: the caller reports bad credentials. The challenge is
+                # not answered pre-emptively again: after the back-off the next try starts
+                # with a plain request, so it costs the account one failed login, not two.
+                self._forget_digest()
+                return
             if sent == "basic" and chosen.scheme == "basic":
                 return  # basic has no nonce: the first rejection is final
             self._answer(request, chosen)
             _copy_cookies(response, request)
             fresh_attempts += 1
             sent = chosen.scheme
+            _before_resend(request)
             response = yield request
 
     def _authorize_preemptively(self, request: httpx.Request) -> str | None:
@@ -211,8 +241,9 @@ class CameraAuth(httpx.Auth):
             request.headers["Authorization"] = self._basic_header()
             return "basic"
         if scheme == "digest":
-            with self._lock:
-                state = self._digest
+            memory = self.memory
+            with memory.lock:
+                state = memory.digest
                 if state is None:
                     return None
                 state.nonce_count += 1
@@ -250,21 +281,22 @@ class CameraAuth(httpx.Auth):
         )
 
     def _answer(self, request: httpx.Request, challenge: Challenge) -> None:
+        memory = self.memory
         if challenge.scheme == "basic":
             if self.mode == "auto":
-                self._learned = "basic"
+                memory.learned = "basic"
             request.headers["Authorization"] = self._basic_header()
             return
         state = _DigestState(challenge, _digest_algorithm(challenge), nonce_count=1)
-        with self._lock:
-            self._digest = state
+        with memory.lock:
+            memory.digest = state
             if self.mode == "auto":
-                self._learned = "digest"
+                memory.learned = "digest"
         request.headers["Authorization"] = self._digest_header(request, state, 1)
 
     def _forget_digest(self) -> None:
-        with self._lock:
-            self._digest = None
+        with self.memory.lock:
+            self.memory.digest = None
 
     def _basic_header(self) -> str:
         assert self.credentials is not None

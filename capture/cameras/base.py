@@ -1,7 +1,8 @@
 """What every HTTP camera driver shares: slots, deadline, lockout back-off, stale detection, state.
 
 A vendor driver only says how to fetch one frame (`_fetch`); this base turns
-that into the `Camera` protocol: at most `max_concurrent` requests in flight,
+that into the `Camera` protocol: at most `max_concurrent` requests in flight
+at the device (shared with the device's other sections, capture.cameras.device),
 an overall deadline, no contact with the device while backed off after
 rejected credentials, frozen-image detection, and a `CameraState` for the
 dashboard.
@@ -22,6 +23,7 @@ from typing import ClassVar
 
 from capture.cameras import CameraState, Snapshot
 from capture.cameras.auth import CameraAuth, Credentials
+from capture.cameras.device import DEVICES, DeviceRegistry
 from capture.cameras.errors import AuthFailed, CameraError, InvalidImage, LockedOut, Timeout
 from capture.cameras.http import CameraHttp, Deadline, Reply
 from capture.cameras.jpeg import JpegInfo
@@ -74,57 +76,6 @@ def _last_modified(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC) if parsed.tzinfo else None
 
 
-class AuthBackoff:
-    """Keeps a camera untouched for a growing time after it rejected our credentials.
-
-    Cameras lock accounts (Hikvision blocks the address for 30 min) after a
-    few failed logins, so one confirmed rejection stops all requests for
-    `first_s`, doubling on each further rejection up to `max_s`; a success or
-    a new configuration (a new camera object) resets it.
-    """
-
-    def __init__(self, clock: Clock, first_s: float = 60.0, max_s: float = 3600.0) -> None:
-        self._clock = clock
-        self.first_s = first_s
-        self.max_s = max_s
-        self._next_s = first_s
-        self._until: float | None = None
-        self._reason = ""
-
-    def remaining(self) -> float | None:
-        """Seconds until the device may be contacted again, or None when not backed off."""
-        if self._until is None:
-            return None
-        left = self._until - self._clock()
-        return left if left > 0 else None
-
-    def check(self, camera: str) -> None:
-        """Raise `LockedOut` while backed off."""
-        left = self.remaining()
-        if left is not None:
-            raise LockedOut(
-                camera,
-                f"not contacted for another {left:.0f} s: {self._reason}; fix the "
-                "credentials and reload the configuration to retry at once",
-                retry_after_s=left,
-            )
-
-    def reject(self, error: AuthFailed) -> float:
-        """Start (or extend) the back-off after `error`; return its length in seconds."""
-        wait = self._next_s
-        if isinstance(error, LockedOut) and error.retry_after_s:
-            wait = max(wait, error.retry_after_s)
-        self._until = self._clock() + wait
-        self._next_s = min(self._next_s * 2, self.max_s)
-        self._reason = error.message
-        return wait
-
-    def reset(self) -> None:
-        """Forget past rejections after a success."""
-        self._next_s = self.first_s
-        self._until = None
-
-
 class HttpCamera:
     """Base of the HTTP drivers; subclasses implement `_fetch` and set `vendor`."""
 
@@ -132,16 +83,29 @@ class HttpCamera:
     #: Query parameters this driver may put secrets in, masked wherever URLs are shown.
     secret_params: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, name: str, config: CameraBase, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: CameraBase,
+        *,
+        clock: Clock = time.monotonic,
+        devices: DeviceRegistry = DEVICES,
+    ) -> None:
         self.name = name
         self.config = config
         self._clock = clock
-        self.http = CameraHttp(
-            name, config, self._build_auth(), secret_params=self._secret_params()
-        )
-        self._slots = threading.BoundedSemaphore(config.max_concurrent)
+        # Slots, back-off and learned auth belong to the device, shared with its other sections.
+        self._device = devices.attach(name, config, clock)
+        try:
+            self.http = CameraHttp(
+                name, config, self._build_auth(), secret_params=self._secret_params()
+            )
+        except BaseException:
+            self._device.release()
+            raise
+        self._slots = self._device.slots
+        self._backoff = self._device.backoff
         self._lock = threading.Lock()
-        self._backoff = AuthBackoff(clock)
         self._previous_digest: bytes | None = None
         self._state = CameraState(name=name, vendor=self.vendor)
         self.note: str | None = None
@@ -153,7 +117,9 @@ class HttpCamera:
         mode = self.config.effective_auth
         credentials = credentials_of(self.config)
         query = self._query_credentials() if mode == "query" else None
-        return CameraAuth(self.name, mode, credentials, query)  # type: ignore[arg-type]
+        return CameraAuth(  # type: ignore[arg-type]
+            self.name, mode, credentials, query, memory=self._device.auth
+        )
 
     def _query_credentials(self) -> dict[str, str]:
         """Query parameters carrying the credentials when auth = 'query'."""
@@ -175,16 +141,13 @@ class HttpCamera:
         """Take one picture now; see `capture.cameras.Camera.snapshot`."""
         self._backoff.check(self.name)
         deadline = Deadline(self.config.deadline_s, self._clock)
-        if not self._slots.acquire(timeout=deadline.remaining()):
-            error = Timeout(
-                self.name,
-                f"{self.config.max_concurrent} request(s) already in flight and none finished "
-                f"within deadline_s = {self.config.deadline_s:g} s; snapshots are requested "
-                "faster than the camera delivers them",
-            )
+        if not self._slots.acquire(deadline.remaining()):
+            error = self._no_slot()
             self._record_failure(error)
             raise error
         try:
+            # Another section of the device may have had the password refused while we waited.
+            self._backoff.check(self.name)
             started = time.monotonic()
             try:
                 frame = self._fetch(deadline)
@@ -209,13 +172,25 @@ class HttpCamera:
         )
 
     def close(self) -> None:
-        """Close the camera's connections."""
+        """Close the camera's connections and detach it from its device."""
         self.http.close()
+        self._device.release()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, host={self.config.host!r})"
 
     # ------------------------------------------------------------------ internals
+
+    def _no_slot(self) -> Timeout:
+        device = self._device.device
+        others = [name for name in device.camera_names() if name != self.name]
+        shared = f" (shared with {', '.join(others)})" if others else ""
+        return Timeout(
+            self.name,
+            f"{device.slots.limit} request(s) already in flight at {device.address}{shared} "
+            f"and none finished within deadline_s = {self.config.deadline_s:g} s; snapshots "
+            "are requested faster than the device delivers them",
+        )
 
     def _accept(self, frame: Frame, started: float) -> Snapshot:
         received_monotonic = time.monotonic()

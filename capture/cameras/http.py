@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from capture import __version__
-from capture.cameras.auth import CameraAuth, describe_challenge, is_stale
+from capture.cameras.auth import BEFORE_RESEND, CameraAuth, describe_challenge, is_stale
 from capture.cameras.classify import classify_common
 from capture.cameras.errors import (
     AuthFailed,
@@ -105,10 +105,21 @@ class Reply:
 Classifier = Callable[[Reply], CameraError | None]
 
 
-class _ConnectionTracker:
-    """Transport trace hook: did the last request go out on a reused pooled connection?"""
+class _Attempt:
+    """One attempt at a request: its deadline, and whether it went out on a reused connection.
 
-    def __init__(self) -> None:
+    Called as the transport's trace hook (`reused`); `before_resend` runs before
+    the auth flow sends the request again (a 401 answered, a 403 retried), so
+    every request of the handshake gets the time left, not the time the first
+    one was given.
+    """
+
+    __slots__ = ("_connected", "_http", "deadline", "reused", "source")
+
+    def __init__(self, http: CameraHttp, deadline: Deadline, source: str) -> None:
+        self._http = http
+        self.deadline = deadline
+        self.source = source
         self._connected = False
         self.reused = False
 
@@ -118,6 +129,11 @@ class _ConnectionTracker:
         elif event in ("http11.send_request_headers.started", "http2.send_request_headers.started"):
             self.reused = not self._connected
             self._connected = False
+
+    def before_resend(self, request: httpx.Request) -> None:
+        """Cut the request's timeouts to the deadline; `Timeout` once it is spent."""
+        self._http.check_deadline(self.deadline, self.source)
+        request.extensions["timeout"] = self.deadline.timeout(self._http.config).as_dict()
 
 
 @functools.cache
@@ -256,17 +272,18 @@ class CameraHttp:
         """
         url, source = self._target(path, params)
         for attempt in (1, 2):
-            tracker = _ConnectionTracker()
+            self.check_deadline(deadline, source)
+            tracker = _Attempt(self, deadline, source)
             request = self.client.build_request(
                 "GET",
                 url,
                 timeout=deadline.timeout(self.config),
-                extensions={"trace": tracker},
+                extensions={"trace": tracker, BEFORE_RESEND: tracker.before_resend},
             )
             try:
                 response = self.client.send(request, auth=self.auth, stream=True)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                if attempt == 1 and tracker.reused and not deadline.expired:
+                if attempt == 1 and tracker.reused:
                     logger.info(
                         "camera=%s event=keepalive_dropped url=%s retry=1 error=%s",
                         self.camera,
@@ -284,6 +301,19 @@ class CameraHttp:
             raise self.translate(exc, source, deadline) from exc
         finally:
             response.close()
+
+    def check_deadline(self, deadline: Deadline, source: str) -> None:
+        """Raise `Timeout` when the snapshot's deadline is spent (checked before each request)."""
+        if deadline.expired:
+            raise self._deadline_spent(deadline, source)
+
+    def _deadline_spent(self, deadline: Deadline, source: str) -> Timeout:
+        return Timeout(
+            self.camera,
+            f"no complete answer within deadline_s = {deadline.seconds:g} s from {source} "
+            "(every request of the snapshot counts, the login handshake included); the "
+            "device may be overloaded: raise deadline_s",
+        )
 
     def iter_chunks(self, response: httpx.Response, deadline: Deadline) -> Iterator[bytes]:
         """The body as it arrives; `Timeout` once the snapshot deadline has passed."""
@@ -539,6 +569,8 @@ class CameraHttp:
                 "deadline; raise max_concurrent only if the device copes with it",
             )
         if isinstance(exc, httpx.TimeoutException):
+            if deadline.remaining() < 0.01:  # the read was cut short by the deadline
+                return self._deadline_spent(deadline, source)
             limit = min(self.config.timeout_s, deadline.seconds)
             return Timeout(
                 self.camera,

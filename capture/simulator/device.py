@@ -48,6 +48,8 @@ class Device:
         self._bad_since_reset = 0
         self._locked = False
         self._frozen: dict[tuple[int, int, int], bytes] = {}
+        self._in_flight = 0
+        self._peak_in_flight = 0
 
     # ------------------------------------------------------------------ counters
 
@@ -62,17 +64,37 @@ class Device:
         return self._bad_logins
 
     @property
+    def peak_in_flight(self) -> int:
+        """The most requests this device was handling at the same moment."""
+        return self._peak_in_flight
+
+    def request_started(self) -> None:
+        """A request arrived (the server calls this before `handle`)."""
+        with self._lock:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+
+    def request_finished(self) -> None:
+        """The answer to a request is complete and about to be sent (a stream: has ended)."""
+        with self._lock:
+            self._in_flight -= 1
+
+    @property
     def locked(self) -> bool:
         """Whether the lockout fault has locked the account."""
         return self._locked
 
     def reset(self) -> None:
-        """Faults off, account unlocked, frozen picture forgotten (counters are kept)."""
+        """Faults off, account unlocked, frozen picture forgotten, peak in flight restarted.
+
+        The request and bad-login counters are kept.
+        """
         self.faults.reset()
         with self._lock:
             self._locked = False
             self._bad_since_reset = 0
             self._frozen.clear()
+            self._peak_in_flight = self._in_flight
 
     # ------------------------------------------------------------------ pipeline
 

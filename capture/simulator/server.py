@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from capture.simulator.camera import SimulatedCamera, SimulatorConfigError
 from capture.simulator.device import Device
 from capture.simulator.faults import Faults
-from capture.simulator.protocol import Drop, Reply, Request, StreamControl, StreamReply
+from capture.simulator.protocol import Answer, Drop, Reply, Request, StreamControl, StreamReply
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,22 @@ class _Handler(BaseHTTPRequestHandler):
             query=query,
             headers={key.lower(): value for key, value in self.headers.items()},
         )
-        answer = self.server.device.handle(request)
+        device = self.server.device
+        device.request_started()
+        answering = True
+        try:
+            answer = device.handle(request)
+            if not isinstance(answer, StreamReply):
+                # Done before the answer leaves: a client that asks again as soon as it has
+                # it must not be counted as a second request in flight.
+                device.request_finished()
+                answering = False
+            self._answer(answer)
+        finally:
+            if answering:  # a stream is in flight until it ends
+                device.request_finished()
+
+    def _answer(self, answer: Answer) -> None:
         try:
             if isinstance(answer, Reply):
                 self._write_reply(answer)
@@ -305,6 +320,10 @@ class Simulator:
     def bad_login_count(self, name: str) -> int:
         """Requests camera `name` rejected for wrong credentials."""
         return self._device(name).bad_login_count
+
+    def peak_in_flight(self, name: str) -> int:
+        """The most requests camera `name` handled at once (since start or its last reset)."""
+        return self._device(name).peak_in_flight
 
     def is_locked(self, name: str) -> bool:
         """Whether camera `name`'s account is locked by the lockout fault."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -137,7 +138,7 @@ def test_strongest_digest_challenge_is_chosen(sim: Simulator) -> None:
     camera = connect(sim, "hik-both")
     try:
         camera.snapshot()
-        state = camera.http.auth._digest  # the challenge kept for pre-emptive answers
+        state = camera.http.auth.memory.digest  # the challenge kept for pre-emptive answers
         assert state is not None and state.algorithm == "SHA-256"
     finally:
         camera.close()
@@ -245,6 +246,19 @@ def test_overall_deadline_bounds_the_snapshot(sim: Simulator) -> None:
     sim.faults("hik-md5").latency_s = 0.3  # every request of the handshake is slow
     error = failure(sim, "hik-md5", deadline_s=0.5, timeout_s=5)
     assert isinstance(error, Timeout)
+
+
+def test_the_login_handshake_does_not_overrun_the_deadline(sim: Simulator) -> None:
+    # The 401 and the answered request take 0.8 s each: the second gets only 0.4 s.
+    sim.faults("hik-md5").latency_s = 0.8
+    camera = connect(sim, "hik-md5", timeout_s=1, deadline_s=1.2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Timeout, match=r"deadline_s = 1\.2 s"):
+            camera.snapshot()
+    finally:
+        camera.close()
+    assert time.monotonic() - started < 1.45  # 1.6 s and more when the retry got timeout_s
 
 
 @pytest.mark.parametrize("name", ["hik-md5", "dahua", "edimax", "generic-basic", "xrc"])

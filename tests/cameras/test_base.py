@@ -10,7 +10,8 @@ import pytest
 import respx
 
 from capture.cameras import Camera, CameraState
-from capture.cameras.base import AuthBackoff, content_disposition_filename
+from capture.cameras.base import content_disposition_filename
+from capture.cameras.device import AuthBackoff
 from capture.cameras.errors import AuthFailed, InvalidImage, LockedOut, Timeout
 from capture.cameras.generic import GenericCamera
 from tests.cameras.helpers import PASSWORD, camera_config, make_jpeg
@@ -112,12 +113,26 @@ def test_device_lockout_uses_the_longer_of_device_time_and_own_back_off() -> Non
     assert backoff.remaining() is None
 
 
-def test_back_off_is_capped_at_an_hour() -> None:
+def test_back_off_doubles_on_each_rejection_up_to_an_hour() -> None:
     clock = FakeClock()
     backoff = AuthBackoff(clock)
-    waits = [backoff.reject(AuthFailed("c", "bad")) for _ in range(10)]
+    waits = []
+    for _ in range(10):
+        waits.append(backoff.reject(AuthFailed("c", "bad")))
+        clock.now += waits[-1] + 1  # the next login is tried once the back-off ran out
     assert waits[:3] == [60, 120, 240]
     assert max(waits) == 3600
+
+
+def test_a_rejection_during_the_back_off_does_not_double_it() -> None:
+    # Two requests in flight at once (max_concurrent = 2) both refused: one rejection.
+    clock = FakeClock()
+    backoff = AuthBackoff(clock)
+    assert backoff.reject(AuthFailed("c", "bad")) == 60
+    clock.now += 1
+    assert backoff.reject(AuthFailed("c", "bad")) == pytest.approx(59)
+    clock.now += 60
+    assert backoff.reject(AuthFailed("c", "bad")) == 120
 
 
 def test_device_errors_do_not_back_off(mock: respx.MockRouter) -> None:
@@ -225,7 +240,7 @@ def test_waiting_for_a_slot_is_bounded_by_the_deadline(mock: respx.MockRouter) -
 
     holder = threading.Thread(target=hold_the_slot)
     holder.start()
-    wait_for(lambda: cam._slots._value == 0, timeout=5)  # type: ignore[attr-defined]
+    wait_for(lambda: cam._slots.in_flight == 1, timeout=5)
     try:
         with pytest.raises(Timeout, match="already in flight"):
             cam.snapshot()

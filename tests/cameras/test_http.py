@@ -292,3 +292,92 @@ def test_https_verification_is_on_by_default_and_can_be_relaxed(tmp_path: object
     finally:
         strict.close()
         relaxed.close()
+
+
+# ------------------------------------------------------------------ the deadline and retries
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+DIGEST = {"WWW-Authenticate": 'Digest realm="cam", qop="auth", nonce="n1", algorithm=MD5'}
+
+
+def timed_generic(clock: FakeClock, **options: object) -> HttpCamera:
+    from capture.cameras.generic import GenericCamera  # noqa: PLC0415
+
+    config = camera_config(
+        "generic", port=8080, path="/snap.jpg", user="admin", password=PASSWORD, **options
+    )
+    return GenericCamera("line3_cam2", config, clock=clock)
+
+
+def test_the_401_retry_gets_only_what_is_left_of_the_deadline(mock: respx.MockRouter) -> None:
+    clock = FakeClock()
+    read_timeouts: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        read_timeouts.append(request.extensions["timeout"]["read"])
+        if "authorization" not in request.headers:
+            clock.now += 0.8  # the challenge came slowly
+            return httpx.Response(401, headers=DIGEST)
+        return httpx.Response(200, content=JPEG)
+
+    mock.get("/snap.jpg").mock(side_effect=answer)
+    camera = timed_generic(clock, auth="digest", timeout_s=1, deadline_s=1.2)
+    try:
+        camera.snapshot()
+    finally:
+        camera.close()
+    assert read_timeouts[0] == pytest.approx(1.0)  # timeout_s: less than the deadline
+    assert read_timeouts[1] == pytest.approx(0.4)  # 1.2 s deadline - 0.8 s spent
+
+
+def test_a_retry_is_not_sent_once_the_deadline_is_spent(mock: respx.MockRouter) -> None:
+    clock = FakeClock()
+
+    def challenge(request: httpx.Request) -> httpx.Response:
+        clock.now += 1.5
+        return httpx.Response(401, headers=DIGEST)
+
+    route = mock.get("/snap.jpg").mock(side_effect=challenge)
+    error = snap_error(timed_generic(clock, auth="digest", timeout_s=1, deadline_s=1.2))
+    assert isinstance(error, Timeout)
+    assert "deadline_s = 1.2 s" in str(error) and "handshake included" in str(error)
+    assert route.call_count == 1  # the login was never sent: no time left for it
+
+
+def test_the_403_retry_is_bounded_by_the_deadline_too(mock: respx.MockRouter) -> None:
+    clock = FakeClock()
+    answers = iter(
+        [
+            httpx.Response(401, headers=DIGEST),
+            httpx.Response(200, content=JPEG),
+            httpx.Response(403, text="nonce reused"),  # a Dahua NVR refusing the cached nonce
+            httpx.Response(401, headers=DIGEST),
+            httpx.Response(200, content=JPEG),
+        ]
+    )
+    read_timeouts: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        read_timeouts.append(request.extensions["timeout"]["read"])
+        response = next(answers)
+        if response.status_code == 403:
+            clock.now += 0.5
+        return response
+
+    mock.get("/snap.jpg").mock(side_effect=answer)
+    camera = timed_generic(clock, auth="digest", timeout_s=5, deadline_s=2)
+    try:
+        camera.snapshot()  # learns the challenge
+        camera.snapshot()  # pre-emptive header refused with 403, then a fresh handshake
+    finally:
+        camera.close()
+    assert read_timeouts[2] == pytest.approx(2)
+    assert read_timeouts[3:] == [pytest.approx(1.5)] * 2  # 2 s deadline - 0.5 s spent

@@ -140,3 +140,23 @@ def test_a_stopped_simulator_can_start_again():
     with sim:
         assert httpx.get(sim.url_of("g") + "/snap.jpg").status_code == 200
     assert first_port > 0
+
+
+def test_peak_in_flight_counts_requests_answered_at_the_same_time(start_simulator):
+    sim = start_simulator(camera("g", "generic"))
+    sim.faults("g").latency_s = 60  # each request is held until the simulator stops
+    sockets = [socket.create_connection(("127.0.0.1", sim.port_of("g"))) for _ in range(3)]
+    try:
+        for sock in sockets:
+            sock.sendall(b"GET /snap.jpg HTTP/1.1\r\nHost: cam\r\nConnection: close\r\n\r\n")
+        wait_for(lambda: sim.request_count("g") == 3)
+        assert sim.peak_in_flight("g") == 3
+        sim.stop()  # wakes the held requests, which end without an answer
+    finally:
+        for sock in sockets:
+            sock.close()
+    sim.reset_faults("g")  # the peak starts again from what is in flight now: nothing
+    assert sim.peak_in_flight("g") == 0
+    sim.start()
+    assert httpx.get(sim.url_of("g") + "/snap.jpg").status_code == 200
+    assert sim.peak_in_flight("g") == 1
