@@ -4,7 +4,7 @@
 102 = its sub stream, 201 = NVR camera 2). Some NVRs refuse that path for IP
 channels with HTTP 400 `badXmlContent` and serve the picture only under
 `/ISAPI/ContentMgmt/StreamingProxy/...`; in `streaming_proxy = "auto"` the
-driver switches once and remembers. `<ResponseStatus>` and locked-account
+driver tries it then, and keeps using it once it served a picture. `<ResponseStatus>` and locked-account
 `<userCheck>` bodies become typed errors.
 """
 
@@ -69,10 +69,27 @@ class HikvisionCamera(HttpCamera):
         via_proxy = self._via_proxy
         reply = self.http.get(self.path(via_proxy), self.params(), deadline)
         if not via_proxy and self.config.streaming_proxy == "auto" and _is_bad_xml(reply):
-            self._via_proxy = True
-            self.note = "NVR channel served via ContentMgmt/StreamingProxy"
-            reply = self.http.get(self.path(True), self.params(), deadline)
+            return self._fetch_via_proxy(reply, deadline)
         return frame_from_reply(self.http.expect_jpeg(reply, self._classify), reply)
+
+    def _fetch_via_proxy(self, direct: Reply, deadline: Deadline) -> Frame:
+        """After a badXmlContent: try StreamingProxy, and keep using it only if it served a JPEG."""
+        reply = self.http.get(self.path(True), self.params(), deadline)
+        try:
+            jpeg = self.http.expect_jpeg(reply, self._classify)
+        except DeviceError as proxy_error:
+            # Not an NVR channel after all (or a proxy error): report both answers. Any other
+            # error (a refused login, a broken picture, the deadline) is the one to act on.
+            error = self.http.failure(direct, self._classify)
+            raise DeviceError(
+                self.name,
+                f"{error.message}; StreamingProxy failed too: {proxy_error.message}",
+                status=error.status,
+                excerpt=error.excerpt,
+            ) from proxy_error
+        self._via_proxy = True
+        self.note = "NVR channel served via ContentMgmt/StreamingProxy"
+        return frame_from_reply(jpeg, reply)
 
     def _classify(self, reply: Reply) -> CameraError | None:
         locked = _field(reply.body, "lockStatus")
@@ -93,7 +110,7 @@ class HikvisionCamera(HttpCamera):
             return None
         code, text, sub = status
         hint = ""
-        if sub == "badXmlContent" and not self._via_proxy:
+        if sub == "badXmlContent" and self.config.streaming_proxy == "never":
             hint = "; for an NVR IP channel set streaming_proxy = 'auto' or 'always'"
         elif sub == "deviceBusy":
             hint = "; the device is busy: lower the snapshot rate"
@@ -107,5 +124,10 @@ class HikvisionCamera(HttpCamera):
 
 
 def _is_bad_xml(reply: Reply) -> bool:
+    """HTTP 400 with subStatusCode badXmlContent: how NVRs refuse the direct path for IP channels.
+
+    Only that sub-status: statusCode 6 alone also covers badParameters (a
+    resolution the channel cannot give), which StreamingProxy would not fix.
+    """
     status = isapi_status(reply.body) if reply.status == 400 else None
-    return status is not None and (status[2] == "badXmlContent" or status[0] == "6")
+    return status is not None and status[2] == "badXmlContent"

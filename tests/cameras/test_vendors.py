@@ -70,6 +70,72 @@ def test_hikvision_auto_does_not_fall_back_after_an_auth_failure(mock: respx.Moc
     assert direct.call_count == 1 and proxy.call_count == 0
 
 
+def isapi_error(code: int, text: str, sub: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8" ?>\n'
+        '<ResponseStatus version="1.0" xmlns="http://www.hikvision.com/ver20/XMLSchema">\n'
+        "<requestURL>/ISAPI/Streaming/channels/101/picture</requestURL>\n"
+        f"<statusCode>{code}</statusCode>\n<statusString>{text}</statusString>\n"
+        f"<subStatusCode>{sub}</subStatusCode>\n</ResponseStatus>\n"
+    ).encode()
+
+
+BAD_XML = isapi_error(6, "Invalid XML Content", "badXmlContent")
+DIRECT = "/ISAPI/Streaming/channels/101/picture"
+PROXY = "/ISAPI/ContentMgmt/StreamingProxy/channels/101/picture"
+
+
+def test_hikvision_bad_parameters_is_not_a_reason_for_streaming_proxy(
+    mock: respx.MockRouter,
+) -> None:
+    # statusCode 6 as well, but a resolution the channel cannot give: the proxy would not help.
+    body = isapi_error(6, "Invalid Content", "badParameters")
+    direct = mock.get(DIRECT).respond(400, content=body)
+    proxy = mock.get(PROXY).respond(200, content=make_jpeg())
+    error = error_of("hikvision", auth="basic", width=8000)
+    assert isinstance(error, DeviceError)
+    assert "subStatusCode badParameters" in str(error)
+    assert direct.call_count == 1 and proxy.call_count == 0
+
+
+def test_hikvision_fallback_is_remembered_only_once_the_proxy_served_a_picture(
+    mock: respx.MockRouter,
+) -> None:
+    direct = mock.get(DIRECT).respond(400, content=BAD_XML)
+    proxy = mock.get(PROXY)
+    proxy.side_effect = [
+        httpx.Response(404, text="Not Found"),
+        httpx.Response(200, content=make_jpeg()),
+        httpx.Response(200, content=make_jpeg(colour=(0, 90, 0))),
+    ]
+    camera = build_camera(
+        "cam", camera_config("hikvision", port=8080, user="admin", password=PASSWORD, auth="basic")
+    )
+    try:
+        with pytest.raises(DeviceError) as first:
+            camera.snapshot()
+        # Both answers are reported, and the direct path is tried again next time.
+        assert "badXmlContent" in str(first.value) and "StreamingProxy failed too" in str(
+            first.value
+        )
+        assert "HTTP 404" in str(first.value)
+        assert camera.state().note is None
+        assert PROXY in camera.snapshot().source
+        assert direct.call_count == 2 and proxy.call_count == 2
+        assert PROXY in camera.snapshot().source  # remembered now: straight to the proxy
+        assert direct.call_count == 2 and proxy.call_count == 3
+        assert "StreamingProxy" in (camera.state().note or "")
+    finally:
+        camera.close()
+
+
+def test_hikvision_proxy_refusing_the_login_is_an_auth_failure(mock: respx.MockRouter) -> None:
+    mock.get(DIRECT).respond(400, content=BAD_XML)
+    mock.get(PROXY).respond(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+    error = error_of("hikvision", auth="basic")
+    assert isinstance(error, AuthFailed) and error.credentials_rejected
+
+
 def test_dahua_zero_based_channel_subtracts_one(mock: respx.MockRouter) -> None:
     route = mock.get("/cgi-bin/snapshot.cgi").respond(200, content=make_jpeg())
     camera = build_camera(
