@@ -8,15 +8,18 @@ a table of who answers, how fast and with what image.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from capture.cameras import Snapshot, build_camera
+from capture.cameras import Camera, Snapshot, build_camera
 from capture.cameras.errors import CameraError
 from capture.config.loader import add_config_argument, load_rule_file
 from capture.config.problems import ConfigError, did_you_mean
@@ -79,7 +82,8 @@ def run_snap(args: argparse.Namespace) -> int:
         return 1
     camera = build_camera(args.camera, rules.cameras[args.camera])
     try:
-        snapshot = camera.snapshot()
+        with _errors_reported_once():
+            snapshot = camera.snapshot()
     except CameraError as error:
         print(f"{error.kind}: {error}", file=sys.stderr)
         return 1
@@ -124,15 +128,29 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def probe(name: str, rules: RuleFile) -> tuple[Snapshot | None, CameraError | None]:
+@contextmanager
+def _errors_reported_once() -> Iterator[None]:
+    """Keep the camera modules' log lines off stderr: the command prints each error itself.
+
+    Without a configured handler, Python's last-resort handler would print the
+    service's `event=failing`/`event=backoff` warnings next to the typed
+    error line, repeating the same message up to three times.
+    """
+    cameras_logger = logging.getLogger("capture.cameras")
+    handler = logging.NullHandler()
+    cameras_logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        cameras_logger.removeHandler(handler)
+
+
+def probe(camera: Camera) -> tuple[Snapshot | None, CameraError | None]:
     """One snapshot from one camera: the snapshot or the error."""
-    camera = build_camera(name, rules.cameras[name])
     try:
         return camera.snapshot(), None
     except CameraError as error:
         return None, error
-    finally:
-        camera.close()
 
 
 def run_cameras(args: argparse.Namespace) -> int:
@@ -144,17 +162,25 @@ def run_cameras(args: argparse.Namespace) -> int:
     if not names:
         print("no cameras in the rule file", file=sys.stderr)
         return 1
-    with ThreadPoolExecutor(max_workers=min(len(names), MAX_PROBES)) as pool:
-        results = list(pool.map(lambda name: probe(name, rules), names))
+    # All built before any probe, so the channels of one NVR share its slots and back-off.
+    cameras: list[Camera] = []
+    try:
+        for name in names:
+            cameras.append(build_camera(name, rules.cameras[name]))
+        with _errors_reported_once(), ThreadPoolExecutor(min(len(names), MAX_PROBES)) as pool:
+            results = list(pool.map(probe, cameras))
+    finally:
+        for camera in cameras:
+            camera.close()
     rows = [["NAME", "VENDOR", "LINE", "LATENCY", "IMAGE", "RESULT"]]
     for name, (snapshot, error) in zip(names, results, strict=True):
         config = rules.cameras[name]
         if snapshot is not None:
-            stale = " (stale: same image as before)" if snapshot.stale else ""
+            # No "stale" mark: a probe is a camera's first picture, there is nothing to compare.
             cells = [
                 f"{snapshot.latency_ms:.0f} ms",
                 f"{snapshot.width}x{snapshot.height} {len(snapshot.jpeg) // 1024} KiB",
-                "OK" + stale,
+                "OK",
             ]
         else:
             assert error is not None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +140,53 @@ def test_cameras_reports_each_failure_and_exits_1(
     assert "Unreachable: " in rows["edimax"]
     assert rows["hik"].rstrip().endswith("OK")
     assert "2 of 6 camera(s) failed" in captured.err
+
+
+def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """The command as a technician runs it: its own process, logging as the CLI leaves it."""
+    return subprocess.run(
+        [sys.executable, "-m", "capture", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=dict(os.environ),
+    )
+
+
+def test_snap_failure_is_reported_once(rules: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "not-it")  # rejected: a failure and a back-off
+    result = run_cli("snap", "hik", "-c", str(rules))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("AuthFailed: camera hik: authentication failed")
+
+
+def test_cameras_failure_is_reported_once_in_the_table(rules: Path, sim: Simulator) -> None:
+    sim.faults("hik").html_200 = True
+    result = run_cli("cameras", "-c", str(rules))
+    assert result.returncode == 1
+    assert result.stdout.count("answered HTTP 200 with an HTML page") == 1
+    assert result.stderr.splitlines() == ["1 of 6 camera(s) failed"]
+
+
+def test_cameras_probing_nvr_channels_with_a_wrong_password_costs_one_bad_login(
+    rules: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "not-it")
+    port = sim.port_of("hik")
+    rules.write_text(
+        "\n".join(
+            f'[cameras.press_{n}]\nvendor = "hikvision"\nhost = "127.0.0.1"\nport = {port}\n'
+            f'channel = 1\nuser = "admin"\npassword_env = "CAM_PASSWORD"\n'
+            for n in range(1, 5)
+        ),
+        encoding="utf-8",
+    )
+    before = sim.bad_login_count("hik")
+    assert main(["cameras", "-c", str(rules)]) == 1
+    assert sim.bad_login_count("hik") - before == 1
+    out = capsys.readouterr().out
+    assert out.count("AuthFailed: authentication failed") == 1
+    assert out.count("LockedOut: not contacted") == 3
