@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -119,38 +120,43 @@ class Api:
             return None
         return {
             "time": iso(datetime.fromtimestamp(media.mtime_ns / 1e9, UTC), self.zone),
-            "image_url": self.media.image_url(media.relative, media.mtime_ns),
-            "thumb_url": self.media.thumb_url(media.relative, media.mtime_ns),
+            "image_url": self.media.image_url(media.relative, media.version),
+            "thumb_url": self.media.thumb_url(media.relative, media.version),
         }
 
     def _health(self, name: str, stats: CameraStats | None) -> dict[str, Any]:
-        """Status from the last outcome seen live, else from the journal's last hour."""
-        last = self.feed.last(name)
-        error: dict[str, Any] | None = None
-        if last is not None and not last.result.ok:
-            status = "error"
-            error = {
-                "type": last.result.error_type,
-                "message": last.result.error_message,
-                "time": iso(last.time, self.zone),
-            }
-        elif last is not None:
-            status = "ok"
-        elif stats is None or stats.captures == 0:
-            status = "unknown"
-        elif stats.last_error_time and (
-            stats.last_ok_time is None or stats.last_error_time >= stats.last_ok_time
-        ):
-            status = "error"
-        else:
-            status = "ok"
-        if error is None and stats is not None and stats.last_error_type is not None:
+        """Status after the camera's newest outcome, seen live or in the journal's last hour.
+
+        The engine journals a frame a moment before it tells the live feed, so
+        a request in between finds the journal newer: outcomes are compared by
+        their events' times, and on a tie the live feed (which knows the order
+        frames finished in) wins.
+        """
+        outcomes: list[_Outcome] = []
+        if (last := self.feed.last(name)) is not None:
+            error = None
+            if not last.result.ok:
+                error = {
+                    "type": last.result.error_type,
+                    "message": last.result.error_message,
+                    "time": iso(last.time, self.zone),
+                }
+            outcomes.append(_Outcome(last.event_time, 2, error))
+        if stats is not None and stats.last_error_time is not None:
             error = {
                 "type": stats.last_error_type,
                 "message": stats.last_error_message,
                 "time": iso(stats.last_error_time, self.zone),
             }
-        return {"status": status, "last_error": error}
+            outcomes.append(_Outcome(_to_millisecond(stats.last_error_time), 1, error))
+        if stats is not None and stats.last_ok_time is not None:
+            outcomes.append(_Outcome(_to_millisecond(stats.last_ok_time), 0, None))
+        if not outcomes:
+            return {"status": "unknown", "last_error": None}
+        newest = max(outcomes, key=lambda outcome: (outcome.event_time, outcome.rank))
+        errors = [outcome for outcome in outcomes if outcome.error is not None]
+        last_error = max(errors, key=lambda o: (o.event_time, o.rank)).error if errors else None
+        return {"status": "ok" if newest.error is None else "error", "last_error": last_error}
 
     def events(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GET /api/events: the gallery's page of events, newest first."""
@@ -200,9 +206,15 @@ class Api:
         """A frame as in MQTT event messages, plus its rule and the URLs of its pictures."""
         entry = capture_json(result, self.zone)
         entry["rule"] = result.rule
-        entry["image_url"] = self.media.image_url(result.path) if result.path else None
-        entry["thumb_url"] = self.media.thumb_url(result.path) if result.path else None
+        entry["image_url"], entry["thumb_url"] = self._urls(result.path)
         return entry
+
+    def _urls(self, path: str | None) -> tuple[str | None, str | None]:
+        """A frame's picture and thumbnail URLs, versioned so browsers may keep them."""
+        if not path:
+            return None, None
+        version = self.media.version(path)
+        return self.media.image_url(path, version), self.media.thumb_url(path, version)
 
     def capture_message(self, result: CaptureResult) -> dict[str, Any]:
         """The stream's `capture` message: a frame, its event and the camera's new latest picture."""
@@ -221,8 +233,7 @@ class Api:
         message = event_message(report, self.zone)
         for capture, result in zip(message["captures"], report.results, strict=True):
             capture["rule"] = result.rule
-            capture["image_url"] = self.media.image_url(result.path) if result.path else None
-            capture["thumb_url"] = self.media.thumb_url(result.path) if result.path else None
+            capture["image_url"], capture["thumb_url"] = self._urls(result.path)
         return message
 
     # ------------------------------------------------------------------ commands
@@ -269,6 +280,20 @@ class Api:
         except TriggerError as exc:
             raise ApiError(503, str(exc)) from exc
         return {"event_id": event.id, "trigger": name}
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """One candidate for a camera's newest outcome; `rank` breaks ties (live, error, ok)."""
+
+    event_time: datetime
+    rank: int
+    error: dict[str, Any] | None
+
+
+def _to_millisecond(moment: datetime) -> datetime:
+    """Journal times to the precision of event ids, which the live feed's times come from."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _values(raw: object) -> dict[str, Value]:

@@ -1,10 +1,14 @@
 """Who may use the dashboard and API: the token, its session cookie and the loopback rule.
 
 Reads are open on a loopback bind (only this machine reaches it); off
-loopback every request needs the token. State-changing requests (POST) need
-the token whenever one is configured. The browser never stores the token
-itself: the session cookie holds an HMAC derived from it, so a copied cookie
-does not reveal the token and changing the token ends every session.
+loopback every request needs the token. State-changing requests (POST)
+always need it. Without a configured token (loopback only) the service makes
+a random one per process that nobody is ever shown: the dashboard's pages
+hand the browser its session cookie, so a person can still snap from the
+page while a bare `curl -X POST` is refused. The browser never stores the
+token itself: the session cookie holds an HMAC derived from it, so a copied
+cookie does not reveal the token and changing the token (or restarting, for
+a generated one) ends every session.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import secrets
 from http.cookies import CookieError, SimpleCookie
 
 from capture.config.schema import WebConfig
@@ -49,15 +54,26 @@ class AccessPolicy:
         self._token = secret.encode()
         self.token_configured = bool(secret)
         self.loopback = is_loopback(config.bind)
-        self._session = (
-            hmac.new(self._token, _SESSION_LABEL, hashlib.sha256).hexdigest() if secret else ""
-        )
+        # Without a configured token, sessions hang off a secret of this process alone:
+        # nobody can present it, and a restart ends the sessions it backed.
+        session_key = self._token or secrets.token_bytes(32)
+        self._session = hmac.new(session_key, _SESSION_LABEL, hashlib.sha256).hexdigest()
+
+    @property
+    def pages_open_sessions(self) -> bool:
+        """Whether serving a page logs the browser in: loopback without a configured token.
+
+        Only this machine reaches such a service, and the host-name check keeps
+        other sites' pages (DNS rebinding) from being served at all, so a page
+        opened here stands for a person at this machine.
+        """
+        return self.loopback and not self.token_configured
 
     def needs_token(self, method: str) -> bool:
-        """Whether a request with this method must carry the token."""
+        """Whether a request with this method must carry the token (or a session)."""
         if not self.loopback:
             return True  # fails closed even if the config somehow lacks a token
-        return self.token_configured and method not in ("GET", "HEAD")
+        return method not in ("GET", "HEAD")
 
     def token_matches(self, candidate: str) -> bool:
         """Constant-time comparison with the configured token."""
@@ -65,9 +81,7 @@ class AccessPolicy:
 
     def authenticated(self, authorization: str | None, cookie_header: str | None) -> bool:
         """True for `Authorization: Bearer <token>` or a valid session cookie."""
-        if not self.token_configured:
-            return False
-        if authorization:
+        if authorization and self.token_configured:
             scheme, _, credentials = authorization.partition(" ")
             if scheme.lower() == "bearer" and self.token_matches(credentials.strip()):
                 return True

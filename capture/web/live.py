@@ -29,12 +29,28 @@ CLIENT_QUEUE = 256
 """Messages buffered per client before it counts as too slow."""
 
 
+_EVENT_ID_TIME = "%Y%m%dT%H%M%S.%fZ"
+"""The readable prefix of event ids (`capture.events.new_event_id`): the event's UTC time."""
+
+
 @dataclass(frozen=True, slots=True)
 class LastResult:
     """A camera's most recent outcome seen since the service started."""
 
     result: CaptureResult
     time: datetime
+
+    @property
+    def event_time(self) -> datetime:
+        """When the outcome's event happened (to the millisecond), to compare with the journal's.
+
+        An id without the usual time prefix counts as newest: the live feed is then trusted.
+        """
+        try:
+            stamp = datetime.strptime(self.result.event_id.split("-", 1)[0], _EVENT_ID_TIME)
+        except ValueError:
+            return datetime.max.replace(tzinfo=UTC)
+        return stamp.replace(tzinfo=UTC)
 
 
 class Subscription:

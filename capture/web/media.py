@@ -6,6 +6,11 @@ resolved with symbolic links followed and checked to be inside the root
 again, so neither an encoded `%2e%2e` nor a link planted in the storage
 folder leads anywhere else. The journal and the storage's own files are
 never served: they are not pictures.
+
+Every picture URL the API hands out carries `?v=<version>` (modification
+time and size): retention may delete a snapshot and a later one may take the
+same name, and only a URL that names the file's version may be cached as
+immutable.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ class MediaFile:
         return f'"{self.inode:x}-{self.mtime_ns:x}-{self.size:x}"'
 
     @property
+    def version(self) -> str:
+        """The `v` of this file's URLs: a new file at the same path gets a new one."""
+        return file_version(self.mtime_ns, self.size)
+
+    @property
     def last_modified(self) -> str:
         """The file's modification time as an HTTP date."""
         return formatdate(self.mtime_ns / 1e9, usegmt=True)
@@ -47,6 +57,11 @@ class MediaFile:
     def is_latest(self) -> bool:
         """latest/ pictures are replaced in place, so browsers must revalidate them."""
         return self.relative.startswith(f"{LATEST_DIR}/")
+
+
+def file_version(mtime_ns: int, size: int) -> str:
+    """A picture's version for its URL, from what `stat` says about it."""
+    return f"{mtime_ns:x}-{size:x}"
 
 
 def safe_relative(relative: str) -> PurePosixPath | None:
@@ -94,12 +109,24 @@ class Media:
         """The camera's newest picture (latest/<camera>.jpg), if any."""
         return self.find(f"{LATEST_DIR}/{camera}.jpg")
 
-    @staticmethod
-    def image_url(relative: str, version: int | None = None) -> str:
-        """URL of the full picture; `version` makes a replaced latest/ picture a new URL."""
-        return IMAGE_PREFIX + quote(relative) + (f"?v={version:x}" if version else "")
+    def version(self, relative: str) -> str | None:
+        """The current version of a picture the service wrote, or None when it is gone.
+
+        One `stat`, no checks: `relative` comes from the journal or the engine,
+        not from a URL, and serving checks the path anyway.
+        """
+        try:
+            stat = os.stat(self.root / relative)
+        except (OSError, ValueError):
+            return None
+        return file_version(stat.st_mtime_ns, stat.st_size)
 
     @staticmethod
-    def thumb_url(relative: str, version: int | None = None) -> str:
+    def image_url(relative: str, version: str | None = None) -> str:
+        """URL of the full picture; `version` makes a new file at the same path a new URL."""
+        return IMAGE_PREFIX + quote(relative) + (f"?v={version}" if version else "")
+
+    @staticmethod
+    def thumb_url(relative: str, version: str | None = None) -> str:
         """URL of the picture's thumbnail."""
-        return THUMB_PREFIX + quote(relative) + (f"?v={version:x}" if version else "")
+        return THUMB_PREFIX + quote(relative) + (f"?v={version}" if version else "")

@@ -47,7 +47,7 @@ MAX_FORM_BODY = 4 * 1024
 STREAM_KEEPALIVE_S = 15.0
 """A comment line this often keeps proxies and the browser from dropping a quiet stream."""
 IMMUTABLE_MAX_AGE_S = 7 * 86400
-"""Snapshots are never overwritten (retention may delete them), so browsers may keep them."""
+"""A snapshot at a URL naming its version (`?v=`) never changes, so browsers may keep it."""
 
 _PAGES = {"/": "dashboard.html", "/events": "events.html", "/login": "login.html"}
 _EVENT_PAGE = re.compile(r"^/events/([A-Za-z0-9.:_-]{1,64})$")
@@ -183,7 +183,8 @@ class WebServer:
             "web dashboard listening url=%s token=%s",
             self.url,
             "required" if not self.policy.loopback else
-            ("for changes" if self.policy.token_configured else "none (loopback only)"),
+            ("for changes" if self.policy.token_configured
+             else "none configured (changes only from the dashboard's pages)"),
         )  # fmt: skip
 
     def stop(self) -> None:
@@ -307,11 +308,15 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and self._wants_html():
             self._redirect("/login?" + urlencode({"next": self.url_path}))
             return
-        self._json(
-            401,
-            {"error": "a valid token is required: Authorization: Bearer <token>, or log in"},
-            {"WWW-Authenticate": 'Bearer realm="event-capture"'},
-        )
+        if self.web.policy.token_configured:
+            message = "a valid token is required: Authorization: Bearer <token>, or log in"
+        else:
+            message = (
+                "changes need a token, and none is configured: set token_env or token_file "
+                "in the rule file's [web] section, restart, and send Authorization: Bearer "
+                "<token>; the dashboard's own buttons work without one (reload its page)"
+            )
+        self._json(401, {"error": message}, {"WWW-Authenticate": 'Bearer realm="event-capture"'})
 
     def _too_many_guesses(self, wait: float) -> None:
         log.warning(
@@ -345,6 +350,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _login(self, method: str) -> None:
         policy = self.web.policy
+        if method == "GET" and policy.pages_open_sessions:
+            # No token to type in: opening the page itself is what logs a browser in.
+            self._redirect(_local_target(self.query.get("next", "/")))
+            return
         if method == "GET":
             self._login_page(200, "", self.query.get("next", "/"))
             return
@@ -396,7 +405,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _page(self, name: str) -> None:
         body, _ = self.web.static[name]
-        self._html(200, body)
+        policy = self.web.policy
+        session = None
+        if policy.pages_open_sessions and not policy.authenticated(
+            None, self.headers.get("Cookie")
+        ):
+            # The page's own buttons post with this cookie; a bare POST has none.
+            session = {"Set-Cookie": policy.session_cookie()}
+        self._html(200, body, session)
 
     def _static(self, name: str) -> None:
         entry = self.web.static.get(name) if not name.endswith(".html") else None
@@ -413,10 +429,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "no such picture"})
             return
         etag = media.etag[:-1] + ('-t"' if thumbnail else '"')
+        # Only a URL naming this very file may be kept unasked: retention deletes
+        # snapshots and a later one may take the same name; latest/ is replaced in place.
+        versioned = self.query.get("v") == media.version and not media.is_latest
         cache = (
-            "private, no-cache"
-            if media.is_latest
-            else f"private, max-age={IMMUTABLE_MAX_AGE_S}, immutable"
+            f"private, max-age={IMMUTABLE_MAX_AGE_S}, immutable"
+            if versioned
+            else "private, no-cache"
         )
         headers = {"ETag": etag, "Last-Modified": media.last_modified, "Cache-Control": cache}
         if self._not_modified(etag, media):

@@ -142,6 +142,9 @@ def start_web(tmp_path: Path, web_simulator: Simulator) -> Iterator[WebFactory]:
         assert service.web is not None, "the web server did not start"
         base = f"http://127.0.0.1:{service.web.port}"
         client = httpx.Client(base_url=base, timeout=10, trust_env=False, headers=headers)
+        # As a person's browser does: without a configured token, opening the dashboard
+        # is what lets its buttons (here: the client's POSTs) change anything.
+        client.get("/")
         running = Running(service, web_simulator, root, base, client)
         started.append(running)
         return running
@@ -154,5 +157,5 @@ def start_web(tmp_path: Path, web_simulator: Simulator) -> Iterator[WebFactory]:
 
 @pytest.fixture
 def web(start_web: WebFactory) -> Running:
-    """The default: loopback, no token."""
+    """The default: loopback, no token, a client that opened the dashboard page."""
     return start_web()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from capture.events import CaptureResult
 from capture.triggers.values import MAX_DEPTH, MAX_VALUES
 from tests.conftest import wait_for
 from tests.web.conftest import Running
@@ -57,6 +59,41 @@ def test_a_failing_camera_shows_error_status_with_its_last_error(web: Running) -
     assert cam_c["last_error"] is not None, "the last error stays visible after recovery"
 
 
+def test_status_follows_the_journal_when_it_is_newer_than_the_live_feed(web: Running) -> None:
+    """The engine journals a frame just before it tells the live feed: no stale badge meanwhile."""
+    snapped = web.snap("cam_c")
+    assert web.service.web is not None
+    feed = web.service.web.api.feed
+    wait_for(lambda: (last := feed.last("cam_c")) is not None and last.result.event_id == snapped)
+    # The feed still holds a failure of an earlier event, as in the moment between the
+    # journal's row of the next (successful) frame and the feed's notification.
+    earlier = (datetime.now(UTC) - timedelta(seconds=30)).strftime("%Y%m%dT%H%M%S.%f")[:-3]
+    feed.on_result(
+        CaptureResult(
+            event_id=f"{earlier}Z-0000000001",
+            rule="snap",
+            camera="cam_c",
+            seq=1,
+            error_type="Timeout",
+            error_message="camera cam_c: no answer within 3 s",
+        )
+    )
+    cam_c = web.client.get("/api/cameras").json()["lines"][1]["cameras"][0]
+    assert cam_c["status"] == "ok"
+    assert cam_c["last_error"]["type"] == "Timeout", "the older failure is still the last error"
+    # A failure the feed reports for a newer event than the journal's wins.
+    later = (datetime.now(UTC) + timedelta(seconds=30)).strftime("%Y%m%dT%H%M%S.%f")[:-3]
+    feed.on_result(
+        CaptureResult(
+            event_id=f"{later}Z-0000000002", rule="snap", camera="cam_c", seq=1,
+            error_type="AuthFailed", error_message="camera cam_c: authentication failed",
+        )
+    )  # fmt: skip
+    cam_c = web.client.get("/api/cameras").json()["lines"][1]["cameras"][0]
+    assert cam_c["status"] == "error"
+    assert cam_c["last_error"]["type"] == "AuthFailed"
+
+
 def test_http_trigger_end_to_end_writes_files_and_journal_rows(web: Running) -> None:
     answer = web.client.post("/api/trigger/plc", json={"result": "NG", "part": "P-17"})
     assert answer.status_code == 202
@@ -66,12 +103,16 @@ def test_http_trigger_end_to_end_writes_files_and_journal_rows(web: Running) -> 
     assert {row.event_id for row in rows} == {event_id}
     assert all(row.ok for row in rows)
     assert dict(rows[0].values) == {"result": "NG", "part": "P-17", "client": "127.0.0.1"}
-    folder = web.root / "Line A" / date.today().isoformat()
+    # Pictures are filed by the event's date in [service].timezone, not the machine's.
+    site_zone = ZoneInfo(web.service.rules.service.timezone)
+    site_date = rows[0].time.astimezone(site_zone).date().isoformat()
+    event = web.client.get(f"/api/events/{event_id}").json()
+    assert event["time"][:10] == site_date, "the API shows the event in the site's time zone"
+    folder = web.root / "Line A" / site_date
     assert sorted(p.name for p in folder.iterdir()) == [
         "plc_check_cam_a_P-17_1.jpg",
         "plc_check_cam_a_P-17_2.jpg",
     ]
-    event = web.client.get(f"/api/events/{event_id}").json()
     assert event["trigger"] == "plc"
     assert event["values"] == {"result": "NG", "part": "P-17", "client": "127.0.0.1"}
     assert [(c["camera"], c["seq"], c["ok"]) for c in event["captures"]] == [

@@ -1,4 +1,4 @@
-"""Access control: loopback reads open, POSTs behind the token, everything behind it off loopback."""
+"""Access control: loopback reads open, POSTs always behind a token, everything behind it off loopback."""
 
 from __future__ import annotations
 
@@ -20,10 +20,23 @@ def policy(bind: str, token: str | None) -> AccessPolicy:
     return AccessPolicy(WebConfig(bind=bind, token=SecretStr(token) if token else None, port=0))
 
 
-def test_loopback_without_token_is_open_but_off_loopback_always_needs_the_token() -> None:
-    open_policy = policy("127.0.0.1", None)
-    assert open_policy.allows("GET", None, None)
-    assert open_policy.allows("POST", None, None)
+def test_loopback_without_token_reads_are_open_but_posts_need_the_pages_session() -> None:
+    unconfigured = policy("127.0.0.1", None)
+    assert unconfigured.allows("GET", None, None)
+    assert unconfigured.allows("HEAD", None, None)
+    assert not unconfigured.allows("POST", None, None)
+    assert not unconfigured.allows("POST", "Bearer ", None), "no empty token"
+    assert not unconfigured.allows("POST", "Bearer guess", None)
+    assert not unconfigured.allows("POST", None, f"{COOKIE_NAME}=forged")
+    assert unconfigured.pages_open_sessions
+    assert unconfigured.allows("POST", None, unconfigured.session_cookie().split(";")[0])
+    other_process = policy("127.0.0.1", None)
+    assert not other_process.allows("POST", None, unconfigured.session_cookie().split(";")[0]), (
+        "each process makes its own secret: a restart ends the sessions"
+    )
+
+
+def test_with_a_token_or_off_loopback_pages_open_no_session_and_the_token_is_needed() -> None:
     guarded = policy("127.0.0.1", TOKEN)
     assert guarded.allows("GET", None, None)
     assert not guarded.allows("POST", None, None)
@@ -34,6 +47,8 @@ def test_loopback_without_token_is_open_but_off_loopback_always_needs_the_token(
     assert not exposed.allows("GET", None, None)
     assert not exposed.allows("GET", f"Basic {TOKEN}", None)
     assert exposed.allows("GET", f"Bearer {TOKEN}", None)
+    assert not guarded.pages_open_sessions
+    assert not exposed.pages_open_sessions
 
 
 def test_the_session_cookie_is_derived_from_the_token_and_never_equals_it() -> None:
@@ -66,6 +81,57 @@ def test_a_rebinding_host_name_is_refused_when_no_token_protects_the_api(web: Ru
         "/api/snap", json={"camera": "cam_a"}, headers={"Host": "evil.example"}
     )
     assert answer.status_code == 421
+    assert web.service.journal.query() == []
+
+
+def test_without_a_token_a_bare_post_is_refused_with_advice_and_the_page_lets_a_browser_snap(
+    start_web: WebFactory,
+) -> None:
+    web = start_web()
+    with httpx.Client(base_url=web.base_url, trust_env=False, timeout=10) as curl:
+        for path, body in (
+            ("/api/snap", {"camera": "cam_a"}),
+            ("/api/trigger/plc", {"result": "NG"}),
+        ):
+            refused = curl.post(path, json=body)
+            assert refused.status_code == 401, path
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            advice = refused.json()["error"]
+            assert "[web]" in advice and "token_env" in advice, advice
+        assert curl.get("/api/cameras").status_code == 200, "reads stay open on loopback"
+        assert "set-cookie" not in curl.get("/api/cameras").headers, "only pages log a browser in"
+        assert web.service.journal.query() == []
+
+        page = curl.get("/")
+        assert page.status_code == 200
+        set_cookie = page.headers["set-cookie"]
+        assert set_cookie.startswith(f"{COOKIE_NAME}=")
+        assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+        assert "set-cookie" not in curl.get("/events").headers, "a valid session is kept"
+        login = curl.get("/login", params={"next": "/events"})
+        assert (login.status_code, login.headers["location"]) == (303, "/events"), (
+            "no token to type in: the page itself logs in"
+        )
+        assert curl.post("/api/snap", json={"camera": "cam_a"}).status_code == 202
+        fired = curl.post("/api/trigger/plc", json={"result": "OK", "part": "1"})
+        assert fired.status_code == 202
+
+    other = start_web()  # another process, with a secret of its own
+    with httpx.Client(base_url=other.base_url, trust_env=False, timeout=10) as stale:
+        session = {"Cookie": set_cookie.split(";")[0]}
+        assert stale.post("/api/snap", json={"camera": "cam_a"}, headers=session).status_code == 401
+    assert other.service.journal.query() == []
+
+
+def test_with_a_token_configured_pages_open_no_session(start_web: WebFactory) -> None:
+    web = start_web(LOOPBACK_WITH_TOKEN)
+    with httpx.Client(base_url=web.base_url, trust_env=False, timeout=10) as browser:
+        page = browser.get("/")
+        assert page.status_code == 200
+        assert "set-cookie" not in page.headers
+        refused = browser.post("/api/snap", json={"camera": "cam_a"})
+        assert refused.status_code == 401
+        assert "log in" in refused.json()["error"]
     assert web.service.journal.query() == []
 
 

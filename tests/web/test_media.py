@@ -138,16 +138,60 @@ def test_thumbnail_is_made_once_then_served_from_cache_and_revalidated(web: Runn
 def test_latest_pictures_are_revalidated_and_never_served_stale(web: Running) -> None:
     web.snap("cam_b")
     latest = web.client.get("/api/cameras").json()["lines"][0]["cameras"][1]["latest"]
-    first = web.client.get(latest["thumb_url"])
-    assert first.headers["cache-control"] == "private, no-cache"
-    etag = first.headers["etag"]
-    assert web.client.get(latest["thumb_url"], headers={"If-None-Match": etag}).status_code == 304
+    thumb = web.client.get(latest["thumb_url"])
+    full = web.client.get(latest["image_url"])
+    for answer in (thumb, full):
+        assert answer.headers["cache-control"] == "private, no-cache"
+    thumb_etag, full_etag = thumb.headers["etag"], full.headers["etag"]
+    unchanged = {"If-None-Match": thumb_etag}
+    assert web.client.get(latest["thumb_url"], headers=unchanged).status_code == 304
+    unchanged = {"If-None-Match": full_etag}
+    assert web.client.get("/media/latest/cam_b.jpg", headers=unchanged).status_code == 304
     web.snap("cam_b")
-    newer = web.client.get("/media/latest/cam_b.jpg", headers={"If-None-Match": etag})
-    assert newer.status_code == 200, "a replaced latest picture must not answer 304"
+    for path, etag in (
+        ("/media/latest/cam_b.jpg", full_etag),
+        ("/thumbs/latest/cam_b.jpg", thumb_etag),
+    ):
+        newer = web.client.get(path, headers={"If-None-Match": etag})
+        assert newer.status_code == 200, f"{path}: a replaced latest picture must not answer 304"
+        assert newer.headers["etag"] != etag
+    newer = web.client.get("/media/latest/cam_b.jpg", headers={"If-None-Match": full_etag})
     assert newer.content == (web.root / "latest" / "cam_b.jpg").read_bytes()
     again = web.client.get("/api/cameras").json()["lines"][0]["cameras"][1]["latest"]
     assert again["thumb_url"] != latest["thumb_url"], "the URL changes so tiles reload"
+
+
+def test_a_new_picture_under_a_deleted_ones_name_gets_new_urls_and_old_ones_are_not_immutable(
+    web: Running,
+) -> None:
+    """Retention deletes a snapshot and a later one may take its name: no browser keeps the old."""
+    event_id = web.snap("cam_a")
+    capture = web.client.get(f"/api/events/{event_id}").json()["captures"][0]
+    old_urls = (capture["image_url"], capture["thumb_url"])
+    for url in old_urls:
+        assert "?v=" in url, url
+        answer = web.client.get(url)
+        assert answer.status_code == 200
+        assert "immutable" in answer.headers["cache-control"], url
+    old_etag = web.client.get(capture["image_url"]).headers["etag"]
+    path = web.root / capture["path"]
+    stat = path.stat()
+    path.unlink()  # what retention does ...
+    replacement = (web.root / "latest" / "cam_a.jpg").read_bytes() + b"\x00" * 17
+    path.write_bytes(replacement)  # ... and a later picture of the same name
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+    again = web.client.get(f"/api/events/{event_id}").json()["captures"][0]
+    assert again["image_url"] != old_urls[0]
+    assert again["thumb_url"] != old_urls[1]
+    assert web.client.get(again["image_url"]).content == replacement
+    assert "immutable" in web.client.get(again["thumb_url"]).headers["cache-control"]
+    unversioned = capture["image_url"].split("?")[0]
+    for url in (*old_urls, unversioned, unversioned.replace("/media/", "/thumbs/", 1)):
+        answer = web.client.get(url, headers={"If-None-Match": old_etag})
+        assert answer.status_code == 200, url
+        assert answer.headers["cache-control"] == "private, no-cache", url
+        assert answer.headers["etag"] != old_etag
 
 
 def test_a_damaged_picture_answers_an_error_not_a_crash(web: Running) -> None:

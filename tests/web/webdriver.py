@@ -1,7 +1,7 @@
 """Debian's headless Chromium driven through chromedriver's W3C WebDriver API, over httpx.
 
-The protocol the tests need is six JSON endpoints (session, url, execute,
-element, click, screenshot); speaking them directly spares the suite
+The protocol the tests need is seven JSON endpoints (session, url, execute,
+element, click, cookie, screenshot); speaking them directly spares the suite
 Selenium and its dependency tree, and never downloads a browser.
 """
 
@@ -100,6 +100,10 @@ class Browser:
         """Click the first element matching a CSS selector, as a user would."""
         element = self._call("POST", "/element", {"using": "css selector", "value": css})
         self._call("POST", f"/element/{element[ELEMENT_KEY]}/click", {})
+
+    def delete_cookies(self) -> None:
+        """Forget every cookie of the page's site (HttpOnly ones too, which scripts cannot)."""
+        self._call("DELETE", "/cookie")
 
     def screenshot(self, path: Path) -> None:
         """Save the visible page as PNG."""

@@ -22,8 +22,14 @@ const EC = (() => {
     constructor(status, message) { super(message); this.status = status; }
   }
 
-  async function request(path, options = {}) {
+  async function request(path, options = {}, renewed = false) {
     const response = await fetch(path, { credentials: "same-origin", ...options });
+    if (response.status === 401 && options.method === "POST" && !renewed) {
+      // Without a configured token the page's session ends when the service restarts;
+      // loading the page again renews it (with a token configured it does not: log in).
+      await fetch(location.pathname, { method: "HEAD", credentials: "same-origin", cache: "no-store" }).catch(() => null);
+      return request(path, options, true);
+    }
     let body = null;
     try { body = await response.json(); } catch (_) { body = null; }
     if (!response.ok) {
@@ -32,7 +38,7 @@ const EC = (() => {
     return body;
   }
 
-  const getJson = (path) => request(path);
+  const getJson = (path, options = {}) => request(path, options);
   const postJson = (path, document) => request(path, {
     method: "POST",
     headers: { "Content-Type": "application/json" },

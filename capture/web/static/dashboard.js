@@ -4,7 +4,12 @@
 (() => {
   const { h } = EC;
   const tiles = new Map(); // camera name -> {camera, root, img, ...}
-  const pending = new Map(); // event id -> camera whose snap waits for its picture
+  const pending = new Map(); // "event id camera" -> {tile, timer} of a snap awaiting its picture
+  // A picture's stream message may arrive before the POST's answer names its event:
+  // the latest outcomes by event id let the answer find it.
+  const recent = new Map(); // "event id camera" -> ok
+  const RECENT_MAX = 500;
+  const SNAP_PATIENCE_MS = 30000;
   const notice = document.getElementById("notice");
 
   function say(message, loginLink) {
@@ -121,16 +126,39 @@
   }
 
   async function snapCamera(tile) {
+    const name = tile.camera.name;
     tile.button.disabled = true;
     tile.status.textContent = "taking a picture…";
+    let answer;
     try {
-      const answer = await EC.postJson("/api/snap", { camera: tile.camera.name });
-      pending.set(answer.event_id, tile.camera.name);
+      answer = await EC.postJson("/api/snap", { camera: name });
     } catch (error) {
       tile.button.disabled = false;
       tile.status.textContent = "";
-      say(`Snap ${tile.camera.name}: ${error.message}.`, error.status === 401);
+      say(`Snap ${name}: ${error.message}.`, error.status === 401);
+      return;
     }
+    const key = `${answer.event_id} ${name}`;
+    if (recent.has(key)) { snapDone(tile, recent.get(key)); return; }
+    // The stream may be down: never leave the button disabled for good.
+    const timer = setTimeout(() => {
+      pending.delete(key);
+      tile.button.disabled = false;
+      tile.status.textContent = "no answer yet: see Events";
+    }, SNAP_PATIENCE_MS);
+    pending.set(key, { tile, timer });
+  }
+
+  function snapDone(tile, ok) {
+    tile.button.disabled = false;
+    tile.status.textContent = ok ? "done" : "failed";
+    setTimeout(() => { if (!tile.button.disabled) tile.status.textContent = ""; }, 4000);
+  }
+
+  function remember(key, ok) {
+    recent.delete(key);
+    recent.set(key, ok);
+    if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value);
   }
 
   async function snapRule(rule, button) {
@@ -146,6 +174,8 @@
   }
 
   function onCapture(message) {
+    const key = `${message.event_id} ${message.camera}`;
+    remember(key, message.ok);
     const tile = tiles.get(message.camera);
     if (!tile) return;
     if (message.ok) {
@@ -156,11 +186,11 @@
       tile.camera.last_error = error;
       showHealth(tile, "error", error);
     }
-    if (pending.get(message.event_id) === message.camera) {
-      pending.delete(message.event_id);
-      tile.button.disabled = false;
-      tile.status.textContent = message.ok ? "done" : "failed";
-      setTimeout(() => { if (!tile.button.disabled) tile.status.textContent = ""; }, 4000);
+    const waiting = pending.get(key);
+    if (waiting) {
+      pending.delete(key);
+      clearTimeout(waiting.timer);
+      snapDone(waiting.tile, message.ok);
     }
     refreshSoon();
   }

@@ -9,6 +9,8 @@
   const notice = document.getElementById("notice");
   let offset = 0;
   let more = false;
+  let generation = 0; // only the newest load may touch the page
+  let inFlight = null;
 
   function filters() {
     const data = new FormData(form);
@@ -50,8 +52,13 @@
     if (offset) query.set("offset", offset);
     history.replaceState(null, "", `/events${query.toString() ? `?${query}` : ""}`);
     query.set("limit", PAGE);
+    const mine = ++generation;
+    if (inFlight) inFlight.abort();
+    const controller = new AbortController();
+    inFlight = controller;
     try {
-      const page = await EC.getJson(`/api/events?${query}`);
+      const page = await EC.getJson(`/api/events?${query}`, { signal: controller.signal });
+      if (mine !== generation) return; // a newer filter or page was asked for meanwhile
       more = page.more;
       const list = document.getElementById("timeline");
       list.replaceChildren(...page.events.map(entry));
@@ -61,7 +68,10 @@
       document.getElementById("older").disabled = !more;
       notice.replaceChildren();
     } catch (error) {
+      if (mine !== generation) return; // aborted or overtaken by a newer load
       notice.textContent = `Cannot load events: ${error.message}.`;
+    } finally {
+      if (inFlight === controller) inFlight = null;
     }
   }
 
