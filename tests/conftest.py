@@ -1,10 +1,29 @@
-"""Fixtures shared by the whole suite: a private broker, and a condition waiter."""
+"""Fixtures shared by the whole suite: a private broker, a condition waiter, tools and the secret sweep.
+
+The secret sweep runs under every test of the suite. A handler on the root
+logger (set to DEBUG for the whole run) searches every log record, its
+message, exception and stack texts, before any scrubber has touched it; after
+each test, what the test wrote to stdout and stderr (its processes' output
+included) is searched too. The needles are every secret the suite configures:
+each test module's constants named like `PASSWORD`, `WEB_TOKEN`, `SECRETS`
+(strings, or collections of them), the password and token values of its
+`*ENVIRON` mappings, and the `password`/`token`/`session` values written in
+clear in the rule files it keeps as constants (one line, at least 8 characters). A hit fails the test that caused it. A test that logs a
+secret on purpose (to test the scrubber) says so with
+`@pytest.mark.secret_logged_on_purpose(reason)`; nothing else is exempt.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +31,208 @@ from capture.simulator import SimulatedCamera, Simulator
 from tests.broker import Broker
 
 SIM_PASSWORD = "Sim-Pass-4711"
+
+REQUIRE_TOOLS = os.environ.get("CAPTURE_REQUIRE_TOOLS") == "1"
+"""Set by ./dev test (and so in CI): a test whose tool is missing fails instead of skipping."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs_tool(found, what): skipped when `what` is not installed, failed under "
+        "CAPTURE_REQUIRE_TOOLS=1 (./dev test); use tests.conftest.needs_tool",
+    )
+    config.addinivalue_line(
+        "markers",
+        "secret_logged_on_purpose(reason): the test logs or prints a configured secret on "
+        "purpose (to test a scrubber); the suite's secret sweep leaves it alone",
+    )
+
+
+def needs_tool(found: object, what: str) -> pytest.MarkDecorator:
+    """Mark a test needing an installed program (`found`: its path, or whether it exists)."""
+    return pytest.mark.needs_tool(found=bool(found), what=what)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs_tool"):
+        if mark.kwargs["found"]:
+            continue
+        missing = f"{mark.kwargs['what']} is not installed"
+        if REQUIRE_TOOLS:
+            pytest.fail(
+                f"{missing}, and CAPTURE_REQUIRE_TOOLS=1 (./dev test, CI) requires it: "
+                "./dev test installs it",
+                pytrace=False,
+            )
+        pytest.skip(missing)
+
+
+# ---------------------------------------------------------------- the secret sweep
+
+_SECRET_NAME = re.compile(r"(?:^|_)(?:PASSWORD|TOKEN|SECRET)S?$")
+_SECRET_KEY = re.compile(r"PASSWORD|TOKEN|SECRET")
+_RULE_FILE_SECRET = re.compile(r'^\s*(?:password|token|session)\s*=\s*"([^"\n]+)"', re.M)
+MIN_SECRET_LENGTH = 8
+"""Shorter test values ('pw', 'x') are placeholders and would be found in any text."""
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (tuple, list, set, frozenset)):
+        for item in value:
+            yield from _strings(item)
+
+
+def configured_secrets(modules: Iterable[object]) -> set[str]:
+    """The secrets the given test modules configure, by the naming rules of the module docstring."""
+    found: set[str] = set()
+    for module in modules:
+        for name, value in vars(module).items():
+            if _SECRET_NAME.search(name):
+                found.update(_strings(value))
+            elif isinstance(value, str) and name.isupper():
+                found.update(_RULE_FILE_SECRET.findall(value))  # a rule file the module uses
+            elif name.endswith("ENVIRON") and isinstance(value, Mapping):
+                found.update(
+                    text
+                    for key, text in value.items()
+                    if isinstance(key, str) and _SECRET_KEY.search(key) and isinstance(text, str)
+                )
+    # A secret is one line (an environment file cannot hold more): a multi-line
+    # constant whose name ends in _TOKEN is a piece of a rule file, not a secret.
+    return {s for s in found if len(s) >= MIN_SECRET_LENGTH and "\n" not in s}
+
+
+class SecretSweep:
+    """Searches what it is shown for every secret and keeps only the hits (thread-safe)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._hits: list[str] = []
+        self._lock = threading.Lock()
+        self.needles: tuple[tuple[str, bytes], ...] = ()
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Search for these secrets too from now on."""
+        known = {text for text, _ in self.needles} | set(secrets)
+        self.needles = tuple((text, text.encode()) for text in sorted(known))
+
+    def look(self, where: str, seen: str | bytes) -> None:
+        """Record a hit for each secret in `seen`; nothing else is kept."""
+        for text, raw in self.needles:
+            if (raw if isinstance(seen, bytes) else text) in seen:
+                with self._lock:
+                    self._hits.append(f"{text!r} in {where}")
+
+    def look_under(self, root: Path) -> None:
+        """Search every path under `root` and every file's bytes but the pictures'."""
+        for path in root.rglob("*") if root.is_dir() else ():
+            self.look("a file name", str(path))
+            if path.is_file() and path.suffix != ".jpg":
+                self.look(f"file {path.relative_to(root)}", path.read_bytes())
+
+    def take(self) -> list[str]:
+        """The hits since the last call."""
+        with self._lock:
+            hits, self._hits = self._hits, []
+        return hits
+
+
+class _SweepHandler(logging.Handler):
+    """Shows the sweep every log record: message, exception and stack texts."""
+
+    def __init__(self, sweep: SecretSweep) -> None:
+        super().__init__(logging.DEBUG)
+        self.sweep = sweep
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Not Handler.handle: no filters and no lock; the sweep has its own.
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is logging's to report, not ours
+            message = str(record.msg)
+        exception = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
+        self.sweep.look(
+            f"log record {record.name} {record.levelname}",
+            f"{message}\n{record.exc_text or ''}\n{exception}\n{record.stack_info or ''}",
+        )
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover - handle() does it
+        self.handle(record)
+
+
+SWEEP = SecretSweep()
+"""The suite's sweep; its needles are filled in once every test module is imported."""
+
+_HANDLER = _SweepHandler(SWEEP)
+REPORTS = pytest.StashKey[list[pytest.TestReport]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    root = logging.getLogger()
+    # First in line: it sees every record before a handler's scrubbing filter rewrites it.
+    root.handlers.insert(0, _HANDLER)
+    root.setLevel(logging.DEBUG)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Every collected test module, and what they import of the suite (conftests, helpers).
+    modules = {id(module): module for item in session.items if (module := _module_of(item))}
+    for name, module in list(sys.modules.items()):
+        if name == "tests" or name.startswith(("tests.", "bench.")):
+            modules[id(module)] = module
+    SWEEP.add(configured_secrets(modules.values()))
+
+
+def _module_of(item: pytest.Item) -> object | None:
+    parent = item.getparent(pytest.Module)
+    return parent.obj if parent is not None else None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    logging.getLogger().removeHandler(_HANDLER)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """Keep each phase's report on the test, for the sweep of what the test printed."""
+    outcome = yield
+    item.stash.setdefault(REPORTS, []).append(outcome.get_result())
+
+
+def look_at_output(sweep: SecretSweep, reports: Iterable[pytest.TestReport]) -> None:
+    """Show the sweep what a test wrote to stdout and stderr (its subprocesses' included)."""
+    for report in reports:
+        for title, text in report.sections:
+            if not title.startswith("Captured log"):  # records were searched as they came
+                sweep.look(f"the test's {title.lower()}", text)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_sweep() -> Iterator[SecretSweep]:
+    """The suite's sweep; a hit after the last test (in a session fixture's teardown) fails the run."""
+    SWEEP.take()  # collection is not a test
+    yield SWEEP
+    assert SWEEP.take() == [], "a secret was seen after the last test"
+
+
+@pytest.fixture(autouse=True)
+def no_secret_seen(request: pytest.FixtureRequest, secret_sweep: SecretSweep) -> Iterator[None]:
+    """Fail the test if any secret showed up while it ran (its fixtures' teardown included)."""
+    secret_sweep.take()  # what came before belongs to an earlier test
+    yield
+    look_at_output(secret_sweep, request.node.stash.get(REPORTS, []))
+    hits = secret_sweep.take()
+    if hits and request.node.get_closest_marker("secret_logged_on_purpose") is None:
+        pytest.fail("secret seen: " + "; ".join(sorted(set(hits))), pytrace=False)
+
+
+# ---------------------------------------------------------------- shared fixtures
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ def test_rule_file_lists_every_secret() -> None:
     )
 
 
+@pytest.mark.secret_logged_on_purpose("logs secrets raw to prove the scrubber masks them")
 def test_scrubber_masks_secrets_in_messages_arguments_and_tracebacks(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -1,21 +1,19 @@
-"""Shared pieces of the fault suite: the factory of tests/e2e, a few checks, and the secret sweep.
+"""Shared pieces of the fault suite: the factory of tests/e2e, a few checks, and more secret sweeping.
 
-Every test of the suite runs under the sweep: every log record (all loggers,
-DEBUG), every MQTT message on the broker of every service it starts, every
-byte its services leave under their storage root (journal included), and
-everything the test printed, is searched for every secret configured anywhere
-in the suite. A hit fails the test that caused it.
+Every test of the whole suite runs under the sweep of tests/conftest.py (log
+records at DEBUG, what the test printed). Here it also sees every MQTT message
+on the broker of every service the fault suite starts, and every byte those
+services leave under their storage root (journal included). The fault suite's
+secrets are below; the sweep collects them (and every other test module's) by
+their names. A hit fails the test that caused it.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 import re
-import threading
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -24,7 +22,7 @@ from gpiozero.pins.mock import MockFactory
 from capture.cameras.jpeg import validate_jpeg
 from capture.service import Service
 from tests.broker import Broker
-from tests.conftest import SIM_PASSWORD
+from tests.conftest import SIM_PASSWORD, SecretSweep
 from tests.e2e.conftest import ENVIRON
 
 WRONG_PASSWORD = "Wrong-Pass-0815"
@@ -64,42 +62,6 @@ FAULT_ENVIRON = {**ENVIRON, "FAULT_WRONG_PASSWORD": WRONG_PASSWORD}
 FaultServiceFactory = Callable[..., Service]
 
 
-class SecretSweep(logging.Handler):
-    """Searches what it is shown for every one of SECRETS and keeps only the hits."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self._hits: list[str] = []
-        self._found_lock = threading.Lock()
-        self._needles = [(secret, secret.encode()) for secret in SECRETS]
-
-    def look(self, where: str, seen: str | bytes) -> None:
-        """Record a hit for each secret in `seen`; nothing else is kept."""
-        for text, raw in self._needles:
-            if (raw if isinstance(seen, bytes) else text) in seen:
-                with self._found_lock:
-                    self._hits.append(f"{text!r} in {where}")
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Search a log record: its message, its exception and stack texts."""
-        exception = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
-        seen = f"{record.getMessage()}\n{record.exc_text or ''}\n{exception}\n{record.stack_info or ''}"
-        self.look(f"log record {record.name} {record.levelname}", seen)
-
-    def look_under(self, root: Path) -> None:
-        """Search every path under `root` and every file's bytes but the pictures'."""
-        for path in root.rglob("*") if root.is_dir() else ():
-            self.look("a file name", str(path))
-            if path.is_file() and path.suffix != ".jpg":
-                self.look(f"file {path.relative_to(root)}", path.read_bytes())
-
-    def take(self) -> list[str]:
-        """The hits since the last call."""
-        with self._found_lock:
-            hits, self._hits = self._hits, []
-        return hits
-
-
 class MqttSweep:
     """Shows the sweep every message on a service's broker, logged in as the service is."""
 
@@ -125,46 +87,6 @@ class MqttSweep:
         """Disconnect and stop the network thread."""
         self.client.disconnect()
         self.client.loop_stop()
-
-
-@pytest.fixture(scope="package")
-def secret_sweep() -> Iterator[SecretSweep]:
-    """The sweep, on the root logger at DEBUG while the fault suite (this package) runs."""
-    sweep = SecretSweep()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(sweep)
-    root.setLevel(logging.DEBUG)
-    yield sweep
-    root.removeHandler(sweep)
-    root.setLevel(level)
-    assert sweep.take() == [], "a secret was seen after the last test of the fault suite"
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, Any, None]:
-    """Keep each phase's report on the test, for the sweep of what the test printed."""
-    outcome = yield
-    report = outcome.get_result()
-    item.stash.setdefault(REPORTS, []).append(report)
-
-
-REPORTS = pytest.StashKey[list[pytest.TestReport]]()
-
-
-@pytest.fixture(autouse=True)
-def no_secret_seen(request: pytest.FixtureRequest, secret_sweep: SecretSweep) -> Iterator[None]:
-    """Fail the test if any secret showed up while it ran (its services' shutdown included)."""
-    secret_sweep.take()  # what came before belongs to an earlier test
-    yield
-    for report in request.node.stash.get(REPORTS, []):
-        for title, text in report.sections:
-            secret_sweep.look(f"the test's {title.lower()}", text)
-    hits = secret_sweep.take()
-    if hits:
-        pytest.fail("secret seen: " + "; ".join(sorted(set(hits))), pytrace=False)
 
 
 @pytest.fixture
