@@ -9,12 +9,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from capture.config.schema import StorageConfig
 from capture.journal import Journal
 from capture.storage import Storage
+from tests.conftest import needs_tool
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "fleet.md"
 RSYNC = shutil.which("rsync")
@@ -34,7 +34,7 @@ def picture() -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.skipif(RSYNC is None, reason="rsync not installed (Debian package rsync)")
+@needs_tool(RSYNC, "rsync (Debian package rsync)")
 def test_the_pull_copies_snapshots_only_and_keeps_them_after_the_pi_deleted_them(
     tmp_path: Path,
 ) -> None:
