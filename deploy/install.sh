@@ -72,6 +72,9 @@ PREFIX=/opt/event-capture
 VENV=$PREFIX/venv
 CONFIG_DIR=/etc/event-capture
 RULES=$CONFIG_DIR/rules.toml
+# The checksum of the example as the installer put it in place: while the rule
+# file still has it, it describes a fictional factory and the service stays stopped.
+EXAMPLE_SUM=$CONFIG_DIR/rules.example.sha256
 SECRETS=$CONFIG_DIR/secrets.env
 STATE_DIR=/var/lib/event-capture
 UNIT=/etc/systemd/system/$SERVICE.service
@@ -165,7 +168,8 @@ install_config() {
         "$CHOWN" "root:$SERVICE_USER" "$ROOT$RULES"
         log "installed $RULES from $source"
         if [ -z "$CONFIG_SOURCE" ]; then
-            FRESH_EXAMPLE=yes
+            sha256 "$ROOT$RULES" >"$ROOT$EXAMPLE_SUM"
+            chmod 0644 "$ROOT$EXAMPLE_SUM"
         fi
     fi
     if [ -e "$ROOT$SECRETS" ]; then
@@ -177,6 +181,19 @@ install_config() {
     fi
     install -d -m 0750 "$ROOT$STATE_DIR"
     "$CHOWN" "$SERVICE_USER:$SERVICE_USER" "$ROOT$STATE_DIR"
+}
+
+sha256() {
+    sha256sum <"$1" | cut -d' ' -f1
+}
+
+rules_are_the_untouched_example() {
+    # The example as first installed (an upgrade may ship a newer one), or as this
+    # checkout has it (a rule file copied from the example, or an older installer).
+    local sum
+    sum=$(sha256 "$ROOT$RULES")
+    [ "$sum" = "$(sha256 "$CHECKOUT/rules.example.toml")" ] ||
+        { [ -r "$ROOT$EXAMPLE_SUM" ] && [ "$sum" = "$(cat "$ROOT$EXAMPLE_SUM")" ]; }
 }
 
 check_rules() {
@@ -196,9 +213,12 @@ start_service() {
     "$SYSTEMCTL" enable "$SERVICE"
     if [ "$START" = no ]; then
         log "enabled; start it with: systemctl start $SERVICE"
-    elif [ "${FRESH_EXAMPLE:-no}" = yes ]; then
-        log "enabled, not started: $RULES is the example of a fictional factory."
-        log "next: edit it, run 'sudo capture check', then 'sudo systemctl start $SERVICE'"
+    elif rules_are_the_untouched_example; then
+        # Its cameras and triggers do not exist: started, it would only log failures.
+        log "enabled, not (re)started: $RULES is still the untouched example, a fictional factory."
+        log "next: edit $RULES for this line (its cameras, triggers and rules;"
+        log "  guide: $PREFIX/docs/technician.md), run 'sudo capture check',"
+        log "  then 'sudo systemctl start $SERVICE' (or run this installer again)"
     else
         # restart: starts a stopped service, and an upgrade runs the new code.
         "$SYSTEMCTL" restart "$SERVICE"

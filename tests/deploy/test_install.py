@@ -4,19 +4,27 @@ The venv, the pip install of this checkout, the files and their modes and
 `capture check` are real; systemctl, apt-get, useradd, usermod, getent and
 chown are scripts that record their arguments (and keep a tiny user database),
 so the tests see what the installer would do to the machine, in order.
+
+The first install runs once for the module; each test then starts from the root
+as that install left it (its configuration restored, a reinstall after the
+uninstall test), so no test depends on which ran before it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import needs_tool
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALLER = REPO / "deploy" / "install.sh"
@@ -33,15 +41,45 @@ STUBS = {
 BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
 
 
+INSTALL_S = 600
+"""One run of the installer: the first one creates the venv and pip may download every dependency."""
+
+
+def installs(test: Callable[..., None]) -> Callable[..., None]:
+    """Marks a test running the installer: slow, with time for pip to download on a clean machine.
+
+    The first test to run also waits for the first install (the module's fixture),
+    and one after the uninstall test for a reinstall: room for those and its own run.
+    """
+    return pytest.mark.slow(pytest.mark.timeout(3 * INSTALL_S + 60)(test))
+
+
+RULES = "/etc/event-capture/rules.toml"
+SECRETS = "/etc/event-capture/secrets.env"
+EXAMPLE_SUM = "/etc/event-capture/rules.example.sha256"
+UNIT = "/etc/systemd/system/event-capture.service"
+STATE = "/var/lib/event-capture"
+PROGRAM = "/opt/event-capture"
+
+TECHNICIAN_PASSWORD = "Nvr #3 2026"
+"""The password a technician moves into secrets.env, quoted and with a '#' in it."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 @dataclass
 class Target:
-    """A throwaway root, the recording stubs, and what the installer printed."""
+    """A throwaway root, the recording stubs, and what the first install did."""
 
     root: Path
     stubs: Path
     db: Path
     first_output: str = ""
     first_calls: list[str] = field(default_factory=list)
+    first_files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    """Content and mode of each configuration file right after the first install."""
 
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
@@ -65,17 +103,19 @@ class Target:
         environ.update(env)
         result = subprocess.run(
             ["bash", str(INSTALLER), "--root", str(self.root), *args],
-            capture_output=True, text=True, timeout=600, check=False, env=environ,
+            capture_output=True, text=True, timeout=INSTALL_S, check=False, env=environ,
         )  # fmt: skip
         calls = log.read_text().splitlines() if log.exists() else []
         return result, calls
 
+    def systemctl(self, calls: list[str]) -> list[str]:
+        return [call for call in calls if call.startswith("systemctl")]
+
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Target:
-    """A root the installer has run in once: the state the tests below start from."""
-    if not BASE_PYTHON.exists():
-        pytest.skip(f"no base interpreter at {BASE_PYTHON} to create the service's venv")
+def installed_once(tmp_path_factory: pytest.TempPathFactory) -> Target:
+    """A root the installer has run in once, and a record of what that first run did."""
+    assert BASE_PYTHON.exists(), f"no base interpreter at {BASE_PYTHON} for the service's venv"
     base = tmp_path_factory.mktemp("install")
     stubs, db = base / "stubs", base / "db"
     stubs.mkdir()
@@ -90,6 +130,27 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Target:
     result, calls = made.run()
     assert result.returncode == 0, result.stdout + result.stderr
     made.first_output, made.first_calls = result.stdout, calls
+    for name in (RULES, SECRETS, EXAMPLE_SUM, UNIT, STATE):
+        path = made.path(name)
+        made.first_files[name] = (path.read_bytes() if path.is_file() else b"", mode(path))
+    return made
+
+
+@pytest.fixture
+def target(installed_once: Target) -> Target:
+    """The installed root as the first install left it, whatever the tests before did to it."""
+    made = installed_once
+    if not (made.path(f"{PROGRAM}/bin/capture").exists() and made.path(UNIT).exists()):
+        result, _ = made.run()  # the uninstall test ran before this one
+        assert result.returncode == 0, result.stdout + result.stderr
+    for name in (RULES, SECRETS, EXAMPLE_SUM):
+        content, file_mode = made.first_files[name]
+        made.path(name).write_bytes(content)
+        made.path(name).chmod(file_mode)
+    state = made.path(STATE)
+    shutil.rmtree(state)
+    state.mkdir()
+    state.chmod(made.first_files[STATE][1])
     return made
 
 
@@ -97,6 +158,20 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+def edit_rules_to_use_secrets_env(target: Target) -> str:
+    """What a technician does first: the NVR's password moves from the rule file to secrets.env."""
+    rules = target.path(RULES)
+    edited = rules.read_text().replace(
+        'password = "Nvr-Line3-2026"      # in clear',
+        'password_env = "LINE3_NVR_PASSWORD"  # moved',
+        1,
+    )
+    assert edited != rules.read_text()
+    rules.write_text(edited)
+    return edited
+
+
+@installs
 def test_first_install_lays_out_program_config_and_unit_and_enables_without_starting_the_example(
     target: Target,
 ) -> None:
@@ -106,46 +181,69 @@ def test_first_install_lays_out_program_config_and_unit_and_enables_without_star
     assert any(call.startswith("useradd --system --user-group") for call in calls)
     assert "usermod --append --groups gpio event-capture" in calls
     assert "usermod --append --groups dialout event-capture" in calls
-    assert [c for c in calls if c.startswith("systemctl")] == [
-        "systemctl daemon-reload",
-        "systemctl enable event-capture",
-    ]
+    assert target.systemctl(calls) == ["systemctl daemon-reload", "systemctl enable event-capture"]
     # The example is a fictional factory: enabled, but the technician starts it after editing.
-    assert "not started" in target.first_output
+    assert "not (re)started" in target.first_output
+    assert f"edit {RULES}" in target.first_output
 
-    capture = target.path("/opt/event-capture/bin/capture")  # the wrapper technicians type
+    capture = target.path(f"{PROGRAM}/bin/capture")  # the wrapper technicians type
     version = subprocess.run([capture, "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("capture ")
-    assert os.readlink(target.path("/usr/local/bin/capture")) == "/opt/event-capture/bin/capture"
-    assert target.path("/opt/event-capture/docs/install.md").exists()
+    assert os.readlink(target.path("/usr/local/bin/capture")) == f"{PROGRAM}/bin/capture"
+    assert target.path(f"{PROGRAM}/docs/install.md").exists()
 
-    rules = target.path("/etc/event-capture/rules.toml")
-    assert rules.read_bytes() == (REPO / "rules.example.toml").read_bytes()
-    assert mode(rules) == 0o640
-    assert "chown root:event-capture " + str(rules) in calls
-    secrets = target.path("/etc/event-capture/secrets.env")
-    assert mode(secrets) == 0o600
-    assert "chown root:root " + str(secrets) in calls
-    unit = target.path("/etc/systemd/system/event-capture.service")
-    assert unit.read_bytes() == (REPO / "deploy" / "event-capture.service").read_bytes()
-    state = target.path("/var/lib/event-capture")
-    assert state.is_dir() and mode(state) == 0o750
+    files = target.first_files
+    example = (REPO / "rules.example.toml").read_bytes()
+    assert files[RULES] == (example, 0o640)
+    assert "chown root:event-capture " + str(target.path(RULES)) in calls
+    assert files[EXAMPLE_SUM][0].decode().strip() == sha256(example)
+    assert files[SECRETS] == ((REPO / "deploy" / "secrets.env.example").read_bytes(), 0o600)
+    assert "chown root:root " + str(target.path(SECRETS)) in calls
+    assert files[UNIT][0] == (REPO / "deploy" / "event-capture.service").read_bytes()
+    assert target.path(STATE).is_dir() and files[STATE][1] == 0o750
 
 
+@installs
+def test_a_second_run_over_the_untouched_example_starts_nothing_and_says_what_to_edit(
+    target: Target,
+) -> None:
+    result, calls = target.run()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert target.systemctl(calls) == ["systemctl daemon-reload", "systemctl enable event-capture"]
+    assert "still the untouched example" in result.stdout
+    assert f"edit {RULES}" in result.stdout and "sudo capture check" in result.stdout
+
+
+@installs
+def test_the_example_a_first_install_recorded_stays_untouched_after_an_upgrade_changes_it(
+    target: Target,
+) -> None:
+    rules, recorded = target.path(RULES), target.path(EXAMPLE_SUM)
+    # The example an earlier version installed: it differs from this checkout's example.
+    older = rules.read_bytes() + b"\n# a line this version's example no longer has\n"
+    rules.write_bytes(older)
+
+    # Not the example that was installed: a technician's edit, so the service is restarted.
+    result, calls = target.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "systemctl restart event-capture" in target.systemctl(calls)
+
+    # The example that was installed (its checksum recorded then): left alone.
+    recorded.write_text(sha256(older) + "\n")
+    result, calls = target.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert target.systemctl(calls) == ["systemctl daemon-reload", "systemctl enable event-capture"]
+    assert "still the untouched example" in result.stdout
+
+
+@installs
 def test_second_install_keeps_the_edited_config_and_secrets_and_restarts_the_service(
     target: Target,
 ) -> None:
-    rules = target.path("/etc/event-capture/rules.toml")
-    secrets = target.path("/etc/event-capture/secrets.env")
-    # The technician moved a password into secrets.env, quoted, with a '#' in it.
-    edited = rules.read_text().replace(
-        'password = "Nvr-Line3-2026"      # in clear',
-        'password_env = "LINE3_NVR_PASSWORD"  # moved',
-        1,
-    )
-    assert edited != rules.read_text()
-    rules.write_text(edited)
-    secrets.write_text('# edited\nLINE3_NVR_PASSWORD="Nvr #3 2026"\n')
+    edited = edit_rules_to_use_secrets_env(target)
+    rules, secrets = target.path(RULES), target.path(SECRETS)
+    secrets.write_text(f'# edited\nLINE3_NVR_PASSWORD="{TECHNICIAN_PASSWORD}"\n')
     other = target.root.parent / "other.toml"
     other.write_text("[service]\n")
     model = target.root.parent / "model"
@@ -155,69 +253,65 @@ def test_second_install_keeps_the_edited_config_and_secrets_and_restarts_the_ser
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert rules.read_text() == edited
-    assert secrets.read_text() == '# edited\nLINE3_NVR_PASSWORD="Nvr #3 2026"\n'
+    assert secrets.read_text() == f'# edited\nLINE3_NVR_PASSWORD="{TECHNICIAN_PASSWORD}"\n'
     assert mode(secrets) == 0o600
     assert "not installing" in result.stdout
     assert not any(call.startswith("useradd") for call in calls)
     assert any(call.startswith("apt-get install") and "python3-lgpio" in call for call in calls)
-    assert [c for c in calls if c.startswith("systemctl")] == [
+    assert target.systemctl(calls) == [
         "systemctl daemon-reload",
         "systemctl enable event-capture",
         "systemctl restart event-capture",
     ]
-    assert "Nvr #3 2026" not in result.stdout + result.stderr
+    assert TECHNICIAN_PASSWORD not in result.stdout + result.stderr
 
 
+@installs
 def test_a_referenced_secret_missing_from_secrets_env_stops_the_install(target: Target) -> None:
-    secrets = target.path("/etc/event-capture/secrets.env")
-    kept = secrets.read_text()
-    rules = target.path("/etc/event-capture/rules.toml")
-    if "LINE3_NVR_PASSWORD" not in rules.read_text():
-        pytest.skip("needs the edited rule file of the test before")
-    secrets.write_text("# emptied\n")
-    try:
-        result, calls = target.run()
-    finally:
-        secrets.write_text(kept)
+    edit_rules_to_use_secrets_env(target)  # secrets.env is still the empty example
+
+    result, calls = target.run()
+
     assert result.returncode == 1
     assert "LINE3_NVR_PASSWORD" in result.stderr
-    assert not [c for c in calls if c.startswith("systemctl")]
+    assert "The service was not (re)started" in result.stderr
+    assert not target.systemctl(calls)
 
 
+@installs
 def test_a_broken_rule_file_stops_the_install_before_systemctl_with_its_errors(
     target: Target,
 ) -> None:
-    rules = target.path("/etc/event-capture/rules.toml")
-    kept = rules.read_text()
-    rules.write_text(kept.replace('when = "ir_gate"', 'when = "ir_gaet"'))
-    try:
-        result, calls = target.run()
-    finally:
-        rules.write_text(kept)
+    rules = target.path(RULES)
+    rules.write_text(rules.read_text().replace('when = "ir_gate"', 'when = "ir_gaet"'))
+
+    result, calls = target.run()
+
     assert result.returncode == 1
     assert f"{rules}:" in result.stderr and "ir_gaet" in result.stderr
     assert "The service was not (re)started" in result.stderr
-    assert not [c for c in calls if c.startswith("systemctl")]
+    assert not target.systemctl(calls)
 
 
+@installs
 def test_uninstall_removes_program_and_unit_and_keeps_snapshots_config_and_user(
     target: Target,
 ) -> None:
-    snapshot = target.path("/var/lib/event-capture/Line 3/2026-11-25/ng_S2_line3_press_1.jpg")
+    snapshot = target.path(f"{STATE}/Line 3/2026-11-25/ng_S2_line3_press_1.jpg")
     snapshot.parent.mkdir(parents=True)
     snapshot.write_bytes(b"\xff\xd8 a picture \xff\xd9")
-    rules_before = target.path("/etc/event-capture/rules.toml").read_bytes()
+    rules_before = target.path(RULES).read_bytes()
 
     result, calls = target.run("--uninstall")
 
     assert result.returncode == 0, result.stderr
     assert calls == ["systemctl disable --now event-capture", "systemctl daemon-reload"]
-    assert not target.path("/opt/event-capture").exists()
-    assert not target.path("/etc/systemd/system/event-capture.service").exists()
+    assert not target.path(PROGRAM).exists()
+    assert not target.path(UNIT).exists()
     assert not target.path("/usr/local/bin/capture").is_symlink()
     assert snapshot.read_bytes() == b"\xff\xd8 a picture \xff\xd9"
-    assert target.path("/etc/event-capture/rules.toml").read_bytes() == rules_before
-    assert target.path("/etc/event-capture/secrets.env").exists()
+    assert target.path(RULES).read_bytes() == rules_before
+    assert target.path(SECRETS).exists()
 
     again, calls = target.run("--uninstall")
     assert again.returncode == 0 and calls == []
@@ -244,7 +338,7 @@ def test_scripts_are_valid_bash(script: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+@needs_tool(shutil.which("shellcheck"), "shellcheck (Debian package shellcheck)")
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
 def test_scripts_pass_shellcheck(script: Path) -> None:
     result = subprocess.run(
