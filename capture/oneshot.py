@@ -2,19 +2,23 @@
 
 It builds the same engine, cameras, storage and journal as the service, so a
 technician's test shot is named, journaled and announced exactly like a real
-one, then tears everything down. Its MQTT client id gets a `-fire` suffix so
-it never takes over the running service's session, and it does not replay
-the service's outbox.
+one, then tears everything down. It publishes the event messages only: no
+`online`/`offline` status and no last will (the running service's retained
+`online` stays true), no command subscription, and a client id of its own,
+`<service's id>-fire-<pid>`, since a second connection with the service's id
+would make the broker drop the service's. It does not replay the service's
+outbox.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from types import TracebackType
 
 from capture.cameras import build_camera
-from capture.config.schema import RuleFile
+from capture.config.schema import MqttConfig, RuleFile
 from capture.engine import Engine, FiringReport
 from capture.events import Event
 from capture.journal import Journal
@@ -23,6 +27,18 @@ from capture.service import JOURNAL_NAME
 from capture.storage import Storage
 
 CONNECT_WAIT_S = 3.0
+#: The longest client id the service itself uses ([mqtt].client_id's own limit).
+MAX_CLIENT_ID = 128
+
+
+def fire_client_id(config: MqttConfig, site: str) -> str:
+    """The service's client id with `-fire-<pid>`, shortened to stay distinct from it.
+
+    `client_id_for` cuts ids at 128 characters, so a suffix appended to a
+    128-character id and cut again would give back the service's own id.
+    """
+    suffix = f"-fire-{os.getpid()}"
+    return config.client_id_for(site)[: MAX_CLIENT_ID - len(suffix)] + suffix
 
 
 class OneShot:
@@ -35,13 +51,14 @@ class OneShot:
         self.cameras = {name: build_camera(name, config) for name, config in rules.cameras.items()}
         self.publisher: Publisher | None = None
         if rules.mqtt.enabled:
-            client_id = rules.mqtt.client_id_for(rules.service.site) + "-fire"
             self.publisher = Publisher(
-                rules.mqtt.model_copy(update={"client_id": client_id}),
+                rules.mqtt,
                 rules.service.site,
                 rules.service.timezone,
                 self.journal,
                 replay_outbox=False,
+                announce_status=False,
+                client_id=fire_client_id(rules.mqtt, rules.service.site),
             )
             self.publisher.start()
             self.publisher.wait_connected(CONNECT_WAIT_S)

@@ -12,6 +12,10 @@ Topics (prefix = [mqtt].topic_prefix):
 - `{prefix}/status`: retained `online`; the broker publishes the retained last
   will `offline` if the service vanishes, the service publishes it on stop;
 - `{prefix}/cmd/snap`: requests, `{"camera": "..."}` or `{"rule": "...", "values": {...}}`.
+
+A one-shot publisher (`capture fire`: `announce_status=False`, no command
+handler) publishes events only: no status, no last will, no subscription, so
+the running service's retained `online` stays as it is.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 import queue
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -31,7 +36,7 @@ import paho.mqtt.client as mqtt
 from capture.config.schema import MqttConfig
 from capture.engine import FiringReport
 from capture.events import CaptureResult
-from capture.journal import Journal
+from capture.journal import Journal, JournalError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,9 @@ MAX_COMMAND_BYTES = 16 * 1024
 SCHEMA = "event-capture/event/1"
 #: Most messages written to the outbox in one commit.
 OUTBOX_BATCH = 500
+#: Back-off between attempts to write the outbox while the journal refuses it (disk full).
+OUTBOX_RETRY_MIN_S = 0.1
+OUTBOX_RETRY_MAX_S = 5.0
 
 
 def _iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
@@ -84,7 +92,14 @@ def event_message(report: FiringReport, zone: ZoneInfo) -> dict[str, Any]:
 
 
 class Publisher:
-    """Owns the service's MQTT connection for everything it publishes and its commands."""
+    """Owns the service's MQTT connection for everything it publishes and its commands.
+
+    `announce_status=False` makes a one-shot publisher for `capture fire`: no
+    retained status, no last will. Commands are subscribed only when
+    `on_command` is given. `client_id` overrides `[mqtt].client_id`; a second
+    connection with the service's own id would make the broker drop the
+    service's connection.
+    """
 
     def __init__(
         self,
@@ -95,15 +110,19 @@ class Publisher:
         on_command: Callable[[Mapping[str, Any]], None] | None = None,
         *,
         replay_outbox: bool = True,
+        announce_status: bool = True,
+        client_id: str | None = None,
     ) -> None:
         self.config = config
         self.prefix = config.topic_prefix
         self.status_topic = f"{self.prefix}/status"
         self.command_topic = f"{self.prefix}/cmd/snap"
+        self.client_id = client_id or config.client_id_for(site)
         self._zone = ZoneInfo(timezone)
         self._journal = journal
         self._on_command = on_command
         self._replay_outbox = replay_outbox
+        self._announce_status = announce_status
         # (topic, payload, paho mid once handed over, else None); None stops the thread.
         self._outgoing: queue.Queue[tuple[str, bytes, int | None] | None] = queue.Queue()
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -116,15 +135,16 @@ class Publisher:
         self._stopping = threading.Event()
         self.published = 0
         self.rejected_commands = 0
-        self._client = self._make_client(config, site)
+        self.outbox_error: str | None = None  # set while the outbox cannot be written
+        self._client = self._make_client(config)
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _make_client(self, config: MqttConfig, site: str) -> mqtt.Client:
+    def _make_client(self, config: MqttConfig) -> mqtt.Client:
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=config.client_id_for(site),
+            client_id=self.client_id,
             clean_session=True,
         )
         if config.username:
@@ -136,7 +156,8 @@ class Publisher:
                 cert_reqs=ssl.CERT_REQUIRED if config.verify else ssl.CERT_NONE,
             )
             client.tls_insecure_set(not config.verify)
-        client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        if self._announce_status:
+            client.will_set(self.status_topic, b"offline", qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(100)
         client.on_connect = self._on_connect
@@ -160,16 +181,28 @@ class Publisher:
         """Whether the broker connection is up."""
         return self._connected.is_set()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the thread keeping the outbox runs (False before start and after stop).
+
+        A full disk does not end it (see `outbox_error`); only a bug would, and
+        then restarting the service is the cure: the systemd watchdog asks.
+        """
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Send what is queued, publish `offline`, disconnect."""
+        """Send what is queued, wait for the broker's acknowledgements, publish `offline`, disconnect."""
+        deadline = time.monotonic() + timeout
         self._outgoing.put(None)
         self._thread.join(timeout)
         if self._connected.is_set():
-            info = self._client.publish(self.status_topic, b"offline", qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout)
-            except (RuntimeError, ValueError):
-                log.warning("mqtt: could not publish offline status before stopping")
+            self._wait_acknowledged(deadline)
+            if self._announce_status:
+                info = self._client.publish(self.status_topic, b"offline", qos=1, retain=True)
+                try:
+                    info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+                except (RuntimeError, ValueError):
+                    log.warning("mqtt: could not publish offline status before stopping")
             self._drain_acks()
         self._stopping.set()
         self._client.disconnect()
@@ -200,20 +233,23 @@ class Publisher:
         A message goes to paho first and into the outbox right after, in one
         commit for everything that queued up meanwhile: the broker hears of an
         event a database commit sooner. An acknowledgement that arrives before
-        its message's outbox row exists is kept until the row does.
+        its message's outbox row exists is kept until the row does. While the
+        journal refuses the rows (disk full), they wait here, in order, and are
+        written when it takes them again; paho keeps sending meanwhile.
         """
         if self._replay_outbox:
-            for message in self._journal.outbox_pending(limit=1_000_000):
-                self._send(message.id, message.topic, message.payload)
+            self._replay()
         with self._handover:
             self._replayed.set()
+        unwritten: list[tuple[str, bytes, int]] = []  # handed to paho, no outbox row yet
+        retry = _Retry()
         while True:
+            wait = retry.wait() if unwritten else 0.2
             try:
-                batch = [self._outgoing.get(timeout=0.2)]
+                batch = [self._outgoing.get(timeout=wait)]
             except queue.Empty:
-                self._drain_acks()
-                continue
-            while len(batch) < OUTBOX_BATCH:
+                batch = []
+            while batch and len(batch) < OUTBOX_BATCH:
                 try:
                     batch.append(self._outgoing.get_nowait())
                 except queue.Empty:
@@ -222,16 +258,54 @@ class Publisher:
             messages = [item for item in batch if item is not None]
             if messages:
                 with self._handover:
-                    mids = [
-                        self._publish(topic, payload) if mid is None else mid
+                    unwritten += [
+                        (topic, payload, self._publish(topic, payload) if mid is None else mid)
                         for topic, payload, mid in messages
                     ]
-                rows = [(topic, payload, self.config.qos, False) for topic, payload, _ in messages]
-                ids = self._journal.outbox_put_many(rows)
-                self._track(mids, ids)
+            if unwritten and (stopping or retry.due()):
+                unwritten = self._write_outbox(unwritten, retry, final=stopping)
             self._drain_acks()
             if stopping:
                 return
+
+    def _replay(self) -> None:
+        try:
+            pending = self._journal.outbox_pending(limit=1_000_000)
+        except JournalError as exc:
+            log.error(
+                "mqtt: cannot read the outbox, its messages are sent at the next start: %s", exc
+            )
+            return
+        for message in pending:
+            self._send(message.id, message.topic, message.payload)
+
+    def _write_outbox(
+        self, unwritten: list[tuple[str, bytes, int]], retry: _Retry, *, final: bool
+    ) -> list[tuple[str, bytes, int]]:
+        """Commit the outbox rows of `unwritten`; return what is still unwritten."""
+        self._drain_acks()
+        with self._handover:
+            # Acknowledged meanwhile (a long outage): delivered, no row needed.
+            delivered = [mid for _, _, mid in unwritten if mid in self._early_acks]
+            self._early_acks.difference_update(delivered)
+            self._unregistered.difference_update(delivered)
+        self.published += len(delivered)
+        if delivered:
+            acked = set(delivered)
+            unwritten = [item for item in unwritten if item[2] not in acked]
+        if not unwritten:
+            return []
+        rows = [(topic, payload, self.config.qos, False) for topic, payload, _ in unwritten]
+        try:
+            ids = self._journal.outbox_put_many(rows)
+        except JournalError as exc:
+            retry.failed(exc, len(unwritten), final=final)
+            self.outbox_error = str(exc)
+            return unwritten
+        retry.succeeded(len(unwritten))
+        self.outbox_error = None
+        self._track([mid for _, _, mid in unwritten], ids)
+        return []
 
     def _send(self, outbox_id: int, topic: str, payload: bytes) -> None:
         with self._handover:
@@ -249,6 +323,7 @@ class Publisher:
         if self.config.qos == 0:
             with self._handover:
                 self._unregistered.difference_update(mids)
+                self._early_acks.difference_update(mids)
             self._journal.outbox_done(outbox_ids)
             return
         self._drain_acks()  # acknowledgements that came in while the rows were committed
@@ -263,13 +338,32 @@ class Publisher:
                     self._in_flight[mid] = outbox_id
         self._forget(done)
 
-    def _drain_acks(self) -> None:
+    def _wait_acknowledged(self, deadline: float) -> None:
+        """After the thread ended: wait until the broker acknowledged every event sent."""
+        while waiting := self._unacknowledged():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.warning(
+                    "mqtt: %d event message(s) not acknowledged before stopping; "
+                    "those in the outbox are sent again at the next start",
+                    waiting,
+                )
+                return
+            self._drain_acks(wait=min(remaining, 0.2))
+
+    def _unacknowledged(self) -> int:
+        with self._handover:
+            return len(self._in_flight) + len(self._unregistered - self._early_acks)
+
+    def _drain_acks(self, wait: float = 0.0) -> None:
+        """Forget what the broker acknowledged; `wait` for the first acknowledgement that long."""
         done: list[int] = []
         while True:
             try:
-                mid = self._acks.get_nowait()
+                mid = self._acks.get(timeout=wait) if wait > 0 else self._acks.get_nowait()
             except queue.Empty:
                 break
+            wait = 0.0
             outbox_id = self._in_flight.pop(mid, None)
             if outbox_id is not None:
                 done.append(outbox_id)
@@ -298,8 +392,10 @@ class Publisher:
             )
             return
         log.info("mqtt: connected to %s:%d", self.config.host, self.config.port)
-        client.publish(self.status_topic, b"online", qos=1, retain=True)
-        client.subscribe(self.command_topic, qos=1)
+        if self._announce_status:
+            client.publish(self.status_topic, b"online", qos=1, retain=True)
+        if self._on_command is not None:
+            client.subscribe(self.command_topic, qos=1)
         self._connected.set()
 
     def _on_disconnect(
@@ -332,3 +428,47 @@ class Publisher:
         except (ValueError, RecursionError) as exc:
             self.rejected_commands += 1
             log.warning("mqtt: ignored command on %s: %s", message.topic, str(exc)[:200])
+
+
+class _Retry:
+    """Back-off for outbox writes, logging an outage once when it starts and once when it ends."""
+
+    def __init__(self) -> None:
+        self._delay = OUTBOX_RETRY_MIN_S
+        self._next = 0.0
+        self._since: float | None = None
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next
+
+    def wait(self) -> float:
+        """How long the thread may sleep before the next attempt (never long: acks need draining)."""
+        return min(0.2, max(0.0, self._next - time.monotonic()))
+
+    def failed(self, error: JournalError, waiting: int, *, final: bool) -> None:
+        if final:
+            log.error(
+                "mqtt: stopping with %d event message(s) not in the outbox (%s); "
+                "those the broker has not acknowledged yet are lost at a restart",
+                waiting, error,
+            )  # fmt: skip
+            return
+        if self._since is None:
+            self._since = time.monotonic()
+            log.error(
+                "mqtt: cannot write the outbox (%s); %d event message(s) wait in memory, "
+                "retrying every %.1f-%.0f s",
+                error, waiting, OUTBOX_RETRY_MIN_S, OUTBOX_RETRY_MAX_S,
+            )  # fmt: skip
+        self._next = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, OUTBOX_RETRY_MAX_S)
+
+    def succeeded(self, written: int) -> None:
+        if self._since is not None:
+            log.warning(
+                "mqtt: outbox written again after %.1f s, %d event message(s) caught up",
+                time.monotonic() - self._since, written,
+            )  # fmt: skip
+        self._since = None
+        self._delay = OUTBOX_RETRY_MIN_S
+        self._next = 0.0

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from capture.config.schema import MqttConfig
-from capture.engine import FiringReport
+from capture.engine import FiringReport, RuleDisabled
 from capture.events import CaptureResult, Event
 from capture.journal import Journal
 from capture.publish import Publisher, event_message
@@ -175,7 +180,7 @@ def test_last_will_says_offline_when_the_process_dies(tmp_path: Path, broker: Br
         from capture.config.schema import MqttConfig
         from capture.journal import Journal
         from capture.publish import Publisher
-        config = MqttConfig(host="{broker.host}", port={broker.port}, topic_prefix="p4", client_id="pub-p4", keepalive_s=5)
+        config = MqttConfig(host="{broker.host}", port={broker.port}, topic_prefix="p5", client_id="pub-p5", keepalive_s=5)
         publisher = Publisher(config, "plant", "UTC", Journal(Path(r"{tmp_path}") / "j.sqlite3"))
         publisher.start()
         publisher.wait_connected(10)
@@ -187,7 +192,8 @@ def test_last_will_says_offline_when_the_process_dies(tmp_path: Path, broker: Br
     )
     try:
         assert process.stdout is not None and process.stdout.readline() == b"up\n"
-        status = Recorder(broker, "p4/status")
+        # Its own prefix: a retained `offline` left by another test would arrive first.
+        status = Recorder(broker, "p5/status")
         wait_for(lambda: status.payloads() == [b"online"])
         process.send_signal(signal.SIGKILL)
         process.wait(10)
@@ -198,3 +204,130 @@ def test_last_will_says_offline_when_the_process_dies(tmp_path: Path, broker: Br
         process.wait()
         if process.stdout:
             process.stdout.close()
+
+
+def test_a_refused_command_is_logged_with_the_reason_and_counted(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(command: Any) -> None:
+        raise RuleDisabled(command["rule"])  # what the engine says for enabled = false
+
+    journal = Journal(tmp_path / "j.sqlite3")
+    publisher = make_publisher(broker, journal, "p6", on_command=handler)
+    publisher.start()
+    try:
+        assert publisher.wait_connected(10)
+        with caplog.at_level(logging.WARNING, logger="capture.publish"):
+            publish(broker, "p6/cmd/snap", json.dumps({"rule": "off"}))
+            wait_for(lambda: publisher.rejected_commands == 1)
+        assert "ignored command on p6/cmd/snap: rule 'off' is disabled" in caplog.text
+    finally:
+        publisher.stop()
+        journal.close()
+
+
+def test_a_one_shot_publisher_says_nothing_of_the_status_and_leaves_no_last_will(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """`capture fire` beside a running service: the service's retained `online` must stay."""
+    status = Recorder(broker, "p7/status")
+    events = Recorder(broker, "p7/events/#")
+    journal = Journal(tmp_path / "service.sqlite3")
+    service = make_publisher(broker, journal, "p7", on_command=lambda command: None)
+    service.start()
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from capture.config.schema import MqttConfig
+        from capture.journal import Journal
+        from tests.test_publish import report
+        from capture.publish import Publisher
+        config = MqttConfig(host="{broker.host}", port={broker.port}, topic_prefix="p7", client_id="pub-p7")
+        publisher = Publisher(
+            config, "plant", "UTC", Journal(Path(r"{tmp_path}") / "fire.sqlite3"),
+            replay_outbox=False, announce_status=False, client_id="pub-p7-fire",
+        )
+        publisher.start()
+        publisher.wait_connected(10)
+        publisher.publish_firing(report(rule="fired"))
+        print("up", flush=True)
+        time.sleep(60)
+    """)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, env=os.environ.copy()
+    )
+    try:
+        wait_for(lambda: status.payloads() == [b"online"])
+        assert process.stdout is not None and process.stdout.readline() == b"up\n"
+        wait_for(lambda: [m["rule"] for m in events.json()] == ["fired"])
+        process.send_signal(signal.SIGKILL)  # a last will would be published now
+        process.wait(10)
+        publish(broker, "p7/status", b"marker")  # not retained; comes after anything the will sent
+        wait_for(lambda: status.payloads()[-1:] == [b"marker"])
+        assert status.payloads() == [b"online", b"marker"]
+        assert service.connected
+        later = Recorder(broker, "p7/status")
+        assert wait_for(later.payloads) == [b"online"]
+        later.close()
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout:
+            process.stdout.close()
+        status.close()
+        events.close()
+        service.stop()
+        journal.close()
+
+
+def test_an_outbox_the_disk_refuses_waits_in_memory_and_is_written_when_space_returns(
+    tmp_path: Path,
+    broker_fresh: Broker,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Disk full while the broker is away too: nothing may be lost, the thread must live on."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    attempts: list[int] = []
+    put_many = Journal.outbox_put_many
+
+    def counted(self: Journal, messages: Sequence[tuple[str, bytes, int, bool]]) -> list[int]:
+        attempts.append(len(messages))
+        return put_many(self, messages)
+
+    monkeypatch.setattr(Journal, "outbox_put_many", counted)
+    events = Recorder(broker_fresh, "p8/events/#", client_id="rec-p8", persistent=True)
+    publisher = make_publisher(broker_fresh, journal, "p8")
+    publisher.start()
+    saboteur = sqlite3.connect(tmp_path / "j.sqlite3", isolation_level=None)
+    try:
+        assert publisher.wait_connected(10)
+        broker_fresh.stop()
+        wait_for(lambda: not publisher.connected)
+        saboteur.execute(
+            "CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        sent = [report() for _ in range(3)]
+        with caplog.at_level(logging.WARNING, logger="capture.publish"):
+            for firing in sent:
+                publisher.publish_firing(firing)
+            wait_for(lambda: len(attempts) >= 3, timeout=15)  # retried, with back-off
+            assert publisher.alive
+            assert "disk full" in (publisher.outbox_error or "")
+            assert journal.outbox_count() == 0
+            saboteur.execute("DROP TRIGGER full")  # space is back
+            wait_for(lambda: journal.outbox_count() == 3, timeout=15)
+        assert caplog.text.count("cannot write the outbox") == 1  # once per outage
+        assert "outbox written again" in caplog.text
+        assert publisher.alive and publisher.outbox_error is None
+
+        broker_fresh.start()
+        wait_for(lambda: len(events.json()) == 3, timeout=30)
+        assert [m["event_id"] for m in events.json()] == [f.event.id for f in sent]
+        wait_for(lambda: journal.outbox_count() == 0)
+        assert publisher.published == 3
+    finally:
+        saboteur.close()
+        events.close()
+        publisher.stop()
+        journal.close()

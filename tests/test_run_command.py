@@ -8,9 +8,14 @@ import sys
 from pathlib import Path
 
 from capture.cameras.jpeg import validate_jpeg
+from capture.config.schema import MqttConfig
+from capture.oneshot import fire_client_id
+from capture.service import Service
 from capture.simulator import Simulator
 from tests.broker import Broker
+from tests.conftest import wait_for
 from tests.e2e.conftest import ENVIRON, base_sections, camera_sections
+from tests.mqtt_client import Recorder, publish
 
 RULE = """
 [triggers.plc]
@@ -89,6 +94,50 @@ def test_fire_takes_the_pictures_through_the_real_pipeline(
     )
     assert failed.returncode == 1
     assert "cam_b #1: InvalidImage" in failed.stdout
+
+
+def test_fire_beside_a_running_service_leaves_it_online_and_connected(
+    tmp_path: Path, simulator: Simulator, broker: Broker
+) -> None:
+    root = tmp_path / "data"
+    rules = tmp_path / "rules.toml"
+    web = "[web]\nenabled = true\nport = 0"  # the http trigger needs it; port 0: any free one
+    rules.write_text(
+        base_sections(root, broker, prefix="fire-beside").replace("[web]\nenabled = false", web)
+        + camera_sections(simulator)
+        + HTTP_RULE
+    )
+    service = Service(rules, environ=ENVIRON)
+    service.start()
+    status = Recorder(broker, "fire-beside/status")
+    events = Recorder(broker, "fire-beside/events/#")
+    try:
+        wait_for(lambda: status.payloads() == [b"online"])
+        result = capture(
+            "fire", "-c", str(rules), "plc", "--value", "state=NG", "--value", "station=S2"
+        )
+        assert result.returncode == 0, result.stderr
+        [event] = wait_for(events.json)  # type: ignore[misc]
+        assert event["rule"] == "ng_part" and event["manual"] is False
+        publish(broker, "fire-beside/status", b"marker")  # not retained: after what fire sent
+        wait_for(lambda: status.payloads()[-1:] == [b"marker"])
+        assert status.payloads() == [b"online", b"marker"]  # no offline, no reconnect's online
+        assert service.publisher is not None and service.publisher.connected
+        fresh = Recorder(broker, "fire-beside/status")
+        assert wait_for(fresh.payloads) == [b"online"]
+        fresh.close()
+    finally:
+        status.close()
+        events.close()
+        service.stop()
+
+
+def test_fire_connects_with_an_id_of_its_own_even_beside_the_longest_service_id() -> None:
+    for client_id in ("line3", "x" * 128):
+        config = MqttConfig(client_id=client_id)
+        fire_id = fire_client_id(config, "plant")
+        assert fire_id != config.client_id_for("plant")
+        assert len(fire_id) <= 128 and f"-fire-{os.getpid()}" in fire_id
 
 
 def test_fire_rejects_bad_values_and_unknown_triggers(tmp_path: Path, simulator: Simulator) -> None:
