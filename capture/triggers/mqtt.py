@@ -5,6 +5,14 @@ connection with one persistent session (clean_session = false): QoS 1
 messages sent while the service was stopped or reconnecting are queued by
 the broker and delivered when it is back. Each trigger subscribes its topic
 filter, and messages are routed to every trigger whose filter matches.
+
+The broker sends a session's queued messages as soon as the connection is up,
+which is when the first trigger attaches, not the last; a reload re-attaches
+a changed trigger while the others keep receiving. So for `HOLD_S` after the
+connection comes up or a trigger attaches or detaches, every message is also
+held, bounded, and a trigger that attaches within that time gets the held
+messages its filter matches, in order, unless a trigger of its name already had
+them. Outside these moments nothing is held: the steady path stays as it was.
 """
 
 from __future__ import annotations
@@ -12,6 +20,9 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -36,6 +47,20 @@ MAX_TOPIC_LEVELS = 32
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 
+HOLD_S = 10.0
+"""How long after a connect, attach or detach messages are held for triggers still to attach."""
+HOLD_MAX_MESSAGES = 10_000
+HOLD_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Held:
+    """A message kept for a trigger that may still attach, and who has had it."""
+
+    arrived: float
+    message: paho.MQTTMessage
+    delivered_to: set[str]
+
 
 class MqttTriggerConnection:
     """The one broker connection all mqtt triggers of a service share.
@@ -50,10 +75,17 @@ class MqttTriggerConnection:
         self.config = config
         self.client_id = client_id
         self._lock = threading.Lock()
+        # Held while routing a message and while an attaching trigger catches up, so
+        # the held messages reach it before any newer one.
+        self._routing = threading.Lock()
         self._triggers: list[MqttTrigger] = []
         self._client: paho.Client | None = None
         self._connected = False
         self._outage_logged = False
+        self._held: deque[_Held] = deque()
+        self._held_bytes = 0
+        self._hold_until = 0.0
+        self._overflow_logged = False
 
     @property
     def connected(self) -> bool:
@@ -61,12 +93,27 @@ class MqttTriggerConnection:
         return self._connected
 
     def attach(self, trigger: MqttTrigger) -> None:
-        """Route matching messages to `trigger`, connecting if it is the first."""
-        with self._lock:
-            if self._client is None:
-                self._client = self._connect(trigger)
-            self._triggers.append(trigger)
-            client, subscribe_now = self._client, self._connected
+        """Route matching messages to `trigger`, connecting if it is the first.
+
+        Messages held since the connection came up (or since its previous
+        incarnation detached) that match its filter are handed to it first.
+        """
+        with self._routing:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._connect(trigger)
+                self._triggers.append(trigger)
+                client, subscribe_now = self._client, self._connected
+                catch_up = self._take_held_for(trigger)
+                self._extend_hold()
+            for message in catch_up:
+                self._hand(trigger, message)
+        if catch_up:
+            log.info(
+                "mqtt trigger %s: %d message(s) that arrived before it started handed over",
+                trigger.name,
+                len(catch_up),
+            )
         # Outside our lock: paho's thread may be waiting for it in _on_connect.
         # If it connects meanwhile, _on_connect subscribes this filter too (harmless twice).
         if subscribe_now:
@@ -80,6 +127,7 @@ class MqttTriggerConnection:
             client = self._client if not self._triggers else None
             if client is not None:
                 self._client = None
+            self._extend_hold()  # a reload starts its replacement in a moment
         trigger.note_connected(False)
         if client is not None:
             client.disconnect()
@@ -135,6 +183,7 @@ class MqttTriggerConnection:
             return
         with self._lock:
             filters = sorted({trigger.config.topic for trigger in self._triggers})
+            self._extend_hold()  # the session's queued messages come now
         if filters:
             client.subscribe([(topic, self.config.qos) for topic in filters])
         self._outage_logged = False
@@ -158,20 +207,77 @@ class MqttTriggerConnection:
         self._report_outage("cannot connect to the broker")
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        with self._lock:
-            targets = [
-                t for t in self._triggers if paho.topic_matches_sub(t.config.topic, message.topic)
-            ]
-        if not targets:
-            log.debug("mqtt message for no trigger topic=%s", message.topic)
-        for trigger in targets:
-            try:
-                trigger.handle(message)
-            except Exception:
-                # An exception here would end paho's network thread, and with it every mqtt trigger.
-                log.exception(
-                    "mqtt message handling failed trigger=%s topic=%s", trigger.name, message.topic
+        with self._routing:
+            with self._lock:
+                targets = [
+                    t
+                    for t in self._triggers
+                    if paho.topic_matches_sub(t.config.topic, message.topic)
+                ]
+                now = time.monotonic()
+                if now < self._hold_until:
+                    self._hold(_Held(now, message, {t.name for t in targets}))
+                else:
+                    if self._held:
+                        self._expire(now)
+                    if not targets:
+                        log.debug("mqtt message for no trigger topic=%s", message.topic)
+            for trigger in targets:
+                self._hand(trigger, message)
+
+    @staticmethod
+    def _hand(trigger: MqttTrigger, message: paho.MQTTMessage) -> None:
+        try:
+            trigger.handle(message)
+        except Exception:
+            # An exception here would end paho's network thread, and with it every mqtt trigger.
+            log.exception(
+                "mqtt message handling failed trigger=%s topic=%s", trigger.name, message.topic
+            )
+
+    # held messages (callers hold _lock) ------------------------------------------
+
+    def _extend_hold(self) -> None:
+        self._hold_until = time.monotonic() + HOLD_S
+
+    def _hold(self, held: _Held) -> None:
+        self._expire(held.arrived)
+        self._held.append(held)
+        self._held_bytes += len(held.message.payload)
+        while len(self._held) > HOLD_MAX_MESSAGES or self._held_bytes > HOLD_MAX_BYTES:
+            oldest = self._held.popleft()
+            self._drop(oldest)
+            if not oldest.delivered_to and not self._overflow_logged:
+                self._overflow_logged = True
+                log.warning(
+                    "mqtt: more than %d messages (%d MiB) arrived before their triggers "
+                    "started; the oldest of those no trigger had yet are dropped",
+                    HOLD_MAX_MESSAGES,
+                    HOLD_MAX_BYTES // (1024 * 1024),
                 )
+
+    def _take_held_for(self, trigger: MqttTrigger) -> list[paho.MQTTMessage]:
+        """The held messages `trigger` should have had, marked as now delivered to it."""
+        self._expire(time.monotonic())
+        messages = []
+        for held in self._held:
+            if trigger.name not in held.delivered_to and paho.topic_matches_sub(
+                trigger.config.topic, held.message.topic
+            ):
+                held.delivered_to.add(trigger.name)
+                messages.append(held.message)
+        return messages
+
+    def _expire(self, now: float) -> None:
+        while self._held and now - self._held[0].arrived > HOLD_S:
+            self._drop(self._held.popleft())
+        if not self._held:
+            self._overflow_logged = False
+
+    def _drop(self, held: _Held) -> None:
+        self._held_bytes -= len(held.message.payload)
+        if not held.delivered_to:
+            log.debug("mqtt message for no trigger topic=%s", held.message.topic)
 
     def _report_outage(self, why: str) -> None:
         message = f"broker {self.config.host}:{self.config.port}: {why}"

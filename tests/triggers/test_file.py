@@ -173,15 +173,23 @@ def test_a_glob_in_the_folder_part_is_refused(tmp_path: Path) -> None:
         watch(tmp_path / "*" / "thermo.log").start(lambda event: None)
 
 
-def test_stop_is_idempotent_and_nothing_fires_after_it(tmp_path: Path, events: Collector) -> None:
+def test_stop_is_idempotent_and_nothing_fires_after_it(
+    tmp_path: Path, start: Start, events: Collector, polling: bool
+) -> None:
     log = tmp_path / "thermo.log"
     log.touch()
-    trigger = watch(log)
-    trigger.start(events)
+    stopped = Collector()
+    trigger = watch(log, polling=polling, poll_interval_s=0.05)
+    trigger.start(stopped)
     trigger.stop()
     trigger.stop()
+    # A second trigger on the same file, still running, is the witness: once it has seen
+    # the lines, a stopped trigger whose observer lived on would have seen them too.
+    start(watch(log, polling=polling, poll_interval_s=0.05))
     append(log, "T=1\n")
-    assert len(events) == 0
+    append(log, "T=2\n")
+    wait_for(lambda: events.values("temp") == [1, 2])
+    assert len(stopped) == 0
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")

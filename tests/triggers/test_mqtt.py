@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from capture.config.schema import MqttConfig
 from capture.config.schema import MqttTrigger as MqttTriggerConfig
 from capture.triggers import Trigger, TriggerContext, TriggerError
+from capture.triggers import mqtt as mqtt_module
 from capture.triggers.mqtt import MqttTrigger, shared_connection, topic_values
 from capture.triggers.values import PayloadFormatError
 from tests.broker import Broker
@@ -232,3 +234,127 @@ def test_a_missing_ca_file_is_a_clear_start_error_leaving_no_thread_behind(
     ):
         mqtt(context, f"{prefix}/done").start(events)
     assert not shared_connection(context).connected  # and no paho thread: see no_leaked_threads
+
+
+def test_messages_queued_while_the_service_was_down_reach_triggers_that_start_apart(
+    broker: Broker, events: Collector, prefix: str
+) -> None:
+    """The broker delivers the whole session's backlog when the first trigger connects."""
+    config = context_for(broker).mqtt
+    before = TriggerContext(mqtt=config)
+    gate, press = (
+        mqtt(before, f"{prefix}/gate", name="gate"),
+        mqtt(before, f"{prefix}/press", name="press"),
+    )
+    for trigger in (gate, press):
+        trigger.start(events)
+    wait_for(lambda: gate.stats().connected and press.stats().connected)
+    for trigger in (gate, press):
+        trigger.stop()  # the session and both subscriptions stay on the broker
+    send(broker, f"{prefix}/press", "for-press")  # queued first, so it arrives first
+    send(broker, f"{prefix}/gate", "for-gate")
+
+    after = TriggerContext(mqtt=config)  # a restarted service: a new connection, same session
+    gate = mqtt(after, f"{prefix}/gate", name="gate")
+    press = mqtt(after, f"{prefix}/press", name="press")
+    gate.start(events)
+    try:
+        wait_for(lambda: events.values("value") == ["for-gate"])  # press's message came before it
+        press.start(events)
+        wait_for(lambda: len(events) == 2)
+    finally:
+        gate.stop()
+        press.stop()
+    assert sorted((e.trigger, e.values["value"]) for e in events.events) == [
+        ("gate", "for-gate"),
+        ("press", "for-press"),
+    ]
+
+
+def test_a_message_arriving_while_a_reload_restarts_its_trigger_reaches_the_new_one(
+    broker: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    context = context_for(broker)
+    started(mqtt(context, f"{prefix}/gate", name="gate"), start)
+    old = started(mqtt(context, f"{prefix}/press", name="press"), start)
+    old.stop()  # the reload stops the changed trigger; the connection stays up for gate
+    send(broker, f"{prefix}/press", "between")
+    send(broker, f"{prefix}/gate", "marker")  # forwarded after "between" on the same connection
+    wait_for(lambda: events.values("value") == ["marker"])
+    started(mqtt(context, f"{prefix}/press", name="press", payload="text"), start)
+    wait_for(lambda: len(events) == 2)
+    assert [(e.trigger, e.values["value"]) for e in events.events] == [
+        ("gate", "marker"),
+        ("press", "between"),
+    ]
+
+
+def test_a_held_message_reaches_an_overlapping_filter_once_and_never_twice_per_trigger(
+    broker: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    config = context_for(broker).mqtt
+    before = TriggerContext(mqtt=config)
+    everything = mqtt(before, f"{prefix}/#", name="all")
+    gate = mqtt(before, f"{prefix}/gate/+", name="gate")
+    for trigger in (everything, gate):
+        trigger.start(events)
+    wait_for(lambda: everything.stats().connected and gate.stats().connected)
+    for trigger in (everything, gate):
+        trigger.stop()
+    send(broker, f"{prefix}/gate/in", "part")
+
+    after = TriggerContext(mqtt=config)
+    first_all = started(mqtt(after, f"{prefix}/#", name="all"), start)
+    wait_for(lambda: len(events) == 1)  # "all" had it: it matched an attached trigger
+    started(mqtt(after, f"{prefix}/gate/+", name="gate"), start)
+    wait_for(lambda: len(events) == 2)  # and "gate", attached later, gets it too
+    first_all.stop()  # a reload restarting "all" must not hand it the same message again
+    started(mqtt(after, f"{prefix}/#", name="all"), start)
+    send(broker, f"{prefix}/marker", "marker")  # anything held would have come before it
+    wait_for(lambda: "marker" in events.values("value"))
+    assert sorted((e.trigger, e.values["value"]) for e in events.events) == [
+        ("all", "marker"),
+        ("all", "part"),
+        ("gate", "part"),
+    ]
+
+
+def test_the_hold_is_bounded_and_drops_the_oldest_saying_so(
+    broker: Broker,
+    events: Collector,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(mqtt_module, "HOLD_MAX_MESSAGES", 2)
+    config = context_for(broker).mqtt
+    before = TriggerContext(mqtt=config)
+    gate, press = (
+        mqtt(before, f"{prefix}/gate", name="gate"),
+        mqtt(before, f"{prefix}/press", name="press"),
+    )
+    for trigger in (gate, press):
+        trigger.start(events)
+    wait_for(lambda: gate.stats().connected and press.stats().connected)
+    for trigger in (gate, press):
+        trigger.stop()
+    for payload in ("p1", "p2"):
+        send(broker, f"{prefix}/press", payload)
+    send(broker, f"{prefix}/gate", "g")
+
+    after = TriggerContext(mqtt=config)
+    gate = mqtt(after, f"{prefix}/gate", name="gate")
+    press = mqtt(after, f"{prefix}/press", name="press")
+    with caplog.at_level(logging.WARNING, logger="capture.triggers.mqtt"):
+        gate.start(events)
+        try:
+            wait_for(lambda: events.values("value") == ["g"])
+            press.start(events)  # held messages are handed over before start returns
+        finally:
+            gate.stop()
+            press.stop()
+    assert [(e.trigger, e.values["value"]) for e in events.events] == [
+        ("gate", "g"),
+        ("press", "p2"),
+    ]
+    assert "the oldest of those no trigger had yet are dropped" in caplog.text
