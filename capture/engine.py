@@ -18,7 +18,9 @@ Threads and why:
 
 A frame that waited longer than its camera's deadline in the queue is failed
 as `Overloaded` rather than taken late: a picture seconds after the moment is
-worse than an honest error, and it bounds the backlog of a dead camera.
+worse than an honest error, and it bounds the backlog of a dead camera. A
+frame still untaken when a stop gives up on its grace period is journaled as
+`Abandoned`; every frame of a firing gets exactly one outcome.
 """
 
 from __future__ import annotations
@@ -75,6 +77,24 @@ class Announcer(Protocol):
 
 class Overloaded(CameraError):
     """The camera's queue is so long that a frame could not be taken in time."""
+
+
+class CameraRemoved(CameraError):
+    """A reload removed the camera before a (delayed or burst) frame of it was due."""
+
+
+class Abandoned(CameraError):
+    """The service stopped, after its grace period, before the frame was taken."""
+
+
+class RuleDisabled(ValueError):
+    """A request named a rule with `enabled = false`: such a rule never fires, not even on request."""
+
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+        super().__init__(
+            f"rule {rule!r} is disabled (enabled = false in the rule file); enable it to fire it"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,17 +245,44 @@ class FiringReport:
         return all(result.ok for result in self.results)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Firing:
-    """Collects the results of one rule firing and reports once, when complete."""
+    """Collects the results of one rule firing and reports once, when complete.
+
+    Each frame is claimed once, by whoever gives its outcome: the camera
+    thread (a file or a failure) or a stop that gave up (Abandoned).
+    """
 
     event: Event
     rule: CompiledRule
     expected: int
     on_done: Callable[[_Firing], None]
     manual: bool = False
+    cameras: tuple[str, ...] = ()
     results: list[CaptureResult] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    claimed: set[tuple[str, int]] = field(default_factory=set)
+
+    def claim(self, frame: _Frame) -> bool:
+        """True if the caller is the one to give this frame's outcome."""
+        key = (frame.camera, frame.seq)
+        with self.lock:
+            if key in self.claimed:
+                return False
+            self.claimed.add(key)
+            return True
+
+    def claim_rest(self) -> list[tuple[str, int]]:
+        """Claim every frame nobody has claimed yet; returns their (camera, seq)."""
+        with self.lock:
+            rest = [
+                (camera, seq)
+                for seq in range(1, self.rule.config.burst + 1)
+                for camera in self.cameras
+                if (camera, seq) not in self.claimed
+            ]
+            self.claimed.update(rest)
+        return rest
 
     def add(self, result: CaptureResult) -> None:
         with self.lock:
@@ -350,6 +397,7 @@ class Engine:
         }
         self._in_flight = 0
         self._idle = threading.Condition()
+        self._firings: set[_Firing] = set()  # started, not yet reported (under _idle)
         self._accepting = True
         self._abandoned = False
 
@@ -374,10 +422,17 @@ class Engine:
             self._release()
 
     def fire_rule(self, rule_name: str, event: Event) -> bool:
-        """Run a rule now for an explicit request, ignoring its condition and cooldown."""
+        """Run a rule now for an explicit request, ignoring its condition and cooldown.
+
+        False for an unknown rule or while stopping; raises `RuleDisabled`
+        (a ValueError, so the MQTT command path logs it and the web API
+        answers 400) for a rule with `enabled = false`.
+        """
         rule = self._ruleset.by_name.get(rule_name)
         if rule is None or not self._accepting:
             return False
+        if not rule.config.enabled:
+            raise RuleDisabled(rule.name)
         self._recorder.record_event(event, [rule.name])
         self._start_firing(event, rule, rule.cameras, manual=True)
         return True
@@ -444,16 +499,25 @@ class Engine:
     def stop(self, grace_s: float) -> bool:
         """Stop taking events, let in-flight captures finish for up to `grace_s`.
 
-        Frames still queued after the grace period are abandoned, not taken:
-        a stop must be bounded, and a picture taken that late would not show
-        the moment anyway. Returns whether everything finished in time.
+        Frames not taken after the grace period are abandoned: a stop must be
+        bounded, and a picture taken that late would not show the moment
+        anyway. Each is journaled as an `Abandoned` failure (the journal is
+        still open: the service closes it after this) and its firing is
+        announced. Returns whether everything finished in time.
         """
         self._accepting = False
         finished = self.wait_idle(grace_s)
+        self._scheduler.stop()  # delayed and burst frames not yet due are never taken now
         if not finished:
             self._abandoned = True
-            log.warning("stopping with %d frame(s) not taken", self._in_flight)
-        self._scheduler.stop()
+            abandoned = self._abandon_firings()
+            with self._idle:
+                writing = self._in_flight
+            log.warning(
+                "stopping after the %.1f s grace period: %d frame(s) not taken, journaled as "
+                "Abandoned%s",
+                grace_s, abandoned, f"; {writing} still finishing" if writing else "",
+            )  # fmt: skip
         for workers in self._workers.values():
             workers.stop()
         self._writers.shutdown(wait=finished, cancel_futures=True)
@@ -462,6 +526,21 @@ class Engine:
                 for thread in workers.threads:
                     thread.join(timeout=5)
         return finished
+
+    def _abandon_firings(self) -> int:
+        """Give every unclaimed frame of every unfinished firing its Abandoned outcome."""
+        with self._idle:
+            firings = list(self._firings)
+        count = 0
+        for firing in firings:
+            for camera, seq in firing.claim_rest():
+                frame = _Frame(firing, camera, seq, firing.event.monotonic)
+                error = Abandoned(
+                    camera, "the service stopped before this frame was taken (shutdown_grace_s)"
+                )
+                self._complete(frame, self._failure(frame, error, 0.0))
+                count += 1
+        return count
 
     # ------------------------------------------------------------------ internals
 
@@ -488,9 +567,10 @@ class Engine:
         if not cameras:
             self._announce(_Firing(event, rule, 0, self._finish, manual))
             return
-        firing = _Firing(event, rule, burst * len(cameras), self._finish, manual)
+        firing = _Firing(event, rule, burst * len(cameras), self._finish, manual, tuple(cameras))
         with self._idle:
             self._in_flight += firing.expected
+            self._firings.add(firing)
         start = event.monotonic + rule.config.delay_ms / 1000
         for seq in range(1, burst + 1):
             due = start + (seq - 1) * rule.config.interval_ms / 1000
@@ -503,14 +583,19 @@ class Engine:
 
     def _enqueue(self, frame: _Frame) -> None:
         workers = self._workers.get(frame.camera)
-        if workers is None or workers.queue.qsize() >= MAX_QUEUED_FRAMES:
-            error = Overloaded(
+        if workers is None:
+            removed = CameraRemoved(
+                frame.camera, "removed from the rule file by a reload before this frame was due"
+            )
+            self._fail(frame, removed, 0.0)
+        elif workers.queue.qsize() >= MAX_QUEUED_FRAMES:
+            overloaded = Overloaded(
                 frame.camera,
                 f"{MAX_QUEUED_FRAMES} frames already queued; camera too slow for this trigger rate",
             )
-            self._complete(frame, self._failure(frame, error, 0.0))
-            return
-        workers.queue.put(frame)
+            self._fail(frame, overloaded, 0.0)
+        else:
+            workers.queue.put(frame)
 
     def _capture(self, camera: Camera, frame: _Frame) -> None:
         """Camera worker: fetch one frame, hand it to a writer; never raises."""
@@ -519,11 +604,11 @@ class Engine:
         try:
             snapshot = self._fetch(camera, frame)
         except CameraError as exc:
-            self._complete(frame, self._failure(frame, exc, self._since_trigger_ms(frame)))
+            self._fail(frame, exc, self._since_trigger_ms(frame))
             return
         except Exception as exc:  # a bug must not kill the camera's worker
             log.exception("capture failed camera=%s event=%s", frame.camera, frame.firing.event.id)
-            self._complete(frame, self._failure(frame, exc, 0.0))
+            self._fail(frame, exc, 0.0)
             return
         if self._abandoned:  # stopped after the grace period meanwhile
             return
@@ -555,6 +640,8 @@ class Engine:
         request go out while this file is fsynced, and lets the file system
         group the fsyncs of several writers into one journal commit.
         """
+        if not frame.firing.claim(frame):  # a stop gave up on it meanwhile: no file
+            return
         try:
             result = self._store_frame(frame, snapshot)
         except Exception as exc:
@@ -605,6 +692,11 @@ class Engine:
     def _delay_ms(frame: _Frame, snapshot: Snapshot) -> float:
         return round((snapshot.received_monotonic - frame.firing.event.monotonic) * 1000, 3)
 
+    def _fail(self, frame: _Frame, error: BaseException, delay_ms: float) -> None:
+        """Give a frame its failure, unless a stop already gave it Abandoned."""
+        if frame.firing.claim(frame):
+            self._complete(frame, self._failure(frame, error, delay_ms))
+
     @staticmethod
     def _failure(frame: _Frame, error: BaseException, delay_ms: float) -> CaptureResult:
         kind = getattr(error, "kind", None) or type(error).__name__
@@ -638,6 +730,8 @@ class Engine:
         self._release()
 
     def _finish(self, firing: _Firing) -> None:
+        with self._idle:
+            self._firings.discard(firing)
         self._announce(firing)
 
     def _announce(self, firing: _Firing) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from capture.cameras import CameraState, Snapshot
 from capture.cameras.errors import Unreachable
 from capture.config.loader import parse_rules
 from capture.config.schema import CameraBase
-from capture.engine import Engine, FiringReport, RuleSet
+from capture.engine import Engine, FiringReport, RuleDisabled, RuleSet
 from capture.events import Event
 from capture.journal import Journal
 from capture.storage import Storage
@@ -114,14 +115,36 @@ enabled = false
 """
 
 
+BURSTS = """
+[[rules]]
+name = "late"
+when = "plc"
+condition = 'state == "LATE"'
+cameras = ["fast"]
+delay_ms = 150
+filename = "{{rule}}/{{camera}}_{{seq}}.jpg"
+
+[[rules]]
+name = "burst"
+when = "plc"
+condition = 'state == "BURST"'
+cameras = ["fast", "slow"]
+burst = 4
+interval_ms = 150
+filename = "{{rule}}/{{camera}}_{{seq}}.jpg"
+"""
+
+
 class Harness:
     def __init__(
         self,
         root: Path,
         delays: dict[str, float] | None = None,
         errors: dict[str, Exception] | None = None,
+        extra: str = "",
     ) -> None:
-        self.rules = parse_rules(RULES.format(root=root), "rules.toml", {}).rules
+        self.root = root
+        self.rules = parse_rules((RULES + extra).format(root=root), "rules.toml", {}).rules
         self.cameras = {
             name: MemoryCamera(
                 name, config, (delays or {}).get(name, 0.0), (errors or {}).get(name)
@@ -137,6 +160,18 @@ class Harness:
         event = Event.now("plc", values)
         self.engine.submit(event)
         return event
+
+    def reload(self, text: str) -> None:
+        """Apply a new rule file as the service does: unchanged cameras keep their object."""
+        rules = parse_rules(text.format(root=self.root), "rules.toml", {}).rules
+        cameras = {
+            name: self.cameras[name]
+            if self.rules.cameras.get(name) == config
+            else MemoryCamera(name, config)
+            for name, config in rules.cameras.items()
+        }
+        self.engine.reload(rules, cameras)
+        self.rules, self.cameras = rules, cameras
 
     def close(self) -> None:
         self.engine.stop(5)
@@ -244,6 +279,68 @@ def test_fire_rule_ignores_condition_and_snap_camera_takes_one_frame(harness) ->
     assert sorted((r.rule, r.manual) for r in h.reports) == [("ng", True), ("snap", True)]
 
 
+def test_a_disabled_rule_is_refused_on_request_and_says_why(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness()
+    request = Event.now("command", {"station": "S9"})
+    with pytest.raises(RuleDisabled, match=r"rule 'off' is disabled \(enabled = false"):
+        h.engine.fire_rule("off", request)
+    assert h.engine.wait_idle(5)
+    h.journal.flush()
+    assert h.reports == [] and h.cameras["fast"].calls == []
+    assert h.journal.query(limit=10) == []  # not even the request's event
+
+
+def test_the_first_frame_is_not_taken_before_the_delay(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness(extra=BURSTS)
+    event = h.fire(state="LATE", station="S1", temp=0)
+    assert h.engine.wait_idle(5)
+    [report] = h.reports
+    [taken] = h.cameras["fast"].calls
+    assert taken - event.monotonic >= 0.150
+    assert report.results[0].ok and report.results[0].trigger_to_image_ms >= 150
+
+
+def test_a_reload_mid_burst_takes_every_frame_of_the_burst_already_started(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness(extra=BURSTS)
+    fast = h.cameras["fast"]
+    h.fire(state="BURST", station="S1", temp=0)
+    wait_for(lambda: fast.calls)
+    # The new file drops the bursting rule and changes the other camera it names.
+    h.reload(RULES.replace('host = "127.0.0.2"', 'host = "127.0.0.3"'))
+    assert len(fast.calls) < 4, "the reload came too late to be mid-burst"
+    assert h.cameras["fast"] is fast and h.cameras["slow"].config.host == "127.0.0.3"
+    assert h.engine.wait_idle(5)
+    [report] = h.reports
+    assert report.ok
+    assert sorted((r.camera, r.seq) for r in report.results) == [
+        (camera, seq) for camera in ("fast", "slow") for seq in (1, 2, 3, 4)
+    ]
+    assert len(fast.calls) == 4 and len(h.cameras["slow"].calls) >= 1  # the replacement took some
+    assert len({r.path for r in report.results}) == 8
+
+
+def test_frames_of_a_camera_a_reload_removed_fail_saying_so(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness(extra=BURSTS)
+    h.fire(state="BURST", station="S1", temp=0)
+    wait_for(lambda: h.cameras["slow"].calls)
+    without_slow = RULES.replace(
+        '[cameras.slow]\nvendor = "edimax"\nhost = "127.0.0.2"\nline = "Line 2"\n', ""
+    ).replace('cameras = ["line:Line 2", "fast"]', 'cameras = ["fast"]')
+    assert "cameras.slow" not in without_slow
+    h.reload(without_slow)
+    assert h.engine.wait_idle(5)
+    [report] = h.reports
+    removed = [r for r in report.results if not r.ok]
+    assert removed and all(r.camera == "slow" for r in removed)
+    assert {(r.error_type, r.error_message) for r in removed} == {
+        (
+            "CameraRemoved",
+            "camera slow: removed from the rule file by a reload before this frame was due",
+        )
+    }
+    assert all(r.ok for r in report.results if r.camera == "fast")
+
+
 def test_plan_shows_file_names_without_touching_anything(tmp_path: Path) -> None:
     rules = parse_rules(RULES.format(root=tmp_path / "nowhere"), "rules.toml", {}).rules
     plan = RuleSet(rules).plan(
@@ -264,17 +361,40 @@ def test_stop_waits_for_in_flight_frames(harness) -> None:  # type: ignore[no-un
     assert len(h.reports) == 1 and len(h.reports[0].results) == 4
 
 
-def test_stop_is_bounded_and_abandons_frames_still_queued(harness) -> None:  # type: ignore[no-untyped-def]
+def test_stop_is_bounded_and_abandons_frames_still_queued(
+    harness, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
     h = harness(delays={"slow": 0.2})
-    for _ in range(20):
-        h.fire(state="OK", station="S1", temp=80)
+    events = [h.fire(state="OK", station="S1", temp=80) for _ in range(20)]
     wait_for(lambda: h.cameras["slow"].calls)
     began = time.monotonic()
-    assert h.engine.stop(0.3) is False
+    with caplog.at_level(logging.WARNING, logger="capture.engine"):
+        assert h.engine.stop(0.3) is False
     assert time.monotonic() - began < 2.0
     calls = len(h.cameras["slow"].calls)
     time.sleep(0.5)
     assert len(h.cameras["slow"].calls) <= calls + 1  # at most the frame in progress
+
+    # Every frame of every firing has exactly one outcome: saved, or journaled as Abandoned
+    # (a frame that was being saved when the grace period ended may finish just after).
+    def journaled() -> list[Any]:
+        h.journal.flush()
+        return h.journal.query(limit=1000)
+
+    wait_for(lambda: len(journaled()) >= 80)
+    rows = journaled()
+    assert sorted((r.event_id, r.camera, r.seq) for r in rows) == sorted(
+        (event.id, camera, seq) for event in events for camera in ("slow", "fast") for seq in (1, 2)
+    )
+    abandoned = [r for r in rows if r.error_type == "Abandoned"]
+    assert abandoned and all(r.camera == "slow" and not r.path for r in abandoned)
+    assert abandoned[0].error_message == (
+        "camera slow: the service stopped before this frame was taken (shutdown_grace_s)"
+    )
+    [warning] = [r.getMessage() for r in caplog.records if "grace period" in r.getMessage()]
+    assert f"{len(abandoned)} frame(s) not taken, journaled as Abandoned" in warning
+    wait_for(lambda: len(h.reports) == 20)
+    assert all(len(report.results) == 4 for report in h.reports)
 
 
 def test_repeated_failures_of_one_camera_are_logged_once_per_period(
