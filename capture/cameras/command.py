@@ -23,7 +23,7 @@ from capture.cameras import Camera, Snapshot, build_camera
 from capture.cameras.errors import CameraError
 from capture.config.loader import add_config_argument, load_rule_file
 from capture.config.problems import ConfigError, did_you_mean
-from capture.config.schema import RuleFile
+from capture.config.schema import CameraConfig, RuleFile
 
 #: Most cameras probed at once by `capture cameras`.
 MAX_PROBES = 32
@@ -80,7 +80,12 @@ def run_snap(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    camera = build_camera(args.camera, rules.cameras[args.camera])
+    config = rules.cameras[args.camera]
+    try:
+        camera = build_camera(args.camera, config)
+    except Exception as exc:  # untranslated, see cannot_set_up
+        print(f"camera {args.camera}: {cannot_set_up(args.camera, config, exc)}", file=sys.stderr)
+        return 1
     try:
         with _errors_reported_once():
             snapshot = camera.snapshot()
@@ -145,6 +150,19 @@ def _errors_reported_once() -> Iterator[None]:
         cameras_logger.removeHandler(handler)
 
 
+def cannot_set_up(name: str, config: CameraConfig, exc: Exception) -> str:
+    """Why a camera's driver could not be built, for the technician.
+
+    build_camera does not translate its failures (a driver's ValueError, a CA
+    file's OSError, httpx's InvalidURL), so the commands take any of them.
+    """
+    if isinstance(exc, OSError) and config.ca_file is not None:
+        detail = f"ca_file {str(config.ca_file)!r}: {exc.strerror or exc}"
+    else:
+        detail = str(exc).removeprefix(f"camera {name}: ") or type(exc).__name__
+    return f"cannot be set up: {detail}"
+
+
 def probe(camera: Camera) -> tuple[Snapshot | None, CameraError | None]:
     """One snapshot from one camera: the snapshot or the error."""
     try:
@@ -164,14 +182,19 @@ def run_cameras(args: argparse.Namespace) -> int:
         return 1
     # All built before any probe, so the channels of one NVR share its slots and back-off.
     cameras: list[Camera] = []
+    not_set_up: dict[str, str] = {}
     try:
         for name in names:
-            cameras.append(build_camera(name, rules.cameras[name]))
+            try:
+                cameras.append(build_camera(name, rules.cameras[name]))
+            except Exception as exc:  # untranslated, see cannot_set_up
+                not_set_up[name] = cannot_set_up(name, rules.cameras[name], exc)
         with _errors_reported_once(), ThreadPoolExecutor(min(len(names), MAX_PROBES)) as pool:
-            results = list(pool.map(probe, cameras))
+            probed = dict(zip([c.name for c in cameras], pool.map(probe, cameras), strict=True))
     finally:
         for camera in cameras:
             camera.close()
+    results = [probed.get(name, (None, None)) for name in names]
     rows = [["NAME", "VENDOR", "LINE", "LATENCY", "IMAGE", "RESULT"]]
     for name, (snapshot, error) in zip(names, results, strict=True):
         config = rules.cameras[name]
@@ -182,6 +205,8 @@ def run_cameras(args: argparse.Namespace) -> int:
                 f"{snapshot.width}x{snapshot.height} {len(snapshot.jpeg) // 1024} KiB",
                 "OK",
             ]
+        elif name in not_set_up:
+            cells = ["-", "-", not_set_up[name]]
         else:
             assert error is not None
             cells = ["-", "-", f"{error.kind}: {error.message}"]

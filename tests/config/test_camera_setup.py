@@ -9,12 +9,14 @@ reach the commands and the service.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from capture.cameras import command
 from capture.config.loader import LoadedRules
 from capture.config.schema import RuleFile
 from capture.events import Event
@@ -51,6 +53,49 @@ scheme = "https"
 ca_file = "{tmp_path / "removed-since-the-check.pem"}"
 """
     return RuleFile.model_validate(tomllib.loads(text))
+
+
+@pytest.fixture
+def unchecked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RuleFile:
+    """The commands read these rules as if the rule file had passed the check."""
+    rules = unchecked_rules(tmp_path)
+    monkeypatch.setattr(command, "load_rule_file", lambda _path: rules)
+    return rules
+
+
+@pytest.mark.parametrize(
+    ("camera", "detail"),
+    [
+        ("bad_path", "path uses {chanel}"),
+        ("gone_ca", "removed-since-the-check.pem': No such file or directory"),
+    ],
+)
+def test_snap_names_a_camera_that_cannot_be_set_up(
+    unchecked: RuleFile,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    camera: str,
+    detail: str,
+) -> None:
+    output = tmp_path / "snap.jpg"
+    args = argparse.Namespace(camera=camera, config=None, output=output)
+    assert command.run_snap(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"camera {camera}: cannot be set up: "), err
+    assert detail in err and "Traceback" not in err
+    assert not output.exists()
+
+
+def test_cameras_lists_a_camera_that_cannot_be_set_up_and_probes_the_rest(
+    unchecked: RuleFile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert command.run_cameras(argparse.Namespace(config=None)) == 1
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(rows) == {"good", "bad_path", "gone_ca"}, out
+    assert "cannot be set up: path uses {chanel}" in rows["bad_path"]
+    assert "cannot be set up: " in rows["gone_ca"] and "No such file" in rows["gone_ca"]
+    assert "cannot be set up" not in rows["good"]  # probed: refused on port 9, a camera error
 
 
 def test_the_service_starts_without_a_camera_it_cannot_set_up_and_says_which(
