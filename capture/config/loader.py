@@ -117,6 +117,10 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
         message = getattr(exc, "msg", str(exc))
         if line is None:
             message, line, column = _split_toml_position(str(exc))
+        if line is None and message.endswith(" (at end of document)"):
+            # An unclosed string or table header runs to the end: name the file's last line.
+            message = message.removesuffix(" (at end of document)") + " at the end of the file"
+            line = max(1, len(text.splitlines()))
         raise ConfigError(
             [Problem(source, line, "", f"TOML syntax error: {message}", column=column)]
         ) from None
