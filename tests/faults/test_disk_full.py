@@ -5,9 +5,11 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -32,6 +34,8 @@ when = "tick"
 cameras = ["cam_a"]
 filename = "parts/{event_id}.jpg"
 """
+MIN_FREE_0 = "retention_interval_s = 3600\nmin_free_mb = 0"
+MIB = 1024 * 1024
 
 
 class FullDisk:
@@ -140,3 +144,99 @@ def test_service_on_a_really_full_disk_keeps_capturing_by_pruning_the_oldest(
     assert rows[0].path in on_disk and len(on_disk) < count // 2
     assert_every_jpeg_valid(root)
     assert list(root.rglob("*.tmp")) == []  # no partial file left by a refused write
+
+
+class SmallDisk:
+    """capture.storage's view of `os` on a disk of `capacity` bytes: a write past it fails with ENOSPC.
+
+    The bytes in use are those of the files under the storage root, counted at
+    each write (each file once, so latest/'s hard links cost nothing; the
+    journal, which SQLite writes, is left out), and `statvfs` reports what is
+    left, so retention's free-space target is measured on this disk. Deleting a
+    picture frees its bytes, as on a real disk.
+    """
+
+    def __init__(self, root: Path, capacity: int) -> None:
+        self.root = root
+        self.capacity = capacity
+        self.refused = 0
+        self.peak = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def used(self) -> int:
+        sizes: dict[int, int] = {}
+        for path in self.root.rglob("*"):
+            if path.name.startswith(JOURNAL_NAME):
+                continue
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue  # renamed or deleted meanwhile
+            if stat.S_ISREG(info.st_mode):
+                sizes[info.st_ino] = info.st_size
+        return sum(sizes.values())
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        used = self.used()
+        if used + len(data) > self.capacity:
+            self.refused += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written = os.write(fd, data)
+        self.peak = max(self.peak, used + written)
+        return written
+
+    def statvfs(self, path: object) -> SimpleNamespace:
+        return SimpleNamespace(f_bavail=max(self.capacity - self.used(), 0), f_frsize=1)
+
+
+def test_on_an_injected_small_disk_retention_frees_space_and_capture_resumes(
+    tmp_path: Path,
+    simulator: Simulator,
+    fault_service: FaultServiceFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The tmpfs test's promise where no tmpfs can be mounted: the disk is a budget in the storage's `os`."""
+    root = tmp_path / "data"
+    text = base_sections(root, None) + camera_sections(simulator) + SNAP_RULE
+    service = fault_service(text.replace("retention_interval_s = 3600", MIN_FREE_0))
+    assert service.handle_command({"rule": "part"})
+    assert service.engine.wait_idle(10)
+    [first] = snapshots(root)
+    # Room for the retention pass's 1 MiB margin and ten pictures more.
+    disk = SmallDisk(root, capacity=MIB + 10 * first.stat().st_size)
+    monkeypatch.setattr(capture.storage, "os", disk)
+    caplog.set_level(logging.WARNING, logger="capture.storage")
+
+    taken = 1
+    while disk.refused < 2:  # the disk filled up twice, and retention emptied it each time
+        assert taken < 1000, "the small disk never filled up"
+        assert service.handle_command({"rule": "part"})
+        assert service.engine.wait_idle(10)
+        taken += 1
+    for _ in range(3):  # and capture goes on
+        assert service.handle_command({"rule": "part"})
+        assert service.engine.wait_idle(10)
+        taken += 1
+
+    journal = JournalReader(root / JOURNAL_NAME)
+    rows = wait_for(
+        lambda: (
+            len(journal.query(rule="part", limit=10000)) == taken
+            and journal.query(rule="part", limit=10000)
+        )
+    )
+    assert isinstance(rows, list)
+    assert [
+        row.error_type for row in rows if not row.ok
+    ] == []  # every write that met a full disk was retried and saved
+    assert "disk full, running retention" in caplog.text
+    assert disk.peak <= disk.capacity
+    on_disk = {p.relative_to(root).as_posix() for p in snapshots(root)}
+    assert first.relative_to(root).as_posix() not in on_disk  # the oldest made the room
+    assert {row.path for row in rows[:3]} <= on_disk  # the newest are there
+    assert len(on_disk) < taken
+    assert_every_jpeg_valid(root)
+    assert list(root.rglob("*.tmp")) == []
