@@ -8,7 +8,8 @@ included) is searched too. The needles are every secret the suite configures:
 each test module's constants named like `PASSWORD`, `WEB_TOKEN`, `SECRETS`
 (strings, or collections of them), the password and token values of its
 `*ENVIRON` mappings, and the `password`/`token`/`session` values written in
-clear in the rule files it keeps as constants (one line, at least 8 characters). A hit fails the test that caused it. A test that logs a
+clear in the rule files it keeps as constants (one line, at least 8 characters,
+not a path). A hit fails the test that caused it. A test that logs a
 secret on purpose (to test the scrubber) says so with
 `@pytest.mark.secret_logged_on_purpose(reason)`; nothing else is exempt.
 """
@@ -101,8 +102,11 @@ def configured_secrets(modules: Iterable[object]) -> set[str]:
                     if isinstance(key, str) and _SECRET_KEY.search(key) and isinstance(text, str)
                 )
     # A secret is one line (an environment file cannot hold more): a multi-line
-    # constant whose name ends in _TOKEN is a piece of a rule file, not a secret.
-    return {s for s in found if len(s) >= MIN_SECRET_LENGTH and "\n" not in s}
+    # constant whose name ends in _TOKEN is a piece of a rule file, not a secret;
+    # one starting with "/" is the path of a secrets file.
+    return {
+        s for s in found if len(s) >= MIN_SECRET_LENGTH and "\n" not in s and not s.startswith("/")
+    }
 
 
 class SecretSweep:

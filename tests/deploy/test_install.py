@@ -55,7 +55,7 @@ def installs(test: Callable[..., None]) -> Callable[..., None]:
 
 
 RULES = "/etc/event-capture/rules.toml"
-SECRETS = "/etc/event-capture/secrets.env"
+SECRETS_ENV = "/etc/event-capture/secrets.env"
 EXAMPLE_SUM = "/etc/event-capture/rules.example.sha256"
 UNIT = "/etc/systemd/system/event-capture.service"
 STATE = "/var/lib/event-capture"
@@ -130,7 +130,7 @@ def installed_once(tmp_path_factory: pytest.TempPathFactory) -> Target:
     result, calls = made.run()
     assert result.returncode == 0, result.stdout + result.stderr
     made.first_output, made.first_calls = result.stdout, calls
-    for name in (RULES, SECRETS, EXAMPLE_SUM, UNIT, STATE):
+    for name in (RULES, SECRETS_ENV, EXAMPLE_SUM, UNIT, STATE):
         path = made.path(name)
         made.first_files[name] = (path.read_bytes() if path.is_file() else b"", mode(path))
     return made
@@ -143,7 +143,7 @@ def target(installed_once: Target) -> Target:
     if not (made.path(f"{PROGRAM}/bin/capture").exists() and made.path(UNIT).exists()):
         result, _ = made.run()  # the uninstall test ran before this one
         assert result.returncode == 0, result.stdout + result.stderr
-    for name in (RULES, SECRETS, EXAMPLE_SUM):
+    for name in (RULES, SECRETS_ENV, EXAMPLE_SUM):
         content, file_mode = made.first_files[name]
         made.path(name).write_bytes(content)
         made.path(name).chmod(file_mode)
@@ -197,8 +197,8 @@ def test_first_install_lays_out_program_config_and_unit_and_enables_without_star
     assert files[RULES] == (example, 0o640)
     assert "chown root:event-capture " + str(target.path(RULES)) in calls
     assert files[EXAMPLE_SUM][0].decode().strip() == sha256(example)
-    assert files[SECRETS] == ((REPO / "deploy" / "secrets.env.example").read_bytes(), 0o600)
-    assert "chown root:root " + str(target.path(SECRETS)) in calls
+    assert files[SECRETS_ENV] == ((REPO / "deploy" / "secrets.env.example").read_bytes(), 0o600)
+    assert "chown root:root " + str(target.path(SECRETS_ENV)) in calls
     assert files[UNIT][0] == (REPO / "deploy" / "event-capture.service").read_bytes()
     assert target.path(STATE).is_dir() and files[STATE][1] == 0o750
 
@@ -242,7 +242,7 @@ def test_second_install_keeps_the_edited_config_and_secrets_and_restarts_the_ser
     target: Target,
 ) -> None:
     edited = edit_rules_to_use_secrets_env(target)
-    rules, secrets = target.path(RULES), target.path(SECRETS)
+    rules, secrets = target.path(RULES), target.path(SECRETS_ENV)
     secrets.write_text(f'# edited\nLINE3_NVR_PASSWORD="{TECHNICIAN_PASSWORD}"\n')
     other = target.root.parent / "other.toml"
     other.write_text("[service]\n")
@@ -311,7 +311,7 @@ def test_uninstall_removes_program_and_unit_and_keeps_snapshots_config_and_user(
     assert not target.path("/usr/local/bin/capture").is_symlink()
     assert snapshot.read_bytes() == b"\xff\xd8 a picture \xff\xd9"
     assert target.path(RULES).read_bytes() == rules_before
-    assert target.path(SECRETS).exists()
+    assert target.path(SECRETS_ENV).exists()
 
     again, calls = target.run("--uninstall")
     assert again.returncode == 0 and calls == []

@@ -62,6 +62,7 @@ def test_secrets_are_collected_from_every_way_a_test_module_configures_them() ->
         RULES='[mqtt]\npassword = "Toml-Pass-6"\n[web]\ntoken = "Toml-Token-7"\nhost = "h.example"\n',
         LOOPBACK_WITH_TOKEN='bind = "127.0.0.1"\ntoken_env = "WEB_TOKEN"',  # a rule file part
         SHORT_PASSWORD="pw",  # a placeholder, in every text
+        SECRETS_FILE_PASSWORD="/etc/event-capture/secrets.env",  # where secrets are, not one
         TIMEOUT_S=3,
     )
     assert configured_secrets([module]) == {
