@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -43,11 +45,22 @@ deadline_s = 5
 """
 
 
+def client_id(root: Path) -> str:
+    """An MQTT client id of this test's own: its folder's name and a digest of the storage root.
+
+    Services keep persistent sessions on the session-wide broker; with one id for
+    all of them a session (queued messages, subscriptions) would carry over from
+    one test into the next. A service restarted on the same root is the same client.
+    """
+    test = re.sub(r"[^A-Za-z0-9_-]", "_", root.parent.name)[-40:]
+    return f"e2e-{test}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
+
+
 def base_sections(root: Path, broker: Broker | None, prefix: str = "e2e") -> str:
     """[service], [storage], [mqtt], [web] for a test."""
     mqtt = (
         f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\ntopic_prefix = "{prefix}"\n'
-        f'client_id = "e2e-{root.name}"\nkeepalive_s = 5\n'
+        f'client_id = "{client_id(root)}"\nkeepalive_s = 5\n'
         if broker
         else "[mqtt]\nenabled = false\n"
     )

@@ -6,13 +6,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from capture.cameras.jpeg import validate_jpeg
 from capture.journal import JournalReader
 from capture.service import JOURNAL_NAME, Service
 from capture.simulator import Simulator
 from tests.broker import Broker
 from tests.conftest import wait_for
-from tests.e2e.conftest import ServiceFactory, base_sections, camera_sections
+from tests.e2e.conftest import ServiceFactory, base_sections, camera_sections, client_id
 from tests.mqtt_client import Recorder, publish
 
 NG_RULE = """
@@ -288,3 +290,19 @@ def test_retention_prunes_journal_rows_older_than_keep_days(
     service.enforce_retention()
     service.journal.flush()
     assert journal.query() == []
+
+
+def test_every_test_s_service_has_an_mqtt_client_id_of_its_own(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Persistent sessions on the session-wide broker must not carry over from test to test."""
+    other = tmp_path_factory.mktemp("another_test")
+    ids = {
+        client_id(root)
+        for root in (tmp_path / "data", other / "data", tmp_path / "disk" / "data", tmp_path / "x")
+    }
+    assert len(ids) == 4
+    assert client_id(tmp_path / "data") == client_id(tmp_path / "data")  # a restart resumes
+    text = base_sections(tmp_path / "data", Broker(tmp_path / "mosquitto"))
+    assert f'client_id = "{client_id(tmp_path / "data")}"' in text
+    assert tmp_path.name in client_id(tmp_path / "data")
