@@ -10,7 +10,12 @@ import argparse
 import sys
 from typing import Any
 
-from capture.config.loader import add_config_argument, default_config_path, load_rules
+from capture.config.loader import (
+    add_config_argument,
+    default_config_path,
+    load_rules,
+    mask_secrets,
+)
 from capture.config.problems import ConfigError
 from capture.config.schema import RuleFile
 
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     for warning in loaded.warnings:
         print(warning, file=sys.stderr)
     if not args.quiet:
-        print(summarize(loaded.rules, str(path)))
+        print(mask_secrets(summarize(loaded.rules, str(path)), loaded.clear_secrets))
     return 0
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ class LoadedRules:
     rules: RuleFile
     source: str
     warnings: list[Problem] = field(default_factory=list)
+    #: Every secret the file's text writes in clear, to mask in anything printed about it.
+    clear_secrets: frozenset[str] = frozenset()
 
 
 def default_config_path() -> Path:
@@ -101,10 +104,55 @@ def parse_rules(text: str, source: str, environ: Mapping[str, str] | None = None
         from capture.config.check import cross_check  # noqa: PLC0415 - keeps `capture --help` light
 
         problems += cross_check(rules, where, skipped)
-    problems.sort(key=lambda problem: (problem.line or 0, problem.path))
+    clear_secrets = _clear_secrets(text)
+    problems = sorted(
+        _without_secrets(problems, clear_secrets),
+        key=lambda problem: (problem.line or 0, problem.path),
+    )
     if rules is None or any(problem.severity == "error" for problem in problems):
         raise ConfigError(problems)
-    return LoadedRules(rules, source, problems)
+    return LoadedRules(rules, source, problems, clear_secrets)
+
+
+#: `password = "..."` (or token, session) anywhere in the text, even inside another value.
+_CLEAR_SECRET = re.compile(
+    r"""(?:^|[\s{,])(?:password|token|session)\s*=\s*(?:"((?:[^"\\\n]|\\.)*)"|'([^'\n]*)')""",
+    re.MULTILINE,
+)
+
+
+def _clear_secrets(text: str) -> frozenset[str]:
+    """Every secret the text writes in clear, as written and as a message may quote it.
+
+    Read from the text, not the parsed file: a string left open with triple
+    quotes swallows the lines after it, password lines included, and a message
+    or summary quoting that string would show them.
+    """
+    secrets = set()
+    for match in _CLEAR_SECRET.finditer(text):
+        written = match.group(1) if match.group(1) is not None else match.group(2)
+        if written:
+            literal = match.group(0).partition("=")[2].strip()
+            try:
+                parsed = str(tomllib.loads(f"v = {literal}")["v"])
+            except tomllib.TOMLDecodeError:
+                parsed = written
+            secrets |= {written, parsed, repr(parsed)[1:-1]}
+    return frozenset(secrets)
+
+
+def mask_secrets(text: str, secrets: frozenset[str]) -> str:
+    """`text` with each of `secrets` replaced by `***`."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _without_secrets(problems: list[Problem], secrets: frozenset[str]) -> list[Problem]:
+    """`problems` with every secret of the file masked, wherever a message quoted it."""
+    return [
+        replace(problem, message=mask_secrets(problem.message, secrets)) for problem in problems
+    ]
 
 
 def _parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -227,7 +275,9 @@ def _problem_from_error(error: Any, data: Mapping[str, Any], where: Where) -> Pr
         tag_name = error["ctx"]["discriminator"].strip("'")
         expected = [tag.strip().strip("'") for tag in error["ctx"]["expected_tags"].split(",")]
         given = str(error["ctx"]["tag"])
-        message = f"unknown {tag_name} {given!r}{did_you_mean(given, expected)}; known: {', '.join(expected)}"
+        # A string left open swallows the lines after it; only a name is worth quoting back.
+        shown = f" {given!r}" if re.fullmatch(r"[\w.-]{1,40}", given) else ""
+        message = f"unknown {tag_name}{shown}{did_you_mean(given, expected)}; known: {', '.join(expected)}"
         path = (*loc, tag_name)
     elif kind == "union_tag_not_found":
         tag_name = error["ctx"]["discriminator"].strip("'")

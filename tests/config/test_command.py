@@ -106,3 +106,27 @@ def test_version_and_help() -> None:
         check=True,
     )
     assert "-c FILE, --config FILE" in helptext.stdout
+
+
+def test_a_string_left_open_that_swallows_a_password_line_never_shows_it(tmp_path: Path) -> None:
+    """Found by the fault suite's mutations: a vendor read the next lines, a password's too."""
+    press = 'vendor = "hikvision"\nhost = "192.168.10.20"\nchannel = 2\nstream = "main"\n'
+    press += 'user = "capture"\npassword = "Nvr-Line3-2026"\nline = "Line 3"\n'
+    _path, _text, stderr = check_broken_copy(
+        tmp_path, press, press.replace('"hikvision"', '"""').replace('"Line 3"', '"""')
+    )
+    assert "cameras.line3_press.vendor: unknown vendor; known: hikvision" in stderr, stderr
+
+
+def test_the_summary_masks_a_password_swallowed_into_a_value(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace(
+        'line = "Line 4"\ntimeout_s = 8',
+        'line = """\npassword = "Swallowed-Pw-31"\n"""\ntimeout_s = 8',
+    )
+    assert "Swallowed-Pw-31" in text
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    result = run_check(path)
+    assert result.returncode == 0, result.stderr
+    assert "line4_robot" in result.stdout and "***" in result.stdout
+    assert "Swallowed-Pw-31" not in result.stdout + result.stderr
