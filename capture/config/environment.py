@@ -41,7 +41,12 @@ def apply_env_overrides(
         names = ", ".join(sorted(relevant))
         return {}, [
             *problems,
-            Problem("environment", None, "", f"cannot read the variables {names}"),
+            Problem(
+                f"environment {names}",
+                None,
+                "",
+                "cannot be read, none of them applied (values are not shown: they may hold a password)",
+            ),
         ]
     origin: dict[tuple[str, str], str] = {}
     for section in ENV_SECTIONS:

@@ -55,5 +55,8 @@ def test_a_valid_section_variable_applies_and_its_errors_name_it() -> None:
 
 
 def test_a_variable_the_environment_cannot_hold_is_named_without_its_value() -> None:
-    [message] = problems_of({"CAPTURE_MQTT__PASSWORD": f"{SECRET}\x00"})
-    assert message == "environment: cannot read the variables CAPTURE_MQTT__PASSWORD"
+    [message] = problems_of({"CAPTURE_MQTT__PASSWORD": f"{SECRET}\x00", "CAPTURE_MQTT__HOST": "b"})
+    assert message == (
+        "environment CAPTURE_MQTT__HOST, CAPTURE_MQTT__PASSWORD: cannot be read, none of them "
+        "applied (values are not shown: they may hold a password)"
+    )
