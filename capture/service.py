@@ -20,7 +20,7 @@ from capture.cameras import Camera, build_camera
 from capture.config.loader import LoadedRules, load_rules
 from capture.config.problems import ConfigError, Problem
 from capture.config.schema import CameraConfig, RuleFile
-from capture.engine import Engine
+from capture.engine import Engine, RuleDisabled
 from capture.events import Event
 from capture.journal import Journal, JournalError
 from capture.logs import SCRUBBER
@@ -82,6 +82,7 @@ class Service:
         self._on_stop: list[Callable[[], None]] = []
         self._stopped: bool | None = None
         self.web: WebServer | None = None
+        self.publisher: Publisher | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -100,7 +101,6 @@ class Service:
             for name, config in rules.cameras.items()
             if (camera := self._build_camera(name, config)) is not None
         }
-        self.publisher: Publisher | None = None
         if rules.mqtt.enabled:
             self.publisher = Publisher(
                 rules.mqtt,
@@ -197,8 +197,12 @@ class Service:
             log.warning("command ignored: unknown camera %r", camera[:64])
         elif isinstance(rule, str):
             event = Event.now("command", values)
-            if self.engine.fire_rule(rule, event):
-                return True
+            try:
+                if self.engine.fire_rule(rule, event):
+                    return True
+            except RuleDisabled as exc:
+                log.warning("command ignored: %s", exc)
+                return False
             log.warning("command ignored: unknown rule %r", rule[:64])
         else:
             log.warning('command ignored: give {"camera": NAME} or {"rule": NAME, "values": {...}}')
@@ -213,7 +217,11 @@ class Service:
             if stamp is None or stamp == self._stamp:
                 continue
             self._stamp = stamp
-            self.reload()
+            try:
+                self.reload()
+            except Exception:
+                # A bug in applying one file must not end hot reload for good.
+                log.exception("applying the rule file failed; the next save is tried again")
 
     def reload(self) -> bool:
         """Re-read the rule file and apply it; keep the running rules if it is invalid."""
@@ -357,7 +365,11 @@ class Service:
 
     def healthy(self) -> bool:
         """Whether the service's own background threads still run (the systemd watchdog asks)."""
-        return all(thread.is_alive() for thread in self._threads)
+        threads_alive = all(thread.is_alive() for thread in self._threads)
+        # A publisher whose thread died no longer keeps the outbox: nothing would
+        # survive a restart. A full disk keeps it alive (its rows wait in memory),
+        # so a watchdog restart then would lose them: `alive`, not `outbox_error`.
+        return threads_alive and (self.publisher is None or self.publisher.alive)
 
     def on_stop(self, callback: Callable[[], None]) -> None:
         """Run `callback` during stop, after captures and before MQTT goes offline."""

@@ -1,4 +1,5 @@
-"""The service imports only what its rule file needs: idle memory on a Pi is the budget."""
+"""The service as a whole: what it imports (idle memory on a Pi is the budget), and how it
+reports on and survives its own parts failing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from capture.service import Service
 from tests.broker import Broker
+from tests.conftest import wait_for
 
 #: Libraries (and our modules wrapping them) a rule file may not need, each worth memory.
 OPTIONAL_MODULES = ("gpiozero", "watchdog", "serial", "capture.web", "PIL")
@@ -102,3 +105,68 @@ def test_a_configured_dashboard_or_trigger_kind_imports_its_library(
 ) -> None:
     rules = _rule_file(tmp_path, broker, web=web, trigger=trigger.replace("{tmp}", str(tmp_path)))
     assert _loaded_optional_modules(rules) == expected
+
+
+# --------------------------------------------------------------------------- health and survival
+
+
+def _running_service(tmp_path: Path, broker: Broker, *, extra: str = "") -> Service:
+    rules = _rule_file(tmp_path, broker, web=WEB_OFF, trigger=MQTT_TRIGGER)
+    rules.write_text(rules.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    service = Service(rules, environ={})
+    service.start()
+    return service
+
+
+def test_the_service_is_unhealthy_once_its_publisher_no_longer_keeps_the_outbox(
+    tmp_path: Path, broker: Broker
+) -> None:
+    service = _running_service(tmp_path, broker)
+    try:
+        assert service.publisher is not None
+        wait_for(lambda: service.publisher is not None and service.publisher.alive)
+        assert service.healthy()
+        # End the publisher's thread the way its own stop does, behind the service's back.
+        service.publisher._outgoing.put(None)
+        wait_for(lambda: not service.healthy())
+    finally:
+        service.stop()
+
+
+def test_a_snap_command_for_a_disabled_rule_is_refused_and_says_why(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    disabled = '\n[[rules]]\nname = "paused"\nwhen = "plc"\ncameras = ["cam1"]\nenabled = false\n'
+    service = _running_service(tmp_path, broker, extra=disabled)
+    try:
+        assert service.handle_command({"rule": "paused"}) is False
+        assert "rule 'paused' is disabled" in caplog.text
+        service.journal.flush()
+        assert service.journal.query() == []  # nothing recorded, nothing taken
+    finally:
+        service.stop()
+
+
+def test_hot_reload_keeps_watching_after_applying_a_file_failed(
+    tmp_path: Path, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = _running_service(tmp_path, broker)
+    try:
+        applied = service._apply
+        calls: list[int] = []
+
+        def fail_once(new: object) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("a bug while applying")
+            applied(new)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(service, "_apply", fail_once)
+        assert service.config_path is not None
+        text = service.config_path.read_text(encoding="utf-8")
+        service.config_path.write_text(text + "# first save\n", encoding="utf-8")
+        wait_for(lambda: len(calls) == 1)
+        service.config_path.write_text(text + "# second save, a different size\n", encoding="utf-8")
+        wait_for(lambda: service.reloads == 1, timeout=15)
+    finally:
+        service.stop()
