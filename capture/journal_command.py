@@ -140,7 +140,8 @@ def _locate(args: argparse.Namespace) -> tuple[Path, tzinfo]:
         local = datetime.now().astimezone().tzinfo
         assert local is not None
         return args.journal, local
-    rules = load_rule_file(args.config or default_config_path())
+    # Reading the journal needs the storage root, not the cameras' passwords.
+    rules = load_rule_file(args.config or default_config_path(), resolve_secrets=False)
     path = args.journal or Path(rules.storage.root) / JOURNAL_NAME
     return path, ZoneInfo(rules.service.timezone)
 

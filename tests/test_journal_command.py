@@ -220,6 +220,29 @@ def test_a_missing_journal_exits_1_saying_why(
     assert "no journal at" in err and "has not run" in err
 
 
+def test_reading_the_journal_needs_no_camera_password(
+    history: Journal,
+    tmp_path: Path,
+    store: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After `capture demo`, or on a desk without the Pi's secrets.env: the rule
+    # file names a password variable that this shell does not have.
+    monkeypatch.delenv("NOT_IN_THIS_SHELL", raising=False)
+    path = tmp_path / "with-camera.toml"
+    path.write_text(
+        f'[service]\ntimezone = "Europe/Berlin"\n[storage]\nroot = "{store}"\n'
+        '[cameras.gate1]\nvendor = "hikvision"\nhost = "10.0.0.5"\nuser = "admin"\n'
+        'password_env = "NOT_IN_THIS_SHELL"\n'
+    )
+
+    code, out, err = run(capsys, "-c", str(path), "--json")
+
+    assert code == 0, err
+    assert len(out.splitlines()) == 3
+
+
 def test_a_broken_rule_file_exits_1_with_its_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

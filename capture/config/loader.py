@@ -64,12 +64,27 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_rule_file(path: Path | None, environ: Mapping[str, str] | None = None) -> RuleFile:
-    """Load and fully check a rule file; raise `ConfigError` listing every problem."""
-    return load_rules(path, environ).rules
+def load_rule_file(
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    resolve_secrets: bool = True,
+) -> RuleFile:
+    """Load and fully check a rule file; raise `ConfigError` listing every problem.
+
+    `resolve_secrets=False` is for commands that only read (`capture events`):
+    they need the storage root, not the cameras' passwords, so an unset
+    `password_env` there is no error and the secret fields stay unresolved.
+    """
+    return load_rules(path, environ, resolve_secrets=resolve_secrets).rules
 
 
-def load_rules(path: Path | None, environ: Mapping[str, str] | None = None) -> LoadedRules:
+def load_rules(
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    resolve_secrets: bool = True,
+) -> LoadedRules:
     """Like `load_rule_file`, also returning warnings and the source name."""
     path = path or default_config_path()
     try:
@@ -80,10 +95,16 @@ def load_rules(path: Path | None, environ: Mapping[str, str] | None = None) -> L
         ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([Problem(str(path), None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    return parse_rules(text, str(path), environ)
+    return parse_rules(text, str(path), environ, resolve_secrets=resolve_secrets)
 
 
-def parse_rules(text: str, source: str, environ: Mapping[str, str] | None = None) -> LoadedRules:
+def parse_rules(
+    text: str,
+    source: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    resolve_secrets: bool = True,
+) -> LoadedRules:
     """Parse rule-file text; `source` names it in messages.
 
     Every phase runs on what the phases before it accepted: environment
@@ -98,8 +119,9 @@ def parse_rules(text: str, source: str, environ: Mapping[str, str] | None = None
     rules, skipped, schema_problems = _validate(data, where)
     problems += schema_problems
     if rules is not None:
-        rules, secret_problems = _resolve_secrets(rules, where, environ)
-        problems += secret_problems
+        if resolve_secrets:
+            rules, secret_problems = _resolve_secrets(rules, where, environ)
+            problems += secret_problems
 
         from capture.config.check import cross_check  # noqa: PLC0415 - keeps `capture --help` light
 
