@@ -300,7 +300,9 @@ class CameraBase(SecretRef):
         1,
         ge=1,
         le=16,
-        description="Requests in flight at once; cheap cameras and NVRs break above 1.",
+        description="Requests in flight at once per device (sections with the same scheme, host, "
+        "port and user, such as NVR channels, share them; the smallest value wins); "
+        "cheap cameras and NVRs break above 1.",
     )
     reject_stale: bool = Field(
         False,
