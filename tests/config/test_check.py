@@ -104,6 +104,19 @@ def test_unused_trigger_is_only_a_warning() -> None:
     ]
 
 
+def test_an_http_trigger_without_a_web_token_is_warned_it_cannot_fire() -> None:
+    http = MINIMAL.replace('type = "gpio"\npin = 17', 'type = "http"')
+    loaded = parse_rules(http, "rules.toml", {})
+    line = line_of(http, 'type = "http"')
+    assert [str(w) for w in loaded.warnings] == [
+        f"rules.toml:{line}: warning: triggers.gate.type: every POST "
+        "needs the [web] token and none is configured: this trigger cannot fire until [web] "
+        "token_env or token_file is set"
+    ]
+    with_token = http.replace("[cameras.cam1]", '[web]\ntoken_env = "WEB_TOKEN"\n\n[cameras.cam1]')
+    assert parse_rules(with_token, "rules.toml", {"WEB_TOKEN": "t0ken-for-test"}).warnings == []
+
+
 GENERIC = MINIMAL.replace(
     'vendor = "edimax"\nhost = "10.0.0.1"',
     'vendor = "generic"\nhost = "10.0.0.1"\npath = "/cgi-bin/snap.cgi?ch={channel}&pwd=Path-Pw-0042"',
