@@ -1,7 +1,7 @@
 """Soak test (not in CI): hours of factory life in minutes, proving nothing is lost and RSS stays flat.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rate 50] [--kill-every 30] [--flap-every 7]
-                                   [--max-total-mb MB]
+                                   [--max-total-mb MB] [--max-rss-growth MIB_PER_MIN]
 
 `capture run` runs as its own process on a private mosquitto that is
 SIGKILLed and restarted every --kill-every seconds, with two simulated
@@ -10,14 +10,19 @@ then works again). This process publishes numbered QoS 1 triggers from a
 persistent session and counts the event messages that come back on another
 persistent session. It prints RSS over time, its growth over the second half
 of the run and the lost events, and exits 1 if any trigger never produced an
-event message. With --max-total-mb, retention keeps the pictures within that
-size (checked every 5 s), so the storage's index stops growing and RSS with it.
+event message or RSS grew faster than --max-rss-growth over the second half
+(by more than RSS_STEP_MIB in all, one step of the heap).
+With --max-total-mb, retention keeps the pictures within that size (checked
+every 5 s), so the storage's index stops growing and RSS with it; without it
+every picture is kept, and the limit allows the index its INDEX_BYTES per
+picture kept on top.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -38,6 +43,13 @@ from tests.faults.conftest import kill_broker, persisted_after  # noqa: E402
 PREFIX = "soak"
 RULE = '[[rules]]\nname = "shot"\nwhen = "plc"\ncameras = ["steady", "flappy"]\nfilename = "{camera}/{n}.jpg"\n'
 DRAIN_S = 120
+MAX_RSS_GROWTH = 0.5
+"""MiB/min over the second half: flat within measuring noise (0.07 measured in 10 minutes)."""
+RSS_STEP_MIB = 2.0
+"""The heap grows in steps (one of 1.1 MiB seen in a flat 4-minute run): less in all is no trend."""
+INDEX_BYTES = 500
+"""The storage index's memory per picture kept (docs/storage-and-journal.md: 461 bytes measured)."""
+MIB = 1024 * 1024
 
 
 class Counter:
@@ -92,11 +104,63 @@ def bounded(text: str, max_total_mb: float | None) -> str:
     return text.replace(hourly, f"retention_interval_s = 5\nmax_total_mb = {max_total_mb}\n")
 
 
+def second_half(samples: list[tuple[float, ...]]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The sample nearest the middle of the run, and the last one."""
+    t_end = samples[-1][0]
+    return min(samples, key=lambda sample: abs(sample[0] - t_end / 2)), samples[-1]
+
+
 def growth_per_minute(samples: list[tuple[float, float]]) -> float:
     """RSS growth (MiB/min) from the sample nearest the middle of the run to the last one."""
-    (t_end, rss_end) = samples[-1]
-    t_mid, rss_mid = min(samples, key=lambda sample: abs(sample[0] - t_end / 2))
+    (t_mid, rss_mid), (t_end, rss_end) = second_half(samples)
     return (rss_end - rss_mid) / ((t_end - t_mid) / 60) if t_end > t_mid else 0.0
+
+
+def growth_mib(samples: list[tuple[float, float]]) -> float:
+    """RSS growth (MiB) from the sample nearest the middle of the run to the last one."""
+    (_, rss_mid), (_, rss_end) = second_half(samples)
+    return rss_end - rss_mid
+
+
+def rss_limit(max_growth: float, kept: list[tuple[float, int]], bounded: bool) -> float:
+    """The allowed growth (MiB/min): `max_growth`, plus the index of the pictures kept if unbounded.
+
+    `kept` holds (seconds into the run, pictures on disk) samples.
+    """
+    if bounded or len(kept) < 2:
+        return max_growth
+    (t_mid, n_mid), (t_end, n_end) = second_half(kept)
+    per_minute = (n_end - n_mid) / ((t_end - t_mid) / 60) if t_end > t_mid else 0.0
+    return max_growth + per_minute * INDEX_BYTES / MIB
+
+
+def failures(lost: list[int], growth: float, limit: float, grown_mib: float) -> list[str]:
+    """Why the soak failed; empty when nothing was lost and RSS stayed within its limit.
+
+    `growth` is the second half's MiB/min, `grown_mib` its MiB in all: RSS fails
+    when it grew faster than `limit` by more than one step of the heap.
+    """
+    found = []
+    if lost:
+        found.append(f"{len(lost)} trigger(s) never produced an event message")
+    if growth > limit and grown_mib > RSS_STEP_MIB:
+        found.append(
+            f"RSS grew {growth:.2f} MiB/min ({grown_mib:.1f} MiB) over the second half, "
+            f"more than {limit:.2f} MiB/min"
+        )
+    return found
+
+
+def pictures_kept(root: Path) -> int:
+    """Pictures under the storage root (the rule writes {camera}/{n}.jpg)."""
+    count = 0
+    for folder in ("steady", "flappy"):
+        try:
+            with os.scandir(root / folder) as entries:
+                count += sum(1 for entry in entries if entry.name.endswith(".jpg"))
+        except FileNotFoundError:
+            pass
+    return count
 
 
 def soak(
@@ -105,6 +169,7 @@ def soak(
     kill_every: float,
     flap_every: float,
     max_total_mb: float | None = None,
+    max_rss_growth: float = MAX_RSS_GROWTH,
 ) -> int:
     cameras = [
         SimulatedCamera("steady", "hikvision", password=PASSWORD),
@@ -132,6 +197,7 @@ def soak(
             f"camera flap every {flap_every} s{retention}"
         )
         samples: list[tuple[float, float]] = []
+        kept: list[tuple[float, int]] = []
         print(f"{'t_s':>6} {'sent':>7} {'events':>7} {'rss_mib':>8} {'kills':>5} {'flaps':>5}")
         try:
             while (now := time.time()) < end:
@@ -149,6 +215,7 @@ def soak(
                 if now >= next_sample:
                     rss = rss_kib(service.process.pid) / 1024
                     samples.append((now - started, rss))
+                    kept.append((now - started, pictures_kept(workdir / "data")))
                     print(
                         f"{now - started:6.0f} {sent:7d} {counter.messages:7d} {rss:8.1f} {kills:5d} {flaps:5d}",
                         flush=True,
@@ -166,17 +233,23 @@ def soak(
             rss = rss_kib(service.process.pid) / 1024
             peak = rss_kib(service.process.pid, "VmHWM") / 1024
             lost = counter.missing(sent)
+            growth = growth_per_minute(samples)
+            limit = rss_limit(max_rss_growth, kept, bounded=max_total_mb is not None)
             print(
                 f"{time.time() - started:6.0f} {sent:7d} {counter.messages:7d} {rss:8.1f} {kills:5d} {flaps:5d}"
             )
             print(
                 f"sent={sent} events={len(counter.received)} messages={counter.messages} "
                 f"lost={len(lost)} rss_mib={rss:.1f} peak_rss_mib={peak:.1f} broker_kills={kills} "
-                f"rss_growth_second_half_mib_per_min={growth_per_minute(samples):.2f}"
+                f"rss_growth_second_half_mib_per_min={growth:.2f} "
+                f"rss_growth_limit_mib_per_min={limit:.2f}"
             )
             if lost:
                 print(f"LOST triggers (first 50): {lost[:50]}")
-            return 1 if lost else 0
+            failed = failures(lost, growth, limit, growth_mib(samples))
+            for reason in failed:
+                print(f"FAIL: {reason}")
+            return 1 if failed else 0
         finally:
             counter.close()
             service.stop()
@@ -199,8 +272,24 @@ def main() -> int:
         default=None,
         help="keep the pictures within this size (retention every 5 s); default: keep all",
     )
+    parser.add_argument(
+        "--max-rss-growth",
+        type=float,
+        default=MAX_RSS_GROWTH,
+        metavar="MIB_PER_MIN",
+        help=f"fail if RSS grows faster over the second half, by more than {RSS_STEP_MIB} MiB "
+        f"(default {MAX_RSS_GROWTH}; without --max-total-mb plus {INDEX_BYTES} bytes per "
+        "picture kept meanwhile)",
+    )
     args = parser.parse_args()
-    return soak(args.minutes, args.rate, args.kill_every, args.flap_every, args.max_total_mb)
+    return soak(
+        args.minutes,
+        args.rate,
+        args.kill_every,
+        args.flap_every,
+        args.max_total_mb,
+        args.max_rss_growth,
+    )
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ import logging
 import os
 import random
 import tracemalloc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
+import capture.triggers.mqtt
 from capture.service import Service
 from capture.simulator import Simulator
 from tests.broker import Broker
@@ -86,13 +87,25 @@ def assert_sane_name(part: str) -> None:
 
 
 @pytest.fixture
-def hostile_service(
+def hostile_service_factory(
     tmp_path: Path, broker: Broker, simulator: Simulator, fault_service: FaultServiceFactory
+) -> Callable[[], tuple[Service, Path]]:
+    """Starts a service whose mqtt trigger names files `{station}/{id}.jpg`; gives it and its root."""
+
+    def start() -> tuple[Service, Path]:
+        root = tmp_path / "data"
+        text = base_sections(root, broker, prefix=f"hostile-{tmp_path.name}")
+        return fault_service(text + camera_sections(simulator) + RULE), root
+
+    return start
+
+
+@pytest.fixture
+def hostile_service(
+    hostile_service_factory: Callable[[], tuple[Service, Path]],
 ) -> tuple[Service, Path]:
     """A running service whose mqtt trigger names files `{station}/{id}.jpg`, and its root."""
-    root = tmp_path / "data"
-    text = base_sections(root, broker, prefix=f"hostile-{tmp_path.name}")
-    return fault_service(text + camera_sections(simulator) + RULE), root
+    return hostile_service_factory()
 
 
 def test_hostile_payloads_neither_crash_nor_escape_the_storage_root(
@@ -120,10 +133,24 @@ def test_hostile_payloads_neither_crash_nor_escape_the_storage_root(
 ROUNDS = 4
 
 
+@pytest.fixture
+def steady_hostile_service(
+    monkeypatch: pytest.MonkeyPatch, hostile_service_factory: Callable[[], tuple[Service, Path]]
+) -> tuple[Service, Path]:
+    """`hostile_service` without the start-up hold of the mqtt triggers (on the steady path).
+
+    For HOLD_S after the connection comes up, capture/triggers/mqtt.py also holds
+    every message (bounded, 16 MiB) for triggers still attaching: by design, not a
+    leak. A window of 50 ms is over before the first round below is measured.
+    """
+    monkeypatch.setattr(capture.triggers.mqtt, "HOLD_S", 0.05)
+    return hostile_service_factory()
+
+
 def test_hostile_payloads_leave_no_memory_behind(
-    broker: Broker, hostile_service: tuple[Service, Path]
+    broker: Broker, steady_hostile_service: tuple[Service, Path]
 ) -> None:
-    service, root = hostile_service
+    service, root = steady_hostile_service
     payloads = hostile_payloads()
     payload_bytes = sum(map(len, payloads))
 
