@@ -236,21 +236,26 @@ def test_a_missing_ca_file_is_a_clear_start_error_leaving_no_thread_behind(
     assert not shared_connection(context).connected  # and no paho thread: see no_leaked_threads
 
 
+def subscribe_then_stop(config: MqttConfig, events: Collector, filters: dict[str, str]) -> None:
+    """Leave a persistent session with these `name: filter` subscriptions on the broker.
+
+    As a service that ran and stopped: what is published now is queued for it.
+    """
+    context = TriggerContext(mqtt=config)
+    triggers = [mqtt(context, topic, name=name) for name, topic in filters.items()]
+    for trigger in triggers:
+        trigger.start(events)
+    wait_for(lambda: all(trigger.stats().connected for trigger in triggers))
+    for trigger in triggers:
+        trigger.stop()  # the session and its subscriptions stay on the broker
+
+
 def test_messages_queued_while_the_service_was_down_reach_triggers_that_start_apart(
     broker: Broker, events: Collector, prefix: str
 ) -> None:
     """The broker delivers the whole session's backlog when the first trigger connects."""
     config = context_for(broker).mqtt
-    before = TriggerContext(mqtt=config)
-    gate, press = (
-        mqtt(before, f"{prefix}/gate", name="gate"),
-        mqtt(before, f"{prefix}/press", name="press"),
-    )
-    for trigger in (gate, press):
-        trigger.start(events)
-    wait_for(lambda: gate.stats().connected and press.stats().connected)
-    for trigger in (gate, press):
-        trigger.stop()  # the session and both subscriptions stay on the broker
+    subscribe_then_stop(config, events, {"gate": f"{prefix}/gate", "press": f"{prefix}/press"})
     send(broker, f"{prefix}/press", "for-press")  # queued first, so it arrives first
     send(broker, f"{prefix}/gate", "for-gate")
 
@@ -293,14 +298,7 @@ def test_a_held_message_reaches_an_overlapping_filter_once_and_never_twice_per_t
     broker: Broker, start: Start, events: Collector, prefix: str
 ) -> None:
     config = context_for(broker).mqtt
-    before = TriggerContext(mqtt=config)
-    everything = mqtt(before, f"{prefix}/#", name="all")
-    gate = mqtt(before, f"{prefix}/gate/+", name="gate")
-    for trigger in (everything, gate):
-        trigger.start(events)
-    wait_for(lambda: everything.stats().connected and gate.stats().connected)
-    for trigger in (everything, gate):
-        trigger.stop()
+    subscribe_then_stop(config, events, {"all": f"{prefix}/#", "gate": f"{prefix}/gate/+"})
     send(broker, f"{prefix}/gate/in", "part")
 
     after = TriggerContext(mqtt=config)
@@ -328,16 +326,7 @@ def test_the_hold_is_bounded_and_drops_the_oldest_saying_so(
 ) -> None:
     monkeypatch.setattr(mqtt_module, "HOLD_MAX_MESSAGES", 2)
     config = context_for(broker).mqtt
-    before = TriggerContext(mqtt=config)
-    gate, press = (
-        mqtt(before, f"{prefix}/gate", name="gate"),
-        mqtt(before, f"{prefix}/press", name="press"),
-    )
-    for trigger in (gate, press):
-        trigger.start(events)
-    wait_for(lambda: gate.stats().connected and press.stats().connected)
-    for trigger in (gate, press):
-        trigger.stop()
+    subscribe_then_stop(config, events, {"gate": f"{prefix}/gate", "press": f"{prefix}/press"})
     for payload in ("p1", "p2"):
         send(broker, f"{prefix}/press", payload)
     send(broker, f"{prefix}/gate", "g")
