@@ -146,7 +146,11 @@ class Service:
         )
 
     def _start_triggers(self, rules: RuleFile, names: set[str]) -> None:
-        for name in sorted(names):
+        # mqtt triggers first, one right after another: they share one broker
+        # connection, and the broker sends the session's queued messages as soon
+        # as it is up, so all of them should be listening by then, not only
+        # those started before a slower gpio or file trigger.
+        for name in sorted(names, key=lambda name: (rules.triggers[name].type != "mqtt", name)):
             config = rules.triggers[name]
             try:
                 trigger = build_trigger(name, config, self._trigger_context)

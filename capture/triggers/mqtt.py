@@ -7,12 +7,14 @@ the broker and delivered when it is back. Each trigger subscribes its topic
 filter, and messages are routed to every trigger whose filter matches.
 
 The broker sends a session's queued messages as soon as the connection is up,
-which is when the first trigger attaches, not the last; a reload re-attaches
-a changed trigger while the others keep receiving. So for `HOLD_S` after the
-connection comes up or a trigger attaches or detaches, every message is also
-held, bounded, and a trigger that attaches within that time gets the held
-messages its filter matches, in order, unless a trigger of its name already had
-them. Outside these moments nothing is held: the steady path stays as it was.
+which is when the first trigger attaches, not the last (the service starts its
+mqtt triggers one right after another, but a trigger may still start later);
+a reload re-attaches a changed trigger while the others keep receiving. So for
+`HOLD_S` after the connection comes up or a trigger attaches or detaches, a
+message that no attached trigger wants is held, bounded, and a trigger that
+attaches within that time gets the held messages its filter matches, in order,
+unless a trigger of its name already had them. A message some trigger took is
+not held: the steady path, and a burst right after start, keep no payloads.
 """
 
 from __future__ import annotations
@@ -215,12 +217,12 @@ class MqttTriggerConnection:
                     if paho.topic_matches_sub(t.config.topic, message.topic)
                 ]
                 now = time.monotonic()
-                if now < self._hold_until:
-                    self._hold(_Held(now, message, {t.name for t in targets}))
-                else:
-                    if self._held:
-                        self._expire(now)
-                    if not targets:
+                if self._held:
+                    self._expire(now)
+                if not targets:
+                    if now < self._hold_until:
+                        self._hold(_Held(now, message, set()))
+                    else:
                         log.debug("mqtt message for no trigger topic=%s", message.topic)
             for trigger in targets:
                 self._hand(trigger, message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -117,6 +117,50 @@ def test_message_sent_while_the_service_was_stopped_arrives_after_restart(
     finally:
         trigger.stop()
     assert events.events[0].values["serial"] == "SN-1"
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[Broker]:
+    """A broker of this test's own with a TLS listener (self-signed for 127.0.0.1)."""
+    instance = Broker(tmp_path / "mosquitto", tls=certificate)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+def test_over_tls_the_trigger_verifies_the_broker_and_receives(
+    tls_broker: Broker,
+    certificate: tuple[Path, Path],
+    start: Start,
+    events: Collector,
+    prefix: str,
+) -> None:
+    cert, _ = certificate
+    assert tls_broker.tls_port is not None
+    secure = MqttConfig(
+        host=tls_broker.host, port=tls_broker.tls_port, tls=True, ca_file=cert,
+        client_id=f"test-{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    started(mqtt(TriggerContext(mqtt=secure), f"{prefix}/done"), start)
+    send(tls_broker, f"{prefix}/done", '{"serial": "SN-TLS"}')  # a PLC on the plain listener
+    wait_for(lambda: events.values("serial") == ["SN-TLS"])
+
+
+# paho leaves the socket of a failed TLS handshake to the garbage collector (a ResourceWarning).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_over_tls_a_broker_the_ca_does_not_vouch_for_is_never_talked_to(
+    tls_broker: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    assert tls_broker.tls_port is not None
+    untrusting = MqttConfig(  # verify on, system CAs: the self-signed broker is refused
+        host=tls_broker.host, port=tls_broker.tls_port, tls=True,
+        client_id=f"test-{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    trigger = start(mqtt(TriggerContext(mqtt=untrusting), f"{prefix}/done"))
+    wait_for(lambda: "cannot connect" in (trigger.stats().last_error or ""))
+    send(tls_broker, f"{prefix}/done", '{"serial": "SN-1"}')
+    assert not trigger.stats().connected
+    assert len(events) == 0
 
 
 @pytest.mark.slow
@@ -294,20 +338,22 @@ def test_a_message_arriving_while_a_reload_restarts_its_trigger_reaches_the_new_
     ]
 
 
-def test_a_held_message_reaches_an_overlapping_filter_once_and_never_twice_per_trigger(
+def test_a_held_message_reaches_each_overlapping_filter_once_and_never_twice_per_trigger(
     broker: Broker, start: Start, events: Collector, prefix: str
 ) -> None:
     config = context_for(broker).mqtt
-    subscribe_then_stop(config, events, {"all": f"{prefix}/#", "gate": f"{prefix}/gate/+"})
+    filters = {"all": f"{prefix}/#", "gate": f"{prefix}/gate/+", "press": f"{prefix}/press"}
+    subscribe_then_stop(config, events, filters)
     send(broker, f"{prefix}/gate/in", "part")
 
     after = TriggerContext(mqtt=config)
-    first_all = started(mqtt(after, f"{prefix}/#", name="all"), start)
-    wait_for(lambda: len(events) == 1)  # "all" had it: it matched an attached trigger
-    started(mqtt(after, f"{prefix}/gate/+", name="gate"), start)
-    wait_for(lambda: len(events) == 2)  # and "gate", attached later, gets it too
-    first_all.stop()  # a reload restarting "all" must not hand it the same message again
+    started(mqtt(after, f"{prefix}/press", name="press"), start)  # connects; "part" is held
+    first_gate = started(mqtt(after, f"{prefix}/gate/+", name="gate"), start)
+    wait_for(lambda: len(events) == 1)  # "gate" had it from the hold
     started(mqtt(after, f"{prefix}/#", name="all"), start)
+    wait_for(lambda: len(events) == 2)  # and "all", attached later, gets it too
+    first_gate.stop()  # a reload restarting "gate" must not hand it the same message again
+    started(mqtt(after, f"{prefix}/gate/+", name="gate"), start)
     send(broker, f"{prefix}/marker", "marker")  # anything held would have come before it
     wait_for(lambda: "marker" in events.values("value"))
     assert sorted((e.trigger, e.values["value"]) for e in events.events) == [
@@ -315,6 +361,17 @@ def test_a_held_message_reaches_an_overlapping_filter_once_and_never_twice_per_t
         ("all", "part"),
         ("gate", "part"),
     ]
+
+
+def test_a_message_a_trigger_took_is_not_held_so_a_burst_after_start_keeps_no_payloads(
+    broker: Broker, start: Start, events: Collector, prefix: str
+) -> None:
+    context = context_for(broker)
+    started(mqtt(context, f"{prefix}/done", name="plc"), start)  # within the hold window
+    for n in range(20):
+        send(broker, f"{prefix}/done", f'{{"n": {n}}}')
+    wait_for(lambda: len(events) == 20)
+    assert shared_connection(context)._held_bytes == 0
 
 
 def test_the_hold_is_bounded_and_drops_the_oldest_saying_so(
@@ -327,7 +384,7 @@ def test_the_hold_is_bounded_and_drops_the_oldest_saying_so(
     monkeypatch.setattr(mqtt_module, "HOLD_MAX_MESSAGES", 2)
     config = context_for(broker).mqtt
     subscribe_then_stop(config, events, {"gate": f"{prefix}/gate", "press": f"{prefix}/press"})
-    for payload in ("p1", "p2"):
+    for payload in ("p1", "p2", "p3"):
         send(broker, f"{prefix}/press", payload)
     send(broker, f"{prefix}/gate", "g")
 
@@ -345,5 +402,6 @@ def test_the_hold_is_bounded_and_drops_the_oldest_saying_so(
     assert [(e.trigger, e.values["value"]) for e in events.events] == [
         ("gate", "g"),
         ("press", "p2"),
+        ("press", "p3"),
     ]
     assert "the oldest of those no trigger had yet are dropped" in caplog.text
