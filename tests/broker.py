@@ -35,15 +35,23 @@ def mosquitto_binary() -> str:
 class Broker:
     """One mosquitto process with persistence, restartable on the same port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls` (certificate, key) adds a TLS listener on `tls_port` beside the plain one."""
         self.host = "127.0.0.1"
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "mosquitto.conf"
         run_as = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
+        tls_listener = (
+            f"listener {self.tls_port} 127.0.0.1\ncertfile {tls[0]}\nkeyfile {tls[1]}\n"
+            if tls
+            else ""
+        )
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            f"{tls_listener}"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"

@@ -97,6 +97,34 @@ def test_publishes_events_and_retained_online_status(tmp_path: Path, broker: Bro
     after.close()
 
 
+def test_over_tls_events_reach_a_broker_verified_by_its_ca_file(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    cert, _ = certificate
+    broker = Broker(tmp_path / "mosquitto", tls=certificate)
+    broker.start()
+    journal = Journal(tmp_path / "j.sqlite3")
+    assert broker.tls_port is not None
+    config = MqttConfig(
+        host=broker.host, port=broker.tls_port, tls=True, ca_file=cert,
+        topic_prefix="tls", client_id="pub-tls",
+    )  # fmt: skip
+    publisher = Publisher(config, "plant", "Europe/Berlin", journal)
+    events = Recorder(broker, "tls/events/#")  # a dashboard on the plain listener
+    publisher.start()
+    try:
+        assert publisher.wait_connected(10)
+        publisher.publish_firing(report())
+        [message] = wait_for(events.json)  # type: ignore[misc]
+        assert message["rule"] == "ng"
+        wait_for(lambda: journal.outbox_count() == 0)  # acknowledged over TLS
+    finally:
+        events.close()
+        publisher.stop()
+        journal.close()
+        broker.stop()
+
+
 def test_a_stream_of_events_from_many_threads_arrives_in_order_and_the_outbox_empties(
     tmp_path: Path, broker: Broker
 ) -> None:
