@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
+import tracemalloc
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -156,11 +156,10 @@ def test_huge_numbers_in_text_render_without_error() -> None:
 
 
 def test_huge_widths_are_refused_before_anything_is_formatted() -> None:
-    started = time.monotonic()
+    # Refused by the parser, at load: no value is ever formatted with such a width.
     for spec in ("9999999999", ".9999999999f", "0999999999d"):
         with pytest.raises(TemplateError, match="larger than"):
             parse_template(f"{{temp:{spec}}}.jpg")
-    assert time.monotonic() - started < 1.0
 
 
 def test_missing_fields_render_as_unknown() -> None:
@@ -247,10 +246,16 @@ def test_a_reserved_name_stays_reserved_free_after_cutting() -> None:
 
 
 def test_a_huge_value_is_cut_without_processing_all_of_it() -> None:
-    started = time.monotonic()
-    name = parse_template("{rule}.jpg").render(frame(rule="é\x00" * 8_000_000)).name
+    huge = "é\x00" * 8_000_000  # 16 M characters (64 MB as Python keeps them)
+    tracemalloc.start()
+    try:
+        name = parse_template("{rule}.jpg").render(frame(rule=huge)).name
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert name == "é_" * 83 + "é.jpg"  # 251 bytes of UTF-8 and the extension
-    assert time.monotonic() - started < 1.0
+    # Sanitizing all of it would copy it at least once (tens of MB); cutting first costs KB.
+    assert peak < 1_000_000, peak
 
 
 def test_the_whole_path_is_bounded() -> None:
