@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,30 @@ def test_demo_runs_on_its_own_and_stops_cleanly(tmp_path: Path, broker: Broker) 
     for picture in pictures:
         validate_jpeg(picture.read_bytes())
     assert "demo: stopped" in result.stdout
+
+
+def test_demo_publishes_its_events_and_ctrl_c_stops_it_cleanly(
+    tmp_path: Path, broker: Broker
+) -> None:
+    data = tmp_path / "demo"
+    events = Recorder(broker, "demo/event-capture/events/#")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "capture", "demo", "--data", str(data), "--period", "0.5",
+         "--mqtt", f"{broker.host}:{broker.port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **ENVIRON},
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(events.json()) >= 3, timeout=60)
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        events.close()
+    assert process.returncode == 0, stderr[-3000:]
+    assert "demo: stopped" in stdout
+    for message in events.json():
+        assert message["schema"] == "event-capture/event/1"
+        for capture in message["captures"]:
+            if capture["ok"]:
+                validate_jpeg((data / "snapshots" / capture["path"]).read_bytes())

@@ -1,4 +1,4 @@
-"""`capture run` as a process: SIGTERM mid-burst finishes cleanly, SIGKILL leaves no partial file."""
+"""`capture run` as a process: SIGTERM or SIGINT mid-burst finishes cleanly, SIGKILL leaves no partial file."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from capture.cameras.jpeg import validate_jpeg
 from capture.journal import JournalReader
@@ -59,13 +61,15 @@ def assert_only_complete_files(root: Path) -> None:
     assert leftovers == []
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_sigterm_mid_burst_finishes_in_flight_captures_and_exits_0(
-    tmp_path: Path, simulator: Simulator
+    tmp_path: Path, simulator: Simulator, stop: signal.Signals
 ) -> None:
+    """systemd stops with SIGTERM, a technician with Ctrl-C (SIGINT): both finish cleanly."""
     process, root = start_capture(tmp_path, simulator)
     try:
         wait_for(lambda: len(snapshots(root)) >= 3, timeout=30)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         _, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
