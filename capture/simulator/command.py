@@ -13,6 +13,8 @@ from capture.simulator.config import SimulatorSetup, load_simulator_file
 from capture.simulator.server import Simulator, SimulatorError
 
 DEFAULT_PASSWORD = "sim-password"  # noqa: S105 - a simulator credential, printed on purpose
+#: How often `--config` is looked at for changed faults.
+FAULT_POLL_S = 0.5
 
 
 def register(subparsers: Any) -> None:
@@ -26,7 +28,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "--config", type=Path, help="simulator TOML file listing cameras and faults"
+        "--config",
+        type=Path,
+        help="simulator TOML file listing cameras and faults; saving it switches faults live",
     )
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
@@ -79,10 +83,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stamp = _stamp(args.config)
     try:
         _print_table(simulator, setup)
-        while not stop.wait(0.5):
-            pass
+        while not stop.wait(FAULT_POLL_S):
+            if args.config is not None and (now := _stamp(args.config)) != stamp:
+                stamp = now
+                _apply_faults(simulator, setup, args.config)
     except KeyboardInterrupt:
         pass
     finally:
@@ -90,6 +97,39 @@ def run(args: argparse.Namespace) -> int:
         simulator.stop()
     print("simulator stopped")
     return 0
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    try:
+        stat = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size) if stat is not None else None
+
+
+def _apply_faults(simulator: Simulator, setup: SimulatorSetup, path: Path) -> None:
+    """Saving the simulator file switches faults at once: a person's "on demand".
+
+    Only faults change live; cameras, ports and credentials need a restart,
+    as clients hold connections to them.
+    """
+    try:
+        edited = load_simulator_file(path)
+    except SimulatorConfigError as error:
+        print(f"faults not changed: {error}", flush=True)
+        return
+    if [camera.name for camera in edited.cameras] != [camera.name for camera in setup.cameras]:
+        print("faults not changed: the camera list changed; restart to apply it", flush=True)
+        return
+    for camera in setup.cameras:
+        simulator.reset_faults(camera.name)
+        faults = edited.faults.get(camera.name, {})
+        simulator.faults(camera.name).update(**faults)
+        print(
+            f"faults {camera.name}: "
+            + (", ".join(f"{k}={v}" for k, v in faults.items()) or "none"),
+            flush=True,
+        )
 
 
 def _print_table(simulator: Simulator, setup: SimulatorSetup) -> None:

@@ -146,6 +146,40 @@ def test_cli_runs_a_toml_file_with_its_faults_and_stops_on_sigterm(tmp_path: Pat
         _close(process)
 
 
+def test_saving_the_file_switches_faults_live_and_a_broken_save_changes_nothing(
+    tmp_path: Path,
+):
+    path = tmp_path / "sim.toml"
+    path.write_text(SIM_TOML)
+    process = _start("--config", str(path))
+    assert process.stdout is not None
+    try:
+        lines = _read_until_ready(process)
+        dahua_url = next(line.split()[-1] for line in lines if line.startswith("line1_dahua"))
+        auth = httpx.DigestAuth("admin", "dh-pass")
+        assert httpx.get(dahua_url, auth=auth).text == "Error\r\n"
+
+        path.write_text(SIM_TOML.replace("dahua_error_body = true", "html_200 = true"))
+        assert process.stdout.readline().strip() == "faults line1_hik: none"
+        assert "html_200=True" in process.stdout.readline()
+        answer = httpx.get(dahua_url, auth=auth)
+        assert answer.headers["content-type"].startswith("text/html")
+
+        path.write_text(SIM_TOML.replace("[camera.faults]", "[camera.faults\n"))
+        assert process.stdout.readline().startswith("faults not changed:")
+        assert httpx.get(dahua_url, auth=auth).headers["content-type"].startswith("text/html")
+
+        path.write_text(SIM_TOML.split("[camera.faults]")[0])  # no faults at all
+        process.stdout.readline()  # line1_hik
+        assert process.stdout.readline().strip() == "faults line1_dahua: none"
+        answer = httpx.get(dahua_url, auth=auth)
+        assert answer.headers["content-type"] == "image/jpeg"
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+    finally:
+        _close(process)
+
+
 def test_cli_reports_a_bad_file_and_exits_2(tmp_path: Path):
     path = tmp_path / "sim.toml"
     path.write_text('[[camera]]\nname = "a"\n')
