@@ -169,7 +169,7 @@ def test_saving_the_file_switches_faults_live_and_a_broken_save_changes_nothing(
         assert process.stdout.readline().startswith("faults not changed:")
         assert httpx.get(dahua_url, auth=auth).headers["content-type"].startswith("text/html")
 
-        path.write_text(SIM_TOML.split("[camera.faults]")[0])  # no faults at all
+        path.write_text(SIM_TOML.partition("[camera.faults]")[0])  # no faults at all
         process.stdout.readline()  # line1_hik
         assert process.stdout.readline().strip() == "faults line1_dahua: none"
         answer = httpx.get(dahua_url, auth=auth)
