@@ -14,7 +14,9 @@ Threads and why:
 - when more frames wait for a camera, a small pool writes the JPEGs, so its
   next request goes out while the last picture is fsynced, and concurrent
   fsyncs share journal commits; a lone frame is written by the camera's own
-  thread, one hand-over less (p50 trigger -> event ~0.5 ms lower at 20/s).
+  thread, one hand-over less (p50 trigger -> event ~0.5 ms lower at 20/s),
+  and so is a frame that finds `MAX_PENDING_WRITES` already waiting: a disk
+  slower than the cameras slows the fetching, instead of filling memory.
 
 A frame that waited longer than its camera's deadline in the queue is failed
 as `Overloaded` rather than taken late: a picture seconds after the moment is
@@ -53,6 +55,9 @@ log = logging.getLogger(__name__)
 MAX_QUEUED_FRAMES = 10_000
 #: Threads writing JPEGs; several let the file system group their fsyncs.
 WRITER_THREADS = 4
+#: Frames that may wait for a writer; beyond, a camera's thread writes its own
+#: frame, so a disk slower than the cameras bounds memory (~30-300 KB a frame).
+MAX_PENDING_WRITES = 4 * WRITER_THREADS
 
 
 class Store(Protocol):
@@ -392,6 +397,8 @@ class Engine:
         self._report_listeners: list[Callable[[FiringReport], None]] = []
         self._scheduler = _Scheduler()
         self._writers = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="capture-write")
+        # Frames handed to the writers and not yet written, each holding its JPEG.
+        self._write_slots = threading.Semaphore(MAX_PENDING_WRITES)
         self._workers: dict[str, _CameraWorkers] = {
             name: _CameraWorkers(name, camera, self._capture) for name, camera in cameras.items()
         }
@@ -610,19 +617,31 @@ class Engine:
             log.exception("capture failed camera=%s event=%s", frame.camera, frame.firing.event.id)
             self._fail(frame, exc, 0.0)
             return
-        if self._abandoned:  # stopped after the grace period meanwhile
-            return
+        if not self._abandoned:  # not stopped after the grace period meanwhile
+            self._store_or_hand_over(frame, snapshot)
+
+    def _store_or_hand_over(self, frame: _Frame, snapshot: Snapshot) -> None:
+        """Write a fetched frame here, or let a writer fsync it while the next is fetched."""
         workers = self._workers.get(frame.camera)
-        if workers is not None and workers.queue.empty():
-            # Nothing else waits for this camera: writing here spares the frame a
-            # hand-over to a writer thread (and the CPU of two thread switches).
+        # Nothing else waits for this camera: writing here spares the frame a hand-over
+        # to a writer thread (and the CPU of two thread switches). The writers are
+        # behind (a slow disk): writing here slows this camera's fetching to the disk's
+        # pace instead of piling JPEGs up in memory.
+        if (workers is not None and workers.queue.empty()) or not self._write_slots.acquire(
+            blocking=False
+        ):
             self._write(frame, snapshot)
             return
         try:
-            # Frames are waiting: a writer fsyncs this one while the next is fetched.
-            self._writers.submit(self._write, frame, snapshot)
+            self._writers.submit(self._write_queued, frame, snapshot)
         except RuntimeError:  # stopped after the grace period: the frame is abandoned
-            return
+            self._write_slots.release()
+
+    def _write_queued(self, frame: _Frame, snapshot: Snapshot) -> None:
+        try:
+            self._write(frame, snapshot)
+        finally:
+            self._write_slots.release()
 
     def _fetch(self, camera: Camera, frame: _Frame) -> Snapshot:
         late = time.monotonic() - frame.due

@@ -17,7 +17,14 @@ from capture.cameras import CameraState, Snapshot
 from capture.cameras.errors import Unreachable
 from capture.config.loader import parse_rules
 from capture.config.schema import CameraBase
-from capture.engine import Engine, FiringReport, RuleDisabled, RuleSet
+from capture.engine import (
+    MAX_PENDING_WRITES,
+    WRITER_THREADS,
+    Engine,
+    FiringReport,
+    RuleDisabled,
+    RuleSet,
+)
 from capture.events import Event
 from capture.journal import Journal
 from capture.storage import Storage
@@ -409,3 +416,33 @@ def test_repeated_failures_of_one_camera_are_logged_once_per_period(
     lines = [r for r in caplog.records if "capture failed" in r.getMessage()]
     assert len(lines) == 1  # ten failures (5 events x 2 frames), one line
     assert sum(not r.ok for report in h.reports for r in report.results) == 10
+
+
+def test_a_disk_slower_than_the_camera_slows_fetching_instead_of_filling_memory(
+    harness, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    h = harness()
+    store = h.engine._store
+    real_save = store.save
+    disk = threading.Event()  # set: the disk has caught up
+    saving: list[str] = []
+    lock = threading.Lock()
+
+    def slow_save(relative: Any, jpeg: bytes, camera: str) -> Any:
+        with lock:
+            saving.append(str(relative))
+        disk.wait(30)
+        return real_save(relative, jpeg, camera)
+
+    monkeypatch.setattr(store, "save", slow_save)
+    try:
+        for n in range(60):
+            h.fire(state="NG", station=f"S{n}", temp=0)
+        # Every writer is stuck, and so is the camera's own thread with the frame that
+        # found all MAX_PENDING_WRITES slots taken: no further JPEG is fetched meanwhile.
+        wait_for(lambda: len(saving) == WRITER_THREADS + 1)
+        assert len(h.cameras["fast"].calls) == MAX_PENDING_WRITES + 1
+    finally:
+        disk.set()
+    assert h.engine.wait_idle(30)
+    assert len(h.reports) == 60 and all(report.ok for report in h.reports)
