@@ -226,6 +226,29 @@ def secret_sweep() -> Iterator[SecretSweep]:
     assert SWEEP.take() == [], "a secret was seen after the last test"
 
 
+#: How long a test's threads may take to end after its teardown (a stopped
+#: service's last hand-over, an idle storage's folder-fsync thread: 5 s).
+THREAD_GRACE_S = 10.0
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a thread running once its fixtures are torn down.
+
+    A thread that outlives its test belongs to a service, trigger, camera or
+    simulator that was not stopped: the same leak would keep a Pi's service
+    from stopping or reloading cleanly.
+    """
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + THREAD_GRACE_S
+    while (left := [t for t in threading.enumerate() if t not in before and t.is_alive()]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+    assert not left, f"threads left running {THREAD_GRACE_S:.0f} s after the test: {left}"
+
+
 @pytest.fixture(autouse=True)
 def no_secret_seen(request: pytest.FixtureRequest, secret_sweep: SecretSweep) -> Iterator[None]:
     """Fail the test if any secret showed up while it ran (its fixtures' teardown included)."""

@@ -159,7 +159,8 @@ class Harness:
             for name, config in self.rules.cameras.items()
         }
         self.journal = Journal(root / "journal.sqlite3")
-        self.engine = Engine(self.rules, self.cameras, Storage(self.rules.storage), self.journal)
+        self.storage = Storage(self.rules.storage)
+        self.engine = Engine(self.rules, self.cameras, self.storage, self.journal)
         self.reports: list[FiringReport] = []
         self.engine.add_report_listener(self.reports.append)
 
@@ -183,6 +184,7 @@ class Harness:
     def close(self) -> None:
         self.engine.stop(5)
         self.journal.close()
+        self.storage.close()
 
 
 @pytest.fixture

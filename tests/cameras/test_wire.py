@@ -7,6 +7,7 @@ the wire, below anything httpx could smooth over.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -32,6 +33,8 @@ class ScriptedServer:
         self._tls = tls
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
+        self._open: list[socket.socket] = []
+        self._handlers: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -45,7 +48,10 @@ class ScriptedServer:
             except OSError:
                 return
             self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            self._open.append(conn)
+            handler = threading.Thread(target=self._handle, args=(conn,), daemon=True)
+            self._handlers.append(handler)
+            handler.start()
 
     def _handle(self, conn: socket.socket) -> None:
         try:
@@ -71,7 +77,13 @@ class ScriptedServer:
             conn.close()
 
     def close(self) -> None:
+        """Stop accepting, end every connection, and wait for the server's threads."""
+        for sock in (self._listener, *self._open):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept() or recv()
         self._listener.close()
+        for thread in (self._thread, *self._handlers):
+            thread.join(5)
 
 
 @pytest.fixture

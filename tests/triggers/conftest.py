@@ -9,7 +9,6 @@ import pytest
 
 from capture.events import Event
 from capture.triggers import Trigger
-from tests.conftest import wait_for
 
 
 class Collector:
@@ -57,11 +56,3 @@ def start(events: Collector) -> Iterator[Callable[[Trigger], Trigger]]:
     yield starter
     for trigger in reversed(started):
         trigger.stop()
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    """Fail a test whose triggers leave a thread running after stop()."""
-    before = set(threading.enumerate())
-    yield
-    wait_for(lambda: not (set(threading.enumerate()) - before), timeout=5)
