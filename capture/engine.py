@@ -250,6 +250,23 @@ class FiringReport:
         return all(result.ok for result in self.results)
 
 
+def firing_line(report: FiringReport) -> str:
+    """The one log line of a rule firing: what fired it and what became of every frame."""
+    results = report.results
+    saved = [result for result in results if result.ok]
+    failed = sorted({f"{r.camera} {r.error_type}" for r in results if not r.ok})
+    slowest = max((result.trigger_to_image_ms for result in saved), default=0.0)
+    text = (
+        f"event={report.event.id} trigger={report.event.trigger} rule={report.rule}: "
+        f"{len(saved)}/{len(results)} frame(s) saved"
+    )
+    if saved:
+        text += f" within {slowest:.0f} ms of the trigger, first {saved[0].path}"
+    if failed:
+        text += f"; failed: {', '.join(failed)}"
+    return text
+
+
 @dataclass(eq=False)
 class _Firing:
     """Collects the results of one rule firing and reports once, when complete.
@@ -567,7 +584,7 @@ class Engine:
     ) -> None:
         cameras = [camera for camera in cameras if camera in self._workers]
         burst = rule.config.burst
-        log.info(
+        log.debug(
             "event=%s trigger=%s rule=%s cameras=%s frames=%d",
             event.id, event.trigger, rule.name, ",".join(cameras), burst * len(cameras),
         )  # fmt: skip
@@ -770,6 +787,8 @@ class Engine:
                 listener(report)
         except Exception:
             log.exception("announcing event=%s rule=%s failed", firing.event.id, firing.rule.name)
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s", firing_line(report))
 
     def _release(self) -> None:
         with self._idle:

@@ -278,6 +278,20 @@ def test_camera_error_becomes_a_typed_result_and_the_firing_still_reports(harnes
     assert not report.ok and all(r.path for r in report.results if r.camera == "fast")
 
 
+def test_each_firing_logs_one_line_with_what_became_of_its_frames(
+    harness, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    h = harness(errors={"slow": Unreachable("slow", "connection refused; check host and port")})
+    with caplog.at_level(logging.INFO, logger="capture.engine"):
+        event = h.fire(state="OK", station="S1", temp=80)
+        assert h.engine.wait_idle(5)
+    [report] = h.reports
+    first = next(r.path for r in report.results if r.ok)
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event=")]
+    assert line.startswith(f"event={event.id} trigger=plc rule=hot: 2/4 frame(s) saved within ")
+    assert line.endswith(f" ms of the trigger, first {first}; failed: slow Unreachable")
+
+
 def test_fire_rule_ignores_condition_and_snap_camera_takes_one_frame(harness) -> None:  # type: ignore[no-untyped-def]
     h = harness()
     assert h.engine.fire_rule("ng", Event.now("command", {"station": "S9"}))
