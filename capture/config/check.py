@@ -277,17 +277,13 @@ class _Checker:
                 yield self.problem(
                     ("triggers", name, "type"), "http trigger needs [web] enabled = true"
                 )
-            elif isinstance(trigger, HttpTrigger) and not self._web_token_configured():
+            elif isinstance(trigger, HttpTrigger) and not self.rules.web.token_given:
                 yield self.problem(
                     ("triggers", name, "type"),
                     "every POST needs the [web] token and none is configured: this trigger "
                     "cannot fire until [web] token_env or token_file is set",
                     severity="warning",
                 )
-
-    def _web_token_configured(self) -> bool:
-        web = self.rules.web
-        return any(getattr(web, key) is not None for key in ("token", "token_env", "token_file"))
 
     def unused_triggers(self) -> Iterator[Problem]:
         if self.skipped.rules_incomplete:

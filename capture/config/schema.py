@@ -234,12 +234,14 @@ class WebConfig(SecretRef):
     )
     token_file: Path | None = Field(None, description="File holding the access token.")
 
+    @property
+    def token_given(self) -> bool:
+        """Whether the file gives a token, in clear or by reference (resolved or not)."""
+        return any(getattr(self, key) is not None for key in ("token", "token_env", "token_file"))
+
     @model_validator(mode="after")
     def _token_off_loopback(self) -> WebConfig:
-        has_token = any(
-            getattr(self, key) is not None for key in ("token", "token_env", "token_file")
-        )
-        if self.enabled and not _is_loopback(self.bind) and not has_token:
+        if self.enabled and not _is_loopback(self.bind) and not self.token_given:
             raise ValueError(
                 f"bind {self.bind!r} is reachable from the network: set token_env or token_file"
             )
