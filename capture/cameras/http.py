@@ -1,23 +1,24 @@
 """One long-lived HTTP client per camera, and the one place httpx errors become camera errors.
 
 Every driver fetches through `CameraHttp`: it owns the keep-alive connection
-(a client per request costs ~45 ms), applies connect/read timeouts bounded by
-the snapshot's overall deadline, retries exactly once when a pooled keep-alive
-connection turns out to be dead, and turns every failure (transport, HTTP
-status, error body, broken JPEG) into a typed `CameraError` whose message and
-excerpt are free of secrets.
+(a client per request costs ~45 ms) on the camera's transport (httpx's own,
+guarded by the snapshot's deadline, with a lenient fallback for sloppy
+devices: capture.cameras.transport), retries exactly once when a pooled
+keep-alive connection turns out to be dead, and turns every failure
+(transport, HTTP status, error body, broken JPEG) into a typed `CameraError`
+whose message and excerpt are free of secrets.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
@@ -32,6 +33,17 @@ from capture.cameras.errors import (
     Timeout,
     Unreachable,
 )
+from capture.cameras.exchange import (
+    CutInHead,
+    Deadline,
+    DeadlinePassed,
+    Dropped,
+    Exchange,
+    HeadTooLarge,
+    Malformed,
+    Truncated,
+    active,
+)
 from capture.cameras.jpeg import JpegError, JpegInfo, validate_jpeg
 from capture.cameras.multipart import FirstFrameReader, MjpegError
 from capture.cameras.redact import (
@@ -41,46 +53,16 @@ from capture.cameras.redact import (
     redact_url,
     scrub,
 )
-from capture.cameras.wire import WireTransport
+from capture.cameras.transport import DeviceTransport, LenientFlag
 from capture.config.schema import CameraBase
 
 logger = logging.getLogger(__name__)
 
-#: Largest snapshot body accepted; an 8 MP JPEG is 2-5 MB.
-MAX_IMAGE_BYTES = 24 * 1024 * 1024
 #: Largest error body read for an excerpt.
 MAX_ERROR_BYTES = 64 * 1024
 KEEPALIVE_EXPIRY_S = 5.0
 #: Parsed request URLs kept per camera (a camera asks for one or two URLs).
 MAX_CACHED_URLS = 32
-
-
-class Deadline:
-    """The overall time budget of one snapshot, shared by every request it makes."""
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds = seconds
-        self._clock = clock
-        self._expires = clock() + seconds
-
-    def remaining(self) -> float:
-        """Seconds left, never negative."""
-        return max(0.0, self._expires - self._clock())
-
-    @property
-    def expired(self) -> bool:
-        """True once the budget is spent."""
-        return self._clock() >= self._expires
-
-    def timeout(self, config: CameraBase) -> httpx.Timeout:
-        """Per-request timeouts: the configured ones, cut to what is left of the deadline."""
-        left = max(self.remaining(), 0.001)
-        return httpx.Timeout(
-            connect=min(config.connect_timeout_s, left),
-            read=min(config.timeout_s, left),
-            write=min(config.timeout_s, left),
-            pool=left,
-        )
 
 
 @dataclass(frozen=True)
@@ -103,37 +85,6 @@ class Reply:
 
 #: A vendor's hook: a typed error for a reply it recognizes, else None.
 Classifier = Callable[[Reply], CameraError | None]
-
-
-class _Attempt:
-    """One attempt at a request: its deadline, and whether it went out on a reused connection.
-
-    Called as the transport's trace hook (`reused`); `before_resend` runs before
-    the auth flow sends the request again (a 401 answered, a 403 retried), so
-    every request of the handshake gets the time left, not the time the first
-    one was given.
-    """
-
-    __slots__ = ("_connected", "_http", "deadline", "reused", "source")
-
-    def __init__(self, http: CameraHttp, deadline: Deadline, source: str) -> None:
-        self._http = http
-        self.deadline = deadline
-        self.source = source
-        self._connected = False
-        self.reused = False
-
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
-        if event == "connection.connect_tcp.started":
-            self._connected = True
-        elif event in ("http11.send_request_headers.started", "http2.send_request_headers.started"):
-            self.reused = not self._connected
-            self._connected = False
-
-    def before_resend(self, request: httpx.Request) -> None:
-        """Cut the request's timeouts to the deadline; `Timeout` once it is spent."""
-        self._http.check_deadline(self.deadline, self.source)
-        request.extensions["timeout"] = self.deadline.timeout(self._http.config).as_dict()
 
 
 @functools.cache
@@ -194,6 +145,7 @@ class CameraHttp:
         *,
         secret_params: Collection[str] = (),
         transport: httpx.BaseTransport | None = None,
+        lenient: LenientFlag | None = None,
     ) -> None:
         self.camera = camera
         self.config = config
@@ -207,11 +159,15 @@ class CameraHttp:
             scheme=config.scheme, host=config.host, port=config.effective_port
         )
         self._targets: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[httpx.URL, str]] = {}
+        self.max_image_bytes = config.max_image_mb * 1024 * 1024
+        self.max_head_bytes = config.max_header_kb * 1024
         if transport is None:
-            transport = WireTransport(
+            transport = DeviceTransport(
+                camera,
                 ssl_context=_ssl_context(config),
                 max_connections=config.max_concurrent,
                 keepalive_expiry=KEEPALIVE_EXPIRY_S,
+                lenient=lenient,
             )
         self.client = _CameraClient(
             base_url=self.base_url,
@@ -271,48 +227,67 @@ class CameraHttp:
         connection; nothing else is retried here.
         """
         url, source = self._target(path, params)
-        for attempt in (1, 2):
-            self.check_deadline(deadline, source)
-            tracker = _Attempt(self, deadline, source)
-            request = self.client.build_request(
-                "GET",
-                url,
-                timeout=deadline.timeout(self.config),
-                extensions={"trace": tracker, BEFORE_RESEND: tracker.before_resend},
-            )
+        exchange = Exchange(deadline, self.max_head_bytes)
+        with active(exchange):
+            for attempt in (1, 2):
+                self.check_deadline(deadline, source)
+                request = self.client.build_request(
+                    "GET",
+                    url,
+                    timeout=self.timeouts(deadline),
+                    extensions={
+                        "trace": exchange,
+                        BEFORE_RESEND: functools.partial(self._before_resend, deadline, source),
+                    },
+                )
+                try:
+                    response = self.client.send(request, auth=self.auth, stream=True)
+                except (Dropped, httpx.WriteError) as exc:
+                    if attempt == 1 and exchange.reused:
+                        logger.info(
+                            "camera=%s event=keepalive_dropped url=%s retry=1 error=%s",
+                            self.camera,
+                            source,
+                            type(exc).__name__,
+                        )
+                        continue
+                    raise self.translate(exc, source, deadline) from exc
+                except httpx.HTTPError as exc:
+                    raise self.translate(exc, source, deadline) from exc
+                break
             try:
-                response = self.client.send(request, auth=self.auth, stream=True)
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                if attempt == 1 and tracker.reused:
-                    logger.info(
-                        "camera=%s event=keepalive_dropped url=%s retry=1 error=%s",
-                        self.camera,
-                        source,
-                        type(exc).__name__,
-                    )
-                    continue
-                raise self.translate(exc, source, deadline) from exc
+                yield response
             except httpx.HTTPError as exc:
                 raise self.translate(exc, source, deadline) from exc
-            break
-        try:
-            yield response
-        except httpx.HTTPError as exc:
-            raise self.translate(exc, source, deadline) from exc
-        finally:
-            response.close()
+            finally:
+                response.close()
+
+    def timeouts(self, deadline: Deadline) -> httpx.Timeout:
+        """The configured connect and read timeouts, cut to what is left of the deadline."""
+        return deadline.timeout(self.config.connect_timeout_s, self.config.timeout_s)
+
+    def _before_resend(self, deadline: Deadline, source: str, request: httpx.Request) -> None:
+        """Before the auth flow sends a request again (a 401 answered, a 403 retried).
+
+        The request gets the time left, not the time the first one was given;
+        `Timeout` once none is left, so a handshake never starts what it cannot finish.
+        """
+        self.check_deadline(deadline, source)
+        request.extensions["timeout"] = self.timeouts(deadline).as_dict()
 
     def check_deadline(self, deadline: Deadline, source: str) -> None:
         """Raise `Timeout` when the snapshot's deadline is spent (checked before each request)."""
         if deadline.expired:
             raise self._deadline_spent(deadline, source)
 
-    def _deadline_spent(self, deadline: Deadline, source: str) -> Timeout:
+    def _deadline_spent(self, deadline: Deadline, source: str, doing: str = "") -> Timeout:
+        while_ = f" while {doing}" if doing else ""
         return Timeout(
             self.camera,
             f"no complete answer within deadline_s = {deadline.seconds:g} s from {source} "
-            "(every request of the snapshot counts, the login handshake included); the "
-            "device may be overloaded: raise deadline_s",
+            f"(gave up after {deadline.elapsed():.2f} s{while_}; every request of the snapshot "
+            "counts, the login handshake included); the device may be overloaded or "
+            "sending too slowly: raise deadline_s",
         )
 
     def iter_chunks(self, response: httpx.Response, deadline: Deadline) -> Iterator[bytes]:
@@ -320,11 +295,8 @@ class CameraHttp:
         for chunk in response.iter_bytes():
             yield chunk
             if deadline.expired:
-                raise Timeout(
-                    self.camera,
-                    f"no complete answer within deadline_s = {deadline.seconds:g} s from "
-                    f"{self.redact(response.request.url)} (the camera is sending too slowly)",
-                    status=response.status_code,
+                raise self._deadline_spent(
+                    deadline, self.redact(response.request.url), "reading the body"
                 )
 
     def read_body(self, response: httpx.Response, deadline: Deadline, limit: int) -> bytes:
@@ -335,8 +307,8 @@ class CameraHttp:
             if len(buffer) > limit:
                 raise InvalidImage(
                     self.camera,
-                    f"answer larger than {limit // (1024 * 1024)} MB from "
-                    f"{self.redact(response.request.url)}; is this a snapshot URL?",
+                    f"answer larger than {_size(limit)} from {self.redact(response.request.url)}; "
+                    "is this a snapshot URL? (max_image_mb sets the limit)",
                     status=response.status_code,
                 )
         return bytes(buffer)
@@ -364,7 +336,7 @@ class CameraHttp:
         """GET `path` and read the whole answer (at most `limit` bytes), any status."""
         started = time.monotonic()
         with self.stream(path, params, deadline) as response:
-            ok_limit = MAX_IMAGE_BYTES if limit is None else limit
+            ok_limit = self.max_image_bytes if limit is None else limit
             size_limit = ok_limit if response.status_code == 200 else MAX_ERROR_BYTES
             body = self.read_body(response, deadline, size_limit)
             result = self.reply(response, body)
@@ -549,12 +521,18 @@ class CameraHttp:
             credentials_rejected=True,
         )
 
-    def translate(  # noqa: PLR0911 - one branch per httpx exception family
+    def translate(  # noqa: PLR0911 - one branch per kind of transport failure
         self, exc: httpx.HTTPError, source: str, deadline: Deadline
     ) -> CameraError:
-        """The one mapping from httpx's exceptions to camera errors."""
+        """The one mapping from transport failures to camera errors, by exception type.
+
+        The transport's typed failures (capture.cameras.exchange) say where the
+        device stopped; library messages are only quoted, never searched.
+        """
         address = f"{self.config.host}:{self.config.effective_port}"
         detail = scrub(str(exc), self.secrets) or type(exc).__name__
+        if isinstance(exc, DeadlinePassed):
+            return self._deadline_spent(deadline, source, _while(detail))
         if isinstance(exc, httpx.ConnectTimeout):
             return Unreachable(
                 self.camera,
@@ -569,7 +547,7 @@ class CameraHttp:
                 "deadline; raise max_concurrent only if the device copes with it",
             )
         if isinstance(exc, httpx.TimeoutException):
-            if deadline.remaining() < 0.01:  # the read was cut short by the deadline
+            if deadline.expired:
                 return self._deadline_spent(deadline, source)
             limit = min(self.config.timeout_s, deadline.seconds)
             return Timeout(
@@ -578,20 +556,25 @@ class CameraHttp:
                 "overloaded (NVRs can be slow: raise timeout_s)",
             )
         if isinstance(exc, httpx.ConnectError):
-            return Unreachable(self.camera, _connect_failure(address, detail, self.config))
-        if isinstance(exc, httpx.RemoteProtocolError):
-            if "incomplete" in detail or "without sending complete message body" in detail:
-                return InvalidImage(
-                    self.camera,
-                    f"truncated answer from {source}: the connection closed before the "
-                    f"body was complete ({detail})",
-                )
-            if "disconnected" in detail:
-                return Unreachable(
-                    self.camera, f"connection dropped by {address} before an answer ({detail})"
-                )
+            return Unreachable(self.camera, _connect_failure(address, exc, detail, self.config))
+        if isinstance(exc, Truncated):
+            return InvalidImage(
+                self.camera,
+                f"truncated answer from {source}: the connection closed before the "
+                f"body was complete ({detail})",
+            )
+        if isinstance(exc, Dropped | CutInHead):
+            return Unreachable(self.camera, f"{detail} from {address} (asked {source})")
+        if isinstance(exc, HeadTooLarge):
             return DeviceError(
-                self.camera, f"malformed HTTP from {address} ({detail}) for {source}"
+                self.camera,
+                f"malformed HTTP from {address}: {detail} for {source} "
+                "(max_header_kb sets the limit)",
+            )
+        if isinstance(exc, Malformed):
+            part = "head" if exc.in_head else "body framing"
+            return DeviceError(
+                self.camera, f"malformed HTTP {part} from {address} ({detail}) for {source}"
             )
         if isinstance(exc, httpx.DecodingError):
             return InvalidImage(self.camera, f"undecodable body from {source} ({detail})")
@@ -600,20 +583,47 @@ class CameraHttp:
         return DeviceError(self.camera, f"request to {source} failed ({detail})")
 
 
-def _connect_failure(address: str, detail: str, config: CameraBase) -> str:
-    lowered = detail.lower()
-    if "certificate" in lowered:
+def _while(detail: str) -> str:
+    """'reading the body' out of DeadlinePassed's 'deadline passed after 2.01 s while reading...'."""
+    return detail.partition(" while ")[2]
+
+
+def _connect_failure(address: str, exc: Exception, detail: str, config: CameraBase) -> str:
+    """What a failed connection means, from the OS or TLS error behind it."""
+    cause = root_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
         return (
             f"TLS certificate of {address} not trusted ({detail}); set ca_file to the "
             "camera's certificate, or verify = false for a self-signed device"
         )
-    if "ssl" in lowered or "tls" in lowered:
+    if isinstance(cause, ssl.SSLError):
         return f"TLS handshake with {address} failed ({detail}); check scheme and port"
-    if "refused" in lowered:
+    if isinstance(cause, ConnectionRefusedError):
         return f"connection refused by {address}; check host, port and scheme ({config.scheme})"
-    if "name or service not known" in lowered or "nodename nor servname" in lowered:
+    if isinstance(cause, socket.gaierror):
         return f"host name {config.host!r} not found; check host"
     return f"cannot connect to {address} ({detail}); check host, port and network"
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The OS or TLS error a transport failure goes back to (or the failure itself).
+
+    httpx wraps httpcore's exception, which carries the original one as its
+    argument (httpcore's pool re-raises it `from None`, cutting `__cause__`).
+    """
+    seen = exc
+    for _ in range(8):  # a chain is short; never loop on a cycle
+        inner = seen.__cause__ or seen.__context__
+        if inner is None and seen.args and isinstance(seen.args[0], BaseException):
+            inner = seen.args[0]
+        if inner is None:
+            break
+        seen = inner
+    return seen
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
 
 
 def describe_body(body: bytes, content_type: str) -> str:

@@ -291,7 +291,25 @@ class CameraBase(SecretRef):
         10.0, gt=0, le=120, description="Read timeout: NVRs can take seconds to answer."
     )
     deadline_s: float = Field(
-        15.0, gt=0, le=300, description="Overall limit for one snapshot, auth and retry included."
+        15.0,
+        gt=0,
+        le=300,
+        description="Overall limit for one snapshot, auth and retry included; enforced on "
+        "every socket read, whatever the device sends.",
+    )
+    max_header_kb: int = Field(
+        64,
+        ge=4,
+        le=1024,
+        description="Largest answer head (status line and headers, 1xx answers included) "
+        "accepted, in KiB; a longer one fails as DeviceError.",
+    )
+    max_image_mb: int = Field(
+        24,
+        ge=1,
+        le=256,
+        description="Largest snapshot accepted, in MiB (an 8 MP JPEG is 2-5 MB); a larger "
+        "answer fails as InvalidImage.",
     )
     line: str | None = Field(
         None,

@@ -1,13 +1,15 @@
-"""The lean HTTP/1.1 transport, byte for byte, against a scripted server on a real socket.
+"""The camera transport that ships, byte for byte, against a scripted server on a real socket.
 
 Every answer here is written out by hand the way a device sends it, so each
-framing rule, each tolerated sloppiness and each refusal is pinned down at
-the wire, below anything httpx could smooth over.
+framing rule, the GoAhead-style heads that go to the lenient fallback, each
+refusal and its type, and the deadline guard are pinned down at the wire,
+below anything httpx could smooth over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import ssl
 import threading
@@ -17,7 +19,19 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from capture.cameras.wire import WireTransport
+from capture.cameras.exchange import (
+    CutInHead,
+    Deadline,
+    DeadlinePassed,
+    Dropped,
+    Exchange,
+    HeadTooLarge,
+    Malformed,
+    Truncated,
+    active,
+)
+from capture.cameras.http import root_cause
+from capture.cameras.transport import DeviceTransport
 
 #: One scripted answer: bytes to send, or a callable given the socket for anything stranger.
 Answer = bytes | Callable[[socket.socket], None]
@@ -30,6 +44,7 @@ class ScriptedServer:
         self.answers = list(answers)
         self.requests: list[bytes] = []
         self.connections = 0
+        self.closed = 0
         self._tls = tls
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -75,6 +90,7 @@ class ScriptedServer:
             return
         finally:
             conn.close()
+            self.closed += 1
 
     def close(self) -> None:
         """Stop accepting, end every connection, and wait for the server's threads."""
@@ -100,9 +116,38 @@ def serve() -> Iterator[Callable[..., ScriptedServer]]:
         server.close()
 
 
+def transport(**options: object) -> DeviceTransport:
+    settings: dict[str, object] = {
+        "ssl_context": None,
+        "max_connections": 1,
+        "keepalive_expiry": 5.0,
+    }
+    settings.update(options)
+    return DeviceTransport("cam", **settings)  # type: ignore[arg-type]
+
+
+class Client(httpx.Client):
+    """An httpx client on the camera transport; each request in an exchange, as CameraHttp does."""
+
+    def __init__(self, deadline_s: float = 2.0, max_head_bytes: int = 64 * 1024, **options: object):
+        super().__init__(transport=transport(**options), timeout=2.0)
+        self.deadline_s = deadline_s
+        self.max_head_bytes = max_head_bytes
+        self.last: Exchange | None = None
+
+    def send(self, request: httpx.Request, **kwargs: object) -> httpx.Response:  # type: ignore[override]
+        self.last = exchange = Exchange(Deadline(self.deadline_s), self.max_head_bytes)
+        request.extensions["trace"] = exchange
+        with active(exchange):
+            response = super().send(request, **kwargs)  # type: ignore[arg-type]
+            if not kwargs.get("stream"):
+                return response
+        return response
+
+
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(transport=WireTransport(max_connections=1), timeout=2.0) as client:
+def client() -> Iterator[Client]:
+    with Client() as client:
         yield client
 
 
@@ -161,37 +206,56 @@ def test_a_401_with_connection_close_is_answered_on_a_new_connection(serve, clie
     assert b"authorization: digest" in server.requests[1].lower()
 
 
-def test_sloppy_device_heads_are_tolerated(serve, client) -> None:
+def test_lf_only_heads_without_reason_phrase_are_read_by_h11(serve, client) -> None:
     answer = (
         b"HTTP/1.1 200\n"  # LF-only lines, no reason phrase
-        b"Content-Type: image/jpeg\n"
-        b"this line has no colon\n"  # skipped, not fatal (h11 refuses it)
+        b"Content-Type:image/jpeg\n"  # no space after the colon
         b"X-Folded: first\n  second\n"  # obsolete folding
-        b"Content-Length: 4, 4\n"  # repeated identical lengths
-        b"Content-Length: 4\n\nbody"
+        b"Content-Length: 4\n"
+        b"Content-Length: 4\n\nbody"  # repeated identical lengths
     )
     response = client.get(serve(answer).url())
     assert response.content == b"body"
     assert response.headers["x-folded"] == "first second"
     assert response.reason_phrase == ""
+    assert not client._transport.lenient.on  # type: ignore[attr-defined]
 
 
-def test_goahead_and_other_field_quirks_that_h11_refuses(serve, client) -> None:
-    """Heads of GoAhead-based clones and others (shared/reference/camera-apis.md 3.7)."""
-    answer = (
-        b"HTTP/1.0 200 OK\r\n"
-        b"Tue, 12 Jun 2012 01:56:34 GMT\r\n"  # a header line with no name
-        b"Content-Type:image/jpeg\r\n"  # no space after the colon
-        b"X-Frame-Options : SAMEORIGIN\r\n"  # space before the colon
-        b"Server:\r\n"  # empty value
-        b"Transfer-Encoding: chunked\r\n\r\n"
-        b"4 \r\nbody\r\n0\r\n\r\n"  # chunk size with a trailing space
-    )
-    response = client.get(serve(answer).url())
-    assert response.content == b"body"
-    assert response.headers["content-type"] == "image/jpeg"
-    assert response.headers["x-frame-options"] == "SAMEORIGIN"
-    assert response.headers["server"] == ""
+GOAHEAD = (
+    b"HTTP/1.0 200 OK\r\n"
+    b"Tue, 12 Jun 2012 01:56:34 GMT\r\n"  # a header line with no name
+    b"Content-Type:image/jpeg\r\n"  # no space after the colon
+    b"X-Frame-Options : SAMEORIGIN\r\n"  # space before the colon
+    b"Server:\r\n"  # empty value
+    b"Transfer-Encoding: chunked\r\n\r\n"
+    b"4 \r\nbody\r\n0\r\n\r\n"  # chunk size with a trailing space
+)
+
+
+def test_goahead_heads_go_to_the_lenient_parser_once_and_for_good(
+    serve, client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Heads of GoAhead-based clones (shared/reference/camera-apis.md 3.7): h11 refuses them."""
+    server = serve(GOAHEAD, GOAHEAD, GOAHEAD, ok(b"after"))
+    with caplog.at_level(logging.WARNING, logger="capture.cameras.transport"):
+        response = client.get(server.url())
+        assert response.content == b"body"
+        assert response.headers["content-type"] == "image/jpeg"
+        assert response.headers["x-frame-options"] == "SAMEORIGIN"
+        assert response.headers["server"] == ""
+        assert client.get(server.url()).content == b"body"
+        assert client.get(server.url()).content == b"after"
+    # The first answer was asked twice (h11, then http.client); from then on only http.client.
+    assert len(server.requests) == 4
+    learned = [r for r in caplog.records if "event=lenient_http" in r.getMessage()]
+    assert len(learned) == 1
+
+
+def test_a_lenient_device_keeps_its_connection_alive(serve, client) -> None:
+    sloppy = b"HTTP/1.1 200 OK\r\nX-Frame-Options : DENY\r\nContent-Length: 4\r\n\r\n"
+    server = serve(sloppy + b"body", sloppy + b"body", sloppy + b"next", sloppy + b"last")
+    assert [client.get(server.url()).content for _ in range(3)] == [b"body", b"next", b"last"]
+    assert server.connections == 2  # the refused first answer's connection, then one for all
 
 
 def test_unusual_status_codes_pass_through(serve, client) -> None:
@@ -227,66 +291,132 @@ def test_connection_close_header_is_honoured(serve, client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("answer", "message"),
+    ("answer", "kind"),
     [
-        (lambda conn: None, "Server disconnected without sending a response."),
+        (lambda conn: None, Dropped),
         (
             lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"),
-            "without sending complete message body (received 5 bytes, expected 100)",
+            Truncated,
         ),
         (
             lambda conn: conn.sendall(
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nabc"
             ),
-            "incomplete chunked read",
+            Truncated,
         ),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "illegal chunk size"),
-        (b"<html>not http</html>\r\n\r\n", "illegal status line"),
-        (
-            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-            "invalid Content-Length",
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", Malformed),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n", Malformed),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x4\r\nabcd\r\n", Malformed),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n", Malformed),
+        (  # the CRLF after a chunk's data is checked
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcdXX0\r\n\r\n",
+            Malformed,
         ),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length"),
-        (
-            lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Le"),
-            "middle of the response headers",
+        (b"<html>not http</html>\r\n\r\n", Malformed),
+        (b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", Malformed),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", Malformed),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", Malformed),
+        (  # Content-Length never wins over a Transfer-Encoding it cannot frame
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 4\r\n\r\nabcd",
+            Malformed,
         ),
+        (lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Le"), CutInHead),
     ],
     ids=[
         "no-answer",
         "short-body",
         "short-chunk",
         "bad-chunk",
+        "negative-chunk",
+        "0x-chunk",
+        "underscore-chunk",
+        "no-crlf-after-chunk",
         "not-http",
+        "four-digit-status",
         "two-lengths",
-        "negative",
+        "negative-length",
+        "gzip-te-with-length",
         "cut-head",
     ],
 )
-def test_broken_answers_raise_protocol_errors(serve, client, answer: Answer, message: str) -> None:
-    server = serve(answer)
-    with pytest.raises(
-        httpx.RemoteProtocolError, match=message.replace("(", r"\(").replace(")", r"\)")
-    ):
+def test_broken_answers_fail_typed_and_never_go_lenient(
+    serve, client, answer: Answer, kind
+) -> None:
+    server = serve(answer, ok(b"must not be asked for"))
+    with pytest.raises(kind):
+        client.get(server.url())
+    assert len(server.requests) == 1
+    assert not client._transport.lenient.on  # type: ignore[attr-defined]
+
+
+def test_a_malformed_answer_says_where_it_broke(serve, client) -> None:
+    server = serve(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n")
+    with pytest.raises(Malformed) as caught:
+        client.get(server.url())
+    assert caught.value.in_head is False
+    server = serve(b"HTTX/1.1 200 OK\r\n\r\n")
+    with pytest.raises(Malformed) as caught:
+        client.get(server.url())
+    assert caught.value.in_head is True
+
+
+def test_a_head_longer_than_the_cap_is_refused(serve) -> None:
+    server = serve(b"HTTP/1.1 200 OK\r\n" + b"X-Junk: " + b"a" * 70_000 + b"\r\n\r\n")
+    with Client(max_head_bytes=16 * 1024) as client, pytest.raises(HeadTooLarge):
         client.get(server.url())
 
 
-def test_oversized_head_is_refused(serve, client) -> None:
-    server = serve(b"HTTP/1.1 200 OK\r\n" + b"X-Junk: " + b"a" * 70_000 + b"\r\n\r\n")
-    with pytest.raises(httpx.RemoteProtocolError, match="headers larger than 64 KB"):
+def test_a_flood_of_interim_answers_counts_as_one_head(serve) -> None:
+    def flood(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            for _ in range(100_000):
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" * 100)
+
+    server = serve(flood)
+    with Client(max_head_bytes=16 * 1024) as client, pytest.raises(HeadTooLarge):
+        client.get(server.url())
+
+
+def test_a_head_sent_a_byte_at_a_time_is_cut_at_the_deadline(serve) -> None:
+    def dribble(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 100:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.05)
+
+    server = serve(dribble)
+    with Client(deadline_s=0.6) as client:
+        started = time.monotonic()
+        with pytest.raises(DeadlinePassed, match="while reading the status line and headers"):
+            client.get(server.url())
+    assert time.monotonic() - started < 1.6  # the deadline, not the per-read timeout (2 s)
+
+
+def test_a_body_sent_slowly_is_cut_at_the_deadline(serve) -> None:
+    def dribble(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            for _ in range(1000):
+                conn.sendall(b"x")
+                time.sleep(0.05)
+
+    server = serve(dribble)
+    with Client(deadline_s=0.6) as client, pytest.raises(DeadlinePassed, match="body"):
         client.get(server.url())
 
 
 def test_read_timeout_and_refused_connection(serve) -> None:
     server = serve(lambda conn: time.sleep(1))
-    with httpx.Client(transport=WireTransport(), timeout=0.2) as client:
-        with pytest.raises(httpx.ReadTimeout):
-            client.get(server.url())
+    with Client(deadline_s=5) as client:
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            client.get(server.url(), timeout=0.2)
+        assert not isinstance(caught.value, DeadlinePassed)  # the read timeout, not the deadline
         port = socket.create_server(("127.0.0.1", 0))
         closed_port = port.getsockname()[1]
         port.close()
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(httpx.ConnectError) as refused:
             client.get(f"http://127.0.0.1:{closed_port}/")
+    assert isinstance(root_cause(refused.value), ConnectionRefusedError)
 
 
 def test_idle_connection_closed_by_the_device_is_replaced(serve, client) -> None:
@@ -295,16 +425,18 @@ def test_idle_connection_closed_by_the_device_is_replaced(serve, client) -> None
 
     server = serve(answer_then_close, ok(b"second"))
     assert client.get(server.url()).content == b"first"
-    time.sleep(0.1)  # the device has closed the kept-alive socket meanwhile
+    deadline = time.monotonic() + 5
+    while server.closed < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the device has closed the kept-alive socket
     assert client.get(server.url()).content == b"second"
     assert server.connections == 2
 
 
 def test_expired_idle_connection_is_not_reused(serve) -> None:
     server = serve(ok(b"a"), ok(b"b"), ok(b"c"))
-    with httpx.Client(transport=WireTransport(keepalive_expiry=0.05)) as client:
+    with Client(keepalive_expiry=0.05) as client:
         client.get(server.url())
-        time.sleep(0.1)
+        time.sleep(0.1)  # the expiry itself is what is tested
         client.get(server.url())
     assert server.connections == 2
 
@@ -332,36 +464,38 @@ def test_stream_closed_early_drops_the_connection(serve, client) -> None:
 
 
 def test_pool_limit_waits_then_times_out(serve) -> None:
-    server = serve(lambda conn: time.sleep(0.5))
-    transport = WireTransport(max_connections=1)
+    release = threading.Event()
+    server = serve(lambda conn: release.wait(5))
     outcomes: list[BaseException] = []
+    entered = threading.Event()
 
-    def occupy(client: httpx.Client) -> None:
-        try:
-            client.get(server.url())
-        except httpx.HTTPError as exc:
-            outcomes.append(exc)
+    with Client(deadline_s=10) as client:
 
-    with httpx.Client(transport=transport, timeout=httpx.Timeout(2.0, pool=0.1)) as client:
-        busy = threading.Thread(target=occupy, args=(client,))
+        def occupy() -> None:
+            try:
+                client.get(server.url())
+            except httpx.HTTPError as exc:
+                outcomes.append(exc)
+
+        busy = threading.Thread(target=occupy)
         busy.start()
-        time.sleep(0.1)
+        deadline = time.monotonic() + 5
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        entered.set()
         with pytest.raises(httpx.PoolTimeout):
-            client.get(server.url())
+            client.get(server.url(), timeout=httpx.Timeout(2.0, pool=0.1))
+        release.set()
         busy.join()
-    assert [type(exc) for exc in outcomes] == [httpx.RemoteProtocolError]  # the slow one's own fate
+    assert [type(exc) for exc in outcomes] == [Dropped]  # the slow one's own fate
 
 
-def test_trace_says_whether_a_connection_was_new(serve, client) -> None:
+def test_the_exchange_knows_whether_a_connection_was_reused(serve, client) -> None:
     server = serve(ok(b"1"), ok(b"2"))
-    events: list[str] = []
-    for _ in range(2):
-        client.get(server.url(), extensions={"trace": lambda name, info: events.append(name)})
-    assert events == [
-        "connection.connect_tcp.started",
-        "http11.send_request_headers.started",
-        "http11.send_request_headers.started",
-    ]
+    client.get(server.url())
+    assert client.last is not None and client.last.reused is False
+    client.get(server.url())
+    assert client.last.reused is True
 
 
 def test_https_verifies_against_the_given_ca_and_can_be_unverified(serve, certificate) -> None:
@@ -369,14 +503,15 @@ def test_https_verifies_against_the_given_ca_and_can_be_unverified(serve, certif
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
     server = serve(ok(JPEG), ok(JPEG), tls=server_context)
-    trusting = WireTransport(ssl_context=ssl.create_default_context(cafile=str(cert)))
-    with httpx.Client(transport=trusting) as client:
+    trusting = ssl.create_default_context(cafile=str(cert))
+    with Client(ssl_context=trusting) as client:
         assert client.get(server.url(scheme="https")).content == JPEG
-    with httpx.Client(transport=WireTransport()) as client:  # verify = false
+    with Client() as client:  # verify = false
         assert client.get(server.url(scheme="https")).content == JPEG
     stranger = serve(ok(JPEG), tls=server_context)
     with (
-        httpx.Client(transport=WireTransport(ssl_context=ssl.create_default_context())) as client,
-        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+        Client(ssl_context=ssl.create_default_context()) as client,
+        pytest.raises(httpx.ConnectError) as caught,
     ):
         client.get(stranger.url(scheme="https"))
+    assert isinstance(root_cause(caught.value), ssl.SSLCertVerificationError)
