@@ -98,7 +98,11 @@ class HttpCamera:
         self._device = devices.attach(name, config, clock)
         try:
             self.http = CameraHttp(
-                name, config, self._build_auth(), secret_params=self._secret_params()
+                name,
+                config,
+                self._build_auth(),
+                secret_params=self._secret_params(),
+                lenient=self._device.device.lenient,
             )
         except BaseException:
             self._device.release()

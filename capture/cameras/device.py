@@ -12,7 +12,8 @@ account and one lockout counter. Cameras built for the same device key
   a section with another password (a fixed one, after a reload) starts
   clean, because the back-off is about those credentials;
 - what `auto` learned (the scheme) and the digest challenge answered
-  pre-emptively.
+  pre-emptively;
+- whether the device needs the lenient HTTP parser (capture.cameras.transport).
 
 A camera attaches when it is built and detaches when closed (or garbage
 collected). A hot reload builds the new cameras before the old ones are
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 
 from capture.cameras.auth import AuthMemory
 from capture.cameras.errors import AuthFailed, LockedOut
+from capture.cameras.transport import LenientFlag
 from capture.config.schema import CameraBase
 
 Clock = Callable[[], float]
@@ -180,6 +182,7 @@ class SharedDevice:
     key: DeviceKey
     slots: DeviceSlots
     auth: AuthMemory = field(default_factory=AuthMemory)
+    lenient: LenientFlag = field(default_factory=LenientFlag)
     holders: list[_Holder] = field(default_factory=list)
     backoffs: dict[bytes, AuthBackoff] = field(default_factory=dict)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from capture.cameras import build_camera
 from capture.cameras.exchange import (
     CutInHead,
     Deadline,
@@ -32,6 +33,7 @@ from capture.cameras.exchange import (
 )
 from capture.cameras.http import root_cause
 from capture.cameras.transport import DeviceTransport
+from tests.cameras.helpers import camera_config, make_jpeg
 
 #: One scripted answer: bytes to send, or a callable given the socket for anything stranger.
 Answer = bytes | Callable[[socket.socket], None]
@@ -515,3 +517,24 @@ def test_https_verifies_against_the_given_ca_and_can_be_unverified(serve, certif
     ):
         client.get(stranger.url(scheme="https"))
     assert isinstance(root_cause(caught.value), ssl.SSLCertVerificationError)
+
+
+def test_the_sections_of_one_device_learn_the_lenient_parser_once(serve) -> None:
+    """Two NVR channels are one device: the second does not pay for the refused first answer."""
+    picture = make_jpeg()
+    sloppy = (
+        b"HTTP/1.1 200 OK\r\nTue, 12 Jun 2012 01:56:34 GMT\r\nContent-Type:image/jpeg\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(picture)
+    ) + picture
+    server = serve(sloppy, sloppy, sloppy)
+    cameras = [
+        build_camera(name, camera_config("generic", port=server.port, path=f"/ch{n}.jpg"))
+        for n, name in enumerate(("ch1", "ch2"), start=1)
+    ]
+    try:
+        assert [camera.snapshot().jpeg for camera in cameras] == [picture, picture]
+    finally:
+        for camera in cameras:
+            camera.close()
+    paths = [request.split(b" ")[1] for request in server.requests]
+    assert paths == [b"/ch1.jpg", b"/ch1.jpg", b"/ch2.jpg"]
