@@ -218,7 +218,9 @@ class Exchange:
         Decided by where the exchange stood, not by the exception's text;
         anything that is not a read/protocol failure is returned unchanged.
         """
-        if isinstance(exc, DeadlinePassed | Dropped | CutInHead | Truncated | HeadTooLarge):
+        if isinstance(
+            exc, DeadlinePassed | Dropped | CutInHead | Truncated | HeadTooLarge | Malformed
+        ):
             return exc
         if isinstance(exc, httpx.TimeoutException | TimeoutError) and self.deadline.expired:
             return self.deadline_passed(request)
@@ -228,9 +230,12 @@ class Exchange:
             return HeadTooLarge(
                 f"answer head larger than {self.max_head_bytes // 1024} KiB", request=request
             )
-        if self.closed_in is Phase.BODY:
+        closed_in = self.closed_in
+        if closed_in is None and isinstance(exc, httpx.ReadError | OSError):
+            closed_in = self.phase  # reset by the device where the exchange stood
+        if closed_in is Phase.BODY:
             return Truncated("connection closed before the body was complete", request=request)
-        if self.closed_in is not None or isinstance(exc, httpx.ReadError | OSError):
+        if closed_in is not None:
             if self.head_bytes == 0:
                 return Dropped("connection closed before any answer", request=request)
             return CutInHead(

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -349,6 +350,29 @@ def test_broken_answers_fail_typed_and_never_go_lenient(
         client.get(server.url())
     assert len(server.requests) == 1
     assert not client._transport.lenient.on  # type: ignore[attr-defined]
+
+
+def reset(conn: socket.socket, *sent: bytes) -> None:
+    """Send `sent`, then abort the connection (RST), as a rebooting camera does."""
+    for data in sent:
+        conn.sendall(data)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sent", "kind"),
+    [
+        ((), Dropped),
+        ((b"HTTP/1.1 200 OK\r\nContent-Le",), CutInHead),
+        ((b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", JPEG[:1000]), Truncated),
+    ],
+    ids=["before-answer", "in-head", "in-body"],
+)
+def test_a_reset_connection_is_typed_by_where_the_answer_stood(serve, client, sent, kind) -> None:
+    server = serve(lambda conn: reset(conn, *sent))
+    with pytest.raises(kind):
+        client.get(server.url())
 
 
 def test_a_malformed_answer_says_where_it_broke(serve, client) -> None:
