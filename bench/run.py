@@ -90,6 +90,12 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     raise RuntimeError(f"{field} not found for pid {pid}")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def camera_toml(name: str, port: int, vendor: str = "hikvision") -> str:
     return (
         f'[cameras.{name}]\nvendor = "{vendor}"\nhost = "127.0.0.1"\nport = {port}\n'
@@ -255,6 +261,7 @@ def run_stream(broker: Broker, cameras: dict[str, int], workdir: Path, *, events
     files = FileClock(root)
     try:
         wait_ready(probe, service)
+        cpu_before = cpu_s(service.process.pid)
         start = time.time()
         for n in range(events):
             if rate:
@@ -263,6 +270,7 @@ def run_stream(broker: Broker, cameras: dict[str, int], workdir: Path, *, events
                     time.sleep(delay)
             probe.send(n)
         probe.wait(events, timeout=60 + events / 100)
+        cpu_used = cpu_s(service.process.pid) - cpu_before
         elapsed = (
             max(body_time for body_time, _ in probe.received.values()) - start
             if probe.received
@@ -295,6 +303,7 @@ def run_stream(broker: Broker, cameras: dict[str, int], workdir: Path, *, events
             "lost": events - len(probe.received),
             "failed_frames": failed,
             "snapshots_per_s": frames / elapsed if elapsed else 0.0,
+            "service_cpu_ms_per_snapshot": cpu_used * 1000 / frames if frames else 0.0,
             "trigger_to_event_ms": percentiles(to_event),
             "trigger_to_file_ms": percentiles(to_file),
             "trigger_to_image_ms": {camera: percentiles(v) for camera, v in per_camera.items()},
@@ -514,7 +523,8 @@ def report(r: dict[str, Any]) -> None:
         b = r[key]
         print(f"\nas fast as possible, {label}: {b['events']} events, {b['snapshots_per_s']:.0f} snapshots/s, "
               f"lost {b['lost']}, failed {b['failed_frames']}, peak RSS {b['peak_rss_mib']:.1f} MiB")  # fmt: skip
-        print(f"  throughput vs floor: {b['snapshots_per_s'] / r['floor']['per_s']:.2f}x")
+        print(f"  throughput vs floor: {b['snapshots_per_s'] / r['floor']['per_s']:.2f}x; "
+              f"service CPU {b['service_cpu_ms_per_snapshot']:.2f} ms per snapshot")  # fmt: skip
     growth = r["burst_1_camera"].get("rss_after_repeated_bursts_mib", [])
     print(
         f"  RSS after each further {r['burst_1_camera']['events']}-event burst: "
