@@ -7,7 +7,10 @@ pre-emptive digest header (Dahua NVRs) answered by dropping the cached
 challenge, and odd challenges reported as one typed `Unsupported` error
 instead of a `KeyError` from deep inside a library. It never loops: a login
 is attempted at most once per fresh challenge, because cameras lock accounts
-after a few failures.
+after a few failures. For the same reason a digest challenge is answered
+pre-emptively only by credentials the device accepted with it: a section with
+a wrong password that shares the device with a correct one starts with a plain
+request, so each of its attempts costs the account one failed login, not two.
 """
 
 from __future__ import annotations
@@ -130,11 +133,17 @@ def _read_value(text: str, pos: int) -> tuple[str, int]:
 
 @dataclass
 class _DigestState:
-    """The challenge we answer pre-emptively and how often its nonce was used."""
+    """The challenge we answer pre-emptively, how often its nonce was used, and by whom.
+
+    `accepted_by` holds the fingerprints of the credentials the device accepted
+    with this challenge; only they answer it pre-emptively, since a pre-emptive
+    answer with any other password is one more failed login on the account.
+    """
 
     challenge: Challenge
     algorithm: str
     nonce_count: int = 0
+    accepted_by: set[bytes] = field(default_factory=set)
 
 
 @dataclass(eq=False)
@@ -142,7 +151,8 @@ class AuthMemory:
     """What a device taught us about logging in: the scheme `auto` learned, the digest challenge.
 
     Shared by the camera sections of one device (capture.cameras.device), so
-    four NVR channels do one handshake between them, not four.
+    four NVR channels do one handshake between them, not four. The digest
+    challenge is stored only once the device accepted an answer to it.
     """
 
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -167,7 +177,10 @@ class CameraAuth(httpx.Auth):
     `mode` is the configured scheme; `auto` sends nothing until a 401 names
     the scheme, then remembers it (`scheme`). `query` adds `query_params`
     (e.g. `user`/`pwd`) to every request instead of a header. `memory` is
-    what the device taught us, shared with the other sections of the device.
+    what the device taught us, shared with the other sections of the device;
+    `fingerprint` tells these credentials apart from theirs
+    (capture.cameras.device.credentials_fingerprint), so a cached digest
+    challenge is answered pre-emptively only by credentials it was accepted with.
     """
 
     def __init__(
@@ -177,12 +190,15 @@ class CameraAuth(httpx.Auth):
         credentials: Credentials | None,
         query_params: Mapping[str, str] | None = None,
         memory: AuthMemory | None = None,
+        *,
+        fingerprint: bytes = b"",
     ) -> None:
         self.camera = camera
         self.mode = mode
         self.credentials = credentials
         self.query_params = dict(query_params or {})
         self.memory = memory if memory is not None else AuthMemory()
+        self.fingerprint = fingerprint
 
     @property
     def scheme(self) -> str:
@@ -206,11 +222,12 @@ class CameraAuth(httpx.Auth):
         if self.mode == "none" or self.credentials is None:
             yield request
             return
-        sent = self._authorize_preemptively(request)
+        sent, digest = self._authorize_preemptively(request)
         response = yield request
         if response.status_code == 403 and sent == "digest":
             # Some NVRs answer a reused nonce with 403 instead of 401: start over.
-            self._forget_digest()
+            self._forget_digest(digest)
+            sent, digest = None, None
             del request.headers["authorization"]
             _before_resend(request)
             response = yield request
@@ -221,36 +238,42 @@ class CameraAuth(httpx.Auth):
             if chosen is None:
                 return
             if fresh_attempts >= 2 or (fresh_attempts == 1 and not chosen.stale):
-                # A fresh login failed: the caller reports bad credentials. The challenge is
-                # not answered pre-emptively again: after the back-off the next try starts
+                # A fresh login failed: the caller reports bad credentials. These credentials
+                # no longer answer the cached challenge: after the back-off the next try starts
                 # with a plain request, so it costs the account one failed login, not two.
-                self._forget_digest()
+                self._disown_digest()
                 return
             if sent == "basic" and chosen.scheme == "basic":
                 return  # basic has no nonce: the first rejection is final
-            self._answer(request, chosen)
+            digest = self._answer(request, chosen)
             _copy_cookies(response, request)
             fresh_attempts += 1
             sent = chosen.scheme
             _before_resend(request)
             response = yield request
+        if digest is not None and response.status_code != 403:
+            self._remember_accepted(digest)
 
-    def _authorize_preemptively(self, request: httpx.Request) -> str | None:
+    def _authorize_preemptively(
+        self, request: httpx.Request
+    ) -> tuple[str | None, _DigestState | None]:
+        """Add the header we can send before any challenge: what was sent and the digest used."""
         scheme = self.scheme
         if scheme == "basic":
             request.headers["Authorization"] = self._basic_header()
-            return "basic"
+            return "basic", None
         if scheme == "digest":
             memory = self.memory
             with memory.lock:
                 state = memory.digest
-                if state is None:
-                    return None
+                if state is None or self.fingerprint not in state.accepted_by:
+                    # Never a pre-emptive answer with credentials the device has not accepted.
+                    return None, None
                 state.nonce_count += 1
                 count = state.nonce_count
             request.headers["Authorization"] = self._digest_header(request, state, count)
-            return "digest"
-        return None
+            return "digest", state
+        return None, None
 
     def _choose(self, challenges: list[Challenge]) -> Challenge | None:
         """The strongest challenge we can answer within the configured mode.
@@ -280,23 +303,42 @@ class CameraAuth(httpx.Auth):
             status=401,
         )
 
-    def _answer(self, request: httpx.Request, challenge: Challenge) -> None:
+    def _answer(self, request: httpx.Request, challenge: Challenge) -> _DigestState | None:
+        """Answer `challenge`; a digest answer's state is returned, stored once accepted."""
         memory = self.memory
         if challenge.scheme == "basic":
             if self.mode == "auto":
                 memory.learned = "basic"
             request.headers["Authorization"] = self._basic_header()
-            return
+            return None
         state = _DigestState(challenge, _digest_algorithm(challenge), nonce_count=1)
-        with memory.lock:
-            memory.digest = state
-            if self.mode == "auto":
+        if self.mode == "auto":
+            with memory.lock:
                 memory.learned = "digest"
         request.headers["Authorization"] = self._digest_header(request, state, 1)
+        return state
 
-    def _forget_digest(self) -> None:
+    def _remember_accepted(self, state: _DigestState) -> None:
+        """The device accepted our answer to `state`: these credentials may answer it pre-emptively."""
+        memory = self.memory
+        if memory.digest is state and self.fingerprint in state.accepted_by:
+            return  # the usual case, a pre-emptive answer accepted again: nothing to record
+        with memory.lock:
+            if memory.digest is not state:
+                memory.digest = state
+            state.accepted_by.add(self.fingerprint)
+
+    def _forget_digest(self, state: _DigestState | None) -> None:
+        """The device refused the cached challenge itself (a 403 to its nonce): nobody reuses it."""
         with self.memory.lock:
-            self.memory.digest = None
+            if state is None or self.memory.digest is state:
+                self.memory.digest = None
+
+    def _disown_digest(self) -> None:
+        """Our credentials were rejected: they stop answering the cached challenge pre-emptively."""
+        with self.memory.lock:
+            if self.memory.digest is not None:
+                self.memory.digest.accepted_by.discard(self.fingerprint)
 
     def _basic_header(self) -> str:
         assert self.credentials is not None

@@ -122,7 +122,12 @@ class HttpCamera:
         credentials = credentials_of(self.config)
         query = self._query_credentials() if mode == "query" else None
         return CameraAuth(  # type: ignore[arg-type]
-            self.name, mode, credentials, query, memory=self._device.auth
+            self.name,
+            mode,
+            credentials,
+            query,
+            memory=self._device.auth,
+            fingerprint=self._device.fingerprint,
         )
 
     def _query_credentials(self) -> dict[str, str]:

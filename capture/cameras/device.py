@@ -206,6 +206,7 @@ class DeviceLease:
         self.slots = device.slots
         self.auth = device.auth
         self.backoff = backoff
+        self.fingerprint = holder.fingerprint
         self._registry = registry
         self._holder = holder
         # A camera dropped without close() is detached later: the collector may run inside

@@ -232,6 +232,28 @@ def test_wrong_password_costs_exactly_one_login_attempt() -> None:
     assert len(camera.requests) == 2  # the challenge, one answer, no loop
 
 
+def test_a_cached_challenge_is_answered_pre_emptively_only_by_credentials_it_accepted() -> None:
+    camera = FakeDigestCamera([("MD5", "nonce1")])
+    good = digest_auth()
+    wrong = CameraAuth(
+        "line3_cam3",
+        "digest",
+        Credentials(USER, "wrong"),
+        memory=good.memory,
+        fingerprint=b"other",
+    )
+    router, client = client_with(camera)
+    with router, client:
+        assert client.get(URL, auth=good).status_code == 200
+        before = len(camera.requests)
+        assert client.get(URL, auth=wrong).status_code == 401
+        # A plain request, then its one answer; not first a pre-emptive guess with good's nonce.
+        assert len(camera.requests) - before == 2
+        before = len(camera.requests)
+        assert client.get(URL, auth=good).status_code == 200
+        assert len(camera.requests) - before == 1  # good still answers pre-emptively
+
+
 def test_concurrent_requests_get_distinct_nonce_counts() -> None:
     camera = FakeDigestCamera([("MD5", "nonce1")])
     auth = digest_auth()

@@ -200,6 +200,33 @@ def test_the_handshake_is_learned_once_for_all_channels(sim: Simulator) -> None:
         close_all(cameras)
 
 
+def test_a_wrong_password_beside_a_correct_one_costs_one_bad_login_per_attempt(
+    sim: Simulator,
+) -> None:
+    # Same host, port and user: the sections share the learned digest challenge, but the
+    # wrong one must not answer it pre-emptively (that answer is a failed login of its own).
+    sim.faults("nvr").lockout_after = 10
+    clock = FakeClock()
+    good = HikvisionCamera("press_1", nvr_config(sim, 1), clock=clock)
+    wrong = HikvisionCamera("press_2", nvr_config(sim, 2, password="wrong"), clock=clock)
+    before = sim.bad_login_count("nvr")
+    try:
+        for attempt in range(1, 4):
+            assert good.snapshot().width == 640
+            with pytest.raises(AuthFailed) as refused:
+                wrong.snapshot()
+            assert refused.value.credentials_rejected
+            assert sim.bad_login_count("nvr") - before == attempt
+            requests = sim.request_count("nvr")
+            assert good.snapshot().width == 640  # still pre-emptive: one request, no handshake
+            assert sim.request_count("nvr") - requests == 1
+            clock.now += (wrong.state().locked_out_for_s or 0) + 1
+        assert not sim.is_locked("nvr")
+    finally:
+        wrong.close()
+        good.close()
+
+
 def test_a_reload_keeps_what_the_device_taught_and_its_back_off(sim: Simulator) -> None:
     clock = FakeClock()
     old = HikvisionCamera("press_1", nvr_config(sim, 1), clock=clock)
