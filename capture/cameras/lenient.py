@@ -40,10 +40,18 @@ _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class _GuardedSocket(io.RawIOBase):
-    """The socket as a raw stream; each read cut to the exchange's deadline and counted."""
+    """The socket as a raw stream; each read cut to the exchange's deadline and counted.
 
-    def __init__(self, sock: socket.socket, read_timeout: float | None) -> None:
+    Reads go through the `socket.SocketIO` http.client made for the response,
+    not the socket itself: that file holds a reference on the socket, so when
+    http.client hands a close-delimited answer (an MJPEG stream) over to the
+    response and closes its connection, the descriptor stays open until the
+    body is done with.
+    """
+
+    def __init__(self, sock: socket.socket, file: io.RawIOBase, read_timeout: float | None) -> None:
         self._sock = sock
+        self._file = file
         self._read_timeout = read_timeout
 
     def readable(self) -> bool:
@@ -55,10 +63,15 @@ class _GuardedSocket(io.RawIOBase):
         if exchange is not None:
             timeout = exchange.read_timeout(timeout)
         self._sock.settimeout(timeout)
-        count = self._sock.recv_into(buffer)
+        count = self._file.readinto(buffer) or 0
         if exchange is not None:
             exchange.received(memoryview(buffer)[:count])
         return count
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()  # gives up the reference: the socket closes if nothing else holds it
+        super().close()
 
 
 class _TidyHeadReader(io.BufferedReader):
@@ -122,8 +135,8 @@ class _GuardedResponse(http.client.HTTPResponse):
 
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
-        self.fp.close()
-        self.fp = _TidyHeadReader(_GuardedSocket(sock, sock.gettimeout()))
+        file = self.fp.detach()  # the socket file, and its reference on the socket
+        self.fp = _TidyHeadReader(_GuardedSocket(sock, file, sock.gettimeout()))
 
     def begin(self) -> None:
         super().begin()
@@ -265,6 +278,7 @@ class LenientTransport(httpx.BaseTransport):
                 connection.idle_since = time.monotonic()
                 self._idle.append(connection)
         if not keep:
+            response.close()  # its socket file: for a close-delimited answer, the last reference
             connection.http.close()
         self._slots.release()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 
 from capture.simulator.auth import Authenticator, Credentials, Outcome
 from capture.simulator.camera import SimulatedCamera
@@ -103,6 +104,13 @@ class Device:
         with self._lock:
             self._requests += 1
         faults = self.faults.snapshot()
+        answer = self._answer(request, faults)
+        if faults.sloppy_headers and isinstance(answer, Reply):
+            # A GoAhead-style server writes its malformed lines on every answer, 401s too.
+            return replace(answer, sloppy_headers=True)
+        return answer
+
+    def _answer(self, request: Request, faults: Faults) -> Answer:
         early = self._before_auth(request, faults)
         if early is not None:
             return early

@@ -49,6 +49,10 @@ class Faults:
     """Answer image requests 200 image/jpeg with an empty body."""
     drop_connection: bool = False
     """Close the socket without any response."""
+    sloppy_headers: bool = False
+    """Add GoAhead-style header lines h11 refuses (one without a colon, one with a space
+    before it) to every answer, as cheap cameras do; the client must fall back to its
+    lenient parser for this device."""
     stall_stream: bool = False
     """MJPEG: send the response headers, then nothing."""
     freeze: bool = False

@@ -40,6 +40,8 @@ class Reply:
     """Close the connection after this response."""
     declared_length: int | None = None
     """Announce this Content-Length instead of the body's (the short-body fault); implies close."""
+    sloppy_headers: bool = False
+    """Write the GoAhead-style malformed header lines too (the sloppy_headers fault)."""
 
 
 class StreamControl:

@@ -32,6 +32,10 @@ KEEPALIVE_TIMEOUT_S = 60
 """Idle keep-alive connections are closed after this long, like Hikvision's `timeout=60`."""
 
 
+GOAHEAD_LINES = ("Pragma no-cache", "X-Frame-Options : SAMEORIGIN")
+"""Header lines as GoAhead-based cameras write them: no colon, a space before the colon."""
+
+
 class SimulatorError(RuntimeError):
     """The simulator could not start (port taken) or was asked about an unknown camera."""
 
@@ -110,6 +114,8 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append(f"Content-Type: {reply.content_type}")
         lines.append(f"Content-Length: {length}")
         lines.extend(f"{name}: {value}" for name, value in reply.headers)
+        if reply.sloppy_headers:
+            lines.extend(GOAHEAD_LINES)
         lines.append("Connection: close" if close else "Connection: keep-alive")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.wfile.write(head + reply.body)

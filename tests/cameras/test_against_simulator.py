@@ -449,3 +449,24 @@ def test_all_mjpeg_quirks_at_once(sim: Simulator) -> None:
         chunked=True,
     )
     assert snap(sim, "mjpeg")[0].width == 640
+
+
+# ------------------------------------------------------------------ GoAhead-style heads
+
+
+@pytest.mark.parametrize("name", [device.name for device in DEVICES])
+def test_goahead_style_heads_work_through_the_lenient_fallback(
+    sim: Simulator, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.faults(name).sloppy_headers = True
+    before = sim.request_count(name)
+    snapshots = snap(sim, name, times=3)
+    assert [(s.width, s.height) for s in snapshots] == [(640, 480)] * 3
+    assert len({s.jpeg for s in snapshots}) == 3
+    learned = [r for r in caplog.records if "event=lenient_http" in r.getMessage()]
+    assert len(learned) == 1  # said once, then remembered for the device
+    assert name in learned[0].getMessage()
+    # The refused answer is asked once more through the fallback, never more.
+    device = next(d for d in DEVICES if d.name == name)
+    handshake = 0 if device.effective_auth in ("none", "query") else 1
+    assert sim.request_count(name) - before <= 3 + handshake + 1

@@ -261,6 +261,30 @@ def test_a_lenient_device_keeps_its_connection_alive(serve, client) -> None:
     assert server.connections == 2  # the refused first answer's connection, then one for all
 
 
+def test_close_delimited_answers_stay_readable_and_close_when_dropped(serve, client) -> None:
+    """http.client gives a close-delimited answer's socket to the response (an MJPEG stream):
+    the body must stay readable to its end, and the socket close when it is dropped early."""
+    sloppy = b"HTTP/1.0 200 OK\r\nX-Frame-Options : DENY\r\nConnection: close\r\n\r\n"
+    dropped = threading.Event()
+
+    def whole(conn: socket.socket) -> None:
+        conn.sendall(sloppy + b"the whole body")
+
+    def endless(conn: socket.socket) -> None:
+        conn.sendall(sloppy)
+        try:
+            while not dropped.wait(0.01):
+                conn.sendall(b"frame" * 1000)
+        except OSError:
+            dropped.set()
+
+    server = serve(whole, whole, endless)
+    assert client.get(server.url()).content == b"the whole body"
+    with client.stream("GET", server.url()) as response:
+        assert next(response.iter_raw())[:5] == b"frame"
+    assert dropped.wait(5), "the client kept the dropped stream's socket open"
+
+
 def test_unusual_status_codes_pass_through(serve, client) -> None:
     server = serve(b"HTTP/1.1 600 Vendor\r\nContent-Length: 2\r\n\r\nno")
     response = client.get(server.url())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 
@@ -83,6 +84,23 @@ def test_dropped_connection_gets_no_response(edimax):
     with pytest.raises(httpx.RemoteProtocolError, match="without sending"):
         client.get(url)
     assert sim.request_count("ed") >= 1
+
+
+def test_sloppy_headers_are_written_on_every_answer_and_h11_refuses_them(edimax):
+    sim, client, url = edimax
+    sim.faults("ed").sloppy_headers = True
+    with pytest.raises(httpx.RemoteProtocolError, match="illegal header line"):
+        client.get(url)
+    port = sim.port_of("ed")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:  # no credentials: 401
+        raw.sendall(b"GET /snapshot.jpg HTTP/1.1\r\nHost: cam\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    head = answer.partition(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[0] == b"HTTP/1.1 401 Unauthorized"
+    assert b"Pragma no-cache" in head
+    assert b"X-Frame-Options : SAMEORIGIN" in head
 
 
 def test_freeze_serves_identical_bytes_until_lifted(edimax):
