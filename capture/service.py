@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from capture.cameras import Camera, build_camera
+from capture.cameras.logins import shared_logins
 from capture.config.loader import LoadedRules, load_rules
 from capture.config.problems import ConfigError, Problem
 from capture.config.schema import CameraConfig, RuleFile
@@ -127,7 +128,8 @@ class Service:
     def _build_camera(self, name: str, config: CameraConfig) -> Camera | None:
         """The camera's driver, or None when it cannot be set up: logged, and the others run."""
         try:
-            return build_camera(name, config)
+            # The login back-off is shared with `capture snap`/`cameras` through the storage root.
+            return build_camera(name, config, logins=shared_logins(self.rules.storage.root))
         except Exception as exc:
             # build_camera does not translate its failures (a driver's ValueError, a CA
             # file's OSError, httpx's InvalidURL); any of them is this camera's setup error.

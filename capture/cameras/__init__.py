@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
+    from capture.cameras.logins import SharedLogins
     from capture.config.schema import CameraConfig
 
 #: Modules holding the drivers; `build_camera` imports them all.
@@ -131,12 +132,17 @@ def load_drivers() -> dict[str, type]:
     return DRIVERS
 
 
-def build_camera(name: str, config: CameraConfig) -> Camera:
-    """The driver instance for a configured camera (one long-lived HTTP client inside)."""
+def build_camera(name: str, config: CameraConfig, *, logins: SharedLogins | None = None) -> Camera:
+    """The driver instance for a configured camera (one long-lived HTTP client inside).
+
+    `logins` is the login back-off shared with other processes of the same
+    storage root (capture.cameras.logins.shared_logins); without it the
+    back-off stays in this process.
+    """
     drivers = load_drivers()
     try:
         driver = drivers[config.vendor]
     except KeyError:
         raise ValueError(f"camera {name}: no driver for vendor {config.vendor!r}") from None
-    camera: Camera = driver(name, config)
+    camera: Camera = driver(name, config) if logins is None else driver(name, config, logins=logins)
     return camera

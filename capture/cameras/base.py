@@ -4,7 +4,8 @@ A vendor driver only says how to fetch one frame (`_fetch`); this base turns
 that into the `Camera` protocol: at most `max_concurrent` requests in flight
 at the device (shared with the device's other sections, capture.cameras.device),
 an overall deadline, no contact with the device while backed off after
-rejected credentials, frozen-image detection, and a `CameraState` for the
+rejected credentials (in this process, and across processes through the
+storage root's shared back-off, capture.cameras.logins), frozen-image detection, and a `CameraState` for the
 dashboard.
 """
 
@@ -23,10 +24,11 @@ from typing import ClassVar
 
 from capture.cameras import CameraState, Snapshot
 from capture.cameras.auth import CameraAuth, Credentials
-from capture.cameras.device import DEVICES, DeviceRegistry
+from capture.cameras.device import DEVICES, DeviceRegistry, secret_material
 from capture.cameras.errors import AuthFailed, CameraError, InvalidImage, LockedOut, Timeout
 from capture.cameras.http import CameraHttp, Deadline, Reply
 from capture.cameras.jpeg import JpegInfo
+from capture.cameras.logins import Hold, SharedLogins
 from capture.config.schema import CameraBase
 
 logger = logging.getLogger(__name__)
@@ -90,12 +92,14 @@ class HttpCamera:
         *,
         clock: Clock = time.monotonic,
         devices: DeviceRegistry = DEVICES,
+        logins: SharedLogins | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self._clock = clock
-        # Slots, back-off and learned auth belong to the device, shared with its other sections.
-        self._device = devices.attach(name, config, clock)
+        # Slots, back-off and learned auth belong to the device, shared with its other sections;
+        # `logins` shares the back-off with the other processes of the same storage root.
+        self._device = devices.attach(name, config, clock, logins)
         try:
             self.http = CameraHttp(
                 name,
@@ -149,6 +153,7 @@ class HttpCamera:
     def snapshot(self) -> Snapshot:
         """Take one picture now; see `capture.cameras.Camera.snapshot`."""
         self._backoff.check(self.name)
+        self._check_shared_backoff()
         deadline = Deadline(self.config.deadline_s, self._clock)
         if not self._slots.acquire(deadline.remaining()):
             error = self._no_slot()
@@ -157,6 +162,7 @@ class HttpCamera:
         try:
             # Another section of the device may have had the password refused while we waited.
             self._backoff.check(self.name)
+            self._check_shared_backoff()
             started = time.monotonic()
             try:
                 frame = self._fetch(deadline)
@@ -173,9 +179,10 @@ class HttpCamera:
         """The camera's health now."""
         with self._lock:
             state = self._state
+        shared = self._shared_hold()
         return replace(
             state,
-            locked_out_for_s=self._backoff.remaining(),
+            locked_out_for_s=self._backoff.remaining() or (shared.left_s if shared else None),
             auth_scheme=self.http.auth.scheme,
             note=self.note,
         )
@@ -189,6 +196,27 @@ class HttpCamera:
         return f"{type(self).__name__}({self.name!r}, host={self.config.host!r})"
 
     # ------------------------------------------------------------------ internals
+
+    def _shared_hold(self) -> Hold | None:
+        """The cross-process back-off holding this camera; never for credentials proven here."""
+        device = self._device.device
+        if device.logins is None or self._device.fingerprint in device.proven:
+            return None  # the hot path of a working camera: no file is looked at
+        return device.logins.hold(device.login_key, secret_material(self.config))
+
+    def _check_shared_backoff(self) -> None:
+        """Raise `LockedOut` (no login tried) while another section or process backs the device off."""
+        hold = self._shared_hold()
+        if hold is None:
+            return
+        raise LockedOut(
+            self.name,
+            f"skipped, no login tried: {hold.device} is in its login back-off for another "
+            f"{hold.left_s:.0f} s, after: {hold.reason} (shared by the service and every "
+            f"capture command through {hold.path}); a corrected password is tried at once",
+            retry_after_s=hold.left_s,
+            skipped_device=hold.device,
+        )
 
     def _no_slot(self) -> Timeout:
         device = self._device.device
@@ -233,6 +261,7 @@ class HttpCamera:
             error.credentials_rejected or isinstance(error, LockedOut)
         ):
             wait = self._backoff.reject(error)
+            self._share_rejection(error)
             logger.warning(
                 "camera=%s event=backoff seconds=%.0f kind=%s error=%s",
                 self.name,
@@ -256,8 +285,43 @@ class HttpCamera:
         if previous.ok is not False:
             logger.warning("camera=%s event=failing kind=%s error=%s", self.name, error.kind, error)
 
+    def _share_rejection(self, error: AuthFailed) -> None:
+        """These credentials are proven bad here, and every process learns the device said no."""
+        device = self._device.device
+        device.proven.discard(self._device.fingerprint)
+        if device.logins is None:
+            return
+        device_says = error.retry_after_s if isinstance(error, LockedOut) else None
+        try:
+            device.logins.reject(
+                device.login_key, error.message, secret_material(self.config), device_says
+            )
+        except OSError as exc:
+            logger.warning(
+                "camera=%s event=backoff_not_shared file=%s error=%s",
+                self.name,
+                device.logins.path,
+                exc,
+            )
+
+    def _share_acceptance(self, logins: SharedLogins, key: str, secrets: bytes) -> None:
+        try:
+            logins.accepted(key, secrets)
+        except OSError as exc:
+            logger.warning(
+                "camera=%s event=backoff_not_shared file=%s error=%s", self.name, logins.path, exc
+            )
+
     def _record_success(self, snapshot: Snapshot) -> None:
         self._backoff.reset()
+        device = self._device.device
+        if self._device.fingerprint not in device.proven:
+            # The first success of these credentials here: a shared back-off, if any, is over.
+            device.proven.add(self._device.fingerprint)
+            if device.logins is not None:
+                self._share_acceptance(
+                    device.logins, device.login_key, secret_material(self.config)
+                )
         with self._lock:
             previous = self._state
             self._state = CameraState(

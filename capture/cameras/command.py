@@ -2,7 +2,10 @@
 
 `snap` takes one picture now and writes it (atomically, never a partial or
 non-JPEG file); `cameras` probes every configured camera at once and prints
-a table of who answers, how fast and with what image.
+a table of who answers, how fast and with what image. Both share the login
+back-off of the running service (capture.cameras.logins), so running them
+again and again with a wrong password cannot lock the camera's account; they
+say which device they skipped for it, for how long and why.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from capture.cameras import Camera, Snapshot, build_camera
-from capture.cameras.errors import CameraError
+from capture.cameras.errors import CameraError, LockedOut
+from capture.cameras.logins import shared_logins
 from capture.config.loader import add_config_argument, load_rule_file
 from capture.config.problems import ConfigError, did_you_mean
 from capture.config.schema import CameraConfig, RuleFile
@@ -82,7 +86,7 @@ def run_snap(args: argparse.Namespace) -> int:
         return 1
     config = rules.cameras[args.camera]
     try:
-        camera = build_camera(args.camera, config)
+        camera = build_camera(args.camera, config, logins=shared_logins(rules.storage.root))
     except Exception as exc:  # untranslated, see cannot_set_up
         print(f"camera {args.camera}: {cannot_set_up(args.camera, config, exc)}", file=sys.stderr)
         return 1
@@ -183,10 +187,11 @@ def run_cameras(args: argparse.Namespace) -> int:
     # All built before any probe, so the channels of one NVR share its slots and back-off.
     cameras: list[Camera] = []
     not_set_up: dict[str, str] = {}
+    logins = shared_logins(rules.storage.root)
     try:
         for name in names:
             try:
-                cameras.append(build_camera(name, rules.cameras[name]))
+                cameras.append(build_camera(name, rules.cameras[name], logins=logins))
             except Exception as exc:  # untranslated, see cannot_set_up
                 not_set_up[name] = cannot_set_up(name, rules.cameras[name], exc)
         with _errors_reported_once(), ThreadPoolExecutor(min(len(names), MAX_PROBES)) as pool:
@@ -212,10 +217,25 @@ def run_cameras(args: argparse.Namespace) -> int:
             cells = ["-", "-", f"{error.kind}: {error.message}"]
         rows.append([name, config.vendor, rules.camera_line(name), *cells])
     print(format_table(rows))
+    for line in skipped_devices(names, [error for _, error in results]):
+        print(line, file=sys.stderr)
     failed = sum(1 for snapshot, _ in results if snapshot is None)
     if failed:
         print(f"{failed} of {len(names)} camera(s) failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def skipped_devices(names: list[str], errors: list[CameraError | None]) -> list[str]:
+    """One line per device skipped for the shared login back-off: which, how long, why."""
+    held: dict[str, tuple[LockedOut, list[str]]] = {}
+    for name, error in zip(names, errors, strict=True):
+        if isinstance(error, LockedOut) and error.skipped_device is not None:
+            held.setdefault(error.skipped_device, (error, []))[1].append(name)
+    return [
+        f"skipped {device} ({', '.join(cameras)}): no login tried, "
+        f"{error.retry_after_s or 0:.0f} s left of its login back-off; see the table for why"
+        for device, (error, cameras) in held.items()
+    ]
 
 
 def format_table(rows: list[list[str]]) -> str:

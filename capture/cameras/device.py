@@ -12,7 +12,13 @@ account and one lockout counter. Cameras built for the same device key
   a section with another password (a fixed one, after a reload) starts
   clean, because the back-off is about those credentials;
 - what `auto` learned (the scheme) and the digest challenge answered
-  pre-emptively;
+  pre-emptively (only by the credentials it was accepted with);
+- which credentials the device accepted in this process (`proven`), and the
+  login back-off shared with other processes through the storage root
+  (capture.cameras.logins), keyed by device and user: while it runs, only
+  credentials proven in this process reach the device, so a misconfigured
+  section neither stops the correct channels of its NVR nor is retried by
+  each `capture cameras` run;
 - whether the device needs the lenient HTTP parser (capture.cameras.transport).
 
 A camera attaches when it is built and detaches when closed (or garbage
@@ -33,6 +39,7 @@ from dataclasses import dataclass, field
 
 from capture.cameras.auth import AuthMemory
 from capture.cameras.errors import AuthFailed, LockedOut
+from capture.cameras.logins import SharedLogins
 from capture.cameras.transport import LenientFlag
 from capture.config.schema import CameraBase
 
@@ -48,14 +55,25 @@ def device_key(config: CameraBase) -> DeviceKey:
     return (config.scheme, config.host.lower(), config.effective_port, config.user)
 
 
-def credentials_fingerprint(config: CameraBase) -> bytes:
-    """A keyed hash of the section's secrets (password, session): equal for equal credentials."""
-    digest = hashlib.blake2b(key=_FINGERPRINT_KEY, digest_size=16)
+def login_key(config: CameraBase) -> str:
+    """The device and user as the shared back-off names them: `scheme://user@host:port`."""
+    scheme, host, port, user = device_key(config)
+    return f"{scheme}://{user or ''}@{host}:{port}"
+
+
+def secret_material(config: CameraBase) -> bytes:
+    """The section's secrets (password, session) as one unambiguous byte string, for hashing."""
+    parts = []
     for name in config.secret_fields:
         secret = getattr(config, name, None)
-        value = secret.get_secret_value() if secret is not None else ""
-        digest.update(len(value).to_bytes(4, "big") + value.encode())
-    return digest.digest()
+        value = (secret.get_secret_value() if secret is not None else "").encode()
+        parts.append(len(value).to_bytes(4, "big") + value)
+    return b"".join(parts)
+
+
+def credentials_fingerprint(config: CameraBase) -> bytes:
+    """A keyed hash of the section's secrets (password, session): equal for equal credentials."""
+    return hashlib.blake2b(secret_material(config), key=_FINGERPRINT_KEY, digest_size=16).digest()
 
 
 class AuthBackoff:
@@ -185,6 +203,11 @@ class SharedDevice:
     lenient: LenientFlag = field(default_factory=LenientFlag)
     holders: list[_Holder] = field(default_factory=list)
     backoffs: dict[bytes, AuthBackoff] = field(default_factory=dict)
+    #: Fingerprints of the credentials the device accepted in this process.
+    proven: set[bytes] = field(default_factory=set)
+    #: The back-off shared with other processes, when a storage root gives one.
+    logins: SharedLogins | None = None
+    login_key: str = ""
 
     @property
     def address(self) -> str:
@@ -227,7 +250,9 @@ class DeviceRegistry:
         self._devices: dict[DeviceKey, SharedDevice] = {}
         self._orphans: list[tuple[SharedDevice, _Holder]] = []
 
-    def attach(self, name: str, config: CameraBase, clock: Clock) -> DeviceLease:
+    def attach(
+        self, name: str, config: CameraBase, clock: Clock, logins: SharedLogins | None = None
+    ) -> DeviceLease:
         """Attach camera `name` to the device its config names, creating the state if new."""
         key = device_key(config)
         holder = _Holder(name, config.max_concurrent, credentials_fingerprint(config))
@@ -237,6 +262,8 @@ class DeviceRegistry:
             if device is None:
                 device = self._devices[key] = SharedDevice(key, DeviceSlots(config.max_concurrent))
             device.holders.append(holder)
+            if logins is not None:
+                device.logins, device.login_key = logins, login_key(config)
             device.slots.set_limit(min(h.max_concurrent for h in device.holders))
             backoff = device.backoffs.get(holder.fingerprint)
             if backoff is None:

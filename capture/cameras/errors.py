@@ -65,6 +65,9 @@ class LockedOut(AuthFailed):
 
     `retry_after_s` is how long until the next attempt will be made (or the
     device said it unlocks), so the dashboard can show a countdown.
+    `skipped_device` names the device and user (`scheme://user@host:port`)
+    when the back-off shared between processes (capture.cameras.logins)
+    held the request, so a command can say which device it skipped.
     """
 
     def __init__(
@@ -75,9 +78,11 @@ class LockedOut(AuthFailed):
         retry_after_s: float | None,
         status: int | None = None,
         excerpt: str | None = None,
+        skipped_device: str | None = None,
     ) -> None:
         super().__init__(camera, message, status=status, excerpt=excerpt)
         self.retry_after_s = retry_after_s
+        self.skipped_device = skipped_device
 
 
 class Timeout(CameraError, TimeoutError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from capture.cameras.errors import AuthFailed
 from capture.cameras.jpeg import validate_jpeg
+from capture.cameras.logins import STATE_NAME
 from capture.cli import main
 from capture.simulator import SimulatedCamera, Simulator
 
@@ -190,3 +193,97 @@ def test_cameras_probing_nvr_channels_with_a_wrong_password_costs_one_bad_login(
     out = capsys.readouterr().out
     assert out.count("AuthFailed: authentication failed") == 1
     assert out.count("LockedOut: not contacted") == 3
+
+
+# ------------------------------------------------------------------ the shared login back-off
+
+
+def shared_rules(tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two sections of one device and user: `good` with the right password, `wrong` without."""
+    monkeypatch.setenv("WRONG_PASSWORD", "not-it")
+    root = tmp_path / "storage"
+    root.mkdir()
+    port = sim.port_of("hik")
+    path = tmp_path / "shared.toml"
+    path.write_text(
+        f'[storage]\nroot = "{root}"\n\n[mqtt]\nenabled = false\n\n[web]\nenabled = false\n\n'
+        + "\n".join(
+            f'[cameras.{name}]\nvendor = "hikvision"\nhost = "127.0.0.1"\nport = {port}\n'
+            f'channel = 1\nuser = "admin"\npassword_env = "{env}"\n'
+            for name, env in (("good", "CAM_PASSWORD"), ("wrong", "WRONG_PASSWORD"))
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_three_cameras_runs_with_a_wrong_password_cost_one_bad_login_and_say_why(
+    rules: Path,
+    sim: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shared = shared_rules(tmp_path, sim, monkeypatch)
+    monkeypatch.setenv("CAM_PASSWORD", "not-it")  # both sections wrong, as a mistyped secret
+    device = f"http://admin@127.0.0.1:{sim.port_of('hik')}"
+    sim.faults("hik").lockout_after = 2  # a strict Hikvision: the second failed login locks
+    before = sim.bad_login_count("hik")
+
+    assert main(["cameras", "-c", str(shared)]) == 1
+    first = capsys.readouterr()
+    assert "AuthFailed: authentication failed" in first.out
+    assert "skipped" not in first.err
+
+    assert main(["cameras", "-c", str(shared)]) == 1  # a new run: nothing in memory is left
+    second = capsys.readouterr()
+    third = run_cli("cameras", "-c", str(shared))  # and a process of its own
+    assert third.returncode == 1
+    for out, err in ((second.out, second.err), (third.stdout, third.stderr)):
+        assert f"skipped {device} (good, wrong): no login tried" in err
+        assert "s left of its login back-off" in err
+        rows = [line for line in out.splitlines() if line.startswith(("good", "wrong"))]
+        assert len(rows) == 2
+        for row in rows:
+            assert f"LockedOut: skipped, no login tried: {device} is in its login back-off" in row
+            assert "after: authentication failed (HTTP 401" in row  # why
+    assert sim.bad_login_count("hik") - before == 1
+
+    # The technician fixes the secret: tried at once, the account was never locked.
+    monkeypatch.setenv("CAM_PASSWORD", PASSWORD)
+    fixed = run_cli("snap", "good", "-c", str(shared), "-o", str(tmp_path / "good.jpg"))
+    assert fixed.returncode == 0, fixed.stderr
+    assert validate_jpeg((tmp_path / "good.jpg").read_bytes()).width == 640
+
+
+def test_the_service_and_a_command_share_the_back_off_and_good_sections_keep_working(
+    rules: Path, sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from capture.service import Service  # noqa: PLC0415 - only this test runs the service
+
+    shared = shared_rules(tmp_path, sim, monkeypatch)
+    before = sim.bad_login_count("hik")
+    service = Service(shared, environ=dict(os.environ))
+    service.start()
+    try:
+        good, wrong = service.cameras["good"], service.cameras["wrong"]
+        assert good.snapshot().width == 640
+        with pytest.raises(AuthFailed):
+            wrong.snapshot()
+        assert sim.bad_login_count("hik") - before == 1
+        snap = run_cli("snap", "wrong", "-c", str(shared), "-o", str(tmp_path / "w.jpg"))
+        cameras = run_cli("cameras", "-c", str(shared))
+        assert good.snapshot().width == 640  # proven in the service: the hold is not for it
+    finally:
+        service.stop()
+    assert snap.returncode == 1
+    assert "LockedOut: camera wrong: skipped, no login tried" in snap.stderr
+    assert "skipped http://admin@127.0.0.1" in cameras.stderr
+    assert not (tmp_path / "w.jpg").exists()
+    assert sim.bad_login_count("hik") - before == 1
+
+    state = tmp_path / "storage" / STATE_NAME
+    text = state.read_text(encoding="utf-8")
+    assert "authentication failed" in text
+    assert "not-it" not in text and PASSWORD not in text
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
