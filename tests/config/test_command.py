@@ -44,6 +44,12 @@ def test_example_passes_with_summary() -> None:
     assert_no_password(result)
 
 
+def test_the_example_checks_clean_and_quiet_and_still_shows_the_http_trigger() -> None:
+    result = run_check(EXAMPLE, "-q")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert "  mes_order         http     POST /api/trigger/mes_order\n" in run_check(EXAMPLE).stdout
+
+
 def check_broken_copy(tmp_path: Path, old: str, new: str) -> tuple[Path, str, str]:
     """Write the example with `old` replaced by `new`, check it: it must fail, leaking no password."""
     text = EXAMPLE.read_text()
@@ -130,3 +136,56 @@ def test_the_summary_masks_a_password_swallowed_into_a_value(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     assert "line4_robot" in result.stdout and "***" in result.stdout
     assert "Swallowed-Pw-31" not in result.stdout + result.stderr
+
+
+def test_an_empty_file_is_refused_by_check_as_by_the_service(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text("")
+    result = run_check(path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"{path}: no [[rules]] in the file (empty or half-written?): it would capture nothing; "
+        "add a [[rules]] section (see rules.example.toml), or stop the service to stop capturing\n"
+        f"{path}: 1 error; nothing was changed\n"
+    )
+
+
+def test_quoted_numbers_and_units_are_refused_with_what_to_write(tmp_path: Path) -> None:
+    timeout = 'timeout_s = "10s"'
+    text = (
+        EXAMPLE.read_text()
+        .replace("timeout_s = 8", timeout)
+        .replace("burst = 3 ", 'burst = "3" ')
+        .replace("port = 1883", 'port = "1883"')
+    )
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    result = run_check(path)
+    assert result.returncode == 1
+    strict = "(without quotes: the rule file is strict about types)"
+    assert result.stderr.splitlines() == [
+        f"{path}:{line_of(text, 'port = ')}: mqtt.port: expected a whole number, "
+        f'got the text "1883"; write port = 1883 {strict}',
+        f"{path}:{line_of(text, timeout)}: cameras.line4_robot.timeout_s: "
+        f'expected a number, got the text "10s"; write timeout_s = 10 {strict}',
+        f"{path}:{line_of(text, 'burst = ')}: rules[0] (ng_part).burst: expected a whole number, "
+        f'got the text "3"; write burst = 3 {strict}',
+        f"{path}: 3 errors; nothing was changed",
+    ]
+
+
+def test_an_unclosed_string_and_typographic_quotes_are_named(tmp_path: Path) -> None:
+    path, text, stderr = check_broken_copy(tmp_path, 'site = "plant-a"', 'site = "plant-a')
+    line = line_of(text, "site = ")
+    end = len(text.splitlines()[line - 1]) + 1
+    assert stderr.splitlines()[0] == (
+        f"{path}:{line}:{end}: TOML syntax error: Illegal character '\\n'; "
+        "a string is not closed: add the missing quote at the end of the value"
+    )
+    path, text, stderr = check_broken_copy(tmp_path, 'site = "plant-a"', "site = “plant-a”")
+    assert stderr.splitlines()[0] == (
+        f"{path}:{line_of(text, 'site = ')}:8: TOML syntax error: Invalid value; the line has "
+        "typographic quotes (“ ” ‘ ’), as a word processor writes them: "
+        "type plain quotes \" or ' instead"
+    )
