@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from capture.config.loader import add_config_argument, default_config_path, load_rules
-from capture.config.problems import ConfigError
+from capture.config.problems import ConfigError, RuleFileMissing
 from capture.events import Event
 from capture.systemd import Watchdog, notify
 
@@ -60,7 +60,10 @@ def _load(args: argparse.Namespace) -> Any:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        print("the rule file has errors; fix them and try again (capture check)", file=sys.stderr)
+        if not isinstance(exc, RuleFileMissing):
+            print(
+                "the rule file has errors; fix them and try again (capture check)", file=sys.stderr
+            )
         return None
 
 

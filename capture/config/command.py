@@ -16,7 +16,7 @@ from capture.config.loader import (
     load_rules,
     mask_secrets,
 )
-from capture.config.problems import ConfigError
+from capture.config.problems import ConfigError, RuleFileMissing
 from capture.config.schema import RuleFile
 
 
@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        if isinstance(exc, RuleFileMissing):
+            return 1
         count = len(exc.errors)
         print(
             f"{path}: {count} error{'s' if count != 1 else ''}; nothing was changed",

@@ -20,7 +20,14 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from capture.config.environment import apply_env_overrides
 from capture.config.locate import KeyLocator, Where
-from capture.config.problems import ConfigError, Problem, Skipped, did_you_mean, format_path
+from capture.config.problems import (
+    ConfigError,
+    Problem,
+    RuleFileMissing,
+    Skipped,
+    did_you_mean,
+    format_path,
+)
 from capture.config.schema import (
     CameraConfig,
     RuleFile,
@@ -101,6 +108,10 @@ def load_rules(
     path = path or default_config_path()
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RuleFileMissing(
+            [_not_found(path, os.environ if environ is None else environ)]
+        ) from None
     except OSError as exc:
         raise ConfigError(
             [Problem(str(path), None, "", f"cannot read rule file: {exc.strerror}")]
@@ -109,6 +120,28 @@ def load_rules(
         raise ConfigError([Problem(str(path), None, "", f"not UTF-8 text: {exc.reason}")]) from None
     return parse_rules(
         text, str(path), environ, resolve_secrets=resolve_secrets, require_rules=require_rules
+    )
+
+
+def _not_found(path: Path, environ: Mapping[str, str]) -> Problem:
+    """A missing rule file: where it was looked for, and how to get a first one."""
+    variable = environ.get("CAPTURE_CONFIG")
+    if variable and Path(variable) == path:
+        places = f"$CAPTURE_CONFIG names {path}, which does not exist"
+    elif path in DEFAULT_PATHS:
+        places = "looked for -c FILE (not given), $CAPTURE_CONFIG (not set), " + ", ".join(
+            f"{'./' if not candidate.is_absolute() else ''}{candidate} (missing)"
+            for candidate in DEFAULT_PATHS
+        )
+    else:
+        places = "no such file (given with -c)"
+    return Problem(
+        str(path),
+        None,
+        "",
+        f"no rule file: {places}. To start: `capture demo` runs simulated cameras on a rule "
+        "file of its own (demo-data/rules.toml); or copy the example, "
+        "`cp rules.example.toml rules.toml`, edit it and run `capture check`",
     )
 
 

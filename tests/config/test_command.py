@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.config.conftest import EXAMPLE, line_of
 
 PASSWORDS = re.findall(r'^password = "([^"]+)"', EXAMPLE.read_text(), flags=re.MULTILINE)
@@ -188,4 +190,52 @@ def test_an_unclosed_string_and_typographic_quotes_are_named(tmp_path: Path) -> 
         f"{path}:{line_of(text, 'site = ')}:8: TOML syntax error: Invalid value; the line has "
         "typographic quotes (“ ” ‘ ’), as a word processor writes them: "
         "type plain quotes \" or ' instead"
+    )
+
+
+START = (
+    "To start: `capture demo` runs simulated cameras on a rule file of its own "
+    "(demo-data/rules.toml); or copy the example, `cp rules.example.toml rules.toml`, "
+    "edit it and run `capture check`"
+)
+
+
+def run_in(
+    folder: Path, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CAPTURE_")}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "capture", *argv],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=folder,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(
+    Path("/etc/event-capture/rules.toml").exists(), reason="this machine has an installed rule file"
+)
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_no_rule_file_names_the_places_searched_and_how_to_start(
+    tmp_path: Path, command: str
+) -> None:
+    result = run_in(tmp_path, command)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "rules.toml: no rule file: looked for -c FILE (not given), $CAPTURE_CONFIG (not set), "
+        f"/etc/event-capture/rules.toml (missing), ./rules.toml (missing). {START}\n"
+    )
+
+
+def test_a_missing_file_named_by_option_or_variable_says_which(tmp_path: Path) -> None:
+    result = run_in(tmp_path, "check", "-c", "line3.toml")
+    assert result.stderr == f"line3.toml: no rule file: no such file (given with -c). {START}\n"
+    result = run_in(tmp_path, "run", env={"CAPTURE_CONFIG": "/srv/line3.toml"})
+    assert result.stderr == (
+        "/srv/line3.toml: no rule file: $CAPTURE_CONFIG names /srv/line3.toml, "
+        f"which does not exist. {START}\n"
     )
