@@ -15,19 +15,26 @@ from tests.config.conftest import EXAMPLE, line_of
 PASSWORDS = re.findall(r'^password = "([^"]+)"', EXAMPLE.read_text(), flags=re.MULTILINE)
 
 
-def run_check(
-    path: Path, *extra: str, env: dict[str, str] | None = None
+def run_in(
+    folder: Path | None, *argv: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CAPTURE_")}
     environ.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "capture", "check", "-c", str(path), *extra],
+        [sys.executable, "-m", "capture", *argv],
         capture_output=True,
         text=True,
         env=environ,
+        cwd=folder,
         timeout=60,
         check=False,
     )
+
+
+def run_check(
+    path: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_in(None, "check", "-c", str(path), *extra, env=env)
 
 
 def assert_no_password(result: subprocess.CompletedProcess[str]) -> None:
@@ -198,22 +205,6 @@ START = (
     "(demo-data/rules.toml); or copy the example, `cp rules.example.toml rules.toml`, "
     "edit it and run `capture check`"
 )
-
-
-def run_in(
-    folder: Path, *argv: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CAPTURE_")}
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "capture", *argv],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=folder,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.skipif(
