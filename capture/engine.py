@@ -116,6 +116,17 @@ class CompiledRule:
         """The rule's name."""
         return self.config.name
 
+    def missing_values(self, event: Event) -> tuple[str, ...]:
+        """Values the file name uses that `event` lacks: they are written as "unknown".
+
+        Said in the dry run and the journal, so a file named `..._unknown_1.jpg`
+        comes with the reason (a PLC message without `id`, a button without values).
+        """
+        fields = self.template.value_fields
+        if not fields:
+            return ()
+        return tuple(sorted(name for name in fields if event.values.get(name) is None))
+
 
 class RuleSet:
     """An immutable, compiled view of a rule file; swapped whole on reload."""
@@ -707,6 +718,7 @@ class Engine:
             width=snapshot.width,
             height=snapshot.height,
             stale=snapshot.stale,
+            missing_fields=frame.firing.rule.missing_values(frame.firing.event),
         )
 
     @staticmethod

@@ -157,6 +157,8 @@ def _cells(row: JournalRow, zone: tzinfo) -> tuple[str, ...]:
     if row.ok:
         result = "OK (stale)" if row.stale else "OK"
         detail = row.path or ""
+        if row.missing_fields:
+            detail += f" (not in the event: {', '.join(row.missing_fields)})"
     else:
         result = row.error_type or "error"
         detail = row.error_message or ""

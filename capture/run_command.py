@@ -159,11 +159,22 @@ def fire(args: argparse.Namespace) -> int:
     if args.dry_run:
         for rule, frames in plan:
             print(f"rule {rule.name}: {len(frames)} frame(s)")
+            _say_missing(rule.missing_values(event))
             for camera, seq, path in frames:
                 print(f"  {camera} #{seq} -> {rules.storage.root}/{path}")
         print("dry run: nothing was captured (cooldowns are not applied in a dry run)")
         return 0
     return _fire_for_real(args, loaded, event)
+
+
+def _say_missing(names: tuple[str, ...]) -> None:
+    """Name the file-name values the event lacks, which are written as "unknown"."""
+    if names:
+        given = " ".join(f"--value {name}=..." for name in names)
+        print(
+            f'  not in the event: {", ".join(names)}; the file name says "unknown" '
+            f"instead (give {given})"
+        )
 
 
 def _fire_for_real(args: argparse.Namespace, loaded: Any, event: Event) -> int:
@@ -174,6 +185,7 @@ def _fire_for_real(args: argparse.Namespace, loaded: Any, event: Event) -> int:
     failed = 0
     for report in reports:
         print(f"rule {report.rule}: event {report.event.id}")
+        _say_missing(next((r.missing_fields for r in report.results if r.ok), ()))
         for result in report.results:
             if result.ok:
                 print(

@@ -429,3 +429,30 @@ def test_close_commits_what_was_queued_and_stops_the_writer(tmp_path: Path) -> N
     reader = JournalReader(path)
     assert [r.event_id for r in reader.query()] == [ev.id]
     reader.close()
+
+
+def test_a_version_1_journal_is_read_as_it_is_and_migrated_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.executescript(journal_module._MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    connection.execute(
+        "INSERT INTO captures (event_id, rule, camera, seq, path, time, event_time) "
+        "VALUES ('e1', 'r1', 'cam1', 1, 'a.jpg', '2026-11-25T08:00:00Z', '2026-11-25T08:00:00Z')"
+    )
+    connection.commit()
+    connection.close()
+    reader = JournalReader(path)  # an older service still runs: nothing is changed
+    [row] = reader.query()
+    reader.close()
+    assert (row.path, row.missing_fields) == ("a.jpg", ())
+    writer = Journal(path)
+    new = event()
+    writer.record_event(new, ["r1"])
+    writer.record_result(ok(new, missing_fields=("id", "station")))
+    writer.flush()
+    rows = writer.query()
+    writer.close()
+    assert {row.path: row.missing_fields for row in rows} == {
+        "a.jpg": (),
+        f"x/{new.id}_cam1_1.jpg": ("id", "station"),
+    }
