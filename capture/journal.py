@@ -31,11 +31,12 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from capture.clock import milliseconds, site_iso
 from capture.events import CaptureResult, Event, Value
 
 log = logging.getLogger(__name__)
@@ -178,11 +179,14 @@ class JournalRow:
     #: Values the file name used that the event did not carry (written as "unknown").
     missing_fields: tuple[str, ...] = ()
 
-    def as_json(self) -> dict[str, Any]:
-        """The row as a JSON-ready dict; field names are stable (docs/storage-and-journal.md)."""
+    def as_json(self, zone: tzinfo = UTC) -> dict[str, Any]:
+        """The row as a JSON-ready dict, times in `zone` (the site's); field names are stable.
+
+        The fields are listed in docs/storage-and-journal.md.
+        """
 
         def iso(moment: datetime | None) -> str | None:
-            return moment.isoformat() if moment else None
+            return site_iso(moment, zone)
 
         return {
             "event_id": self.event_id,
@@ -197,8 +201,8 @@ class JournalRow:
             "ok": self.ok,
             "path": self.path,
             "bytes": self.bytes,
-            "latency_ms": self.latency_ms,
-            "trigger_to_image_ms": self.trigger_to_image_ms,
+            "latency_ms": milliseconds(self.latency_ms),
+            "trigger_to_image_ms": milliseconds(self.trigger_to_image_ms),
             "image_time": iso(self.image_time),
             "width": self.width,
             "height": self.height,

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         reader.close()
     if args.json:
         for row in rows:
-            print(json.dumps(row.as_json(), ensure_ascii=False))
+            print(json.dumps(row.as_json(zone), ensure_ascii=False))
     elif rows:
         print(format_table(rows, zone))
     else:

@@ -79,7 +79,7 @@ def test_an_event_and_its_outcomes_come_back_with_every_field(journal: Journal) 
     assert good.error_type is None
     assert bad.error_type == "CameraTimeout" and "cam2" in (bad.error_message or "")
     assert bad.path is None
-    assert good.as_json()["time"] == "2026-11-25T08:00:00+00:00"
+    assert good.as_json()["time"] == "2026-11-25T08:00:00.000+00:00"
     assert good.recorded is not None and good.recorded > T0 - timedelta(days=1)
 
 
@@ -91,7 +91,7 @@ def test_a_device_local_image_time_stays_naive(journal: Journal) -> None:
     (row,) = journal.query(camera="cam1")
 
     assert row.image_time == datetime(2026, 11, 25, 9, 0, 1)
-    assert row.as_json()["image_time"] == "2026-11-25T09:00:01"
+    assert row.as_json()["image_time"] == "2026-11-25T09:00:01.000"
 
 
 def test_an_event_that_matched_no_rule_is_listed_without_outcome(journal: Journal) -> None:

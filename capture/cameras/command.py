@@ -15,9 +15,10 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from capture.cameras import Camera, Snapshot, build_camera
 from capture.cameras.errors import CameraError
@@ -94,7 +95,7 @@ def run_snap(args: argparse.Namespace) -> int:
         return 1
     finally:
         camera.close()
-    target = output_path(args.output, args.camera)
+    target = output_path(args.output, args.camera, ZoneInfo(rules.service.timezone))
     try:
         write_atomically(target, snapshot.jpeg)
     except OSError as exc:
@@ -107,9 +108,12 @@ def run_snap(args: argparse.Namespace) -> int:
     return 0
 
 
-def output_path(output: Path | None, camera: str) -> Path:
-    """The file to write: `output` itself, or the default name inside `output` or ./."""
-    default_name = f"{camera}_{datetime.now().astimezone():%Y%m%d_%H%M%S}.jpg"
+def output_path(output: Path | None, camera: str, zone: tzinfo) -> Path:
+    """The file to write: `output` itself, or the default name inside `output` or ./.
+
+    The default name has the time in the site's zone, as the service's own file names do.
+    """
+    default_name = f"{camera}_{datetime.now(zone):%Y%m%d_%H%M%S}.jpg"
     if output is None:
         return Path(default_name)
     if output.is_dir():

@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -73,6 +75,20 @@ def test_snap_default_name_is_camera_and_time_in_the_current_folder(
     assert main(["snap", "edimax", "-c", str(rules)]) == 0
     (written,) = tmp_path.glob("edimax_*.jpg")
     assert len(written.stem) == len("edimax_YYYYmmdd_HHMMSS")
+
+
+def test_snap_names_its_file_in_the_sites_time_zone_not_the_machines(
+    rules: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    # Kiritimati is UTC+14: its date and hour differ from the machine's (UTC) all day.
+    rules.write_text('[service]\ntimezone = "Pacific/Kiritimati"\n' + rules.read_text())
+    before = datetime.now(ZoneInfo("Pacific/Kiritimati")).replace(microsecond=0)
+    assert main(["snap", "edimax", "-c", str(rules)]) == 0
+    after = datetime.now(ZoneInfo("Pacific/Kiritimati"))
+    (written,) = tmp_path.glob("edimax_*.jpg")
+    named = datetime.strptime(written.stem, "edimax_%Y%m%d_%H%M%S")
+    assert before.replace(tzinfo=None) <= named <= after.replace(tzinfo=None)
 
 
 def test_snap_against_html_200_exits_1_and_writes_nothing(

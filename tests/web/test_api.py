@@ -27,6 +27,8 @@ def test_cameras_are_grouped_by_line_with_latest_picture_status_and_hour_figures
     assert cam_a["stats"]["captures"] == 1
     assert cam_a["stats"]["success_rate"] == 1.0
     assert cam_a["stats"]["median_latency_ms"] > 0
+    for figure in ("median_latency_ms", "median_trigger_to_image_ms"):  # no float noise
+        assert cam_a["stats"][figure] == round(cam_a["stats"][figure], 3)
     picture = web.client.get(cam_a["latest"]["thumb_url"])
     assert picture.status_code == 200
     assert picture.content.startswith(b"\xff\xd8")
