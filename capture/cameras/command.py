@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from capture.cameras import Camera, Snapshot, build_camera
 from capture.cameras.errors import CameraError
+from capture.cameras.hints import with_password_source
 from capture.config.loader import add_config_argument, load_rule_file
 from capture.config.problems import ConfigError, did_you_mean
 from capture.config.schema import CameraConfig, RuleFile
@@ -91,7 +92,7 @@ def run_snap(args: argparse.Namespace) -> int:
         with _errors_reported_once():
             snapshot = camera.snapshot()
     except CameraError as error:
-        print(f"{error.kind}: {error}", file=sys.stderr)
+        print(f"{error.kind}: {with_password_source(str(error), config)}", file=sys.stderr)
         return 1
     finally:
         camera.close()
@@ -213,7 +214,7 @@ def run_cameras(args: argparse.Namespace) -> int:
             cells = ["-", "-", not_set_up[name]]
         else:
             assert error is not None
-            cells = ["-", "-", f"{error.kind}: {error.message}"]
+            cells = ["-", "-", f"{error.kind}: {with_password_source(error.message, config)}"]
         rows.append([name, config.vendor, rules.camera_line(name), *cells])
     print(format_table(rows))
     failed = sum(1 for snapshot, _ in results if snapshot is None)

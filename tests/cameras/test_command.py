@@ -114,6 +114,21 @@ def test_snap_with_wrong_password_exits_1_without_the_password(
     assert "not-it" not in err and PASSWORD not in err
 
 
+def test_a_failed_login_points_at_the_password_key_the_section_uses(
+    rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules.write_text(
+        rules.read_text().replace('password_env = "CAM_PASSWORD"', 'password = "not-it"')
+    )
+    assert main(["snap", "dahua", "-c", str(rules)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("AuthFailed: camera dahua: authentication failed (HTTP 401, ")
+    assert err.endswith("; check user and password (in the rule file)\n")
+    assert main(["cameras", "-c", str(rules)]) == 1
+    out = capsys.readouterr().out
+    assert "check user and password (in the rule file)" in out and "password_env" not in out
+
+
 def test_snap_unknown_camera_suggests_a_name(
     rules: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
