@@ -41,6 +41,8 @@ def register(subparsers: Any) -> None:
     )
     add_config_argument(fire_parser)
     fire_parser.add_argument("trigger", help="trigger name from the rule file")
+    # `capture fire plc state=NG`: caught to suggest --value, not refused by argparse's wording.
+    fire_parser.add_argument("stray", nargs="*", help=argparse.SUPPRESS)
     fire_parser.add_argument(
         "--value",
         action="append",
@@ -115,6 +117,18 @@ def status_line(service: Any) -> str:
     return text
 
 
+def stray_words(args: argparse.Namespace) -> str:
+    """What to type instead of `capture fire TRIGGER state=NG`: each value after --value."""
+    words = " ".join(repr(word) for word in args.stray)
+    values = " ".join(f"--value {word}" for word in [*args.stray, *args.value])
+    config = f" -c {args.config}" if args.config else ""
+    dry_run = " --dry-run" if args.dry_run else ""
+    return (
+        f"capture fire: unexpected {words}: give values with --value, e.g. "
+        f"capture fire {args.trigger}{config} {values}{dry_run}"
+    )
+
+
 def parse_values(pairs: list[str]) -> dict[str, Any]:
     """`["temp=37.9", "station=S1"]` -> `{"temp": 37.9, "station": "S1"}`."""
     from capture.triggers.values import coerce  # noqa: PLC0415 - keeps --help fast
@@ -130,6 +144,13 @@ def parse_values(pairs: list[str]) -> dict[str, Any]:
 
 def fire(args: argparse.Namespace) -> int:
     """Inject one event; print what happened (or would happen)."""
+    if args.stray:
+        print(stray_words(args), file=sys.stderr)
+        return 2
+    return _fire(args)
+
+
+def _fire(args: argparse.Namespace) -> int:
     from capture.engine import RuleSet  # noqa: PLC0415
 
     loaded = _load(args)

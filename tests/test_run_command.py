@@ -220,3 +220,12 @@ def test_values_the_file_name_needs_but_the_event_lacks_are_named_in_dry_run_and
     assert table[1].endswith("ng_S2_cam_b_unknown_2.jpg (not in the event: id)")
     complete = capture("fire", "-c", str(rules), "plc", *values, "--value", "id=8812", "--dry-run")
     assert "not in the event" not in complete.stdout
+
+
+def test_values_without_value_are_answered_with_the_command_to_type(tmp_path: Path) -> None:
+    result = capture("fire", "plc_result", "state=NG", "--value", "station=S2", "--dry-run")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "capture fire: unexpected 'state=NG': give values with --value, e.g. "
+        "capture fire plc_result --value state=NG --value station=S2 --dry-run\n"
+    )
