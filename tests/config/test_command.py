@@ -158,6 +158,12 @@ def test_an_empty_file_is_refused_by_check_as_by_the_service(tmp_path: Path) -> 
         "add a [[rules]] section (see rules.example.toml), or stop the service to stop capturing\n"
         f"{path}: 1 error; nothing was changed\n"
     )
+    service = run_in(None, "run", "-c", str(path))
+    assert (service.returncode, service.stdout) == (1, "")
+    assert service.stderr == (
+        result.stderr.splitlines(keepends=True)[0]
+        + "the rule file has errors; fix them and try again (capture check)\n"
+    )
 
 
 def test_quoted_numbers_and_units_are_refused_with_what_to_write(tmp_path: Path) -> None:

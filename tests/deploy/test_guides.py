@@ -51,8 +51,10 @@ def test_every_relative_link_and_anchor_exists(guide: str) -> None:
         path, _, anchor = target.partition("#")
         resolved = (source.parent / path).resolve() if path else source
         # A link out of the repository (../shared/...) is broken in every clone.
-        if not resolved.is_relative_to(ROOT) or not resolved.exists() or (
-            anchor and resolved.suffix == ".md" and anchor not in anchors(resolved)
+        if (
+            not resolved.is_relative_to(ROOT)
+            or not resolved.exists()
+            or (anchor and resolved.suffix == ".md" and anchor not in anchors(resolved))
         ):
             broken.append(target)
     assert broken == []
