@@ -64,6 +64,7 @@ def capture_json(result: CaptureResult, zone: ZoneInfo) -> dict[str, Any]:
         "width": result.width,
         "height": result.height,
         "stale": result.stale,
+        "missing_fields": list(result.missing_fields),
         "error": None,
     }
     if not result.ok:

@@ -174,6 +174,20 @@ def test_snap_a_rule_with_values_photographs_every_camera_of_the_rule(web: Runni
     assert dict(rows[0].values) == {"part": "X9"}
 
 
+def test_a_rule_button_without_the_file_names_values_says_which_are_missing(
+    web: Running,
+) -> None:
+    # The dashboard's rule button sends no values; plc_check's file name uses {part}.
+    answer = web.client.post("/api/snap", json={"rule": "plc_check"})
+    assert answer.status_code == 202
+    event_id = answer.json()["event_id"]
+    rows = wait_for(lambda: len(rows := web.journal_rows(rule="plc_check")) == 2 and rows)
+    assert [row.missing_fields for row in rows] == [("part",), ("part",)]
+    event = web.client.get(f"/api/events/{event_id}").json()
+    assert [capture["missing_fields"] for capture in event["captures"]] == [["part"], ["part"]]
+    assert all("_unknown_" in capture["path"] for capture in event["captures"])
+
+
 def test_snap_refuses_unknown_names_and_malformed_requests(web: Running) -> None:
     post = web.client.post
     assert post("/api/snap", json={"camera": "nope"}).status_code == 404
