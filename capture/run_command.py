@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
 
 def _load(args: argparse.Namespace) -> Any:
     try:
-        return load_rules(args.config or default_config_path())
+        return load_rules(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

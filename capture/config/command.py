@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Check the file; exit status 0 when it can be used, 1 when not."""
     path = args.config or default_config_path()
     try:
-        loaded = load_rules(path)
+        loaded = load_rules(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -104,14 +104,17 @@ def load_rules(
     resolve_secrets: bool = True,
     require_rules: bool = True,
 ) -> LoadedRules:
-    """The rule file as `capture check` and the service accept it, with its warnings."""
+    """The rule file as `capture check` and the service accept it, with its warnings.
+
+    `path` is what `-c` gave; None searches the default places.
+    """
+    given = path is not None
     path = path or default_config_path()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RuleFileMissing(
-            [_not_found(path, os.environ if environ is None else environ)]
-        ) from None
+        environ_or_os = os.environ if environ is None else environ
+        raise RuleFileMissing([_not_found(path, environ_or_os, given=given)]) from None
     except OSError as exc:
         raise ConfigError(
             [Problem(str(path), None, "", f"cannot read rule file: {exc.strerror}")]
@@ -123,18 +126,18 @@ def load_rules(
     )
 
 
-def _not_found(path: Path, environ: Mapping[str, str]) -> Problem:
+def _not_found(path: Path, environ: Mapping[str, str], *, given: bool) -> Problem:
     """A missing rule file: where it was looked for, and how to get a first one."""
     variable = environ.get("CAPTURE_CONFIG")
-    if variable and Path(variable) == path:
+    if given:
+        places = "no such file (given with -c)"
+    elif variable:
         places = f"$CAPTURE_CONFIG names {path}, which does not exist"
-    elif path in DEFAULT_PATHS:
+    else:
         places = "looked for -c FILE (not given), $CAPTURE_CONFIG (not set), " + ", ".join(
             f"{'./' if not candidate.is_absolute() else ''}{candidate} (missing)"
             for candidate in DEFAULT_PATHS
         )
-    else:
-        places = "no such file (given with -c)"
     return Problem(
         str(path),
         None,

@@ -236,3 +236,10 @@ def test_a_missing_file_named_by_option_or_variable_says_which(tmp_path: Path) -
         "/srv/line3.toml: no rule file: $CAPTURE_CONFIG names /srv/line3.toml, "
         f"which does not exist. {START}\n"
     )
+
+
+def test_a_missing_file_given_with_c_is_named_as_given_even_under_a_default_name(
+    tmp_path: Path,
+) -> None:
+    result = run_in(tmp_path, "check", "-c", "rules.toml")
+    assert result.stderr == f"rules.toml: no rule file: no such file (given with -c). {START}\n"
