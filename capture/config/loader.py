@@ -272,28 +272,45 @@ def _validate(
 
     A camera, trigger or rule that fails is left out (a service-level section
     as a whole), so the rest can still be checked; None if even that fails.
-    An unknown option only is dropped, not its whole part: it changes nothing,
-    and the rest of that part may hold mistakes of its own.
+    An unknown option, or a number written as text, is dropped alone, not its
+    whole part: no cross-check reads it, and the rest of that part may hold
+    mistakes of its own (`burst = "3"` must not hide the rule's file name).
     """
     errors = _schema_errors(data, from_env)
     if not errors:
         return RuleFile.model_validate(data), Skipped(), []
     problems = [_problem_from_error(error, data, where) for error in errors]
-    unknown = [
-        _strip_tags(tuple(error["loc"]), data)
-        for error in errors
-        if error["type"] == "extra_forbidden"
-    ]
-    failed = {
-        _failed_part(tuple(error["loc"])) for error in errors if error["type"] != "extra_forbidden"
-    }
+    droppable = [error for error in errors if _droppable(error)]
+    failed = {_failed_part(tuple(error["loc"])) for error in errors if not _droppable(error)}
     if () in failed:
         return None, Skipped(), problems
-    kept, skipped = _without(_without_options(data, unknown), failed)
+    dropped = _without_options(data, [_strip_tags(tuple(e["loc"]), data) for e in droppable])
+    kept, skipped = _without(dropped, failed)
+    try:
+        return RuleFile.model_validate(kept), skipped, problems
+    except ValidationError as exc:
+        # A dropped option was required (`every_s = "10"`): leave its part out after all.
+        failed |= {_failed_part(tuple(error["loc"])) for error in exc.errors()}
+    if () in failed:
+        return None, skipped, problems
+    kept, skipped = _without(dropped, failed)
     try:
         return RuleFile.model_validate(kept), skipped, problems
     except ValidationError:
         return None, skipped, problems
+
+
+def _droppable(error: Any) -> bool:
+    """An unknown option, or a number of the wrong kind: left out, its part still checked.
+
+    Booleans are not: `enabled` and `verify` decide what the cross-checks look at.
+    """
+    kind = str(error["type"])
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        return True
+    number = is_type_error(kind) and not kind.startswith("bool")
+    return number and len(loc) >= 2 and isinstance(loc[-1], str)
 
 
 def _schema_errors(data: dict[str, Any], from_env: Mapping[tuple[str, str], str]) -> list[Any]:

@@ -143,3 +143,24 @@ def test_a_service_variable_is_text_and_read_leniently_while_the_file_is_strict(
     assert rules.mqtt.port == 1884
     [message] = problems_of(text.replace("port = 1883", 'port = "1883"'))
     assert "mqtt.port: expected a whole number" in message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "subjects", "second"),
+    [
+        # An optional number: dropped alone, its rule's file name is still checked.
+        ('cameras = ["cam1"]', 'cameras = ["cam1"]\nburst = "3"\nfilename = "{id}.jpg"',
+         ["rules[0] (r1).burst", "rules[0] (r1).filename"], "unknown value 'id'"),
+        # A required one: its trigger is left out, and the rest is still checked.
+        ('type = "gpio"\npin = 17\n\n[[rules]]\nname = "r1"\nwhen = "gate"\ncameras = ["cam1"]',
+         'type = "interval"\nevery_s = "10"\n\n[[rules]]\nname = "r1"\nwhen = "gate"\ncameras = ["cma1"]',
+         ["triggers.gate.every_s", "rules[0] (r1).cameras[0]"], "unknown camera 'cma1'"),
+    ],
+)  # fmt: skip
+def test_a_number_written_as_text_does_not_hide_the_other_mistakes(
+    old: str, new: str, subjects: list[str], second: str
+) -> None:
+    assert old in MINIMAL
+    messages = problems_of(MINIMAL.replace(old, new))
+    assert [message.split(": ", 2)[1] for message in messages] == subjects
+    assert second in messages[1]
