@@ -38,7 +38,9 @@ DEMO_CAMERAS = (
     ("line2_mjpeg", "mjpeg", "Line 2", {"path": "/mjpg/video.mjpg"}),
     ("line2_generic", "generic", "Line 2", {"path": "/snap.jpg"}),
 )
-PASSWORD_ENV = "DEMO_CAMERA_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+#: The simulated cameras' password, fresh each run, in a file only its owner reads, so the
+#: demo's rule file works as it is with every command (`capture cameras -c demo-data/rules.toml`).
+PASSWORD_FILE = "camera-password"  # noqa: S105 - the name of a file, not a password
 GPIO_PIN = 17
 WEB_PORT = 8080
 
@@ -113,7 +115,7 @@ def demo_rules(
         }
         options.update(extra)
         if vendor != "generic":
-            options.update(user="admin", password_env=PASSWORD_ENV)
+            options.update(user="admin", password_file=str(data.resolve() / PASSWORD_FILE))
         body = "\n".join(f"{key} = {json.dumps(value)}" for key, value in options.items())
         cameras.append(f"[cameras.{name}]\n{body}\n")
     mqtt_section = (
@@ -259,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     host, _, port = args.mqtt.rpartition(":")
     mqtt = (host, int(port)) if broker_reachable(host, int(port)) else None
     password = secrets.token_urlsafe(12)
-    environ = {**os.environ, PASSWORD_ENV: password}
+    write_secret(data / PASSWORD_FILE, password)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -267,12 +269,7 @@ def run(args: argparse.Namespace) -> int:
         rules_path = data / "rules.toml"
         rules_path.write_text(demo_rules(sim, data, mqtt, free_web_port()), encoding="utf-8")
         pin_factory = MockFactory()
-        service = Service(
-            rules_path,
-            loaded=load_rules(rules_path, environ),
-            pin_factory=pin_factory,
-            environ=environ,
-        )
+        service = Service(rules_path, loaded=load_rules(rules_path), pin_factory=pin_factory)
         service.start()
         service.engine.add_report_listener(_print_report)
         factory = _Factory(data, pin_factory, mqtt, args.period)
@@ -288,7 +285,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if service.web is not None:
             print(f"demo: dashboard at {service.web.url}")
-        print("demo: Ctrl-C stops")
+        print(try_it(rules_path))
+        print("demo: Ctrl-C stops", flush=True)
         stop.wait(args.duration)
         factory.stop.set()
         factory.thread.join(timeout=5)
@@ -296,6 +294,29 @@ def run(args: argparse.Namespace) -> int:
         pin_factory.close()
     print("demo: stopped")
     return 0
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write `secret` to a file only its owner can read (0600, also when it existed)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(secret + "\n")
+
+
+def try_it(rules_path: Path) -> str:
+    """The start-up lines that show the other commands working on the demo's own rule file."""
+    config = f"-c {rules_path}"
+    return "\n".join(
+        [
+            "demo: while it runs, every command works on its rule file "
+            f"(camera password in {rules_path.parent / PASSWORD_FILE}, mode 0600), e.g.:",
+            f"  capture cameras {config}",
+            f"  capture snap line1_dahua {config}",
+            f"  capture fire refresh {config} --dry-run",
+            f"  capture events {config} --since 10m",
+        ]
+    )
 
 
 def _print_report(report: Any) -> None:

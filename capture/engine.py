@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 
 from capture.cameras import Camera, Snapshot
 from capture.cameras.errors import CameraError
+from capture.cameras.hints import with_password_source
 from capture.condition import Condition, parse_condition
 from capture.config.schema import RuleConfig, RuleFile
 from capture.events import CaptureResult, Event
@@ -115,6 +116,17 @@ class CompiledRule:
     def name(self) -> str:
         """The rule's name."""
         return self.config.name
+
+    def missing_values(self, event: Event) -> tuple[str, ...]:
+        """Values the file name uses that `event` lacks: they are written as "unknown".
+
+        Said in the dry run and the journal, so a file named `..._unknown_1.jpg`
+        comes with the reason (a PLC message without `id`, a button without values).
+        """
+        fields = self.template.value_fields
+        if not fields:
+            return ()
+        return tuple(sorted(name for name in fields if event.values.get(name) is None))
 
 
 class RuleSet:
@@ -707,6 +719,7 @@ class Engine:
             width=snapshot.width,
             height=snapshot.height,
             stale=snapshot.stale,
+            missing_fields=frame.firing.rule.missing_values(frame.firing.event),
         )
 
     @staticmethod
@@ -733,9 +746,9 @@ class Engine:
         if frame.firing.claim(frame):
             self._complete(frame, self._failure(frame, error, delay_ms))
 
-    @staticmethod
-    def _failure(frame: _Frame, error: BaseException, delay_ms: float) -> CaptureResult:
+    def _failure(self, frame: _Frame, error: BaseException, delay_ms: float) -> CaptureResult:
         kind = getattr(error, "kind", None) or type(error).__name__
+        config = self._ruleset.file.cameras.get(frame.camera)
         return CaptureResult(
             event_id=frame.firing.event.id,
             rule=frame.firing.rule.name,
@@ -743,7 +756,7 @@ class Engine:
             seq=frame.seq,
             trigger_to_image_ms=round(delay_ms, 3),
             error_type=kind,
-            error_message=str(error),
+            error_message=with_password_source(str(error), config),
         )
 
     def _complete(self, frame: _Frame, result: CaptureResult) -> None:

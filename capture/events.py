@@ -87,6 +87,8 @@ class CaptureResult:
     stale: bool = False
     error_type: str | None = None
     error_message: str | None = None
+    #: Values the file name uses that the event did not carry (written as "unknown").
+    missing_fields: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -31,17 +31,18 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from capture.clock import milliseconds, site_iso
 from capture.events import CaptureResult, Event, Value
 
 log = logging.getLogger(__name__)
 
 #: Newest schema this code writes; `PRAGMA user_version` holds the file's own.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1
@@ -91,6 +92,8 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
     # outbox.attempts is unused; it stays, since dropping it would need a schema version
     # that older services refuse to open.
+    # 1 -> 2: the values a file name used that the event did not carry, comma-separated.
+    "ALTER TABLE captures ADD COLUMN missing_fields TEXT",
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -173,12 +176,17 @@ class JournalRow:
     stale: bool = False
     error_type: str | None = None
     error_message: str | None = None
+    #: Values the file name used that the event did not carry (written as "unknown").
+    missing_fields: tuple[str, ...] = ()
 
-    def as_json(self) -> dict[str, Any]:
-        """The row as a JSON-ready dict; field names are stable (docs/storage-and-journal.md)."""
+    def as_json(self, zone: tzinfo = UTC) -> dict[str, Any]:
+        """The row as a JSON-ready dict, times in `zone` (the site's); field names are stable.
+
+        The fields are listed in docs/storage-and-journal.md.
+        """
 
         def iso(moment: datetime | None) -> str | None:
-            return moment.isoformat() if moment else None
+            return site_iso(moment, zone)
 
         return {
             "event_id": self.event_id,
@@ -193,14 +201,15 @@ class JournalRow:
             "ok": self.ok,
             "path": self.path,
             "bytes": self.bytes,
-            "latency_ms": self.latency_ms,
-            "trigger_to_image_ms": self.trigger_to_image_ms,
+            "latency_ms": milliseconds(self.latency_ms),
+            "trigger_to_image_ms": milliseconds(self.trigger_to_image_ms),
             "image_time": iso(self.image_time),
             "width": self.width,
             "height": self.height,
             "stale": self.stale,
             "error_type": self.error_type,
             "error_message": self.error_message,
+            "missing_fields": list(self.missing_fields),
         }
 
 
@@ -253,7 +262,7 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
 _ROW_COLUMNS = """
     event_id, time, recorded, trigger, values_json, rules_json, rule, camera, seq, path,
     bytes, latency_ms, trigger_to_image_ms, image_time, width, height, stale, error_type,
-    error_message, cid
+    error_message, cid, missing_fields
 """
 
 _CAPTURE_ROWS = """
@@ -262,7 +271,8 @@ _CAPTURE_ROWS = """
         c.camera AS camera, c.seq AS seq, c.path AS path, c.bytes AS bytes,
         c.latency_ms AS latency_ms, c.trigger_to_image_ms AS trigger_to_image_ms,
         c.image_time AS image_time, c.width AS width, c.height AS height, c.stale AS stale,
-        c.error_type AS error_type, c.error_message AS error_message, c.id AS cid
+        c.error_type AS error_type, c.error_message AS error_message, c.id AS cid,
+        c.missing_fields AS missing_fields
     FROM captures c LEFT JOIN events e ON e.id = c.event_id
     WHERE c.event_time >= :since
         AND (:rule IS NULL OR c.rule = :rule)
@@ -273,7 +283,7 @@ _CAPTURE_ROWS = """
 
 _UNMATCHED_EVENT_ROWS = """
     SELECT e.id, e.time, NULL, e.trigger, e.values_json, e.rules_json, NULL, NULL, NULL,
-        NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0
+        NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL
     FROM events e
     WHERE e.rules_json = '[]' AND e.time >= :since
     ORDER BY e.time DESC LIMIT :window
@@ -303,6 +313,7 @@ def _journal_row(row: sqlite3.Row) -> JournalRow:
         stale=bool(row["stale"]),
         error_type=row["error_type"],
         error_message=row["error_message"],
+        missing_fields=tuple(row["missing_fields"].split(",")) if row["missing_fields"] else (),
     )
 
 
@@ -325,6 +336,11 @@ class JournalReader:
         self._connection = _connection
         self._connection.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+        # A service not yet upgraded keeps a version-1 journal, without missing_fields.
+        version = self._connection.execute("PRAGMA user_version").fetchone()[0]
+        self._capture_rows = (
+            _CAPTURE_ROWS if version >= 2 else _CAPTURE_ROWS.replace("c.missing_fields", "NULL")
+        )
 
     def _fetch(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] = ()) -> list[Any]:
         with self._lock:
@@ -358,7 +374,7 @@ class JournalReader:
             "limit": limit,
             "offset": offset,
         }
-        branches = [_CAPTURE_ROWS]
+        branches = [self._capture_rows]
         if rule is None and camera is None and not failed_only:
             branches.append(_UNMATCHED_EVENT_ROWS)
         # Only constant fragments are joined; every value is a bound parameter.
@@ -469,10 +485,10 @@ _INSERT_EVENT = (
 _INSERT_CAPTURE = (
     "INSERT INTO captures (event_id, rule, camera, seq, path, bytes, latency_ms, "
     "trigger_to_image_ms, image_time, width, height, stale, error_type, error_message, time, "
-    "event_time) "
+    "event_time, missing_fields) "
     # An outcome is filed under its event's time; the event is queued first, so it is there.
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-    "COALESCE((SELECT time FROM events WHERE id = ?1), ?15))"
+    "COALESCE((SELECT time FROM events WHERE id = ?1), ?15), ?16)"
 )
 
 
@@ -567,6 +583,7 @@ class Journal(JournalReader):
                         result.error_type,
                         result.error_message,
                         _ts(datetime.now(UTC)),
+                        ",".join(result.missing_fields) or None,
                     ),
                 ),
             )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from capture.config.loader import add_config_argument, default_config_path, load_rule_file
+from capture.config.loader import add_config_argument, load_rule_file
 from capture.config.problems import ConfigError
 from capture.journal import JournalError, JournalReader, JournalRow
 from capture.storage import JOURNAL_NAME
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         reader.close()
     if args.json:
         for row in rows:
-            print(json.dumps(row.as_json(), ensure_ascii=False))
+            print(json.dumps(row.as_json(zone), ensure_ascii=False))
     elif rows:
         print(format_table(rows, zone))
     else:
@@ -141,7 +141,7 @@ def _locate(args: argparse.Namespace) -> tuple[Path, tzinfo]:
         assert local is not None
         return args.journal, local
     # Reading the journal needs the storage root, not the cameras' passwords.
-    rules = load_rule_file(args.config or default_config_path(), resolve_secrets=False)
+    rules = load_rule_file(args.config, resolve_secrets=False)
     path = args.journal or Path(rules.storage.root) / JOURNAL_NAME
     return path, ZoneInfo(rules.service.timezone)
 
@@ -157,6 +157,8 @@ def _cells(row: JournalRow, zone: tzinfo) -> tuple[str, ...]:
     if row.ok:
         result = "OK (stale)" if row.stale else "OK"
         detail = row.path or ""
+        if row.missing_fields:
+            detail += f" (not in the event: {', '.join(row.missing_fields)})"
     else:
         result = row.error_type or "error"
         detail = row.error_message or ""

@@ -27,12 +27,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 
+from capture.clock import site_iso
 from capture.config.schema import MqttConfig
 from capture.engine import FiringReport
 from capture.events import CaptureResult
@@ -50,10 +50,6 @@ OUTBOX_RETRY_MIN_S = 0.1
 OUTBOX_RETRY_MAX_S = 5.0
 
 
-def _iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
-    return moment.astimezone(zone).isoformat(timespec="milliseconds") if moment else None
-
-
 def capture_json(result: CaptureResult, zone: ZoneInfo) -> dict[str, Any]:
     """One frame's outcome as it appears in event messages and the web API."""
     entry: dict[str, Any] = {
@@ -64,10 +60,11 @@ def capture_json(result: CaptureResult, zone: ZoneInfo) -> dict[str, Any]:
         "bytes": result.bytes,
         "latency_ms": round(result.latency_ms, 3),
         "trigger_to_image_ms": round(result.trigger_to_image_ms, 3),
-        "image_time": _iso(result.image_time, zone),
+        "image_time": site_iso(result.image_time, zone),
         "width": result.width,
         "height": result.height,
         "stale": result.stale,
+        "missing_fields": list(result.missing_fields),
         "error": None,
     }
     if not result.ok:
@@ -80,7 +77,7 @@ def event_message(report: FiringReport, zone: ZoneInfo) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "event_id": report.event.id,
-        "time": _iso(report.event.wall_time, zone),
+        "time": site_iso(report.event.wall_time, zone),
         "site": report.site,
         "rule": report.rule,
         "trigger": report.event.trigger,

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from capture.config.loader import add_config_argument, default_config_path, load_rules
-from capture.config.problems import ConfigError
+from capture.config.problems import ConfigError, RuleFileMissing
 from capture.events import Event
 from capture.systemd import Watchdog, notify
 
@@ -41,6 +41,8 @@ def register(subparsers: Any) -> None:
     )
     add_config_argument(fire_parser)
     fire_parser.add_argument("trigger", help="trigger name from the rule file")
+    # `capture fire plc state=NG`: caught to suggest --value, not refused by argparse's wording.
+    fire_parser.add_argument("stray", nargs="*", help=argparse.SUPPRESS)
     fire_parser.add_argument(
         "--value",
         action="append",
@@ -56,11 +58,14 @@ def register(subparsers: Any) -> None:
 
 def _load(args: argparse.Namespace) -> Any:
     try:
-        return load_rules(args.config or default_config_path())
+        return load_rules(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        print("the rule file has errors; fix them and try again (capture check)", file=sys.stderr)
+        if not isinstance(exc, RuleFileMissing):
+            print(
+                "the rule file has errors; fix them and try again (capture check)", file=sys.stderr
+            )
         return None
 
 
@@ -112,6 +117,18 @@ def status_line(service: Any) -> str:
     return text
 
 
+def stray_words(args: argparse.Namespace) -> str:
+    """What to type instead of `capture fire TRIGGER state=NG`: each value after --value."""
+    words = " ".join(repr(word) for word in args.stray)
+    values = " ".join(f"--value {word}" for word in [*args.stray, *args.value])
+    config = f" -c {args.config}" if args.config else ""
+    dry_run = " --dry-run" if args.dry_run else ""
+    return (
+        f"capture fire: unexpected {words}: give values with --value, e.g. "
+        f"capture fire {args.trigger}{config} {values}{dry_run}"
+    )
+
+
 def parse_values(pairs: list[str]) -> dict[str, Any]:
     """`["temp=37.9", "station=S1"]` -> `{"temp": 37.9, "station": "S1"}`."""
     from capture.triggers.values import coerce  # noqa: PLC0415 - keeps --help fast
@@ -127,6 +144,13 @@ def parse_values(pairs: list[str]) -> dict[str, Any]:
 
 def fire(args: argparse.Namespace) -> int:
     """Inject one event; print what happened (or would happen)."""
+    if args.stray:
+        print(stray_words(args), file=sys.stderr)
+        return 2
+    return _fire(args)
+
+
+def _fire(args: argparse.Namespace) -> int:
     from capture.engine import RuleSet  # noqa: PLC0415
 
     loaded = _load(args)
@@ -156,11 +180,22 @@ def fire(args: argparse.Namespace) -> int:
     if args.dry_run:
         for rule, frames in plan:
             print(f"rule {rule.name}: {len(frames)} frame(s)")
+            _say_missing(rule.missing_values(event))
             for camera, seq, path in frames:
                 print(f"  {camera} #{seq} -> {rules.storage.root}/{path}")
         print("dry run: nothing was captured (cooldowns are not applied in a dry run)")
         return 0
     return _fire_for_real(args, loaded, event)
+
+
+def _say_missing(names: tuple[str, ...]) -> None:
+    """Name the file-name values the event lacks, which are written as "unknown"."""
+    if names:
+        given = " ".join(f"--value {name}=..." for name in names)
+        print(
+            f'  not in the event: {", ".join(names)}; the file name says "unknown" '
+            f"instead (give {given})"
+        )
 
 
 def _fire_for_real(args: argparse.Namespace, loaded: Any, event: Event) -> int:
@@ -171,6 +206,7 @@ def _fire_for_real(args: argparse.Namespace, loaded: Any, event: Event) -> int:
     failed = 0
     for report in reports:
         print(f"rule {report.rule}: event {report.event.id}")
+        _say_missing(next((r.missing_fields for r in report.results if r.ok), ()))
         for result in report.results:
             if result.ok:
                 print(

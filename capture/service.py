@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from capture.cameras import Camera, build_camera
 from capture.cameras.logins import shared_logins
 from capture.config.loader import LoadedRules, load_rules
-from capture.config.problems import ConfigError, Problem
+from capture.config.problems import ConfigError
 from capture.config.schema import CameraConfig, RuleFile
 from capture.engine import Engine, RuleDisabled
 from capture.events import Event
@@ -237,19 +237,6 @@ class Service:
     def _reload(self) -> bool:
         try:
             loaded = load_rules(self.config_path, self._environ)
-            if not loaded.rules.rules and self.rules.rules:
-                # An editor that truncates before writing leaves an empty file for a moment.
-                raise ConfigError(
-                    [
-                        Problem(
-                            str(self.config_path),
-                            None,
-                            "",
-                            "no [[rules]] in the file (empty or half-written?); "
-                            "to stop capturing, stop the service",
-                        )
-                    ]
-                )
         except ConfigError as exc:
             self.reload_errors = [str(problem) for problem in exc.problems]
             for problem in exc.problems:

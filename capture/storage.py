@@ -106,6 +106,13 @@ class RecoveryReport:
     files_indexed: int
     bytes_indexed: int
 
+    def __str__(self) -> str:
+        """`key=value` pairs, as every log line has them (never a Python repr)."""
+        return (
+            f"files={self.files_indexed} mib={self.bytes_indexed / 2**20:.1f} "
+            f"temp_removed={self.temp_files_removed}"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RetentionReport:
@@ -125,6 +132,16 @@ class RetentionReport:
     remaining_files: int
     remaining_bytes: int
     free_bytes: int
+
+    def __str__(self) -> str:
+        """`key=value` pairs, as every log line has them (never a Python repr)."""
+        reasons = ",".join(f"{reason}:{count}" for reason, count in sorted(self.by_reason.items()))
+        return (
+            f"deleted={self.deleted_files} freed_mib={self.freed_bytes / 2**20:.1f} "
+            f"reasons={reasons or 'none'} kept_newest={self.kept_newest} failed={self.failed} "
+            f"remaining={self.remaining_files} remaining_mib={self.remaining_bytes / 2**20:.1f} "
+            f"free_mib={self.free_bytes / 2**20:.1f}"
+        )
 
 
 @dataclass(slots=True)

@@ -10,9 +10,13 @@
 # is never overwritten, and the rule file is checked before the service is
 # (re)started, so a broken file never replaces a running service.
 #
+# It needs systemd running as the init system: in a container or WSL without
+# it, the installer says so and what works instead before it changes anything.
+#
 # For tests and staging every path is prefixed with --root DIR (or $DESTDIR),
 # and the system commands can be replaced through the environment:
-# SYSTEMCTL, APT_GET, USERADD, USERMOD, GETENT, CHOWN, PYTHON, PI_MODEL_FILE.
+# SYSTEMCTL, APT_GET, USERADD, USERMOD, GETENT, CHOWN, PYTHON, PI_MODEL_FILE,
+# SYSTEMD_RUNTIME_DIR (the folder a running systemd creates, /run/systemd/system).
 set -euo pipefail
 
 SERVICE=event-capture
@@ -26,6 +30,7 @@ GETENT=${GETENT:-getent}
 CHOWN=${CHOWN:-chown}
 PYTHON=${PYTHON:-/usr/bin/python3}
 PI_MODEL_FILE=${PI_MODEL_FILE:-/proc/device-tree/model}
+SYSTEMD_RUNTIME_DIR=${SYSTEMD_RUNTIME_DIR:-/run/systemd/system}
 
 usage() {
     cat <<'EOF'
@@ -85,6 +90,30 @@ if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ---------------------------------------------------------------- install steps
+
+systemd_running() {
+    # What sd_booted(3) checks: systemd creates this folder when it is the init system.
+    [ -d "$SYSTEMD_RUNTIME_DIR" ]
+}
+
+refuse_without_systemd() {
+    # Checked before anything changes: a half-done install (user, venv and config,
+    # but no service) would leave the technician to guess what is missing.
+    systemd_running && return 0
+    {
+        printf '[install] error: %s\n' \
+            "systemd is not running here (no $SYSTEMD_RUNTIME_DIR: a container, or WSL?)," \
+            "and the installer sets event-capture up as a systemd service. Nothing was changed."
+        printf '[install] %s\n' \
+            "Without systemd, run it by hand from this checkout:" \
+            "  ./dev demo                        # creates .venv; simulated cameras, no hardware" \
+            "  cp rules.example.toml rules.toml  # then edit it for this line" \
+            "  .venv/bin/capture check && .venv/bin/capture run" \
+            "Every command works without systemd; only the start at boot, the restart after a" \
+            "crash and the watchdog need it. Guide: docs/install.md, \"Without systemd\"."
+    } >&2
+    exit 1
+}
 
 is_raspberry_pi() {
     [ -r "$PI_MODEL_FILE" ] && tr -d '\0' <"$PI_MODEL_FILE" | grep -q "Raspberry Pi"
@@ -227,6 +256,7 @@ start_service() {
 }
 
 install_all() {
+    refuse_without_systemd
     install_packages
     create_user
     install_program
@@ -241,9 +271,13 @@ install_all() {
 
 uninstall_all() {
     if [ -e "$ROOT$UNIT" ]; then
-        "$SYSTEMCTL" disable --now "$SERVICE" || log "could not stop $SERVICE (already stopped?)"
+        if systemd_running; then
+            "$SYSTEMCTL" disable --now "$SERVICE" || log "could not stop $SERVICE (already stopped?)"
+        fi
         rm -f "$ROOT$UNIT"
-        "$SYSTEMCTL" daemon-reload
+        if systemd_running; then
+            "$SYSTEMCTL" daemon-reload
+        fi
     fi
     if [ -L "$ROOT$LINK" ]; then
         rm -f "$ROOT$LINK"

@@ -79,7 +79,7 @@ def test_an_event_and_its_outcomes_come_back_with_every_field(journal: Journal) 
     assert good.error_type is None
     assert bad.error_type == "CameraTimeout" and "cam2" in (bad.error_message or "")
     assert bad.path is None
-    assert good.as_json()["time"] == "2026-11-25T08:00:00+00:00"
+    assert good.as_json()["time"] == "2026-11-25T08:00:00.000+00:00"
     assert good.recorded is not None and good.recorded > T0 - timedelta(days=1)
 
 
@@ -91,7 +91,7 @@ def test_a_device_local_image_time_stays_naive(journal: Journal) -> None:
     (row,) = journal.query(camera="cam1")
 
     assert row.image_time == datetime(2026, 11, 25, 9, 0, 1)
-    assert row.as_json()["image_time"] == "2026-11-25T09:00:01"
+    assert row.as_json()["image_time"] == "2026-11-25T09:00:01.000"
 
 
 def test_an_event_that_matched_no_rule_is_listed_without_outcome(journal: Journal) -> None:
@@ -429,3 +429,30 @@ def test_close_commits_what_was_queued_and_stops_the_writer(tmp_path: Path) -> N
     reader = JournalReader(path)
     assert [r.event_id for r in reader.query()] == [ev.id]
     reader.close()
+
+
+def test_a_version_1_journal_is_read_as_it_is_and_migrated_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.executescript(journal_module._MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    connection.execute(
+        "INSERT INTO captures (event_id, rule, camera, seq, path, time, event_time) "
+        "VALUES ('e1', 'r1', 'cam1', 1, 'a.jpg', '2026-11-25T08:00:00Z', '2026-11-25T08:00:00Z')"
+    )
+    connection.commit()
+    connection.close()
+    reader = JournalReader(path)  # an older service still runs: nothing is changed
+    [row] = reader.query()
+    reader.close()
+    assert (row.path, row.missing_fields) == ("a.jpg", ())
+    writer = Journal(path)
+    new = event()
+    writer.record_event(new, ["r1"])
+    writer.record_result(ok(new, missing_fields=("id", "station")))
+    writer.flush()
+    rows = writer.query()
+    writer.close()
+    assert {row.path: row.missing_fields for row in rows} == {
+        "a.jpg": (),
+        f"x/{new.id}_cam1_1.jpg": ("id", "station"),
+    }

@@ -21,7 +21,7 @@ T0 = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)  # 09:00 in Berlin
 JSON_FIELDS = {
     "event_id", "time", "recorded", "trigger", "values", "matched_rules", "rule", "camera",
     "seq", "ok", "path", "bytes", "latency_ms", "trigger_to_image_ms", "image_time", "width",
-    "height", "stale", "error_type", "error_message",
+    "height", "stale", "error_type", "error_message", "missing_fields",
 }  # fmt: skip
 
 
@@ -57,7 +57,7 @@ def history(journal: Journal) -> Journal:
     ev = fire(journal, T0 + timedelta(seconds=5), "thermo", "fever", temp=37.9)
     journal.record_result(
         CaptureResult(ev.id, "fever", "gate1", 1, path="Line 1/2026-11-25/fever_gate1_1.jpg",
-                      bytes=70_123, latency_ms=118.4, trigger_to_image_ms=131.0)
+                      bytes=70_123, latency_ms=118.40092699992, trigger_to_image_ms=131.0)
     )  # fmt: skip
     journal.record_result(
         CaptureResult(ev.id, "fever", "gate2", 1, error_type="CameraTimeout",
@@ -137,8 +137,11 @@ def test_json_prints_one_object_per_line_with_stable_fields(
     assert [set(o) for o in objects] == [JSON_FIELDS] * 3
     failed, good, quiet = objects
     assert good["camera"] == "gate1" and good["ok"] is True and good["bytes"] == 70_123
-    assert good["time"] == "2026-11-25T08:00:05+00:00" and good["values"] == {"temp": 37.9}
+    # The site's clock, as in the table: 09:00:05 in Berlin, with its offset.
+    assert good["time"] == "2026-11-25T09:00:05.000+01:00" and good["values"] == {"temp": 37.9}
+    assert good["recorded"].endswith("+01:00")
     assert good["trigger_to_image_ms"] == 131.0 and good["matched_rules"] == ["fever"]
+    assert good["latency_ms"] == 118.401  # rounded to the microsecond
     assert failed["ok"] is False and failed["error_type"] == "CameraTimeout"
     assert quiet["ok"] is None and quiet["rule"] is None and quiet["recorded"] is None
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -189,3 +191,45 @@ def test_demo_publishes_its_events_and_ctrl_c_stops_it_cleanly(
         for capture in message["captures"]:
             if capture["ok"]:
                 validate_jpeg((data / "snapshots" / capture["path"]).read_bytes())
+
+
+def test_values_the_file_name_needs_but_the_event_lacks_are_named_in_dry_run_and_journal(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    root = tmp_path / "data"
+    rules = tmp_path / "rules.toml"
+    rule = HTTP_RULE.replace('"state", "station"', '"state", "station", "id"').replace(
+        "ng_{station}_{camera}_{seq}", "ng_{station}_{camera}_{id}_{seq}"
+    )
+    rules.write_text(sections(root, simulator) + rule)
+    values = ("--value", "state=NG", "--value", "station=S2")
+    dry = capture("fire", "-c", str(rules), "plc", *values, "--dry-run")
+    assert dry.stdout.splitlines()[:3] == [
+        "rule ng_part: 4 frame(s)",
+        '  not in the event: id; the file name says "unknown" instead (give --value id=...)',
+        f"  cam_a #1 -> {root}/Line 3/ng_S2_cam_a_unknown_1.jpg",
+    ]
+    fired = capture("fire", "-c", str(rules), "plc", *values)
+    assert fired.returncode == 0, fired.stderr
+    assert fired.stdout.splitlines()[1] == (
+        '  not in the event: id; the file name says "unknown" instead (give --value id=...)'
+    )
+    listed = capture("events", "-c", str(rules), "--json")
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert len(rows) == 4 and all(row["missing_fields"] == ["id"] for row in rows)
+    table = capture("events", "-c", str(rules)).stdout.splitlines()
+    assert len(table) == 5 and all(
+        re.search(r"ng_S2_cam_[ab]_unknown_[12]\.jpg \(not in the event: id\)$", row)
+        for row in table[1:]
+    ), table
+    complete = capture("fire", "-c", str(rules), "plc", *values, "--value", "id=8812", "--dry-run")
+    assert "not in the event" not in complete.stdout
+
+
+def test_values_without_value_are_answered_with_the_command_to_type(tmp_path: Path) -> None:
+    result = capture("fire", "plc_result", "state=NG", "--value", "station=S2", "--dry-run")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "capture fire: unexpected 'state=NG': give values with --value, e.g. "
+        "capture fire plc_result --value state=NG --value station=S2 --dry-run\n"
+    )

@@ -21,6 +21,7 @@ from capture.config.schema import StorageConfig
 from capture.storage import (
     MIB,
     DiskFull,
+    RetentionReport,
     Storage,
     StorageError,
     UnsafePath,
@@ -322,6 +323,7 @@ def test_recover_removes_only_our_temporary_files(make_storage) -> None:
     report = storage.recover()
 
     assert report.temp_files_removed == 2
+    assert str(report) == "files=0 mib=0.0 temp_removed=2"  # a log line's key=value, no repr
     assert hidden_files(storage.root) == []
     assert (folder / ".someone-elses.tmp").exists()
     assert (folder / "notes.txt").exists()
@@ -590,3 +592,14 @@ def test_on_a_really_full_disk_saves_keep_succeeding_by_pruning_the_oldest(
     assert all(content == jpeg(150 * KIB, int(name[4:6])) for name, content in files.items())
     assert hidden_files(tiny_disk) == []
     assert "disk full, running retention" in caplog.text  # the kernel did say ENOSPC
+
+
+def test_a_retention_report_reads_as_key_value_pairs_in_the_log() -> None:
+    report = RetentionReport(
+        deleted_files=3, freed_bytes=3 * MIB, by_reason={"size": 1, "age": 2}, kept_newest=1,
+        failed=0, remaining_files=10, remaining_bytes=10 * MIB, free_bytes=512 * MIB,
+    )  # fmt: skip
+    assert str(report) == (
+        "deleted=3 freed_mib=3.0 reasons=age:2,size:1 kept_newest=1 failed=0 remaining=10 "
+        "remaining_mib=10.0 free_mib=512.0"
+    )

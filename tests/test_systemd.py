@@ -31,9 +31,20 @@ enabled = false
 [web]
 enabled = false
 
+[cameras.cam]
+vendor = "generic"
+host = "127.0.0.1"
+path = "/snap.jpg"
+
 [triggers.tick]
 type = "interval"
 every_s = 3600
+
+[[rules]]
+name = "hourly"
+when = "tick"
+cameras = ["cam"]
+enabled = false
 """
 
 
@@ -178,7 +189,7 @@ def test_capture_run_says_ready_pings_the_watchdog_and_stops_cleanly_on_sigterm(
     env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}  # pings every 0.1 s
     with capture_run(rules, env) as process:
         ready = receive(sock, "READY=1")[-1]
-        assert "STATUS=capturing: 0 camera(s), 1/1 trigger(s) running, 0 rule(s)" in ready
+        assert "STATUS=capturing: 1 camera(s), 1/1 trigger(s) running, 1 rule(s)" in ready
         for _ in range(3):
             receive(sock, "WATCHDOG=1")
         process.send_signal(signal.SIGTERM)

@@ -18,12 +18,14 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from capture.cameras import Camera, Snapshot, build_camera
 from capture.cameras.errors import CameraError, LockedOut
+from capture.cameras.hints import with_password_source
 from capture.cameras.logins import shared_logins
 from capture.config.loader import add_config_argument, load_rule_file
 from capture.config.problems import ConfigError, did_you_mean
@@ -94,11 +96,11 @@ def run_snap(args: argparse.Namespace) -> int:
         with _errors_reported_once():
             snapshot = camera.snapshot()
     except CameraError as error:
-        print(f"{error.kind}: {error}", file=sys.stderr)
+        print(f"{error.kind}: {with_password_source(str(error), config)}", file=sys.stderr)
         return 1
     finally:
         camera.close()
-    target = output_path(args.output, args.camera)
+    target = output_path(args.output, args.camera, ZoneInfo(rules.service.timezone))
     try:
         write_atomically(target, snapshot.jpeg)
     except OSError as exc:
@@ -111,9 +113,12 @@ def run_snap(args: argparse.Namespace) -> int:
     return 0
 
 
-def output_path(output: Path | None, camera: str) -> Path:
-    """The file to write: `output` itself, or the default name inside `output` or ./."""
-    default_name = f"{camera}_{datetime.now().astimezone():%Y%m%d_%H%M%S}.jpg"
+def output_path(output: Path | None, camera: str, zone: tzinfo) -> Path:
+    """The file to write: `output` itself, or the default name inside `output` or ./.
+
+    The default name has the time in the site's zone, as the service's own file names do.
+    """
+    default_name = f"{camera}_{datetime.now(zone):%Y%m%d_%H%M%S}.jpg"
     if output is None:
         return Path(default_name)
     if output.is_dir():
@@ -214,7 +219,7 @@ def run_cameras(args: argparse.Namespace) -> int:
             cells = ["-", "-", not_set_up[name]]
         else:
             assert error is not None
-            cells = ["-", "-", f"{error.kind}: {error.message}"]
+            cells = ["-", "-", f"{error.kind}: {with_password_source(error.message, config)}"]
         rows.append([name, config.vendor, rules.camera_line(name), *cells])
     print(format_table(rows))
     for line in skipped_devices(names, [error for _, error in results]):

@@ -277,13 +277,27 @@ class _Checker:
                 yield self.problem(
                     ("triggers", name, "type"), "http trigger needs [web] enabled = true"
                 )
-            elif isinstance(trigger, HttpTrigger) and not self.rules.web.token_given:
+            elif (
+                isinstance(trigger, HttpTrigger)
+                and not self.rules.web.token_given
+                and self._fires_an_enabled_rule(name)
+            ):
                 yield self.problem(
                     ("triggers", name, "type"),
                     "every POST needs the [web] token and none is configured: this trigger "
                     "cannot fire until [web] token_env or token_file is set",
                     severity="warning",
                 )
+
+    def _fires_an_enabled_rule(self, trigger: str) -> bool:
+        """Whether an enabled rule uses the trigger: a warning about firing it is for live rules only.
+
+        The example's MES trigger serves a rule switched off until the
+        integration goes live; it warns once that rule is enabled.
+        """
+        if self.skipped.rules_incomplete:
+            return False  # as for unused triggers: said once the rules validate, if still true
+        return any(rule.enabled and trigger in rule.when for rule in self.rules.rules)
 
     def unused_triggers(self) -> Iterator[Problem]:
         if self.skipped.rules_incomplete:

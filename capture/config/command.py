@@ -16,7 +16,7 @@ from capture.config.loader import (
     load_rules,
     mask_secrets,
 )
-from capture.config.problems import ConfigError
+from capture.config.problems import ConfigError, RuleFileMissing
 from capture.config.schema import RuleFile
 
 
@@ -39,10 +39,12 @@ def run(args: argparse.Namespace) -> int:
     """Check the file; exit status 0 when it can be used, 1 when not."""
     path = args.config or default_config_path()
     try:
-        loaded = load_rules(path)
+        loaded = load_rules(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        if isinstance(exc, RuleFileMissing):
+            return 1
         count = len(exc.errors)
         print(
             f"{path}: {count} error{'s' if count != 1 else ''}; nothing was changed",

@@ -7,6 +7,7 @@ run` and a hot reload accept and refuse exactly the same files.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import tomllib
@@ -19,15 +20,29 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from capture.config.environment import apply_env_overrides
 from capture.config.locate import KeyLocator, Where
-from capture.config.problems import ConfigError, Problem, Skipped, did_you_mean, format_path
+from capture.config.problems import (
+    ConfigError,
+    Problem,
+    RuleFileMissing,
+    Skipped,
+    did_you_mean,
+    format_path,
+)
 from capture.config.schema import (
     CameraConfig,
     RuleFile,
     SecretRef,
     TriggerConfig,
 )
+from capture.config.wording import is_type_error, toml_hint, type_message
 
 DEFAULT_PATHS = (Path("/etc/event-capture/rules.toml"), Path("rules.toml"))
+#: A file without rules would capture nothing: `check` refuses it as the service does,
+#: since an editor that truncates before writing leaves such a file for a moment.
+NO_RULES = (
+    "no [[rules]] in the file (empty or half-written?): it would capture nothing; "
+    "add a [[rules]] section (see rules.example.toml), or stop the service to stop capturing"
+)
 
 
 @dataclass
@@ -70,13 +85,16 @@ def load_rule_file(
     *,
     resolve_secrets: bool = True,
 ) -> RuleFile:
-    """Load and fully check a rule file; raise `ConfigError` listing every problem.
+    """Load and fully check a rule file for a tool; raise `ConfigError` listing every problem.
 
+    The tools (`capture cameras`, `snap`, `events`) need its cameras or its
+    storage root, not its rules: a file being written camera by camera can be
+    tried before it has any, which `check` and the service refuse.
     `resolve_secrets=False` is for commands that only read (`capture events`):
     they need the storage root, not the cameras' passwords, so an unset
     `password_env` there is no error and the secret fields stay unresolved.
     """
-    return load_rules(path, environ, resolve_secrets=resolve_secrets).rules
+    return load_rules(path, environ, resolve_secrets=resolve_secrets, require_rules=False).rules
 
 
 def load_rules(
@@ -84,18 +102,50 @@ def load_rules(
     environ: Mapping[str, str] | None = None,
     *,
     resolve_secrets: bool = True,
+    require_rules: bool = True,
 ) -> LoadedRules:
-    """Like `load_rule_file`, also returning warnings and the source name."""
+    """The rule file as `capture check` and the service accept it, with its warnings.
+
+    `path` is what `-c` gave; None searches the default places.
+    """
+    given = path is not None
     path = path or default_config_path()
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        environ_or_os = os.environ if environ is None else environ
+        raise RuleFileMissing([_not_found(path, environ_or_os, given=given)]) from None
     except OSError as exc:
         raise ConfigError(
             [Problem(str(path), None, "", f"cannot read rule file: {exc.strerror}")]
         ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([Problem(str(path), None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    return parse_rules(text, str(path), environ, resolve_secrets=resolve_secrets)
+    return parse_rules(
+        text, str(path), environ, resolve_secrets=resolve_secrets, require_rules=require_rules
+    )
+
+
+def _not_found(path: Path, environ: Mapping[str, str], *, given: bool) -> Problem:
+    """A missing rule file: where it was looked for, and how to get a first one."""
+    variable = environ.get("CAPTURE_CONFIG")
+    if given:
+        places = "no such file (given with -c)"
+    elif variable:
+        places = f"$CAPTURE_CONFIG names {path}, which does not exist"
+    else:
+        places = "looked for -c FILE (not given), $CAPTURE_CONFIG (not set), " + ", ".join(
+            f"{'./' if not candidate.is_absolute() else ''}{candidate} (missing)"
+            for candidate in DEFAULT_PATHS
+        )
+    return Problem(
+        str(path),
+        None,
+        "",
+        f"no rule file: {places}. To start: `capture demo` runs simulated cameras on a rule "
+        "file of its own (demo-data/rules.toml); or copy the example, "
+        "`cp rules.example.toml rules.toml`, edit it and run `capture check`",
+    )
 
 
 def parse_rules(
@@ -104,6 +154,7 @@ def parse_rules(
     environ: Mapping[str, str] | None = None,
     *,
     resolve_secrets: bool = True,
+    require_rules: bool = True,
 ) -> LoadedRules:
     """Parse rule-file text; `source` names it in messages.
 
@@ -116,7 +167,7 @@ def parse_rules(
     locator = KeyLocator(text)
     from_env, problems = apply_env_overrides(data, environ)
     where = Where(source, locator, from_env)
-    rules, skipped, schema_problems = _validate(data, where)
+    rules, skipped, schema_problems = _validate(data, where, from_env)
     problems += schema_problems
     if rules is not None:
         if resolve_secrets:
@@ -126,6 +177,8 @@ def parse_rules(
         from capture.config.check import cross_check  # noqa: PLC0415 - keeps `capture --help` light
 
         problems += cross_check(rules, where, skipped)
+        if require_rules and not rules.rules and not skipped.rules_incomplete:
+            problems.append(Problem(source, None, "", NO_RULES))
     clear_secrets = _clear_secrets(text)
     problems = sorted(
         _without_secrets(problems, clear_secrets),
@@ -191,6 +244,9 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
             # An unclosed string or table header runs to the end: name the file's last line.
             message = message.removesuffix(" (at end of document)") + " at the end of the file"
             line = max(1, len(text.splitlines()))
+        lines = text.splitlines()
+        line_text = lines[line - 1] if line is not None and 0 < line <= len(lines) else ""
+        message += toml_hint(message, line_text)
         raise ConfigError(
             [Problem(source, line, "", f"TOML syntax error: {message}", column=column)]
         ) from None
@@ -209,25 +265,95 @@ def _split_toml_position(message: str) -> tuple[str, int | None, int | None]:
         return message, None, None
 
 
-def _validate(data: dict[str, Any], where: Where) -> tuple[RuleFile | None, Skipped, list[Problem]]:
+def _validate(
+    data: dict[str, Any], where: Where, from_env: Mapping[tuple[str, str], str]
+) -> tuple[RuleFile | None, Skipped, list[Problem]]:
     """The file's model, its schema problems, and which parts were left out for them.
 
     A camera, trigger or rule that fails is left out (a service-level section
     as a whole), so the rest can still be checked; None if even that fails.
+    An unknown option, or a number written as text, is dropped alone, not its
+    whole part: no cross-check reads it, and the rest of that part may hold
+    mistakes of its own (`burst = "3"` must not hide the rule's file name).
     """
-    try:
+    errors = _schema_errors(data, from_env)
+    if not errors:
         return RuleFile.model_validate(data), Skipped(), []
-    except ValidationError as exc:
-        errors = exc.errors()
     problems = [_problem_from_error(error, data, where) for error in errors]
-    failed = {_failed_part(tuple(error["loc"])) for error in errors}
+    droppable = [error for error in errors if _droppable(error)]
+    failed = {_failed_part(tuple(error["loc"])) for error in errors if not _droppable(error)}
     if () in failed:
         return None, Skipped(), problems
-    kept, skipped = _without(data, failed)
+    dropped = _without_options(data, [_strip_tags(tuple(e["loc"]), data) for e in droppable])
+    kept, skipped = _without(dropped, failed)
+    try:
+        return RuleFile.model_validate(kept), skipped, problems
+    except ValidationError as exc:
+        # A dropped option was required (`every_s = "10"`): leave its part out after all.
+        failed |= {_failed_part(tuple(error["loc"])) for error in exc.errors()}
+    if () in failed:
+        return None, skipped, problems
+    kept, skipped = _without(dropped, failed)
     try:
         return RuleFile.model_validate(kept), skipped, problems
     except ValidationError:
         return None, skipped, problems
+
+
+def _droppable(error: Any) -> bool:
+    """An unknown option, or a number of the wrong kind: left out, its part still checked.
+
+    Booleans are not: `enabled` and `verify` decide what the cross-checks look at.
+    """
+    kind = str(error["type"])
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        return True
+    number = is_type_error(kind) and not kind.startswith("bool")
+    return number and len(loc) >= 2 and isinstance(loc[-1], str)
+
+
+def _schema_errors(data: dict[str, Any], from_env: Mapping[tuple[str, str], str]) -> list[Any]:
+    """pydantic's errors, plus a number or boolean written as text in the file (`burst = "3"`).
+
+    pydantic's lax mode would read `"3"` as 3; the file is held to its types
+    (quotes around a number are a mistake as often as not), while a
+    CAPTURE_* variable, which is always text, is read leniently.
+    """
+    try:
+        RuleFile.model_validate(data)
+        errors: list[Any] = []
+    except ValidationError as exc:
+        errors = exc.errors()
+    written = {
+        key: (
+            {option: value for option, value in section.items() if (key, option) not in from_env}
+            if isinstance(section, dict)
+            else section
+        )
+        for key, section in data.items()
+    }
+    seen = {tuple(error["loc"]) for error in errors}
+    try:
+        RuleFile.model_validate(written, strict=True)
+    except ValidationError as exc:
+        errors += [
+            error
+            for error in exc.errors()
+            if is_type_error(error["type"]) and tuple(error["loc"]) not in seen
+        ]
+    return errors
+
+
+def _without_options(data: Mapping[str, Any], paths: list[tuple[str | int, ...]]) -> dict[str, Any]:
+    """A copy of `data` without the (unknown) options at `paths`."""
+    kept: Any = copy.deepcopy(dict(data))
+    for path in paths:
+        parent = kept
+        for part in path[:-1]:
+            parent = parent[part]
+        del parent[path[-1]]
+    return kept  # type: ignore[no-any-return]
 
 
 _ENTRIES = ("cameras", "triggers", "rules")
@@ -293,6 +419,8 @@ def _problem_from_error(error: Any, data: Mapping[str, Any], where: Where) -> Pr
         )
     elif kind == "missing":
         message = f"missing required option {loc[-1]!r}"
+    elif is_type_error(kind) and isinstance(loc[-1], str):
+        message = type_message(kind, loc[-1], error.get("input"))
     elif kind == "union_tag_invalid":
         tag_name = error["ctx"]["discriminator"].strip("'")
         expected = [tag.strip().strip("'") for tag in error["ctx"]["expected_tags"].split(",")]

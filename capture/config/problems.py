@@ -67,6 +67,10 @@ class ConfigError(ValueError):
         return [problem for problem in self.problems if problem.severity == "error"]
 
 
+class RuleFileMissing(ConfigError):
+    """No rule file where one was looked for: not a mistake in a file, nothing to fix in one."""
+
+
 @dataclass(frozen=True, slots=True)
 class Skipped:
     """Parts of a rule file that failed validation and were left out of the cross-checks.

@@ -82,7 +82,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"capture simulate: {error}")
         return 2
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Our own SIGINT handler too, as run and demo have: `capture simulate &` in a script
+    # starts with SIGINT ignored (a background job of a non-interactive shell), and
+    # Python then installs no KeyboardInterrupt, so Ctrl-C or `kill -INT` did nothing.
+    previous = {
+        number: signal.signal(number, lambda *_: stop.set())
+        for number in (signal.SIGTERM, signal.SIGINT)
+    }
     stamp = _stamp(args.config)
     try:
         _print_table(simulator, setup)
@@ -90,10 +96,9 @@ def run(args: argparse.Namespace) -> int:
             if args.config is not None and (now := _stamp(args.config)) != stamp:
                 stamp = now
                 _apply_faults(simulator, setup, args.config)
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         simulator.stop()
     print("simulator stopped")
     return 0

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from capture.clock import milliseconds, site_iso
 from capture.engine import FiringReport
 from capture.events import CaptureResult, Event, Value
 from capture.journal import CameraStats
@@ -47,11 +48,6 @@ class ApiError(Exception):
         self.status = status
 
 
-def iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
-    """A time as ISO 8601 in the site's time zone, to the millisecond."""
-    return moment.astimezone(zone).isoformat(timespec="milliseconds") if moment else None
-
-
 class Api:
     """Builds the API's JSON documents from the running service and carries out its commands."""
 
@@ -78,7 +74,7 @@ class Api:
             lines.setdefault(rules.camera_line(name), []).append(self.camera(name, stats.get(name)))
         return {
             "site": rules.service.site,
-            "time": iso(now, self.zone),
+            "time": site_iso(now, self.zone),
             "timezone": rules.service.timezone,
             "stats_period_s": int(STATS_PERIOD.total_seconds()),
             "lines": [{"name": line, "cameras": cameras} for line, cameras in lines.items()],
@@ -107,9 +103,13 @@ class Api:
                 "captures": stats.captures if stats else 0,
                 "ok": stats.ok if stats else 0,
                 "failed": stats.failed if stats else 0,
-                "success_rate": stats.success_rate if stats else None,
-                "median_latency_ms": stats.median_latency_ms if stats else None,
-                "median_trigger_to_image_ms": stats.median_trigger_to_image_ms if stats else None,
+                "success_rate": round(stats.success_rate, 4)
+                if stats and stats.success_rate is not None
+                else None,
+                "median_latency_ms": milliseconds(stats.median_latency_ms if stats else None),
+                "median_trigger_to_image_ms": milliseconds(
+                    stats.median_trigger_to_image_ms if stats else None
+                ),
             },
         }
 
@@ -119,7 +119,7 @@ class Api:
         if media is None:
             return None
         return {
-            "time": iso(datetime.fromtimestamp(media.mtime_ns / 1e9, UTC), self.zone),
+            "time": site_iso(datetime.fromtimestamp(media.mtime_ns / 1e9, UTC), self.zone),
             "image_url": self.media.image_url(media.relative, media.version),
             "thumb_url": self.media.thumb_url(media.relative, media.version),
         }
@@ -139,14 +139,14 @@ class Api:
                 error = {
                     "type": last.result.error_type,
                     "message": last.result.error_message,
-                    "time": iso(last.time, self.zone),
+                    "time": site_iso(last.time, self.zone),
                 }
             outcomes.append(_Outcome(last.event_time, 2, error))
         if stats is not None and stats.last_error_time is not None:
             error = {
                 "type": stats.last_error_type,
                 "message": stats.last_error_message,
-                "time": iso(stats.last_error_time, self.zone),
+                "time": site_iso(stats.last_error_time, self.zone),
             }
             outcomes.append(_Outcome(_to_millisecond(stats.last_error_time), 1, error))
         if stats is not None and stats.last_ok_time is not None:
@@ -194,7 +194,7 @@ class Api:
         """An event with its frames as the API shows it."""
         return {
             "event_id": entry.id,
-            "time": iso(entry.time, self.zone),
+            "time": site_iso(entry.time, self.zone),
             "trigger": entry.trigger,
             "values": entry.values,
             "rules": list(entry.rules),
@@ -220,7 +220,7 @@ class Api:
         """The stream's `capture` message: a frame, its event and the camera's new latest picture."""
         message = self.frame_json(result)
         message["event_id"] = result.event_id
-        message["time"] = iso(datetime.now(UTC), self.zone)
+        message["time"] = site_iso(datetime.now(UTC), self.zone)
         rules = self.service.rules
         message["line"] = (
             rules.camera_line(result.camera) if result.camera in rules.cameras else None

@@ -54,7 +54,7 @@ _ONE_EVENT = "SELECT id, time, trigger, values_json, rules_json FROM events WHER
 
 _FRAMES = """
     SELECT event_id, rule, camera, seq, path, bytes, latency_ms, trigger_to_image_ms,
-        image_time, width, height, stale, error_type, error_message
+        image_time, width, height, stale, error_type, error_message, missing_fields
     FROM captures WHERE event_id IN (SELECT value FROM json_each(?))
     ORDER BY rule, camera, seq, id
 """
@@ -119,4 +119,5 @@ def _frame(row: Any) -> CaptureResult:
         stale=bool(row[11]),
         error_type=row[12],
         error_message=row[13],
+        missing_fields=tuple(row[14].split(",")) if row[14] else (),
     )

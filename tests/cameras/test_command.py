@@ -7,7 +7,9 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -78,6 +80,20 @@ def test_snap_default_name_is_camera_and_time_in_the_current_folder(
     assert len(written.stem) == len("edimax_YYYYmmdd_HHMMSS")
 
 
+def test_snap_names_its_file_in_the_sites_time_zone_not_the_machines(
+    rules: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    # Kiritimati is UTC+14: its date and hour differ from the machine's (UTC) all day.
+    rules.write_text('[service]\ntimezone = "Pacific/Kiritimati"\n' + rules.read_text())
+    before = datetime.now(ZoneInfo("Pacific/Kiritimati")).replace(microsecond=0)
+    assert main(["snap", "edimax", "-c", str(rules)]) == 0
+    after = datetime.now(ZoneInfo("Pacific/Kiritimati"))
+    (written,) = tmp_path.glob("edimax_*.jpg")
+    named = datetime.strptime(written.stem, "edimax_%Y%m%d_%H%M%S")
+    assert before.replace(tzinfo=None) <= named <= after.replace(tzinfo=None)
+
+
 def test_snap_against_html_200_exits_1_and_writes_nothing(
     rules: Path, sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -99,6 +115,21 @@ def test_snap_with_wrong_password_exits_1_without_the_password(
     err = capsys.readouterr().err
     assert err.startswith("AuthFailed: camera generic: authentication failed")
     assert "not-it" not in err and PASSWORD not in err
+
+
+def test_a_failed_login_points_at_the_password_key_the_section_uses(
+    rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules.write_text(
+        rules.read_text().replace('password_env = "CAM_PASSWORD"', 'password = "not-it"')
+    )
+    assert main(["snap", "dahua", "-c", str(rules)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("AuthFailed: camera dahua: authentication failed (HTTP 401, ")
+    assert err.endswith("; check user and password (in the rule file)\n")
+    assert main(["cameras", "-c", str(rules)]) == 1
+    out = capsys.readouterr().out
+    assert "check user and password (in the rule file)" in out and "password_env" not in out
 
 
 def test_snap_unknown_camera_suggests_a_name(

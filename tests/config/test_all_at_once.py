@@ -122,3 +122,45 @@ def test_a_cameras_section_that_is_not_a_table_hides_no_other_section_s_problems
     assert len(messages) == 2, messages
     assert messages[0].startswith("rules.toml:1: cameras: ")
     assert "triggers.gate.pin: GPIO 99 does not exist" in messages[1]
+
+
+def test_an_unknown_option_does_not_hide_another_mistake_of_its_rule() -> None:
+    text = MINIMAL.replace(
+        'cameras = ["cam1"]', 'cameras = ["cam1"]\ncooldown = 3\nfilename = "{id}.jpg"'
+    )
+    assert problems_of(text) == [
+        f"rules.toml:{line_of(text, 'cooldown')}: rules[0] (r1).cooldown: "
+        "unknown option 'cooldown' (did you mean 'cooldown_s'?)",
+        f"rules.toml:{line_of(text, 'filename')}: rules[0] (r1).filename: filename template: "
+        "unknown value 'id'; this rule's triggers carry: duration_ms, pin, state "
+        "(declare payload fields with `fields = [...]` on the trigger)",
+    ]
+
+
+def test_a_service_variable_is_text_and_read_leniently_while_the_file_is_strict() -> None:
+    text = MINIMAL.replace("[service]", "[mqtt]\nport = 1883\n\n[service]")
+    rules = parse_rules(text, "rules.toml", {"CAPTURE_MQTT__PORT": "1884"}).rules
+    assert rules.mqtt.port == 1884
+    [message] = problems_of(text.replace("port = 1883", 'port = "1883"'))
+    assert "mqtt.port: expected a whole number" in message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "subjects", "second"),
+    [
+        # An optional number: dropped alone, its rule's file name is still checked.
+        ('cameras = ["cam1"]', 'cameras = ["cam1"]\nburst = "3"\nfilename = "{id}.jpg"',
+         ["rules[0] (r1).burst", "rules[0] (r1).filename"], "unknown value 'id'"),
+        # A required one: its trigger is left out, and the rest is still checked.
+        ('type = "gpio"\npin = 17\n\n[[rules]]\nname = "r1"\nwhen = "gate"\ncameras = ["cam1"]',
+         'type = "interval"\nevery_s = "10"\n\n[[rules]]\nname = "r1"\nwhen = "gate"\ncameras = ["cma1"]',
+         ["triggers.gate.every_s", "rules[0] (r1).cameras[0]"], "unknown camera 'cma1'"),
+    ],
+)  # fmt: skip
+def test_a_number_written_as_text_does_not_hide_the_other_mistakes(
+    old: str, new: str, subjects: list[str], second: str
+) -> None:
+    assert old in MINIMAL
+    messages = problems_of(MINIMAL.replace(old, new))
+    assert [message.split(": ", 2)[1] for message in messages] == subjects
+    assert second in messages[1]

@@ -117,6 +117,13 @@ def test_an_http_trigger_without_a_web_token_is_warned_it_cannot_fire() -> None:
     assert parse_rules(with_token, "rules.toml", {"WEB_TOKEN": "t0ken-for-test"}).warnings == []
 
 
+def test_an_http_trigger_serving_only_a_disabled_rule_is_not_warned_about() -> None:
+    http = MINIMAL.replace('type = "gpio"\npin = 17', 'type = "http"')
+    disabled = http.replace('cameras = ["cam1"]', 'cameras = ["cam1"]\nenabled = false')
+    assert parse_rules(disabled, "rules.toml", {}).warnings == []
+    assert len(parse_rules(http, "rules.toml", {}).warnings) == 1
+
+
 GENERIC = MINIMAL.replace(
     'vendor = "edimax"\nhost = "10.0.0.1"',
     'vendor = "generic"\nhost = "10.0.0.1"\npath = "/cgi-bin/snap.cgi?ch={channel}&pwd=Path-Pw-0042"',

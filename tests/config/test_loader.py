@@ -165,7 +165,12 @@ def test_web_off_loopback_requires_token() -> None:
 def test_unreadable_file_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_rule_file(tmp_path / "missing.toml")
-    assert "cannot read rule file" in str(caught.value)
+    assert "no rule file: no such file (given with -c)" in str(caught.value)
+    folder = tmp_path / "rules.toml"
+    folder.mkdir()
+    with pytest.raises(ConfigError) as caught:
+        load_rule_file(folder)
+    assert str(caught.value) == f"{folder}: cannot read rule file: Is a directory"
 
 
 def test_load_rules_reads_from_disk(write_rules) -> None:  # type: ignore[no-untyped-def]

@@ -99,6 +99,7 @@ class Target:
             STUB_DB=str(self.db),
             PYTHON=str(BASE_PYTHON),
             PI_MODEL_FILE=str(self.root / "no-such-model"),
+            SYSTEMD_RUNTIME_DIR=str(self.stubs),  # as if systemd ran (the stubs folder exists)
         )
         environ.update(env)
         result = subprocess.run(
@@ -325,6 +326,32 @@ def test_unknown_argument_is_refused_with_the_usage(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "unknown argument: --frobnicate" in result.stderr and "usage:" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_without_systemd_nothing_changes_and_it_says_what_works_instead(tmp_path: Path) -> None:
+    made = Target(tmp_path / "root", tmp_path / "stubs", tmp_path / "db")
+    for folder in (made.root, made.stubs, made.db):
+        folder.mkdir()
+    for name, text in STUBS.items():
+        (made.stubs / name).write_text(text)
+        (made.stubs / name).chmod(0o755)
+    missing = tmp_path / "run" / "systemd" / "system"
+    result, calls = made.run(SYSTEMD_RUNTIME_DIR=str(missing))
+    assert (result.returncode, result.stdout, calls) == (1, "", [])
+    assert list(made.root.iterdir()) == []
+    assert result.stderr.splitlines() == [
+        f"[install] error: systemd is not running here (no {missing}: a container, or WSL?),",
+        "[install] error: and the installer sets event-capture up as a systemd service. "
+        "Nothing was changed.",
+        "[install] Without systemd, run it by hand from this checkout:",
+        "[install]   ./dev demo                        # creates .venv; simulated cameras, "
+        "no hardware",
+        "[install]   cp rules.example.toml rules.toml  # then edit it for this line",
+        "[install]   .venv/bin/capture check && .venv/bin/capture run",
+        "[install] Every command works without systemd; only the start at boot, the restart "
+        "after a",
+        '[install] crash and the watchdog need it. Guide: docs/install.md, "Without systemd".',
+    ]
 
 
 SCRIPTS = [INSTALLER, REPO / "deploy" / "capture"]

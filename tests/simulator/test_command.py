@@ -192,3 +192,20 @@ def test_cli_reports_a_bad_file_and_exits_2(tmp_path: Path):
     )
     assert result.returncode == 2
     assert "name and vendor are required" in result.stdout
+
+
+def test_started_in_the_background_of_a_script_it_still_stops_on_sigint():
+    # A background job of a non-interactive shell starts with SIGINT ignored.
+    # `trap "" INT` is what such a shell does before it starts the job; exec keeps it.
+    process = subprocess.Popen(
+        ["sh", "-c", 'trap "" INT; exec "$0" -m capture simulate --vendor edimax', sys.executable],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        _read_until_ready(process)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        assert process.stdout is not None and process.stdout.read() == "simulator stopped\n"
+    finally:
+        _close(process)

@@ -27,6 +27,8 @@ def test_cameras_are_grouped_by_line_with_latest_picture_status_and_hour_figures
     assert cam_a["stats"]["captures"] == 1
     assert cam_a["stats"]["success_rate"] == 1.0
     assert cam_a["stats"]["median_latency_ms"] > 0
+    for figure in ("median_latency_ms", "median_trigger_to_image_ms"):  # no float noise
+        assert cam_a["stats"][figure] == round(cam_a["stats"][figure], 3)
     picture = web.client.get(cam_a["latest"]["thumb_url"])
     assert picture.status_code == 200
     assert picture.content.startswith(b"\xff\xd8")
@@ -170,6 +172,20 @@ def test_snap_a_rule_with_values_photographs_every_camera_of_the_rule(web: Runni
     assert {row.camera for row in rows} == {"cam_c", "gate_cam"}
     assert {row.event_id for row in rows} == {event_id}
     assert dict(rows[0].values) == {"part": "X9"}
+
+
+def test_a_rule_button_without_the_file_names_values_says_which_are_missing(
+    web: Running,
+) -> None:
+    # The dashboard's rule button sends no values; plc_check's file name uses {part}.
+    answer = web.client.post("/api/snap", json={"rule": "plc_check"})
+    assert answer.status_code == 202
+    event_id = answer.json()["event_id"]
+    rows = wait_for(lambda: len(rows := web.journal_rows(rule="plc_check")) == 2 and rows)
+    assert [row.missing_fields for row in rows] == [("part",), ("part",)]
+    event = web.client.get(f"/api/events/{event_id}").json()
+    assert [capture["missing_fields"] for capture in event["captures"]] == [["part"], ["part"]]
+    assert all("_unknown_" in capture["path"] for capture in event["captures"])
 
 
 def test_snap_refuses_unknown_names_and_malformed_requests(web: Running) -> None:

@@ -268,3 +268,16 @@ def test_dashboard_shows_live_pictures_snaps_and_the_events_page_filters(
         "return [...document.querySelectorAll('#values tr')].map(r => r.textContent)"
     )
     assert 'part"P-4711"' in values
+
+    # A rule's button sends no values: the page says which the file name lacked.
+    answer = web.client.post("/api/snap", json={"rule": "plc_check"})
+    assert answer.status_code == 202
+    event_id = answer.json()["event_id"]
+    wait_for(
+        lambda: len(web.client.get(f"/api/events/{event_id}").json().get("captures", [])) == 2,
+        timeout=WAIT_S,
+    )
+    browser.get(f"{web.base_url}/events/{event_id}")
+    notes = "return [...document.querySelectorAll('.frame p.err')].map(p => p.textContent)"
+    expected = 'not in the event: part (written as "unknown" in the file name)'
+    wait_for(lambda: browser.run(notes) == [expected, expected], timeout=WAIT_S)

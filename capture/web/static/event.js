@@ -18,6 +18,7 @@
       h("div", { class: "meta" },
         h("h3", {}, `${capture.camera} #${capture.seq}`, capture.stale ? h("span", { class: "badge error", title: "identical to the previous picture" }, "STALE") : h("span", { class: "badge ok" }, "OK")),
         h("p", {}, `${capture.path}`),
+        ...(capture.missing_fields.length ? [h("p", { class: "err" }, `not in the event: ${capture.missing_fields.join(", ")} (written as "unknown" in the file name)`)] : []),
         h("p", {}, `${capture.width || "?"}×${capture.height || "?"} · ${Math.round(capture.bytes / 1024)} KB · fetch ${EC.ms(capture.latency_ms)} · ${EC.ms(capture.trigger_to_image_ms)} after the trigger`)));
   }
 
