@@ -242,7 +242,10 @@ def shared_rules(tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
             f'[cameras.{name}]\nvendor = "hikvision"\nhost = "127.0.0.1"\nport = {port}\n'
             f'channel = 1\nuser = "admin"\npassword_env = "{env}"\n'
             for name, env in (("good", "CAM_PASSWORD"), ("wrong", "WRONG_PASSWORD"))
-        ),
+        )
+        # The service needs a rule; this one never fires, the test takes the pictures.
+        + '\n[triggers.tick]\ntype = "interval"\nevery_s = 3600\n\n'
+        + '[[rules]]\nname = "hourly"\nwhen = "tick"\ncameras = ["good"]\nenabled = false\n',
         encoding="utf-8",
     )
     return path
