@@ -2,27 +2,34 @@
 
 The engine never knows a vendor: it asks `build_camera(name, config)` for a
 camera and calls `snapshot()`, which returns a `Snapshot` or raises a typed
-`CameraError` (capture.cameras.errors). Adding a vendor is one module with a
-`@register("vendor")` class, a config model in the `CameraConfig` union, its
-tests and a section in docs/cameras.md.
+`CameraError` (capture.cameras.errors). Adding a vendor is one module with
+its driver class, an entry in `CAMERA_DRIVERS`, a config model in the
+`CameraConfig` union, its tests and a section in docs/cameras.md.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from capture.registry import Registry
 
 if TYPE_CHECKING:
     from capture.cameras.logins import SharedLogins
     from capture.config.schema import CameraConfig
 
-#: Modules holding the drivers; `build_camera` imports them all.
-DRIVER_MODULES: tuple[str, ...] = tuple(
-    f"capture.cameras.{vendor}"
-    for vendor in ("hikvision", "dahua", "edimax", "xrc", "mjpeg", "generic")
+#: Vendor (the config's `vendor`) -> its driver class; a driver's module is imported when built.
+CAMERA_DRIVERS: Registry[type] = Registry(
+    "camera vendor",
+    {
+        "dahua": "capture.cameras.dahua:DahuaCamera",
+        "edimax": "capture.cameras.edimax:EdimaxCamera",
+        "generic": "capture.cameras.generic:GenericCamera",
+        "hikvision": "capture.cameras.hikvision:HikvisionCamera",
+        "mjpeg": "capture.cameras.mjpeg:MjpegCamera",
+        "xrc": "capture.cameras.xrc:XrcCamera",
+    },
 )
 
 
@@ -107,31 +114,6 @@ class Camera(Protocol):
         ...
 
 
-#: vendor name -> driver class, filled by `register` as driver modules are imported.
-DRIVERS: dict[str, type] = {}
-
-_Driver = TypeVar("_Driver", bound=type)
-
-
-def register(vendor: str) -> Callable[[_Driver], _Driver]:
-    """Class decorator adding a driver to `DRIVERS` under its config's `vendor` value."""
-
-    def add(cls: _Driver) -> _Driver:
-        if vendor in DRIVERS and DRIVERS[vendor] is not cls:
-            raise RuntimeError(f"two camera drivers registered for vendor {vendor!r}")
-        DRIVERS[vendor] = cls
-        return cls
-
-    return add
-
-
-def load_drivers() -> dict[str, type]:
-    """Import every driver module so `DRIVERS` is complete; return it."""
-    for module in DRIVER_MODULES:
-        importlib.import_module(module)
-    return DRIVERS
-
-
 def build_camera(name: str, config: CameraConfig, *, logins: SharedLogins | None = None) -> Camera:
     """The driver instance for a configured camera (one long-lived HTTP client inside).
 
@@ -139,10 +121,9 @@ def build_camera(name: str, config: CameraConfig, *, logins: SharedLogins | None
     storage root (capture.cameras.logins.shared_logins); without it the
     back-off stays in this process.
     """
-    drivers = load_drivers()
     try:
-        driver = drivers[config.vendor]
-    except KeyError:
-        raise ValueError(f"camera {name}: no driver for vendor {config.vendor!r}") from None
+        driver = CAMERA_DRIVERS.load(config.vendor)
+    except KeyError as exc:
+        raise ValueError(f"camera {name}: {exc.args[0]}") from None
     camera: Camera = driver(name, config) if logins is None else driver(name, config, logins=logins)
     return camera

@@ -8,14 +8,12 @@ typed errors instead of a ".jpg" holding five bytes of text.
 
 from __future__ import annotations
 
-from capture.cameras import register
 from capture.cameras.base import Frame, HttpCamera, frame_from_reply
 from capture.cameras.errors import AuthFailed, CameraError, DeviceError
 from capture.cameras.http import Deadline, Reply
 from capture.config.schema import DahuaCamera as DahuaConfig
 
 
-@register("dahua")
 class DahuaCamera(HttpCamera):
     """A Dahua-family camera or NVR channel."""
 

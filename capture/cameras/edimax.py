@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from capture.cameras import register
 from capture.cameras.base import Frame, HttpCamera, frame_from_reply
 from capture.cameras.http import Deadline
 from capture.config.schema import EdimaxCamera as EdimaxConfig
 
 
-@register("edimax")
 class EdimaxCamera(HttpCamera):
     """An EDIMAX camera."""
 

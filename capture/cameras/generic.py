@@ -8,14 +8,12 @@ is shown.
 
 from __future__ import annotations
 
-from capture.cameras import register
 from capture.cameras.base import Frame, HttpCamera, credentials_of, frame_from_reply
 from capture.cameras.http import Deadline
 from capture.cameras.paths import check_template, fill_template
 from capture.config.schema import GenericCamera as GenericConfig
 
 
-@register("generic")
 class GenericCamera(HttpCamera):
     """A camera reached through a configured snapshot URL."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 
-from capture.cameras import register
 from capture.cameras.base import Frame, HttpCamera, frame_from_reply
 from capture.cameras.errors import CameraError, DeviceError, LockedOut
 from capture.cameras.http import Deadline, Reply
@@ -36,7 +35,6 @@ def isapi_status(body: bytes) -> tuple[str, str, str] | None:
     )
 
 
-@register("hikvision")
 class HikvisionCamera(HttpCamera):
     """A Hikvision camera or NVR channel."""
 

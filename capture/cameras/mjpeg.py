@@ -7,14 +7,12 @@ of one frame. The tolerant framing is in `capture.cameras.multipart`.
 
 from __future__ import annotations
 
-from capture.cameras import register
 from capture.cameras.base import Frame, HttpCamera
 from capture.cameras.http import Deadline
 from capture.cameras.paths import check_template, fill_template
 from capture.config.schema import MjpegCamera as MjpegConfig
 
 
-@register("mjpeg")
 class MjpegCamera(HttpCamera):
     """A camera whose picture is taken from its MJPEG stream."""
 

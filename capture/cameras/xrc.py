@@ -15,7 +15,6 @@ import re
 from dataclasses import replace
 from datetime import datetime
 
-from capture.cameras import register
 from capture.cameras.base import Frame, HttpCamera, credentials_of, frame_from_reply
 from capture.cameras.errors import AuthFailed, CameraError, DeviceError, LockedOut
 from capture.cameras.http import Deadline, Reply
@@ -46,7 +45,6 @@ def filename_time(filename: str | None) -> datetime | None:
         return None
 
 
-@register("xrc")
 class XrcCamera(HttpCamera):
     """A Shenzhen-style CGI camera (XRC, ReeCam, Foscam MJPEG era)."""
 

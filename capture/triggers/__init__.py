@@ -51,5 +51,5 @@ __all__ = [
 def __getattr__(name: str) -> ModuleType:
     # `capture.triggers.gpio` keeps working as an attribute, imported on first use.
     if name in TRIGGER_KINDS:
-        return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(TRIGGER_KINDS.module(name))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,12 +1,13 @@
 """What every trigger kind shares: the protocol, errors, statistics, context and registry.
 
-The engine only ever sees `Trigger`; a kind is one module plus one entry in
-`TRIGGER_KINDS`, so adding one changes nothing else.
+The engine only ever sees `Trigger`; a kind is one module, one entry in
+`TRIGGER_KINDS` (capture.registry, the pattern camera drivers share) and its
+config model in the schema's `TriggerConfig` union; the service, engine and
+web need no change.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from capture.config.schema import MqttConfig
 from capture.events import Event, Value
+from capture.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -156,29 +158,31 @@ TriggerFactory = Callable[[str, Any, TriggerContext], Trigger]
 #: Trigger kind -> "module:factory" that builds it. A kind's module is imported
 #: only when a rule file uses the kind: a service with MQTT triggers alone never
 #: loads gpiozero, watchdog or pyserial (each costs memory on a Pi).
-TRIGGER_KINDS: dict[str, str] = {
-    "file": "capture.triggers.file:FileTrigger",
-    "gpio": "capture.triggers.gpio:GpioTrigger",
-    "http": "capture.triggers.http:HttpTrigger",
-    "interval": "capture.triggers.interval:IntervalTrigger",
-    "mqtt": "capture.triggers.mqtt:MqttTrigger",
-    "serial": "capture.triggers.serial:SerialTrigger",
-}
+TRIGGER_KINDS: Registry[TriggerFactory] = Registry(
+    "trigger type",
+    {
+        "file": "capture.triggers.file:FileTrigger",
+        "gpio": "capture.triggers.gpio:GpioTrigger",
+        "http": "capture.triggers.http:HttpTrigger",
+        "interval": "capture.triggers.interval:IntervalTrigger",
+        "mqtt": "capture.triggers.mqtt:MqttTrigger",
+        "serial": "capture.triggers.serial:SerialTrigger",
+    },
+)
 
 
 def trigger_factory(kind: str) -> TriggerFactory:
     """The builder of trigger kind `kind`, importing its module on first use."""
-    module, _, attribute = TRIGGER_KINDS[kind].partition(":")
-    factory: TriggerFactory = getattr(importlib.import_module(module), attribute)
-    return factory
+    return TRIGGER_KINDS.load(kind)
 
 
 def build_trigger(name: str, config: Any, context: TriggerContext) -> Trigger:
     """Build the trigger `name` from its config model (one of `TriggerConfig`)."""
-    if config.type not in TRIGGER_KINDS:
-        known = ", ".join(sorted(TRIGGER_KINDS))
-        raise TriggerError(name, f"unknown trigger type {config.type!r} (known: {known})")
-    return trigger_factory(config.type)(name, config, context)
+    try:
+        factory = TRIGGER_KINDS.load(config.type)
+    except KeyError as exc:
+        raise TriggerError(name, exc.args[0]) from None
+    return factory(name, config, context)
 
 
 def event_at(trigger: str, values: Mapping[str, Value], monotonic: float) -> Event:
