@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from capture import __version__
+from capture.errors import CaptureError
 
 #: Command name -> the module that registers it, in the order `--help` lists them.
 COMMANDS: dict[str, str] = {
@@ -76,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except CaptureError as exc:
+        # A refusal no command turned into its own output: its message, never a traceback.
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # `capture events | head` closes the pipe early; that is not an error.
         sys.stderr.close()

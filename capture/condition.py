@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from capture.errors import CaptureError
 from capture.events import Value
 
 __all__ = [
@@ -54,7 +55,7 @@ MAX_DEPTH = 32
 Test = Callable[[Mapping[str, Any]], bool]
 
 
-class ConditionError(ValueError):
+class ConditionError(CaptureError, ValueError):
     """A condition that does not parse, or names a value no trigger provides.
 
     `position` is the 0-based offset of the offending character in `text`; the

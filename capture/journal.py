@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from capture.clock import milliseconds, site_iso
+from capture.errors import CaptureError
 from capture.events import CaptureResult, Event, Value
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ _MEDIAN_WINDOW = 1000
 _EPOCH = "0000"  # sorts before every stored time
 
 
-class JournalError(Exception):
+class JournalError(CaptureError):
     """The journal cannot be opened, read or written; the message says what to do."""
 
 

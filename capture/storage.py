@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from capture.config.schema import NAME_PATTERN, StorageConfig
+from capture.errors import CaptureError
 from capture.template import with_suffix_counter
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ _FOLDER_SYNC_PERIOD_S = 0.05
 _RETENTION_CHUNK = 500
 
 
-class StorageError(OSError):
+class StorageError(CaptureError, OSError):
     """A snapshot could not be stored; the message names the camera and what to do."""
 
     def __init__(

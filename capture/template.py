@@ -33,6 +33,7 @@ from datetime import datetime, tzinfo
 from pathlib import PurePosixPath
 from types import MappingProxyType
 
+from capture.errors import CaptureError
 from capture.events import Value
 
 __all__ = [
@@ -112,7 +113,7 @@ _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
-class TemplateError(ValueError):
+class TemplateError(CaptureError, ValueError):
     """A template that does not parse or would not give a safe JPEG file name.
 
     `position` is the 0-based offset in `text`; the message counts columns from 1.

@@ -7,11 +7,13 @@ a password, a session id or a query-string credential.
 
 from __future__ import annotations
 
+from capture.errors import CaptureError
+
 # The class names are the "error type" the journal and MQTT events publish,
 # so they read as outcomes (AuthFailed, Timeout) rather than ending in Error.
 
 
-class CameraError(Exception):
+class CameraError(CaptureError):
     """A snapshot failed; carries the camera name and what the device said.
 
     `status` is the HTTP status when the device answered at all, `excerpt` a

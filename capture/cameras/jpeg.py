@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from capture.errors import CaptureError
+
 SOI = b"\xff\xd8"
 _SOF_CODES = frozenset(
     {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -24,7 +26,7 @@ _EOI = 0xD9
 _SOI_CODE = 0xD8
 
 
-class JpegError(ValueError):
+class JpegError(CaptureError, ValueError):
     """The bytes are not a complete JPEG; the message says why and where."""
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from capture.errors import CaptureError
+
 Severity = Literal["error", "warning"]
 
 
@@ -54,7 +56,7 @@ class Problem:
         return f"{where}: {label}{subject}{self.message}"
 
 
-class ConfigError(ValueError):
+class ConfigError(CaptureError, ValueError):
     """A rule file that cannot be used; `problems` lists every reason."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from capture.config.schema import MqttConfig
+from capture.errors import CaptureError
 from capture.events import Event, Value
 from capture.registry import Registry
 
@@ -26,7 +27,7 @@ Emit = Callable[[Event], None]
 """Hands an event to the engine: thread-safe and non-blocking."""
 
 
-class TriggerError(Exception):
+class TriggerError(CaptureError):
     """A trigger cannot do its job; the message names the trigger and what to do."""
 
     def __init__(self, trigger: str, message: str, source: str | None = None) -> None:

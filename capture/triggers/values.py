@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from capture.errors import CaptureError
 from capture.events import Value
 
 MAX_DEPTH = 8
@@ -31,7 +32,7 @@ _INT = re.compile(r"[-+]?(?:0|[1-9]\d{0,14})")
 _FLOAT = re.compile(r"[-+]?(?:0|[1-9]\d{0,14})?[.,]\d{1,15}(?:[eE][-+]?\d{1,3})?")
 
 
-class PayloadFormatError(ValueError):
+class PayloadFormatError(CaptureError, ValueError):
     """A payload cannot be flattened into values; the message says why."""
 
 

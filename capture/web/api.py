@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from capture.clock import milliseconds, site_iso
 from capture.engine import FiringReport
+from capture.errors import CaptureError
 from capture.events import CaptureResult, Event, Value
 from capture.journal import CameraStats
 from capture.publish import capture_json, event_message
@@ -40,7 +41,7 @@ MAX_PAGE = 200
 MAX_OFFSET = 1_000_000
 
 
-class ApiError(Exception):
+class ApiError(CaptureError):
     """A request the API refuses; `status` is the HTTP status to answer with."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from capture.errors import CaptureError
 from capture.storage import LATEST_DIR
 from capture.web.api import Api, ApiError
 from capture.web.auth import AccessPolicy
@@ -68,7 +69,7 @@ _CSP = (
 _QUERY_IN_TEXT = re.compile(r"\?[^\s'\"]*")
 
 
-class WebError(Exception):
+class WebError(CaptureError):
     """The web server cannot start; the message says which address and what to change."""
 
 

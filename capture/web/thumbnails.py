@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 from PIL import Image, UnidentifiedImageError
 
+from capture.errors import CaptureError
 from capture.web.media import MediaFile
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ THUMB_QUALITY = 75
 DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
 
 
-class ThumbnailError(Exception):
+class ThumbnailError(CaptureError):
     """A picture cannot be decoded into a thumbnail (damaged or not a JPEG)."""
 
 
