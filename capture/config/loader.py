@@ -280,11 +280,22 @@ def _validate(
     if not errors:
         return RuleFile.model_validate(data), Skipped(), []
     problems = [_problem_from_error(error, data, where) for error in errors]
-    droppable = [error for error in errors if _droppable(error)]
-    failed = {_failed_part(tuple(error["loc"])) for error in errors if not _droppable(error)}
+    paths = [_strip_tags(tuple(error["loc"]), data) for error in errors]
+    # Only an option the error's path reaches in the file can be dropped alone; a path
+    # through a union member's name (`pin = [[[]]]`: ...pin.list[...].0.int) fails its part.
+    droppable = {
+        index
+        for index, error in enumerate(errors)
+        if _droppable(error) and _is_option(data, paths[index])
+    }
+    failed = {
+        _failed_part(tuple(error["loc"]))
+        for index, error in enumerate(errors)
+        if index not in droppable
+    }
     if () in failed:
         return None, Skipped(), problems
-    dropped = _without_options(data, [_strip_tags(tuple(e["loc"]), data) for e in droppable])
+    dropped = _without_options(data, [paths[index] for index in sorted(droppable)])
     kept, skipped = _without(dropped, failed)
     try:
         return RuleFile.model_validate(kept), skipped, problems
@@ -345,6 +356,19 @@ def _schema_errors(data: dict[str, Any], from_env: Mapping[tuple[str, str], str]
     return errors
 
 
+def _is_option(data: Mapping[str, Any], path: tuple[str | int, ...]) -> bool:
+    """Whether `path` names an option in a table of the file (every part a key that is there)."""
+    parent: Any = data
+    for part in path[:-1]:
+        if not isinstance(parent, dict | list):
+            return False
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(parent, dict) and path[-1] in parent
+
+
 def _without_options(data: Mapping[str, Any], paths: list[tuple[str | int, ...]]) -> dict[str, Any]:
     """A copy of `data` without the (unknown) options at `paths`."""
     kept: Any = copy.deepcopy(dict(data))
@@ -352,7 +376,7 @@ def _without_options(data: Mapping[str, Any], paths: list[tuple[str | int, ...]]
         parent = kept
         for part in path[:-1]:
             parent = parent[part]
-        del parent[path[-1]]
+        parent.pop(path[-1], None)  # two errors may name one option
     return kept  # type: ignore[no-any-return]
 
 

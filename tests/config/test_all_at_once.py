@@ -164,3 +164,18 @@ def test_a_number_written_as_text_does_not_hide_the_other_mistakes(
     messages = problems_of(MINIMAL.replace(old, new))
     assert [message.split(": ", 2)[1] for message in messages] == subjects
     assert second in messages[1]
+
+
+@pytest.mark.parametrize("value", ["[[[[]]]]", '[["17"]]', '{ a = "1" }'])
+def test_a_wrongly_nested_value_fails_its_part_with_a_located_problem(value: str) -> None:
+    """A type error below an option (inside a list or table) cannot be dropped alone.
+
+    Found by the mutated-reload fault test: `pin = [[[[]]]]` crashed the loader.
+    """
+    text = MINIMAL.replace("pin = 17", f"pin = {value}")
+    messages = problems_of(text)
+    assert messages
+    assert all(
+        message.startswith(f"rules.toml:{line_of(text, 'pin = ')}: ") for message in messages
+    )
+    assert all("triggers.gate.pin" in message for message in messages)
