@@ -18,7 +18,6 @@ import sys
 from collections.abc import Sequence
 
 from capture import __version__
-from capture.errors import CaptureError
 
 #: Command name -> the module that registers it, in the order `--help` lists them.
 COMMANDS: dict[str, str] = {
@@ -73,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = COMMANDS.get(command or "")
     parser = build_parser((module,) if module else ())
     args = parser.parse_args(arguments)
+    from capture.errors import CaptureError  # noqa: PLC0415 - `capture --help` imports no more
+
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
