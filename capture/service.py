@@ -80,7 +80,6 @@ class Service:
         self.reloads = 0
         self.reload_errors: list[str] = []
         self._stamp = _FileStamp.of(config_path) if config_path else None
-        self._on_stop: list[Callable[[], None]] = []
         self._stopped: bool | None = None
         self.web: WebServer | None = None
         self.publisher: Publisher | None = None
@@ -251,8 +250,8 @@ class Service:
 
     def _apply(self, new: RuleFile) -> None:
         old = self.rules
-        for section in ("service", "storage", "mqtt", "web"):
-            if getattr(old, section) != getattr(new, section) and section != "service":
+        for section in ("storage", "mqtt", "web"):  # the engine takes [service] anew on reload
+            if getattr(old, section) != getattr(new, section):
                 log.warning(
                     "[%s] changed: it applies after a restart (systemctl restart event-capture)",
                     section,
@@ -342,8 +341,6 @@ class Service:
         finished = self.engine.stop(grace)
         if not finished:
             log.warning("captures still running after %.0f s grace; stopping anyway", grace)
-        for callback in self._on_stop:
-            callback()
         if self.publisher is not None:
             self.publisher.stop()
         for camera in self.cameras.values():
@@ -363,7 +360,3 @@ class Service:
         # survive a restart. A full disk keeps it alive (its rows wait in memory),
         # so a watchdog restart then would lose them: `alive`, not `outbox_error`.
         return threads_alive and (self.publisher is None or self.publisher.alive)
-
-    def on_stop(self, callback: Callable[[], None]) -> None:
-        """Run `callback` during stop, after captures and before MQTT goes offline."""
-        self._on_stop.append(callback)
