@@ -18,9 +18,6 @@ from capture.config.problems import ConfigError
 from capture.events import Event
 from capture.systemd import Watchdog, notify
 
-#: GIL switch interval of the service process (Python's default is 5 ms).
-SWITCH_INTERVAL_S = 0.0005
-
 
 def register(subparsers: Any) -> None:
     """Add `capture run` and `capture fire` to the CLI."""
@@ -73,9 +70,6 @@ def run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     configure_logging(loaded.rules.service.log_level)
-    # A trigger crosses several threads on its way to the MQTT event; with the
-    # default 5 ms GIL switch interval each hand-over could wait that long.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     service = Service(args.config or default_config_path(), loaded=loaded)
     watchdog = Watchdog.from_environment(
         healthy=service.healthy, status=lambda: status_line(service)

@@ -25,6 +25,7 @@ from capture.events import Event
 from capture.journal import Journal, JournalError
 from capture.logs import SCRUBBER
 from capture.publish import Publisher
+from capture.recovery import finish_interrupted_firings
 from capture.storage import Storage
 from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigger
 from capture.triggers.values import PayloadFormatError, flatten
@@ -110,6 +111,14 @@ class Service:
                 self.handle_command,
             )
         self.engine = Engine(rules, self.cameras, self.storage, self.journal, self.publisher)
+        # Before the publisher starts and any trigger listens: the interrupted firings'
+        # messages queue behind the outbox's older ones and ahead of every new event.
+        finish_interrupted_firings(
+            self.journal,
+            Path(rules.storage.root),
+            rules.service.site,
+            self.publisher.publish_firing if self.publisher is not None else None,
+        )
         if self.publisher is not None:
             self.publisher.start()
         self._trigger_context = self._make_trigger_context(rules)

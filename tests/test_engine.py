@@ -51,9 +51,13 @@ class MemoryCamera:
         self.delay_s = delay_s
         self.error = error
         self.calls: list[float] = []
+        #: Cleared, it holds every request until set: a test queues frames first.
+        self.gate = threading.Event()
+        self.gate.set()
         self._lock = threading.Lock()
 
     def snapshot(self) -> Snapshot:
+        self.gate.wait(30)
         with self._lock:
             self.calls.append(time.monotonic())
         if self.delay_s:
@@ -451,13 +455,18 @@ def test_a_disk_slower_than_the_camera_slows_fetching_instead_of_filling_memory(
         return real_save(relative, jpeg, camera)
 
     monkeypatch.setattr(store, "save", slow_save)
+    camera = h.cameras["fast"]
+    camera.gate.clear()  # all 60 frames wait in the camera's queue before the first is taken
     try:
         for n in range(60):
             h.fire(state="NG", station=f"S{n}", temp=0)
+        wait_for(lambda: h.engine.queued("fast") == 59)  # the first is at the camera
+        camera.gate.set()
         # Every writer is stuck, and so is the camera's own thread with the frame that
         # found all MAX_PENDING_WRITES slots taken: no further JPEG is fetched meanwhile.
         wait_for(lambda: len(saving) == WRITER_THREADS + 1)
-        assert len(h.cameras["fast"].calls) == MAX_PENDING_WRITES + 1
+        assert len(camera.calls) == MAX_PENDING_WRITES + 1
+        assert h.engine.queued("fast") == 60 - (MAX_PENDING_WRITES + 1)
     finally:
         disk.set()
     assert h.engine.wait_idle(30)
