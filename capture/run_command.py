@@ -162,6 +162,8 @@ def _fire_for_real(args: argparse.Namespace, loaded: Any, event: Event) -> int:
 
     with OneShot(loaded.rules) as oneshot:
         reports = oneshot.fire(event)
+    if oneshot.undelivered:
+        _warn_undelivered(loaded.rules, oneshot.undelivered, oneshot.broker_reachable)
     failed = 0
     for report in reports:
         print(f"rule {report.rule}: event {report.event.id}")
@@ -176,3 +178,17 @@ def _fire_for_real(args: argparse.Namespace, loaded: Any, event: Event) -> int:
                     f"  {result.camera} #{result.seq}: {result.error_type}: {result.error_message}"
                 )
     return 1 if failed else 0
+
+
+def _warn_undelivered(rules: Any, count: int, reachable: bool) -> None:
+    """Tell the technician where the event messages the broker did not take are waiting."""
+    from capture.service import JOURNAL_NAME  # noqa: PLC0415
+
+    mqtt = rules.mqtt
+    why = "did not acknowledge in time" if reachable else "could not be reached"
+    print(
+        f"warning: MQTT broker {mqtt.host}:{mqtt.port} {why}; {count} event message(s) wait in "
+        f"the outbox of {rules.storage.root}/{JOURNAL_NAME}. The running service on this "
+        "storage root sends them when it next connects to the broker (or at its next start).",
+        file=sys.stderr,
+    )
