@@ -317,10 +317,14 @@ class Service:
         while not self._stop.wait(interval):
             self.enforce_retention()
 
-    def enforce_retention(self) -> None:
-        """Delete old snapshots, and journal rows older than keep_days; never raises."""
+    def enforce_retention(self, now: datetime | None = None) -> None:
+        """Delete old snapshots, and journal rows older than keep_days; never raises.
+
+        `now` (default: the clock) is the moment ages are measured from.
+        """
+        now = now or datetime.now(UTC)
         try:
-            report = self.storage.enforce_retention()
+            report = self.storage.enforce_retention(now)
             if report.deleted_files:
                 log.info("retention %s", report)
         except OSError as exc:
@@ -328,7 +332,7 @@ class Service:
         keep_days = self.rules.storage.keep_days
         if keep_days is not None:
             try:
-                self.journal.prune(datetime.now(UTC) - timedelta(days=keep_days))
+                self.journal.prune(now - timedelta(days=keep_days))
             except JournalError as exc:
                 log.error("journal pruning failed: %s", exc)
 
