@@ -585,11 +585,14 @@ class JournalReader:
 class _Op:
     """One queued write; `waiter` is set when the caller waits for its commit."""
 
-    __slots__ = ("args", "done", "error", "kind", "result")
+    __slots__ = ("args", "done", "error", "kind", "result", "sync")
 
-    def __init__(self, kind: str, args: tuple[Any, ...] = (), *, wait: bool = False) -> None:
+    def __init__(
+        self, kind: str, args: tuple[Any, ...] = (), *, wait: bool = False, sync: bool = False
+    ) -> None:
         self.kind = kind
         self.args = args
+        self.sync = sync  # its commit must reach the disk (an fsync), not only the WAL file
         self.done = threading.Event() if wait else None
         self.result: Any = None
         self.error: BaseException | None = None
@@ -630,8 +633,9 @@ class Journal(JournalReader):
     (the GIL, not SQLite, is the limit).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, sync_firings: bool = True) -> None:
         path = Path(path)
+        self._sync_firings = sync_firings
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = _connect(path, readonly=False)
         try:
@@ -721,6 +725,9 @@ class Journal(JournalReader):
     ) -> threading.Event:
         """Queue an accepted firing with its planned frames; the flag is set once it is committed.
 
+        The commit is fsynced (unless `sync_firings=False`, for a storage that
+        does not fsync its pictures either), so it survives a power cut.
+
         The flag is also set when the journal refused the row (a full disk): a
         capture must not wait forever for a journal that cannot take it.
         """
@@ -732,6 +739,7 @@ class Journal(JournalReader):
                 (event_id, rule, int(manual), frames_json, self.owner, _ts(datetime.now(UTC))),
             ),
             wait=True,
+            sync=self._sync_firings,
         )
         self._submit(op)
         assert op.done is not None
@@ -884,9 +892,22 @@ class Journal(JournalReader):
                 op.finish(result)
 
     def _commit(self, batch: list[_Op]) -> list[Any]:
-        self._writer.execute("BEGIN IMMEDIATE")
-        results = [self._apply(op) for op in batch]
-        self._writer.execute("COMMIT")
+        # A batch that opens firings is fsynced: their pictures are stored next, and a
+        # power cut must not keep a picture whose firing row it lost. One fsync covers
+        # every firing of the batch, and runs while their cameras are still answering.
+        sync = any(op.sync for op in batch)
+        if sync:
+            self._writer.execute("PRAGMA synchronous = FULL")
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+            results = [self._apply(op) for op in batch]
+            self._writer.execute("COMMIT")
+        except BaseException:
+            self._rollback()  # the safety level cannot change inside a transaction
+            raise
+        finally:
+            if sync:
+                self._writer.execute("PRAGMA synchronous = NORMAL")
         return results
 
     def _apply(self, op: _Op) -> Any:

@@ -53,7 +53,9 @@ class OneShot:
     def __init__(self, rules: RuleFile) -> None:
         self.rules = rules
         self.storage = Storage(rules.storage)
-        self.journal = Journal(Path(rules.storage.root) / JOURNAL_NAME)
+        self.journal = Journal(
+            Path(rules.storage.root) / JOURNAL_NAME, sync_firings=rules.storage.fsync
+        )
         self.cameras = {name: build_camera(name, config) for name, config in rules.cameras.items()}
         self.publisher: Publisher | None = None
         self.broker_reachable = True

@@ -96,7 +96,9 @@ class Service:
         self.storage = Storage(rules.storage)
         recovered = self.storage.recover()
         log.info("storage root=%s %s", rules.storage.root, recovered)
-        self.journal = Journal(Path(rules.storage.root) / JOURNAL_NAME)
+        self.journal = Journal(
+            Path(rules.storage.root) / JOURNAL_NAME, sync_firings=rules.storage.fsync
+        )
         self.cameras = {
             name: camera
             for name, config in rules.cameras.items()
