@@ -128,7 +128,6 @@ class Publisher:
         self._outgoing: queue.Queue[_Outgoing | None] = queue.Queue()  # None stops the thread
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._in_flight: dict[int, int] = {}  # paho mid -> outbox id; this thread's only
-        self._sent_rows = False
         self._reconnected = threading.Event()  # look for rows another process left
         self._connected = threading.Event()
         self._stopping = threading.Event()
@@ -277,7 +276,7 @@ class Publisher:
             return
         owned = set(self._in_flight.values())
         unowned = [message for message in pending if message.id not in owned]
-        if unowned and self._sent_rows:
+        if unowned:
             log.info("mqtt: sending %d event message(s) left in the outbox", len(unowned))
         for message in unowned:
             self._send([message.id], [message.topic], [message.payload])
@@ -305,7 +304,6 @@ class Publisher:
         Only this thread publishes events and reads `_acks`, so each message's
         row is known here before its acknowledgement can be looked at.
         """
-        self._sent_rows = True
         for outbox_id, topic, payload in zip(outbox_ids, topics, payloads, strict=True):
             mid = self._client.publish(topic, payload, qos=self.config.qos).mid
             if self.config.qos:
