@@ -135,6 +135,7 @@ def finish_interrupted_firings(
     row with its outbox message; without MQTT the row is ended here. Firings
     of another live process (a `capture fire` running right now) are left to it.
     """
+    journal.flush()  # what this process queued counts as journaled
     firings = [
         firing
         for firing in journal.open_firings()
