@@ -130,6 +130,7 @@ class Publisher:
         self._in_flight: dict[int, int] = {}  # paho mid -> outbox id; this thread's only
         self._reconnected = threading.Event()  # look for rows another process left
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # the broker confirmed the command subscription
         self._stopping = threading.Event()
         self.published = 0
         self.rejected_commands = 0
@@ -162,6 +163,7 @@ class Publisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = lambda *_: self._subscribed.set()
         return client
 
     def start(self) -> None:
@@ -171,8 +173,14 @@ class Publisher:
         self._thread.start()
 
     def wait_connected(self, timeout: float) -> bool:
-        """True once connected to the broker (for the demo and tests)."""
-        return self._connected.wait(timeout)
+        """True once connected to the broker and, when it takes commands, subscribed to them.
+
+        For the demo and tests: a command published after this returns is heard.
+        """
+        deadline = time.monotonic() + timeout
+        if not self._connected.wait(timeout):
+            return False
+        return self._on_command is None or self._subscribed.wait(deadline - time.monotonic())
 
     @property
     def connected(self) -> bool:
@@ -381,6 +389,7 @@ class Publisher:
                 reason,
             )
         self._connected.clear()
+        self._subscribed.clear()
 
     def _on_publish(
         self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _props: Any
