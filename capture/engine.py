@@ -23,6 +23,12 @@ as `Overloaded` rather than taken late: a picture seconds after the moment is
 worse than an honest error, and it bounds the backlog of a dead camera. A
 frame still untaken when a stop gives up on its grace period is journaled as
 `Abandoned`; every frame of a firing gets exactly one outcome.
+
+A firing is journaled with its planned frames (and their file names) when it
+is accepted, and no picture of it is stored before that row is committed; the
+row ends when the firing's event message is committed to the outbox. So after
+a kill or a power cut the next start (capture.recovery) knows every firing
+that was not announced and whose files are on disk.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,7 +52,7 @@ from capture.cameras.errors import CameraError
 from capture.cameras.hints import with_password_source
 from capture.condition import Condition, parse_condition
 from capture.config.schema import RuleConfig, RuleFile
-from capture.events import CaptureResult, Event
+from capture.events import CaptureResult, Event, PlannedFrame
 from capture.template import Template, parse_template, template_fields
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,9 @@ WRITER_THREADS = 4
 #: Frames that may wait for a writer; beyond, a camera's thread writes its own
 #: frame, so a disk slower than the cameras bounds memory (~30-300 KB a frame).
 MAX_PENDING_WRITES = 4 * WRITER_THREADS
+#: Longest wait, before storing a picture, for its firing's journal row to be committed.
+#: A commit takes about a millisecond; only a journal that refuses writes gets near this.
+FIRING_COMMIT_WAIT_S = 5.0
 
 
 class Store(Protocol):
@@ -74,9 +83,19 @@ class Recorder(Protocol):
 
     def record_result(self, result: CaptureResult) -> None: ...
 
+    def open_firing(
+        self, event_id: str, rule: str, manual: bool, frames: Sequence[PlannedFrame]
+    ) -> threading.Event: ...
+
+    def close_firing(self, event_id: str, rule: str) -> None: ...
+
 
 class Announcer(Protocol):
-    """Where a finished rule firing is announced (capture.publish.Publisher)."""
+    """Where a finished rule firing is announced (capture.publish.Publisher).
+
+    It ends the firing's journal row (`close_firing`) when it has made the
+    announcement durable, in the same commit.
+    """
 
     def publish_firing(self, firing: FiringReport) -> None: ...
 
@@ -255,6 +274,9 @@ class FiringReport:
     site: str
     results: list[CaptureResult]
     manual: bool = False
+    #: The service stopped (a kill, a power cut) before this firing was announced;
+    #: the next start finished it (capture.recovery).
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -293,6 +315,8 @@ class _Firing:
     on_done: Callable[[_Firing], None]
     manual: bool = False
     cameras: tuple[str, ...] = ()
+    #: Set once the firing's journal row is committed; no picture is stored before.
+    durable: threading.Event | None = None
     results: list[CaptureResult] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     claimed: set[tuple[str, int]] = field(default_factory=set)
@@ -332,6 +356,7 @@ class _Frame:
     camera: str
     seq: int
     due: float
+    path: PurePosixPath  # planned; the storage may add `_2`...
 
 
 class _Scheduler:
@@ -488,6 +513,11 @@ class Engine:
         self._start_firing(event, rule, (camera,), manual=True)
         return True
 
+    def queued(self, camera: str) -> int:
+        """Frames waiting in the camera's queue (not counting one being taken); 0 if unknown."""
+        workers = self._workers.get(camera)
+        return workers.queue.qsize() if workers is not None else 0
+
     def add_listener(self, listener: Callable[[CaptureResult], None]) -> None:
         """Call `listener` with every capture result (the dashboard's live updates)."""
         self._listeners.append(listener)
@@ -570,7 +600,7 @@ class Engine:
         count = 0
         for firing in firings:
             for camera, seq in firing.claim_rest():
-                frame = _Frame(firing, camera, seq, firing.event.monotonic)
+                frame = _Frame(firing, camera, seq, firing.event.monotonic, PurePosixPath())
                 error = Abandoned(
                     camera, "the service stopped before this frame was taken (shutdown_grace_s)"
                 )
@@ -604,6 +634,14 @@ class Engine:
             self._announce(_Firing(event, rule, 0, self._finish, manual))
             return
         firing = _Firing(event, rule, burst * len(cameras), self._finish, manual, tuple(cameras))
+        ruleset = self._ruleset
+        paths = {
+            (camera, seq): rule.template.render(ruleset.fields(event, rule, camera, seq))
+            for seq in range(1, burst + 1)
+            for camera in cameras
+        }
+        planned = [PlannedFrame(c, n, str(path)) for (c, n), path in paths.items()]
+        firing.durable = self._recorder.open_firing(event.id, rule.name, manual, planned)
         with self._idle:
             self._in_flight += firing.expected
             self._firings.add(firing)
@@ -611,7 +649,7 @@ class Engine:
         for seq in range(1, burst + 1):
             due = start + (seq - 1) * rule.config.interval_ms / 1000
             for camera in cameras:
-                frame = _Frame(firing, camera, seq, due)
+                frame = _Frame(firing, camera, seq, due, paths[camera, seq])
                 if due <= time.monotonic():
                     self._enqueue(frame)
                 else:
@@ -690,6 +728,7 @@ class Engine:
         """
         if not frame.firing.claim(frame):  # a stop gave up on it meanwhile: no file
             return
+        self._await_firing_row(frame.firing)
         try:
             result = self._store_frame(frame, snapshot)
         except Exception as exc:
@@ -697,13 +736,22 @@ class Engine:
             result = self._failure(frame, exc, self._delay_ms(frame, snapshot))
         self._complete(frame, result)
 
+    @staticmethod
+    def _await_firing_row(firing: _Firing) -> None:
+        """A file on disk must belong to a journaled firing, or a crash would orphan it.
+
+        The fetch took longer than the commit, so this is almost never a wait.
+        """
+        durable = firing.durable
+        if durable is not None and not durable.wait(FIRING_COMMIT_WAIT_S):
+            log.warning(
+                "event=%s rule=%s: journal did not commit the firing within %.0f s; storing anyway",
+                firing.event.id, firing.rule.name, FIRING_COMMIT_WAIT_S,
+            )  # fmt: skip
+
     def _store_frame(self, frame: _Frame, snapshot: Snapshot) -> CaptureResult:
-        fields = self._ruleset.fields(
-            frame.firing.event, frame.firing.rule, frame.camera, frame.seq
-        )
-        relative = frame.firing.rule.template.render(fields)
         try:
-            stored = self._store.save(relative, snapshot.jpeg, frame.camera)
+            stored = self._store.save(frame.path, snapshot.jpeg, frame.camera)
         except OSError as exc:
             return self._failure(frame, exc, self._delay_ms(frame, snapshot))
         return CaptureResult(
@@ -796,6 +844,8 @@ class Engine:
         try:
             if self._announcer is not None:
                 self._announcer.publish_firing(report)
+            elif firing.expected:
+                self._recorder.close_firing(firing.event.id, firing.rule.name)
             for listener in self._report_listeners:
                 listener(report)
         except Exception:

@@ -94,3 +94,16 @@ class CaptureResult:
     def ok(self) -> bool:
         """True when a valid JPEG was written."""
         return self.error_type is None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFrame:
+    """One frame a rule firing means to take, and the file name its template gave it.
+
+    Journaled before the first capture, so that after a crash the next start
+    knows which frames were never taken and which file on disk was whose.
+    """
+
+    camera: str
+    seq: int
+    path: str

@@ -10,13 +10,16 @@ beside the writer.
 Durability: the database runs in WAL mode with `synchronous=NORMAL`, so a
 committed row - outbox messages included - survives a crash or kill -9 of
 the service; a power cut may lose the last commits (the pictures themselves
-are fsynced by the storage). The publisher hands an event message to the
-broker first and commits its outbox row right after, in one commit for
-everything that queued up meanwhile: the broker hears of an event a commit
-sooner, and only a crash in the milliseconds between could lose a message
-(its captures are journaled regardless). Commits are not fsynced one by one:
-a forced fsync per message measured ~4 ms here and capped the event rate,
-while the losses it would prevent need a power cut within the same second.
+are fsynced by the storage). Commits are not fsynced one by one: a forced
+fsync per message measured ~4 ms here and capped the event rate, while the
+losses it would prevent need a power cut within the same second.
+
+A rule firing is a row of `firings` (its planned frames included) from the
+moment it is accepted until its event message is committed to the outbox, in
+the same transaction that writes the message: a firing is therefore always
+either open (the next start finishes it, see capture.recovery) or announced.
+An event message is committed to the outbox before the publisher hands it to
+the broker, so no acknowledgement can arrive for a message without its row.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
 import sqlite3
 import statistics
@@ -38,12 +42,12 @@ from urllib.parse import quote
 
 from capture.clock import milliseconds, site_iso
 from capture.errors import CaptureError
-from capture.events import CaptureResult, Event, Value
+from capture.events import CaptureResult, Event, PlannedFrame, Value
 
 log = logging.getLogger(__name__)
 
 #: Newest schema this code writes; `PRAGMA user_version` holds the file's own.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1
@@ -95,6 +99,18 @@ _MIGRATIONS: tuple[str, ...] = (
     # that older services refuse to open.
     # 1 -> 2: the values a file name used that the event did not carry, comma-separated.
     "ALTER TABLE captures ADD COLUMN missing_fields TEXT",
+    # 2 -> 3: rule firings not yet announced, with the frames they planned.
+    """
+    CREATE TABLE firings (
+        event_id TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        manual INTEGER NOT NULL DEFAULT 0,
+        frames_json TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        opened TEXT NOT NULL,
+        PRIMARY KEY (event_id, rule)
+    ) WITHOUT ROWID;
+    """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -145,6 +161,48 @@ class OutboxMessage:
     qos: int
     retain: bool
     created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFiring:
+    """A rule firing accepted but not yet announced: a crash left it, or it is still running.
+
+    `owner` names the process that runs it (see `process_owner`), so a start
+    does not take over a firing that a live `capture fire` is still taking.
+    """
+
+    event_id: str
+    rule: str
+    manual: bool
+    frames: tuple[PlannedFrame, ...]
+    owner: str
+    opened: datetime
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown-boot"
+
+
+def process_owner() -> str:
+    """This process, as firings name their owner: `<boot id>/<pid>`, unique across reboots."""
+    return f"{_boot_id()}/{os.getpid()}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process that opened a firing still runs (same boot, live pid)."""
+    boot, _, pid = owner.rpartition("/")
+    if boot != _boot_id() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +376,34 @@ def _journal_row(row: sqlite3.Row) -> JournalRow:
     )
 
 
+#: The `captures` columns `capture_result` reads, in its order.
+RESULT_COLUMNS = (
+    "event_id, rule, camera, seq, path, bytes, latency_ms, trigger_to_image_ms, image_time, "
+    "width, height, stale, error_type, error_message, missing_fields"
+)
+
+
+def capture_result(row: Sequence[Any]) -> CaptureResult:
+    """A `captures` row, selected as RESULT_COLUMNS, as the outcome the engine gave."""
+    return CaptureResult(
+        event_id=row[0],
+        rule=row[1],
+        camera=row[2],
+        seq=row[3],
+        path=row[4],
+        bytes=row[5],
+        latency_ms=row[6],
+        trigger_to_image_ms=row[7],
+        image_time=_dt(row[8]),
+        width=row[9],
+        height=row[10],
+        stale=bool(row[11]),
+        error_type=row[12],
+        error_message=row[13],
+        missing_fields=tuple(row[14].split(",")) if row[14] else (),
+    )
+
+
 class JournalReader:
     """Read-only queries on a journal; safe to use from several threads.
 
@@ -452,6 +538,59 @@ class JournalReader:
         """How many messages wait for the broker."""
         return int(self._fetch("SELECT COUNT(*) FROM outbox")[0][0])
 
+    def open_firings(self) -> list[OpenFiring]:
+        """Rule firings accepted but not yet announced, oldest first."""
+        rows = self._fetch(
+            "SELECT event_id, rule, manual, frames_json, owner, opened FROM firings "
+            "ORDER BY opened, event_id, rule"
+        )
+        return [
+            OpenFiring(
+                event_id=row[0],
+                rule=row[1],
+                manual=bool(row[2]),
+                frames=tuple(PlannedFrame(c, int(n), p) for c, n, p in json.loads(row[3])),
+                owner=row[4],
+                opened=datetime.fromisoformat(row[5]),
+            )
+            for row in rows
+        ]
+
+    def event(self, event_id: str) -> Event | None:
+        """The journaled event with this id (its monotonic time is meaningless), or None."""
+        rows = self._fetch(
+            "SELECT id, time, trigger, values_json FROM events WHERE id = ?", (event_id,)
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return Event(
+            trigger=row[2],
+            values=json.loads(row[3]),
+            wall_time=datetime.fromisoformat(row[1]),
+            id=row[0],
+        )
+
+    def results_of(self, event_id: str, rule: str) -> list[CaptureResult]:
+        """Every outcome journaled for one rule firing, in the order recorded."""
+        rows = self._fetch(
+            f"SELECT {RESULT_COLUMNS} FROM captures "  # noqa: S608 - a constant
+            "WHERE event_id = ? AND rule = ? ORDER BY id",
+            (event_id, rule),
+        )
+        return [capture_result(row) for row in rows]
+
+    def recorded_paths_since(self, since: datetime) -> set[str]:
+        """The snapshot paths of captures whose event is at or after `since`.
+
+        Recovery asks once per start; paths have no index of their own (one
+        more B-tree on every capture row), the event time does.
+        """
+        rows = self._fetch(
+            "SELECT path FROM captures WHERE event_time >= ? AND path IS NOT NULL", (_ts(since),)
+        )
+        return {row[0] for row in rows}
+
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
@@ -464,11 +603,14 @@ class JournalReader:
 class _Op:
     """One queued write; `waiter` is set when the caller waits for its commit."""
 
-    __slots__ = ("args", "done", "error", "kind", "result")
+    __slots__ = ("args", "done", "error", "kind", "result", "sync")
 
-    def __init__(self, kind: str, args: tuple[Any, ...] = (), *, wait: bool = False) -> None:
+    def __init__(
+        self, kind: str, args: tuple[Any, ...] = (), *, wait: bool = False, sync: bool = False
+    ) -> None:
         self.kind = kind
         self.args = args
+        self.sync = sync  # its commit must reach the disk (an fsync), not only the WAL file
         self.done = threading.Event() if wait else None
         self.result: Any = None
         self.error: BaseException | None = None
@@ -483,6 +625,11 @@ _INSERT_EVENT = (
     "INSERT OR IGNORE INTO events (id, time, trigger, rules_json, values_json) "
     "VALUES (?, ?, ?, ?, ?)"
 )
+_INSERT_FIRING = (
+    "INSERT OR REPLACE INTO firings (event_id, rule, manual, frames_json, owner, opened) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_DELETE_FIRING = "DELETE FROM firings WHERE event_id = ? AND rule = ?"
 _INSERT_CAPTURE = (
     "INSERT INTO captures (event_id, rule, camera, seq, path, bytes, latency_ms, "
     "trigger_to_image_ms, image_time, width, height, stale, error_type, error_message, time, "
@@ -504,8 +651,9 @@ class Journal(JournalReader):
     (the GIL, not SQLite, is the limit).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, sync_firings: bool = True) -> None:
         path = Path(path)
+        self._sync_firings = sync_firings
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = _connect(path, readonly=False)
         try:
@@ -519,6 +667,7 @@ class Journal(JournalReader):
                 "aside and the service starts a new one"
             ) from exc
         super().__init__(path, _connection=_connect(path, readonly=False))
+        self.owner = process_owner()
         self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -590,15 +739,53 @@ class Journal(JournalReader):
             )
         )
 
+    def open_firing(
+        self, event_id: str, rule: str, manual: bool, frames: Sequence[PlannedFrame]
+    ) -> threading.Event:
+        """Queue an accepted firing with its planned frames; the flag is set once it is committed.
+
+        The commit is fsynced (unless `sync_firings=False`, for a storage that
+        does not fsync its pictures either), so it survives a power cut.
+
+        The flag is also set when the journal refused the row (a full disk): a
+        capture must not wait forever for a journal that cannot take it.
+        """
+        frames_json = json.dumps([[f.camera, f.seq, f.path] for f in frames], ensure_ascii=False)
+        op = _Op(
+            "sql",
+            (
+                _INSERT_FIRING,
+                (event_id, rule, int(manual), frames_json, self.owner, _ts(datetime.now(UTC))),
+            ),
+            wait=True,
+            sync=self._sync_firings,
+        )
+        self._submit(op)
+        assert op.done is not None
+        return op.done
+
+    def close_firing(self, event_id: str, rule: str) -> None:
+        """Queue the end of a firing that is announced by no event message (MQTT disabled)."""
+        self._submit(_Op("sql", (_DELETE_FIRING, (event_id, rule))))
+
     def outbox_put(self, topic: str, payload: bytes, qos: int, retain: bool) -> int:
         """Store a message for the broker (committed on return) and return its id."""
         return self.outbox_put_many([(topic, payload, qos, retain)])[0]
 
-    def outbox_put_many(self, messages: Sequence[tuple[str, bytes, int, bool]]) -> list[int]:
-        """Store several messages in one commit, in order; return their ids."""
+    def outbox_put_many(
+        self,
+        messages: Sequence[tuple[str, bytes, int, bool]],
+        closing: Iterable[tuple[str, str]] = (),
+    ) -> list[int]:
+        """Store several messages in one commit, in order; return their ids.
+
+        `closing` names the firings (event id, rule) these messages announce:
+        they end in the same commit, so a crash leaves each firing either open
+        or announced, never neither.
+        """
         created = _ts(datetime.now(UTC))
         rows = [(topic, body, qos, int(retain), created) for topic, body, qos, retain in messages]
-        return list(self._wait(_Op("outbox_put", (rows,), wait=True)))
+        return list(self._wait(_Op("outbox_put", (rows, list(closing)), wait=True)))
 
     def outbox_done(self, ids: Iterable[int]) -> None:
         """Forget messages the broker acknowledged (queued; a crash first only means a resend)."""
@@ -724,9 +911,22 @@ class Journal(JournalReader):
                 op.finish(result)
 
     def _commit(self, batch: list[_Op]) -> list[Any]:
-        self._writer.execute("BEGIN IMMEDIATE")
-        results = [self._apply(op) for op in batch]
-        self._writer.execute("COMMIT")
+        # A batch that opens firings is fsynced: their pictures are stored next, and a
+        # power cut must not keep a picture whose firing row it lost. One fsync covers
+        # every firing of the batch, and runs while their cameras are still answering.
+        sync = any(op.sync for op in batch)
+        if sync:
+            self._writer.execute("PRAGMA synchronous = FULL")
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+            results = [self._apply(op) for op in batch]
+            self._writer.execute("COMMIT")
+        except BaseException:
+            self._rollback()  # the safety level cannot change inside a transaction
+            raise
+        finally:
+            if sync:
+                self._writer.execute("PRAGMA synchronous = NORMAL")
         return results
 
     def _apply(self, op: _Op) -> Any:
@@ -736,7 +936,9 @@ class Journal(JournalReader):
             self._writer.executemany(*op.args)
         elif op.kind == "outbox_put":
             sql = "INSERT INTO outbox (topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)"
-            return [self._writer.execute(sql, row).lastrowid for row in op.args[0]]
+            ids = [self._writer.execute(sql, row).lastrowid for row in op.args[0]]
+            self._writer.executemany(_DELETE_FIRING, op.args[1])
+            return ids
         elif op.kind == "prune":
             deleted = self._writer.execute(
                 "DELETE FROM captures WHERE event_time < ?", op.args

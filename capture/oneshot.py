@@ -8,6 +8,12 @@ one, then tears everything down. It publishes the event messages only: no
 `<service's id>-fire-<pid>`, since a second connection with the service's id
 would make the broker drop the service's. It does not replay the service's
 outbox.
+
+Its event messages go through the same outbox as the service's, committed
+before they are sent. When the broker cannot be reached (or does not
+acknowledge in time), they stay there: the running service on the same
+storage root sends them when it next connects to the broker, or at its next
+start. `undelivered` says how many, for the CLI to tell the technician.
 """
 
 from __future__ import annotations
@@ -47,9 +53,14 @@ class OneShot:
     def __init__(self, rules: RuleFile) -> None:
         self.rules = rules
         self.storage = Storage(rules.storage)
-        self.journal = Journal(Path(rules.storage.root) / JOURNAL_NAME)
+        self.journal = Journal(
+            Path(rules.storage.root) / JOURNAL_NAME, sync_firings=rules.storage.fsync
+        )
         self.cameras = {name: build_camera(name, config) for name, config in rules.cameras.items()}
         self.publisher: Publisher | None = None
+        self.broker_reachable = True
+        #: Event messages the broker had not acknowledged when `close` gave up on it.
+        self.undelivered = 0
         if rules.mqtt.enabled:
             self.publisher = Publisher(
                 rules.mqtt,
@@ -61,7 +72,7 @@ class OneShot:
                 client_id=fire_client_id(rules.mqtt, rules.service.site),
             )
             self.publisher.start()
-            self.publisher.wait_connected(CONNECT_WAIT_S)
+            self.broker_reachable = self.publisher.wait_connected(CONNECT_WAIT_S)
         self.engine = Engine(rules, self.cameras, self.storage, self.journal, self.publisher)
         self._reports: list[FiringReport] = []
         self._lock = threading.Lock()
@@ -83,6 +94,7 @@ class OneShot:
         self.engine.stop(self.rules.service.shutdown_grace_s)
         if self.publisher is not None:
             self.publisher.stop()
+            self.undelivered = self.publisher.unacknowledged
         for camera in self.cameras.values():
             camera.close()
         self.journal.close()

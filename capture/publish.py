@@ -27,6 +27,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -82,6 +83,7 @@ def event_message(report: FiringReport, zone: ZoneInfo) -> dict[str, Any]:
         "rule": report.rule,
         "trigger": report.event.trigger,
         "manual": report.manual,
+        "interrupted": report.interrupted,
         "values": dict(report.event.values),
         "ok": report.ok,
         "captures": [capture_json(result, zone) for result in report.results],
@@ -120,15 +122,12 @@ class Publisher:
         self._on_command = on_command
         self._replay_outbox = replay_outbox
         self._announce_status = announce_status
-        # (topic, payload, paho mid once handed over, else None); None stops the thread.
-        self._outgoing: queue.Queue[tuple[str, bytes, int | None] | None] = queue.Queue()
+        self._outgoing: queue.Queue[_Outgoing | None] = queue.Queue()  # None stops the thread
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self._in_flight: dict[int, int] = {}  # paho mid -> outbox id
-        self._unregistered: set[int] = set()  # handed to paho, outbox row not yet written
-        self._early_acks: set[int] = set()  # of those, the ones the broker acknowledged
-        self._handover = threading.Lock()  # paho's order = the outbox's order
-        self._replayed = threading.Event()
+        self._in_flight: dict[int, int] = {}  # paho mid -> outbox id; this thread's only
+        self._reconnected = threading.Event()  # look for rows another process left
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # the broker confirmed the command subscription
         self._stopping = threading.Event()
         self.published = 0
         self.rejected_commands = 0
@@ -161,6 +160,7 @@ class Publisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = lambda *_: self._subscribed.set()
         return client
 
     def start(self) -> None:
@@ -170,8 +170,14 @@ class Publisher:
         self._thread.start()
 
     def wait_connected(self, timeout: float) -> bool:
-        """True once connected to the broker (for the demo and tests)."""
-        return self._connected.wait(timeout)
+        """True once connected to the broker and, when it takes commands, subscribed to them.
+
+        For the demo and tests: a command published after this returns is heard.
+        """
+        deadline = time.monotonic() + timeout
+        if not self._connected.wait(timeout):
+            return False
+        return self._on_command is None or self._subscribed.wait(deadline - time.monotonic())
 
     @property
     def connected(self) -> bool:
@@ -208,37 +214,33 @@ class Publisher:
     # ------------------------------------------------------------------ publishing
 
     def publish_firing(self, report: FiringReport) -> None:
-        """Queue the event message of a finished rule firing; never blocks."""
+        """Queue the event message of a finished rule firing; never blocks.
+
+        Its outbox row ends the firing's journal row in the same commit.
+        """
         payload = json.dumps(event_message(report, self._zone), separators=(",", ":"))
-        self.publish(f"{self.prefix}/events/{report.rule}", payload.encode())
+        topic = f"{self.prefix}/events/{report.rule}"
+        self._outgoing.put(_Outgoing(topic, payload.encode(), (report.event.id, report.rule)))
 
     def publish(self, topic: str, payload: bytes) -> None:
-        """Hand one message to paho now (QoS as configured) and queue its outbox row; never blocks.
-
-        Handing over on the caller's thread, not this publisher's, spares the
-        event a thread switch on its way to the broker. Until the previous
-        run's outbox has been re-sent, messages wait for the publisher thread,
-        so the broker hears them in order.
-        """
-        with self._handover:
-            mid = self._publish(topic, payload) if self._replayed.is_set() else None
-            self._outgoing.put((topic, payload, mid))
+        """Queue one message (QoS as configured) for the outbox and then the broker; never blocks."""
+        self._outgoing.put(_Outgoing(topic, payload))
 
     def _run(self) -> None:
-        """The one thread that writes the outbox and forgets what the broker acknowledged.
+        """The one thread that writes the outbox, hands messages to paho and forgets acknowledged ones.
 
-        A message goes to paho first and into the outbox right after, in one
-        commit for everything that queued up meanwhile: the broker hears of an
-        event a database commit sooner. An acknowledgement that arrives before
-        its message's outbox row exists is kept until the row does. While the
-        journal refuses the rows (disk full), they wait here, in order, and are
-        written when it takes them again; paho keeps sending meanwhile.
+        Every message is committed to the outbox first and handed to paho
+        right after, in one commit for everything that queued up meanwhile: an
+        acknowledgement can then only come for a message that has its row, and
+        a crash at any moment leaves each message in the outbox or delivered.
+        While the journal refuses the rows (disk full), the messages wait here,
+        in order, and go out once it takes them again. After a reconnect, rows
+        another process left (`capture fire` while the broker was away) are
+        sent too.
         """
         if self._replay_outbox:
-            self._replay()
-        with self._handover:
-            self._replayed.set()
-        unwritten: list[tuple[str, bytes, int]] = []  # handed to paho, no outbox row yet
+            self._send_unowned()
+        unwritten: list[_Outgoing] = []
         retry = _Retry()
         while True:
             wait = retry.wait() if unwritten else 0.2
@@ -252,105 +254,85 @@ class Publisher:
                 except queue.Empty:
                     break
             stopping = None in batch
-            messages = [item for item in batch if item is not None]
-            if messages:
-                with self._handover:
-                    unwritten += [
-                        (topic, payload, self._publish(topic, payload) if mid is None else mid)
-                        for topic, payload, mid in messages
-                    ]
+            unwritten += [item for item in batch if item is not None]
             if unwritten and (stopping or retry.due()):
-                unwritten = self._write_outbox(unwritten, retry, final=stopping)
+                unwritten = self._write_and_send(unwritten, retry, final=stopping)
             self._drain_acks()
+            if self._reconnected.is_set() and not stopping:
+                self._reconnected.clear()
+                self._send_unowned()
             if stopping:
                 return
 
-    def _replay(self) -> None:
+    def _send_unowned(self) -> None:
+        """Send the outbox rows this publisher has not sent yet, oldest first.
+
+        At start these are the previous run's; after a reconnect, those a
+        `capture fire` left while the broker was away. Acknowledged rows are
+        deleted lazily, so the journal is flushed first: a row still listed is
+        really not delivered (or is being sent by a live `capture fire`, which
+        at worst delivers it twice).
+        """
         try:
+            self._journal.flush()
             pending = self._journal.outbox_pending(limit=1_000_000)
         except JournalError as exc:
-            log.error(
-                "mqtt: cannot read the outbox, its messages are sent at the next start: %s", exc
-            )
+            log.error("mqtt: cannot read the outbox, its messages wait for the next try: %s", exc)
             return
-        for message in pending:
-            self._send(message.id, message.topic, message.payload)
+        owned = set(self._in_flight.values())
+        unowned = [message for message in pending if message.id not in owned]
+        if unowned:
+            log.info("mqtt: sending %d event message(s) left in the outbox", len(unowned))
+        for message in unowned:
+            self._send([message.id], [message.topic], [message.payload])
 
-    def _write_outbox(
-        self, unwritten: list[tuple[str, bytes, int]], retry: _Retry, *, final: bool
-    ) -> list[tuple[str, bytes, int]]:
-        """Commit the outbox rows of `unwritten`; return what is still unwritten."""
-        self._drain_acks()
-        with self._handover:
-            # Acknowledged meanwhile (a long outage): delivered, no row needed.
-            delivered = [mid for _, _, mid in unwritten if mid in self._early_acks]
-            self._early_acks.difference_update(delivered)
-            self._unregistered.difference_update(delivered)
-        self.published += len(delivered)
-        if delivered:
-            acked = set(delivered)
-            unwritten = [item for item in unwritten if item[2] not in acked]
-        if not unwritten:
-            return []
-        rows = [(topic, payload, self.config.qos, False) for topic, payload, _ in unwritten]
+    def _write_and_send(
+        self, unwritten: list[_Outgoing], retry: _Retry, *, final: bool
+    ) -> list[_Outgoing]:
+        """Commit the outbox rows of `unwritten`, then hand them to paho; return what is still unwritten."""
+        rows = [(item.topic, item.payload, self.config.qos, False) for item in unwritten]
+        closing = [item.firing for item in unwritten if item.firing is not None]
         try:
-            ids = self._journal.outbox_put_many(rows)
+            ids = self._journal.outbox_put_many(rows, closing)
         except JournalError as exc:
             retry.failed(exc, len(unwritten), final=final)
             self.outbox_error = str(exc)
             return unwritten
         retry.succeeded(len(unwritten))
         self.outbox_error = None
-        self._track([mid for _, _, mid in unwritten], ids)
+        self._send(ids, [item.topic for item in unwritten], [item.payload for item in unwritten])
         return []
 
-    def _send(self, outbox_id: int, topic: str, payload: bytes) -> None:
-        with self._handover:
-            mid = self._publish(topic, payload)
-        self._track([mid], [outbox_id])
+    def _send(self, outbox_ids: list[int], topics: list[str], payloads: list[bytes]) -> None:
+        """Hand messages with their rows to paho; QoS 0 is done once sent.
 
-    def _publish(self, topic: str, payload: bytes) -> int:
-        """Hand a message to paho; the caller holds `_handover`."""
-        mid = self._client.publish(topic, payload, qos=self.config.qos).mid
-        self._unregistered.add(mid)
-        return mid
-
-    def _track(self, mids: list[int], outbox_ids: list[int]) -> None:
-        """Remember which outbox row each paho message is; QoS 0 is done when sent."""
-        if self.config.qos == 0:
-            with self._handover:
-                self._unregistered.difference_update(mids)
-                self._early_acks.difference_update(mids)
-            self._journal.outbox_done(outbox_ids)
-            return
-        self._drain_acks()  # acknowledgements that came in while the rows were committed
-        done: list[int] = []
-        with self._handover:
-            for mid, outbox_id in zip(mids, outbox_ids, strict=True):
-                self._unregistered.discard(mid)
-                if mid in self._early_acks:
-                    self._early_acks.discard(mid)
-                    done.append(outbox_id)
-                else:
-                    self._in_flight[mid] = outbox_id
-        self._forget(done)
+        Only this thread publishes events and reads `_acks`, so each message's
+        row is known here before its acknowledgement can be looked at.
+        """
+        for outbox_id, topic, payload in zip(outbox_ids, topics, payloads, strict=True):
+            mid = self._client.publish(topic, payload, qos=self.config.qos).mid
+            if self.config.qos:
+                self._in_flight[mid] = outbox_id
+        if not self.config.qos:
+            self._forget(outbox_ids)
 
     def _wait_acknowledged(self, deadline: float) -> None:
         """After the thread ended: wait until the broker acknowledged every event sent."""
-        while waiting := self._unacknowledged():
+        while self._in_flight:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 log.warning(
                     "mqtt: %d event message(s) not acknowledged before stopping; "
-                    "those in the outbox are sent again at the next start",
-                    waiting,
+                    "they stay in the outbox and are sent again at the next connection",
+                    len(self._in_flight),
                 )
                 return
             self._drain_acks(wait=min(remaining, 0.2))
 
-    def _unacknowledged(self) -> int:
-        with self._handover:
-            return len(self._in_flight) + len(self._unregistered - self._early_acks)
+    @property
+    def unacknowledged(self) -> int:
+        """Event messages handed to the broker connection and not acknowledged yet."""
+        return len(self._in_flight)
 
     def _drain_acks(self, wait: float = 0.0) -> None:
         """Forget what the broker acknowledged; `wait` for the first acknowledgement that long."""
@@ -362,12 +344,8 @@ class Publisher:
                 break
             wait = 0.0
             outbox_id = self._in_flight.pop(mid, None)
-            if outbox_id is not None:
+            if outbox_id is not None:  # else the status message's
                 done.append(outbox_id)
-                continue
-            with self._handover:
-                if mid in self._unregistered:  # not the status message's, say
-                    self._early_acks.add(mid)
         self._forget(done)
 
     def _forget(self, done: list[int]) -> None:
@@ -393,6 +371,8 @@ class Publisher:
             client.publish(self.status_topic, b"online", qos=1, retain=True)
         if self._on_command is not None:
             client.subscribe(self.command_topic, qos=1)
+        if self._replay_outbox:
+            self._reconnected.set()
         self._connected.set()
 
     def _on_disconnect(
@@ -406,6 +386,7 @@ class Publisher:
                 reason,
             )
         self._connected.clear()
+        self._subscribed.clear()
 
     def _on_publish(
         self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _props: Any
@@ -425,6 +406,15 @@ class Publisher:
         except (ValueError, RecursionError) as exc:
             self.rejected_commands += 1
             log.warning("mqtt: ignored command on %s: %s", message.topic, str(exc)[:200])
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """A message on its way to the outbox; `firing` is the (event id, rule) it announces."""
+
+    topic: str
+    payload: bytes
+    firing: tuple[str, str] | None = None
 
 
 class _Retry:

@@ -18,9 +18,6 @@ from capture.config.problems import ConfigError, RuleFileMissing
 from capture.events import Event
 from capture.systemd import Watchdog, notify
 
-#: GIL switch interval of the service process (Python's default is 5 ms).
-SWITCH_INTERVAL_S = 0.0005
-
 
 def register(subparsers: Any) -> None:
     """Add `capture run` and `capture fire` to the CLI."""
@@ -78,9 +75,6 @@ def run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     configure_logging(loaded.rules.service.log_level)
-    # A trigger crosses several threads on its way to the MQTT event; with the
-    # default 5 ms GIL switch interval each hand-over could wait that long.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     service = Service(args.config or default_config_path(), loaded=loaded)
     watchdog = Watchdog.from_environment(
         healthy=service.healthy, status=lambda: status_line(service)
@@ -203,6 +197,8 @@ def _fire_for_real(args: argparse.Namespace, loaded: Any, event: Event) -> int:
 
     with OneShot(loaded.rules) as oneshot:
         reports = oneshot.fire(event)
+    if oneshot.undelivered:
+        _warn_undelivered(loaded.rules, oneshot.undelivered, oneshot.broker_reachable)
     failed = 0
     for report in reports:
         print(f"rule {report.rule}: event {report.event.id}")
@@ -218,3 +214,17 @@ def _fire_for_real(args: argparse.Namespace, loaded: Any, event: Event) -> int:
                     f"  {result.camera} #{result.seq}: {result.error_type}: {result.error_message}"
                 )
     return 1 if failed else 0
+
+
+def _warn_undelivered(rules: Any, count: int, reachable: bool) -> None:
+    """Tell the technician where the event messages the broker did not take are waiting."""
+    from capture.service import JOURNAL_NAME  # noqa: PLC0415
+
+    mqtt = rules.mqtt
+    why = "did not acknowledge in time" if reachable else "could not be reached"
+    print(
+        f"warning: MQTT broker {mqtt.host}:{mqtt.port} {why}; {count} event message(s) wait in "
+        f"the outbox of {rules.storage.root}/{JOURNAL_NAME}. The running service on this "
+        "storage root sends them when it next connects to the broker (or at its next start).",
+        file=sys.stderr,
+    )

@@ -26,6 +26,7 @@ from capture.events import Event
 from capture.journal import Journal, JournalError
 from capture.logs import SCRUBBER
 from capture.publish import Publisher
+from capture.recovery import finish_interrupted_firings
 from capture.storage import Storage
 from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigger
 from capture.triggers.values import PayloadFormatError, flatten
@@ -95,7 +96,9 @@ class Service:
         self.storage = Storage(rules.storage)
         recovered = self.storage.recover()
         log.info("storage root=%s %s", rules.storage.root, recovered)
-        self.journal = Journal(Path(rules.storage.root) / JOURNAL_NAME)
+        self.journal = Journal(
+            Path(rules.storage.root) / JOURNAL_NAME, sync_firings=rules.storage.fsync
+        )
         self.cameras = {
             name: camera
             for name, config in rules.cameras.items()
@@ -110,6 +113,14 @@ class Service:
                 self.handle_command,
             )
         self.engine = Engine(rules, self.cameras, self.storage, self.journal, self.publisher)
+        # Before the publisher starts and any trigger listens: the interrupted firings'
+        # messages queue behind the outbox's older ones and ahead of every new event.
+        finish_interrupted_firings(
+            self.journal,
+            Path(rules.storage.root),
+            rules.service.site,
+            self.publisher.publish_firing if self.publisher is not None else None,
+        )
         if self.publisher is not None:
             self.publisher.start()
         self._trigger_context = self._make_trigger_context(rules)
@@ -296,10 +307,14 @@ class Service:
         while not self._stop.wait(interval):
             self.enforce_retention()
 
-    def enforce_retention(self) -> None:
-        """Delete old snapshots, and journal rows older than keep_days; never raises."""
+    def enforce_retention(self, now: datetime | None = None) -> None:
+        """Delete old snapshots, and journal rows older than keep_days; never raises.
+
+        `now` (default: the clock) is the moment ages are measured from.
+        """
+        now = now or datetime.now(UTC)
         try:
-            report = self.storage.enforce_retention()
+            report = self.storage.enforce_retention(now)
             if report.deleted_files:
                 log.info("retention %s", report)
         except OSError as exc:
@@ -307,7 +322,7 @@ class Service:
         keep_days = self.rules.storage.keep_days
         if keep_days is not None:
             try:
-                self.journal.prune(datetime.now(UTC) - timedelta(days=keep_days))
+                self.journal.prune(now - timedelta(days=keep_days))
             except JournalError as exc:
                 log.error("journal pruning failed: %s", exc)
 

@@ -8,6 +8,12 @@ space, no trailing dot or space, no Windows-reserved name, NFC-normalized, at
 most 255 bytes of UTF-8 (the final component keeps its `.jpg`), never empty.
 Nothing a trigger sends can make a path leave the storage root.
 
+A name that would be too long is shortened in its inserted values, never in
+the template's own text: each value longer than its fair share of the room
+is cut and ends in `~` and 8 hex digits of its SHA-256, so distinct values
+stay distinct and `_{camera}_{seq}.jpg` always survives. The file name keeps
+room for the storage's `_2`...`_9999` so numbering never cuts it either.
+
 Rendering runs for every frame, so a template is compiled to one closure per
 path component, common strftime codes read datetime attributes instead of calling
 strftime, and clean ASCII values are checked by one regex search and not copied.
@@ -24,6 +30,7 @@ below the 100 ms or more a camera takes for the frame being named.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import operator
 import re
 import unicodedata
@@ -111,6 +118,13 @@ _RESERVED_STARTS = frozenset(name[:3] for name in _WINDOWS_RESERVED)
 # Control, format (bidi overrides, zero-width), surrogate and line/paragraph separator chars.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
+#: Room a file name keeps for the storage's `_2`... `_9999` (capture.storage tries below 10,000).
+COUNTER_ROOM = len("_9999")
+#: `~` and the hex digits of a shortened value's hash.
+_DIGEST_LENGTH = 8
+_MARK_LENGTH = 1 + _DIGEST_LENGTH
+#: Characters of a value its hash covers: enough to tell payloads apart, bounded in cost.
+_HASHED_CHARACTERS = 65_536
 
 
 class TemplateError(CaptureError, ValueError):
@@ -564,27 +578,75 @@ def _split_suffix(
     return stem, suffix
 
 
-def _compile(parts: list[tuple[str | _Field, int]]) -> Part:
-    """One function rendering a whole component: a constant, one field, or a format skeleton."""
-    skeleton: list[str] = []
-    renderers: list[Part] = []
-    for part, _ in parts:
-        if isinstance(part, str):
-            skeleton.append(part.replace("{", "{{").replace("}", "}}"))
-            continue
-        skeleton.append("{}")
-        if part.name in TIME_FIELDS:
-            renderers.append(_time_part(part.name, part.spec))
-        elif part.spec:
-            renderers.append(_formatted_part(part.name, part.spec))
+class _Component:
+    """One path component: `render` for every frame, `fitted` for a name that may be too long."""
+
+    __slots__ = ("_fill", "_literal_bytes", "_names", "_renderers", "render")
+
+    def __init__(self, parts: list[tuple[str | _Field, int]]) -> None:
+        skeleton: list[str] = []
+        self._renderers: list[Part] = []
+        self._names: list[str] = []
+        literal = ""
+        for part, _ in parts:
+            if isinstance(part, str):
+                skeleton.append(part.replace("{", "{{").replace("}", "}}"))
+                literal += part
+                continue
+            skeleton.append("{}")
+            self._names.append(part.name)
+            if part.name in TIME_FIELDS:
+                self._renderers.append(_time_part(part.name, part.spec))
+            elif part.spec:
+                self._renderers.append(_formatted_part(part.name, part.spec))
+            else:
+                self._renderers.append(_text_part(part.name))
+        self._literal_bytes = _byte_length(literal)
+        self._fill = "".join(skeleton).format
+        renderers, fill = self._renderers, self._fill
+        self.render: Part
+        if not renderers:
+            self.render = _literal_part(literal)
+        elif skeleton == ["{}"]:
+            self.render = renderers[0]
         else:
-            renderers.append(_text_part(part.name))
-    if not renderers:
-        return _literal_part("".join(part for part, _ in parts if isinstance(part, str)))
-    if skeleton == ["{}"]:
-        return renderers[0]
-    fill = "".join(skeleton).format
-    return lambda fields: fill(*[render(fields) for render in renderers])
+            self.render = lambda fields: fill(*[render(fields) for render in renderers])
+
+    def fitted(self, fields: Mapping[str, object], limit: int) -> str:
+        """The component in at most `limit` bytes, shortening values only (if it can)."""
+        text = self.render(fields)
+        if len(text) * 4 <= limit or _byte_length(text) <= limit:
+            return text
+        values = [render(fields) for render in self._renderers]
+        budget = limit - self._literal_bytes
+        if budget < len(values) * _MARK_LENGTH:
+            return text  # the template's own text leaves no room: cut as a last resort
+        allowed = _fair_shares([_byte_length(value) for value in values], budget)
+        return self._fill(
+            *[
+                value if _byte_length(value) <= room else _abbreviate(value, fields.get(name), room)
+                for value, name, room in zip(values, self._names, allowed, strict=True)
+            ]
+        )
+
+
+def _fair_shares(sizes: list[int], budget: int) -> list[int]:
+    """Bytes each value may keep: short values all of theirs, long ones an equal share of the rest."""
+    allowed = [0] * len(sizes)
+    remaining = budget
+    for done, index in enumerate(sorted(range(len(sizes)), key=sizes.__getitem__)):
+        allowed[index] = min(sizes[index], remaining // (len(sizes) - done))
+        remaining -= allowed[index]
+    return allowed
+
+
+def _abbreviate(text: str, value: object, room: int) -> str:
+    """`text` cut to `room` bytes, ending in `~` and a hash of the whole value, so it stays distinct."""
+    whole = _as_text(value)[:_HASHED_CHARACTERS] if value is not None else text
+    digest = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:_DIGEST_LENGTH]
+    if room < _MARK_LENGTH:
+        return digest[: max(room, 1)]
+    return _truncate(text, room - _MARK_LENGTH) + "~" + digest
 
 
 # --------------------------------------------------------------------------- public
@@ -606,10 +668,10 @@ class Template:
         suffix: str,
     ) -> None:
         self.source = source
-        self._folders = tuple(_compile(parts) for parts in folders)
-        self._stem = _compile(stem)
+        self._folders = tuple(_Component(parts) for parts in folders)
+        self._stem = _Component(stem)
         self._suffix = suffix
-        self._stem_limit = MAX_COMPONENT_BYTES - len(suffix)
+        self._stem_limit = MAX_COMPONENT_BYTES - len(suffix) - COUNTER_ROOM
         self._fields = tuple(
             part for parts in [*folders, stem] for part, _ in parts if isinstance(part, _Field)
         )
@@ -643,11 +705,30 @@ class Template:
 
         Missing fields render as `unknown`; see the module doc for the sanitizing rules.
         """
-        folders = [_finish(folder(fields)) for folder in self._folders]
-        stem = _finish(self._stem(fields), self._stem_limit)
+        folders = [_finish(folder.fitted(fields, MAX_COMPONENT_BYTES)) for folder in self._folders]
+        stem = _finish(self._stem.fitted(fields, self._stem_limit), self._stem_limit)
         if (sum(map(len, folders)) + len(stem)) * 4 > _QUICK_PATH_LIMIT:
-            folders, stem = _shorten(folders, stem, self._stem_limit)
+            folders, stem = self._shorten(fields, folders, stem)
         return PurePosixPath(*folders, stem + self._suffix)
+
+    def _shorten(
+        self, fields: Mapping[str, object], folders: list[str], stem: str
+    ) -> tuple[list[str], str]:
+        """Shorten the longest components (their values) until the path fits in MAX_PATH_BYTES."""
+        components = [*self._folders, self._stem]
+        names = [*folders, stem]
+        sizes = [_byte_length(name) for name in names]
+        # Separators and the suffix (at most 5 bytes) count too.
+        budget = MAX_PATH_BYTES - len(names) - 5
+        while sum(sizes) > budget:
+            longest = max(range(len(names)), key=sizes.__getitem__)
+            if sizes[longest] <= 16:
+                break  # unreachable with MAX_COMPONENTS * 17 < MAX_PATH_BYTES; never loop forever
+            target = max(sizes[longest] - (sum(sizes) - budget), 16)
+            limit = min(target, self._stem_limit) if longest == len(names) - 1 else target
+            names[longest] = _finish(components[longest].fitted(fields, limit), limit)
+            sizes[longest] = _byte_length(names[longest])
+        return names[:-1], names[-1]
 
     def __str__(self) -> str:
         return self.source
@@ -664,23 +745,6 @@ class Template:
 
 # Below this many characters (4 bytes each at most) a path needs no exact byte count.
 _QUICK_PATH_LIMIT = MAX_PATH_BYTES - MAX_COMPONENTS - 5
-
-
-def _shorten(folders: list[str], stem: str, stem_limit: int) -> tuple[list[str], str]:
-    """Cut the longest components until the whole path fits in MAX_PATH_BYTES."""
-    names = [*folders, stem]
-    sizes = [_byte_length(name) for name in names]
-    # Separators and the suffix (at most 5 bytes) count too.
-    budget = MAX_PATH_BYTES - len(names) - 5
-    while sum(sizes) > budget:
-        longest = max(range(len(names)), key=sizes.__getitem__)
-        if sizes[longest] <= 16:
-            break  # unreachable with MAX_COMPONENTS * 17 < MAX_PATH_BYTES; never loop forever
-        target = max(sizes[longest] - (sum(sizes) - budget), 16)
-        limit = min(target, stem_limit) if longest == len(names) - 1 else target
-        names[longest] = _finish(_truncate(names[longest], limit), limit)
-        sizes[longest] = _byte_length(names[longest])
-    return names[:-1], names[-1]
 
 
 def parse_template(text: str) -> Template:

@@ -51,9 +51,13 @@ class MemoryCamera:
         self.delay_s = delay_s
         self.error = error
         self.calls: list[float] = []
+        #: Cleared, it holds every request until set: a test queues frames first.
+        self.gate = threading.Event()
+        self.gate.set()
         self._lock = threading.Lock()
 
     def snapshot(self) -> Snapshot:
+        self.gate.wait(30)
         with self._lock:
             self.calls.append(time.monotonic())
         if self.delay_s:
@@ -243,24 +247,27 @@ def test_a_slow_camera_never_delays_another(harness) -> None:  # type: ignore[no
 def test_a_lone_frame_is_written_by_its_camera_thread_and_a_queue_goes_to_the_writers(
     harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    h = harness(delays={"fast": 0.02})
-    writers: list[str] = []
-    save = Storage.save
+    h = harness()
+    handed_over: list[str] = []
+    submit = h.engine._writers.submit
 
-    def recording(self: Storage, relative, jpeg: bytes, camera: str):  # type: ignore[no-untyped-def]
-        writers.append(threading.current_thread().name)
-        return save(self, relative, jpeg, camera)
+    def counted(function: Any, frame: Any, snapshot: Any) -> Any:
+        handed_over.append(frame.firing.event.values["station"])
+        return submit(function, frame, snapshot)
 
-    monkeypatch.setattr(Storage, "save", recording)
+    monkeypatch.setattr(h.engine._writers, "submit", counted)
     h.fire(state="NG", station="S1", temp=0)  # one frame, nothing queued behind it
     assert h.engine.wait_idle(5)
-    assert writers == ["camera-fast-0"]
-    writers.clear()
-    for station in ("S2", "S3", "S4", "S5"):  # four frames for one camera at once
+    assert handed_over == []
+    camera = h.cameras["fast"]
+    camera.gate.clear()  # four frames for one camera, all queued before the first is taken
+    for station in ("S2", "S3", "S4", "S5"):
         h.fire(state="NG", station=station, temp=0)
+    wait_for(lambda: h.engine.queued("fast") == 3)  # S2 is at the camera
+    camera.gate.set()
     assert h.engine.wait_idle(5)
-    assert len(writers) == 4
-    assert any(name.startswith("capture-write") for name in writers), writers
+    # Each frame that found others waiting went to a writer; the last found none.
+    assert handed_over == ["S2", "S3", "S4"]
     assert len({r.path for report in h.reports for r in report.results}) == 5
 
 
@@ -395,7 +402,9 @@ def test_stop_is_bounded_and_abandons_frames_still_queued(
         assert h.engine.stop(0.3) is False
     assert time.monotonic() - began < 2.0
     calls = len(h.cameras["slow"].calls)
-    time.sleep(0.5)
+    for thread in h.engine._workers["slow"].threads:  # the queue's frames end, untaken
+        thread.join(5)
+        assert not thread.is_alive()
     assert len(h.cameras["slow"].calls) <= calls + 1  # at most the frame in progress
 
     # Every frame of every firing has exactly one outcome: saved, or journaled as Abandoned
@@ -451,13 +460,18 @@ def test_a_disk_slower_than_the_camera_slows_fetching_instead_of_filling_memory(
         return real_save(relative, jpeg, camera)
 
     monkeypatch.setattr(store, "save", slow_save)
+    camera = h.cameras["fast"]
+    camera.gate.clear()  # all 60 frames wait in the camera's queue before the first is taken
     try:
         for n in range(60):
             h.fire(state="NG", station=f"S{n}", temp=0)
+        wait_for(lambda: h.engine.queued("fast") == 59)  # the first is at the camera
+        camera.gate.set()
         # Every writer is stuck, and so is the camera's own thread with the frame that
         # found all MAX_PENDING_WRITES slots taken: no further JPEG is fetched meanwhile.
         wait_for(lambda: len(saving) == WRITER_THREADS + 1)
-        assert len(h.cameras["fast"].calls) == MAX_PENDING_WRITES + 1
+        assert len(camera.calls) == MAX_PENDING_WRITES + 1
+        assert h.engine.queued("fast") == 60 - (MAX_PENDING_WRITES + 1)
     finally:
         disk.set()
     assert h.engine.wait_idle(30)

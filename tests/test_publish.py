@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,10 +59,12 @@ def test_event_message_schema() -> None:
         "rule",
         "trigger",
         "manual",
+        "interrupted",
         "values",
         "ok",
         "captures",
     }
+    assert message["interrupted"] is False
     assert message["values"] == {"id": 4711, "station": "S2"}
     [capture] = message["captures"]
     assert capture["image_time"] == "2026-11-25T10:00:00.000+01:00"
@@ -319,9 +321,13 @@ def test_an_outbox_the_disk_refuses_waits_in_memory_and_is_written_when_space_re
     attempts: list[int] = []
     put_many = Journal.outbox_put_many
 
-    def counted(self: Journal, messages: Sequence[tuple[str, bytes, int, bool]]) -> list[int]:
+    def counted(
+        self: Journal,
+        messages: Sequence[tuple[str, bytes, int, bool]],
+        closing: Iterable[tuple[str, str]] = (),
+    ) -> list[int]:
         attempts.append(len(messages))
-        return put_many(self, messages)
+        return put_many(self, messages, closing)
 
     monkeypatch.setattr(Journal, "outbox_put_many", counted)
     events = Recorder(broker_fresh, "p8/events/#", client_id="rec-p8", persistent=True)
@@ -356,6 +362,47 @@ def test_an_outbox_the_disk_refuses_waits_in_memory_and_is_written_when_space_re
         assert publisher.published == 3
     finally:
         saboteur.close()
+        events.close()
+        publisher.stop()
+        journal.close()
+
+
+def test_no_event_message_reaches_the_broker_before_its_outbox_row_is_committed(
+    tmp_path: Path, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outbox first: a crash at any moment leaves each message in the outbox or delivered."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    committing = threading.Event()
+    release = threading.Event()
+    put_many = Journal.outbox_put_many
+
+    def held(
+        self: Journal,
+        messages: Sequence[tuple[str, bytes, int, bool]],
+        closing: Iterable[tuple[str, str]] = (),
+    ) -> list[int]:
+        committing.set()
+        release.wait(30)
+        return put_many(self, messages, closing)
+
+    monkeypatch.setattr(Journal, "outbox_put_many", held)
+    events = Recorder(broker, "p9/events/#")
+    publisher = make_publisher(broker, journal, "p9")
+    publisher.start()
+    try:
+        assert publisher.wait_connected(10)
+        sent = report(rule="first")
+        publisher.publish_firing(sent)
+        wait_for(committing.is_set)
+        # The journal holds the commit back: the broker must hear nothing of it meanwhile,
+        # while a message sent after it by someone else does arrive.
+        publish(broker, "p9/events/probe", json.dumps({"rule": "probe"}))
+        wait_for(lambda: [m["rule"] for m in events.json()] == ["probe"])
+        release.set()
+        wait_for(lambda: [m["rule"] for m in events.json()] == ["probe", "first"])
+        wait_for(lambda: journal.outbox_count() == 0)
+    finally:
+        release.set()
         events.close()
         publisher.stop()
         journal.close()

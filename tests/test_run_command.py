@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from capture.cameras.jpeg import validate_jpeg
 from capture.config.schema import MqttConfig
 from capture.oneshot import fire_client_id
@@ -135,6 +137,45 @@ def test_fire_beside_a_running_service_leaves_it_online_and_connected(
         service.stop()
 
 
+def test_fire_with_the_broker_down_warns_and_the_running_service_delivers_its_message(
+    tmp_path: Path, simulator: Simulator, broker_fresh: Broker
+) -> None:
+    """No restart needed: the service sends what `fire` left in the outbox once it reconnects."""
+    root = tmp_path / "data"
+    rules = tmp_path / "rules.toml"
+    web = "[web]\nenabled = true\nport = 0"
+    rules.write_text(
+        base_sections(root, broker_fresh, prefix="fire-down").replace("[web]\nenabled = false", web)
+        + camera_sections(simulator)
+        + HTTP_RULE
+    )
+    # A consumer as docs/integration.md advises: fixed id, persistent session, QoS 1.
+    events = Recorder(
+        broker_fresh, "fire-down/events/#", client_id="mes-fire-down", persistent=True
+    )
+    service = Service(rules, environ=ENVIRON)
+    service.start()
+    try:
+        assert service.publisher is not None and service.publisher.wait_connected(10)
+        broker_fresh.stop()
+        wait_for(lambda: not service.publisher.connected)  # type: ignore[union-attr]
+        result = capture(
+            "fire", "-c", str(rules), "plc", "--value", "state=NG", "--value", "station=S4"
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"MQTT broker 127.0.0.1:{broker_fresh.port} could not be reached" in result.stderr
+        assert "1 event message(s) wait in the outbox" in result.stderr
+        assert events.json() == []
+        broker_fresh.start()
+        [event] = wait_for(events.json, timeout=60)  # type: ignore[misc]
+        assert event["rule"] == "ng_part" and event["values"]["station"] == "S4"
+        assert len(event["captures"]) == 4 and event["ok"] is True
+        wait_for(lambda: service.journal.outbox_count() == 0)
+    finally:
+        events.close()
+        service.stop()
+
+
 def test_fire_connects_with_an_id_of_its_own_even_beside_the_longest_service_id() -> None:
     for client_id in ("line3", "x" * 128):
         config = MqttConfig(client_id=client_id)
@@ -175,12 +216,18 @@ def test_demo_publishes_its_events_and_ctrl_c_stops_it_cleanly(
         [sys.executable, "-m", "capture", "demo", "--data", str(data), "--period", "0.5",
          "--mqtt", f"{broker.host}:{broker.port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **ENVIRON},
+        env={**os.environ, **ENVIRON, "PYTHONFAULTHANDLER": "1"},
     )  # fmt: skip
     try:
         wait_for(lambda: len(events.json()) >= 3, timeout=60)
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        stdout, stderr = process.communicate(timeout=60)
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            # Where every thread stands (faulthandler prints them on SIGABRT) says why.
+            process.send_signal(signal.SIGABRT)
+            stdout, stderr = process.communicate(timeout=30)
+            pytest.fail(f"capture demo did not stop within 60 s of SIGINT:\n{stderr[-20000:]}")
     finally:
         process.kill()
         events.close()

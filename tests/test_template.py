@@ -149,9 +149,13 @@ def test_values_render_as_text(value: object, expected: str) -> None:
     assert render("{station}.jpg", station=value) == f"{expected}.jpg"
 
 
+#: A lone value shortened to the file name's room: 246 bytes (255 - ".jpg" - room for "_9999").
+SHORTENED = re.compile(r"9{237}~[0-9a-f]{8}\.jpg")
+
+
 def test_huge_numbers_in_text_render_without_error() -> None:
-    assert render("{temp:04d}.jpg", temp="9" * 5000) == "9" * 251 + ".jpg"
-    assert render("{temp:.1f}.jpg", temp="9" * 400) == "9" * 251 + ".jpg"  # too big for a float
+    assert SHORTENED.fullmatch(render("{temp:04d}.jpg", temp="9" * 5000))
+    assert SHORTENED.fullmatch(render("{temp:.1f}.jpg", temp="9" * 400))  # too big for a float
     assert render("{temp:.1f}.jpg", temp="9" * 400 + ".5") == "inf.jpg"
 
 
@@ -229,14 +233,39 @@ def test_a_value_never_splits_a_folder_and_gives_a_valid_visible_name(
     assert path.parts == (expected, f"{expected}.jpg")
 
 
-def test_a_long_value_is_cut_to_255_bytes_and_keeps_the_extension() -> None:
+def test_a_long_value_is_shortened_with_a_hash_and_keeps_the_extension() -> None:
     name = parse_template("{rule}.jpg").render(frame(rule="x" * 300)).name
-    assert name == "x" * (MAX_COMPONENT_BYTES - 4) + ".jpg"
+    assert re.fullmatch(r"x{237}~[0-9a-f]{8}\.jpg", name)
     emoji = parse_template("{rule}.jpeg").render(frame(rule="😀" * 100)).name
-    assert emoji == "😀" * 62 + ".jpeg"
-    assert len(emoji.encode()) <= MAX_COMPONENT_BYTES
+    assert re.fullmatch(r"(😀){59}~[0-9a-f]{8}\.jpeg", emoji)
+    assert len(emoji.encode()) <= MAX_COMPONENT_BYTES - len("_9999")
     folder = parse_template("{rule}/x.jpg").render(frame(rule="é" * 200)).parts[0]
-    assert folder == "é" * 127
+    assert re.fullmatch(r"é{123}~[0-9a-f]{8}", folder)
+
+
+def test_a_long_value_never_costs_the_template_its_own_text_camera_or_sequence() -> None:
+    """The issue's case: a 10 kB payload value in front of `_{camera}_{id}_{seq}`."""
+    template = parse_template("{line}/{note}_{camera}_{id}_{seq}.jpg")
+    names = {
+        template.render(frame(note=note, camera=camera, id=4711, seq=seq)).name
+        for note in ("a" * 10_000, "a" * 9_999 + "b")
+        for camera in ("cam_a", "cam_b")
+        for seq in (1, 2)
+    }
+    assert len(names) == 8  # distinct values stay distinct, by their hash
+    for name in names:
+        assert re.fullmatch(r"a+~[0-9a-f]{8}_cam_[ab]_4711_[12]\.jpg", name), name
+        assert len(name.encode()) <= MAX_COMPONENT_BYTES - len("_9999")
+    # The storage's numbering of a taken name then never cuts it either.
+    numbered = with_suffix_counter(PurePosixPath(sorted(names)[0]), 9999).name
+    assert numbered.endswith("_cam_a_4711_1_9999.jpg")
+
+
+def test_two_long_values_share_the_room_and_short_ones_stay_whole() -> None:
+    name = parse_template("{a}-{b}-{c}.jpg").render(frame(a="p" * 400, b="q" * 400, c="short")).name
+    a, b, c = name.removesuffix(".jpg").split("-")
+    assert c == "short" and len(a) + len(b) == 246 - len("--short") and abs(len(a) - len(b)) <= 1
+    assert a.startswith("ppp") and b.startswith("qqq") and "~" in a and "~" in b
 
 
 def test_a_reserved_name_stays_reserved_free_after_cutting() -> None:
@@ -253,7 +282,7 @@ def test_a_huge_value_is_cut_without_processing_all_of_it() -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert name == "é_" * 83 + "é.jpg"  # 251 bytes of UTF-8 and the extension
+    assert re.fullmatch(r"(é_){79}~[0-9a-f]{8}\.jpg", name)  # 246 bytes of UTF-8 and the extension
     # Sanitizing all of it would copy it at least once (tens of MB); cutting first costs KB.
     assert peak < 1_000_000, peak
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from capture.events import CaptureResult, Value
-from capture.journal import JournalReader
+from capture.journal import RESULT_COLUMNS, JournalReader, capture_result
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +52,11 @@ _EVENTS = """
 
 _ONE_EVENT = "SELECT id, time, trigger, values_json, rules_json FROM events WHERE id = ?"
 
-_FRAMES = """
-    SELECT event_id, rule, camera, seq, path, bytes, latency_ms, trigger_to_image_ms,
-        image_time, width, height, stale, error_type, error_message, missing_fields
+_FRAMES = f"""
+    SELECT {RESULT_COLUMNS}
     FROM captures WHERE event_id IN (SELECT value FROM json_each(?))
     ORDER BY rule, camera, seq, id
-"""
+"""  # noqa: S608 - constant columns
 
 
 def _time(text: str | None) -> datetime | None:
@@ -99,25 +98,5 @@ class EventQueries(JournalReader):
         }
         if entries:
             for frame in self._fetch(_FRAMES, (json.dumps(list(entries)),)):
-                entries[frame[0]].frames.append(_frame(frame))
+                entries[frame[0]].frames.append(capture_result(frame))
         return list(entries.values())
-
-
-def _frame(row: Any) -> CaptureResult:
-    return CaptureResult(
-        event_id=row[0],
-        rule=row[1],
-        camera=row[2],
-        seq=row[3],
-        path=row[4],
-        bytes=row[5],
-        latency_ms=row[6],
-        trigger_to_image_ms=row[7],
-        image_time=_time(row[8]),
-        width=row[9],
-        height=row[10],
-        stale=bool(row[11]),
-        error_type=row[12],
-        error_message=row[13],
-        missing_fields=tuple(row[14].split(",")) if row[14] else (),
-    )

