@@ -52,7 +52,7 @@ from capture.cameras.errors import CameraError
 from capture.cameras.hints import with_password_source
 from capture.condition import Condition, parse_condition
 from capture.config.schema import RuleConfig, RuleFile
-from capture.events import CaptureResult, Event, PlannedFrame
+from capture.events import CaptureResult, Event, FiringReport, PlannedFrame, firing_line
 from capture.template import Template, parse_template, template_fields
 
 log = logging.getLogger(__name__)
@@ -263,42 +263,6 @@ class FailureLog:
                 return None
             self._state[key] = (now, 0)
             return held
-
-
-@dataclass
-class FiringReport:
-    """Everything one rule firing produced, for the event message."""
-
-    event: Event
-    rule: str
-    site: str
-    results: list[CaptureResult]
-    manual: bool = False
-    #: The service stopped (a kill, a power cut) before this firing was announced;
-    #: the next start finished it (capture.recovery).
-    interrupted: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when every frame of every camera was saved."""
-        return all(result.ok for result in self.results)
-
-
-def firing_line(report: FiringReport) -> str:
-    """The one log line of a rule firing: what fired it and what became of every frame."""
-    results = report.results
-    saved = [result for result in results if result.ok]
-    failed = sorted({f"{r.camera} {r.error_type}" for r in results if not r.ok})
-    slowest = max((result.trigger_to_image_ms for result in saved), default=0.0)
-    text = (
-        f"event={report.event.id} trigger={report.event.trigger} rule={report.rule}: "
-        f"{len(saved)}/{len(results)} frame(s) saved"
-    )
-    if saved:
-        text += f" within {slowest:.0f} ms of the trigger, first {saved[0].path}"
-    if failed:
-        text += f"; failed: {', '.join(failed)}"
-    return text
 
 
 @dataclass(eq=False)

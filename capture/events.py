@@ -1,7 +1,9 @@
-"""The plain, immutable data that flows one way through the service.
+"""The plain data that flows one way through the service.
 
 A trigger produces an `Event`; the engine turns it into capture jobs; each job
-ends as a `CaptureResult`. Nothing here does I/O, so every stage can be tested
+ends as a `CaptureResult`, and each rule firing as a `FiringReport` that the
+publisher, the journal's recovery and the web read without importing the
+engine. Nothing here does I/O, so every stage can be tested
 with values it builds itself.
 """
 
@@ -107,3 +109,39 @@ class PlannedFrame:
     camera: str
     seq: int
     path: str
+
+
+@dataclass
+class FiringReport:
+    """Everything one rule firing produced, for the event message."""
+
+    event: Event
+    rule: str
+    site: str
+    results: list[CaptureResult]
+    manual: bool = False
+    #: The service stopped (a kill, a power cut) before this firing was announced;
+    #: the next start finished it (capture.recovery).
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when every frame of every camera was saved."""
+        return all(result.ok for result in self.results)
+
+
+def firing_line(report: FiringReport) -> str:
+    """The one log line of a rule firing: what fired it and what became of every frame."""
+    results = report.results
+    saved = [result for result in results if result.ok]
+    failed = sorted({f"{r.camera} {r.error_type}" for r in results if not r.ok})
+    slowest = max((result.trigger_to_image_ms for result in saved), default=0.0)
+    text = (
+        f"event={report.event.id} trigger={report.event.trigger} rule={report.rule}: "
+        f"{len(saved)}/{len(results)} frame(s) saved"
+    )
+    if saved:
+        text += f" within {slowest:.0f} ms of the trigger, first {saved[0].path}"
+    if failed:
+        text += f"; failed: {', '.join(failed)}"
+    return text

@@ -25,8 +25,8 @@ from types import TracebackType
 
 from capture.cameras import build_camera
 from capture.config.schema import MqttConfig, RuleFile
-from capture.engine import Engine, FiringReport
-from capture.events import Event
+from capture.engine import Engine
+from capture.events import Event, FiringReport
 from capture.journal import Journal
 from capture.publish import Publisher
 from capture.service import JOURNAL_NAME

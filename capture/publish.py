@@ -35,8 +35,7 @@ import paho.mqtt.client as mqtt
 
 from capture.clock import site_iso
 from capture.config.schema import MqttConfig
-from capture.engine import FiringReport
-from capture.events import CaptureResult
+from capture.events import CaptureResult, FiringReport
 from capture.journal import Journal, JournalError
 
 log = logging.getLogger(__name__)

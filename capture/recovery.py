@@ -19,8 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from capture.cameras.jpeg import JpegError, validate_jpeg
-from capture.engine import FiringReport
-from capture.events import CaptureResult, Event, PlannedFrame
+from capture.events import CaptureResult, Event, FiringReport, PlannedFrame
 from capture.journal import Journal, OpenFiring, owner_alive
 from capture.template import with_suffix_counter
 

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from capture.config.schema import MqttConfig
-from capture.engine import FiringReport, RuleDisabled
-from capture.events import CaptureResult, Event
+from capture.engine import RuleDisabled
+from capture.events import CaptureResult, Event, FiringReport
 from capture.journal import Journal
 from capture.publish import Publisher, event_message
 from tests.broker import Broker

@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from capture.engine import FiringReport
-from capture.events import CaptureResult, Event, PlannedFrame
+from capture.events import CaptureResult, Event, FiringReport, PlannedFrame
 from capture.journal import Journal, process_owner
 from capture.publish import event_message
 from capture.recovery import finish_interrupted_firings

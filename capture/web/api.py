@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from capture.clock import milliseconds, site_iso
-from capture.engine import FiringReport
 from capture.errors import CaptureError
-from capture.events import CaptureResult, Event, Value
+from capture.events import CaptureResult, Event, FiringReport, Value
 from capture.journal import CameraStats
 from capture.publish import capture_json, event_message
 from capture.triggers.base import PayloadError, TriggerError

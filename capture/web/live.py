@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from capture.engine import FiringReport
-from capture.events import CaptureResult
+from capture.events import CaptureResult, FiringReport
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from capture.engine import FiringReport
-from capture.events import CaptureResult, Event
+from capture.events import CaptureResult, Event, FiringReport
 from capture.publish import event_message
 
 ROOT = Path(__file__).resolve().parents[2]
