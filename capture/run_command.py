@@ -145,7 +145,7 @@ def fire(args: argparse.Namespace) -> int:
 
 
 def _fire(args: argparse.Namespace) -> int:
-    from capture.engine import RuleSet  # noqa: PLC0415
+    from capture.rules import RuleSet  # noqa: PLC0415
 
     loaded = _load(args)
     if loaded is None:

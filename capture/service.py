@@ -21,12 +21,13 @@ from capture.cameras.logins import shared_logins
 from capture.config.loader import LoadedRules, load_rules
 from capture.config.problems import ConfigError
 from capture.config.schema import CameraConfig, RuleFile
-from capture.engine import Engine, RuleDisabled
+from capture.engine import Engine
 from capture.events import Event
 from capture.journal import Journal, JournalError
 from capture.logs import SCRUBBER
 from capture.publish import Publisher
 from capture.recovery import finish_interrupted_firings
+from capture.rules import RuleDisabled
 from capture.storage import Storage
 from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigger
 from capture.triggers.values import PayloadFormatError, flatten

@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from capture.config.schema import MqttConfig
-from capture.engine import RuleDisabled
 from capture.events import CaptureResult, Event, FiringReport
 from capture.journal import Journal
 from capture.publish import Publisher, event_message
+from capture.rules import RuleDisabled
 from tests.broker import Broker
 from tests.conftest import wait_for
 from tests.mqtt_client import Recorder, publish
