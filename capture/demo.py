@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from capture.simulator import SimulatedCamera, Simulator
+from capture.simulator.camera import Vendor
 
 log = logging.getLogger("capture.demo")
 
-DEMO_CAMERAS = (
+DEMO_CAMERAS: tuple[tuple[str, Vendor, str, dict[str, object]], ...] = (
     # name, vendor, line, extra rule-file options
     ("line1_nvr_ch1", "hikvision", "Line 1", {"channel": 1}),
     ("line1_nvr_ch2", "hikvision", "Line 1", {"channel": 2}),
@@ -107,7 +108,7 @@ def demo_rules(
     cameras = []
     for name, vendor, line, extra in DEMO_CAMERAS:
         sim_name = "line1_nvr" if vendor == "hikvision" else name
-        options = {
+        options: dict[str, object] = {
             "vendor": vendor,
             "host": "127.0.0.1",
             "port": sim.port_of(sim_name),

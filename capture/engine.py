@@ -33,6 +33,7 @@ that was not announced and whose files are on disk.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
@@ -489,7 +490,7 @@ class Engine:
                 if due <= time.monotonic():
                     self._enqueue(frame)
                 else:
-                    self._scheduler.at(due, lambda frame=frame: self._enqueue(frame))
+                    self._scheduler.at(due, functools.partial(self._enqueue, frame))
 
     def _enqueue(self, frame: _Frame) -> None:
         workers = self._workers.get(frame.camera)

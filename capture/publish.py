@@ -105,7 +105,7 @@ class Publisher:
         site: str,
         timezone: str,
         journal: Journal,
-        on_command: Callable[[Mapping[str, Any]], None] | None = None,
+        on_command: Callable[[Mapping[str, Any]], object] | None = None,
         *,
         replay_outbox: bool = True,
         announce_status: bool = True,

@@ -277,7 +277,7 @@ def _time_formatter(time_format: str) -> Callable[[datetime], str]:
     converters = tuple(convert for _, convert in codes)
     if len(codes) == 1:
         only = converters[0]
-        return lambda moment: fill(only(read(moment)))
+        return lambda moment: fill(only(read(moment)))  # type: ignore[arg-type]  # one attribute: attrgetter gives the value, not a tuple
     # map() over C-level callables keeps Python frames out of the per-frame path.
     return lambda moment: fill(*map(operator.call, converters, read(moment)))
 
@@ -295,8 +295,8 @@ def _time_part(name: str, time_format: str) -> Part:
 
     def render(fields: Mapping[str, object]) -> str:
         value = fields.get(name)
-        if type(value) is datetime and value.year >= 1000:  # type: ignore[union-attr]
-            return formatter(value)  # type: ignore[arg-type]
+        if type(value) is datetime and value.year >= 1000:
+            return formatter(value)
         if value is None:
             return MISSING
         if isinstance(value, datetime):
@@ -556,13 +556,10 @@ def _split_suffix(
     parser: _Parser, parts: list[tuple[str | _Field, int]]
 ) -> tuple[list[tuple[str | _Field, int]], str]:
     last, position = parts[-1]
-    suffix = next(
-        (
-            last[-len(s) :]
-            for s in _JPEG_SUFFIXES
-            if isinstance(last, str) and last.lower().endswith(s)
-        ),
-        None,
+    suffix = (
+        next((last[-len(s) :] for s in _JPEG_SUFFIXES if last.lower().endswith(s)), None)
+        if isinstance(last, str)
+        else None
     )
     if suffix is None:
         raise parser.error(
@@ -570,6 +567,7 @@ def _split_suffix(
             "e.g. '{rule}_{camera}_{seq}.jpg'",
             len(parser.text),
         )
+    assert isinstance(last, str)  # a suffix was found in it
     stem = [*parts[:-1]]
     if len(last) > len(suffix):
         stem.append((last[: -len(suffix)], position))

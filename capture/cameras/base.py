@@ -125,9 +125,9 @@ class HttpCamera:
         mode = self.config.effective_auth
         credentials = credentials_of(self.config)
         query = self._query_credentials() if mode == "query" else None
-        return CameraAuth(  # type: ignore[arg-type]
+        return CameraAuth(
             self.name,
-            mode,
+            mode,  # type: ignore[arg-type]  # effective_auth is one of the schema's auth literals
             credentials,
             query,
             memory=self._device.auth,

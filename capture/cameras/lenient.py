@@ -218,6 +218,7 @@ class LenientTransport(httpx.BaseTransport):
                     return connection, True
                 connection.http.close()
         port = url.port or (443 if url.scheme == "https" else 80)
+        created: http.client.HTTPConnection
         if url.scheme == "https":
             context = self._ssl_context
             created = http.client.HTTPSConnection(url.host, port, context=context)

@@ -101,7 +101,7 @@ class SharedLogins:
             next_s = float(entry["next_s"]) if entry else FIRST_S  # type: ignore[arg-type]
             wait = max(next_s, device_says_s or 0.0)
             salt = str(entry["salt"]) if held else os.urandom(8).hex()  # type: ignore[index]
-            tags = list(entry.get("tags", [])) if held else []  # type: ignore[union-attr, call-overload]
+            tags = list(entry.get("tags", [])) if held else []  # type: ignore[union-attr, arg-type]  # read from JSON
             self._entries[device] = {
                 "until": now + wait,
                 "next_s": min(next_s * 2, MAX_S),

@@ -230,7 +230,7 @@ class _Checker:
 
     def ca_files(self) -> Iterator[Problem]:
         """CA files are loaded when a client is built: a missing one would stop the service."""
-        files = [
+        files: list[tuple[tuple[str, ...], Path]] = [
             (("cameras", name, "ca_file"), camera.ca_file)
             for name, camera in self.rules.cameras.items()
             if camera.ca_file is not None and camera.verify

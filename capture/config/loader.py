@@ -360,24 +360,26 @@ def _is_option(data: Mapping[str, Any], path: tuple[str | int, ...]) -> bool:
     """Whether `path` names an option in a table of the file (every part a key that is there)."""
     parent: Any = data
     for part in path[:-1]:
-        if not isinstance(parent, dict | list):
-            return False
-        try:
+        if isinstance(parent, list) and isinstance(part, int):
+            if not -len(parent) <= part < len(parent):
+                return False
             parent = parent[part]
-        except (KeyError, IndexError, TypeError):
+        elif isinstance(parent, dict) and part in parent:
+            parent = parent[part]
+        else:
             return False
     return isinstance(parent, dict) and path[-1] in parent
 
 
 def _without_options(data: Mapping[str, Any], paths: list[tuple[str | int, ...]]) -> dict[str, Any]:
     """A copy of `data` without the (unknown) options at `paths`."""
-    kept: Any = copy.deepcopy(dict(data))
+    kept: dict[str, Any] = copy.deepcopy(dict(data))
     for path in paths:
-        parent = kept
+        parent: Any = kept
         for part in path[:-1]:
             parent = parent[part]
         parent.pop(path[-1], None)  # two errors may name one option
-    return kept  # type: ignore[no-any-return]
+    return kept
 
 
 _ENTRIES = ("cameras", "triggers", "rules")
@@ -498,7 +500,7 @@ def _model_at(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> type[BaseM
         tag = entry.get(_TAGGED_SECTIONS[str(section)]) if isinstance(entry, dict) else None
         for member in union.__origin__.__args__:  # type: ignore[attr-defined]
             if tag in member.model_fields[_TAGGED_SECTIONS[str(section)]].annotation.__args__:
-                return member  # type: ignore[no-any-return]
+                return member
         return None
     field_info = RuleFile.model_fields.get(str(section))
     annotation = field_info.annotation if field_info else None

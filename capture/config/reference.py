@@ -55,12 +55,13 @@ def generate() -> str:
         "# Rule file option reference",
         "",
     ]
-    for title, model in [
+    sections: list[tuple[str, type[BaseModel]]] = [
         ("[service]", schema.ServiceConfig),
         ("[storage]", schema.StorageConfig),
         ("[mqtt]", schema.MqttConfig),
         ("[web]", schema.WebConfig),
-    ]:
+    ]
+    for title, model in sections:
         parts += [f"## `{title}`", "", (model.__doc__ or "").strip(), "", _table(model), ""]
     common = set(schema.CameraBase.model_fields)
     parts += [

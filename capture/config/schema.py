@@ -661,7 +661,7 @@ class SerialTrigger(LineParser):
     baud: int = Field(9600, ge=50, le=4_000_000, description="Baud rate.")
     bytesize: Literal[5, 6, 7, 8] = Field(8, description="Data bits.")
     parity: Literal["N", "E", "O", "M", "S"] = Field("N", description="Parity: N, E, O, M or S.")
-    stopbits: Literal[1, 1.5, 2] = Field(1, description="Stop bits.")
+    stopbits: Literal[1, 1.5, 2] = Field(1, description="Stop bits.")  # type: ignore[valid-type]  # typing allows no float in Literal; pydantic checks it
     reconnect_s: float = Field(
         2.0, gt=0, le=600, description="Wait between attempts to reopen an unplugged device."
     )

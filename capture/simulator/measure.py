@@ -17,7 +17,7 @@ import re
 import socket
 import time
 
-from capture.simulator.camera import SimulatedCamera
+from capture.simulator.camera import SimulatedCamera, Vendor
 from capture.simulator.server import Simulator
 
 _PATHS = {"generic": "/snap.jpg", "hikvision": "/ISAPI/Streaming/channels/101/picture"}
@@ -32,7 +32,7 @@ def _read_response(sock: socket.socket, buffer: bytes) -> tuple[int, dict[str, s
     head, _, rest = buffer.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
-    headers = {}
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers.setdefault(name.strip().lower(), value.strip())
@@ -62,8 +62,8 @@ def _digest_header(challenge: str, nc: int, path: str) -> str:
 
 
 def _client(
-    port: int, path: str, digest: bool, seconds: float, results: multiprocessing.Queue
-) -> None:  # type: ignore[type-arg]
+    port: int, path: str, digest: bool, seconds: float, results: multiprocessing.Queue[float]
+) -> None:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buffer = b""
@@ -88,7 +88,7 @@ def _client(
     results.put(done)
 
 
-def measure(vendor: str, connections: int, seconds: float) -> float:
+def measure(vendor: Vendor, connections: int, seconds: float) -> float:
     """Requests per second the simulator answers for one camera of `vendor`."""
     camera = SimulatedCamera(
         "measure",
@@ -119,7 +119,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    for vendor, label in (("generic", "no auth"), ("hikvision", "digest MD5")):
+    scenarios: tuple[tuple[Vendor, str], ...] = (
+        ("generic", "no auth"),
+        ("hikvision", "digest MD5"),
+    )
+    for vendor, label in scenarios:
         for connections in (1, 4):
             rate = measure(vendor, connections, args.seconds)
             print(f"{vendor:10} {label:11} {connections} connection(s): {rate:7.0f} snapshots/s")  # noqa: T201

@@ -9,7 +9,8 @@ missing or wrong part lengths, LF-only lines, chunked coding, no Content-Type.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from io import BufferedIOBase
+from typing import TYPE_CHECKING
 
 from capture.simulator.protocol import StreamControl, StreamWriter
 
@@ -31,7 +32,7 @@ def mjpeg_writer(
 ) -> StreamWriter:
     """A writer streaming `next_frame()` at `fps` until the client leaves or the simulator stops."""
 
-    def write(out: BinaryIO, control: StreamControl) -> None:
+    def write(out: BufferedIOBase, control: StreamControl) -> None:
         eol = b"\n" if faults.lf_only else b"\r\n"
         declared = f"--{BOUNDARY}" if faults.boundary_dashes else BOUNDARY
         # A device declaring "--myboundary" writes that verbatim as its delimiter.

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from io import BufferedIOBase
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class StreamControl:
                 return False
 
 
-StreamWriter = Callable[[BinaryIO, StreamControl], None]
+StreamWriter = Callable[[BufferedIOBase, StreamControl], None]
 """Writes a whole streaming response (status line included) until done or told to stop."""
 
 

@@ -82,7 +82,7 @@ class IntervalTrigger:
     ) -> None:
         self.name = name
         self.config = config
-        self.schedule = Schedule(config.hours, config.days, context.timezone)
+        self.schedule = Schedule(config.hours, list(config.days or ()) or None, context.timezone)
         self._clock: Clock = clock or (lambda: datetime.now(UTC))
         self._stats = StatsKeeper()
         self._stopping = threading.Event()

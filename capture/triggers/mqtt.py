@@ -187,7 +187,7 @@ class MqttTriggerConnection:
             filters = sorted({trigger.config.topic for trigger in self._triggers})
             self._extend_hold()  # the session's queued messages come now
         if filters:
-            client.subscribe([(topic, self.config.qos) for topic in filters])
+            client.subscribe([(topic, int(self.config.qos)) for topic in filters])
         self._outage_logged = False
         self._set_connected(True)
         log.info(
@@ -374,7 +374,7 @@ class MqttTrigger:
             log.info("mqtt retained message ignored trigger=%s topic=%s", self.name, message.topic)
             return
         try:
-            values = self.payload_values(message.payload)
+            values = self.payload_values(bytes(message.payload))
         except PayloadFormatError as exc:
             self._stats.rejected(f"topic {message.topic}: {exc}")
             log.warning(

@@ -185,7 +185,7 @@ class Api:
 
     def event(self, event_id: str) -> dict[str, Any]:
         """GET /api/events/<id>: one event, every frame of every rule, the trigger's values."""
-        entry = self.queries.event(event_id) if len(event_id) <= 64 else None
+        entry = self.queries.entry(event_id) if len(event_id) <= 64 else None
         if entry is None:
             raise ApiError(404, f"no event {event_id[:64]!r} in the journal")
         return self.event_json(entry)

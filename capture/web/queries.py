@@ -80,7 +80,7 @@ class EventQueries(JournalReader):
         )
         return self._with_frames(rows)
 
-    def event(self, event_id: str) -> EventEntry | None:
+    def entry(self, event_id: str) -> EventEntry | None:
         """One event with all its frames, or None if the journal does not know it."""
         entries = self._with_frames(self._fetch(_ONE_EVENT, (event_id,)))
         return entries[0] if entries else None
