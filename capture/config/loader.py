@@ -178,7 +178,8 @@ def parse_rules(
 
         problems += cross_check(rules, where, skipped)
         if require_rules and not rules.rules and not skipped.rules_incomplete:
-            problems.append(Problem(source, None, "", NO_RULES))
+            # Located on the last line, where the section would go, so every error has a line.
+            problems.append(Problem(source, max(1, len(text.splitlines())), "", NO_RULES))
     clear_secrets = _clear_secrets(text)
     problems = sorted(
         _without_secrets(problems, clear_secrets),

@@ -154,7 +154,7 @@ def test_an_empty_file_is_refused_by_check_as_by_the_service(tmp_path: Path) -> 
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == (
-        f"{path}: no [[rules]] in the file (empty or half-written?): it would capture nothing; "
+        f"{path}:1: no [[rules]] in the file (empty or half-written?): it would capture nothing; "
         "add a [[rules]] section (see rules.example.toml), or stop the service to stop capturing\n"
         f"{path}: 1 error; nothing was changed\n"
     )

@@ -94,6 +94,24 @@ def test_a_string_left_open_to_the_end_of_the_file_is_located_on_the_last_line()
         raise AssertionError("an unterminated string was accepted")
 
 
+def test_a_file_whose_rules_headers_were_deleted_is_refused_on_located_lines() -> None:
+    """CI's mutation run found "no [[rules]]" without a line; it points where one would go."""
+    text = (
+        '[cameras.cam1]\nvendor = "generic"\nurl = "http://127.0.0.1:9/snapshot.jpg"\n\n'
+        '[triggers.gate]\ntype = "gpio"\npin = "GPIO17"\n\n'
+        "# [[rules]] deleted here: the keys below now belong to [triggers.gate]\n"
+        'name = "gate"\nwhen = "gate"\ncameras = ["cam1"]\n'
+    )
+    try:
+        parse_rules(text, "rules.toml", ENVIRON)
+    except ConfigError as exc:
+        lines = str(exc).splitlines()
+        assert all(located(line, "rules.toml") for line in lines), lines
+        assert f"rules.toml:{len(text.splitlines())}: no [[rules]] in the file" in str(exc)
+    else:
+        raise AssertionError("a file without [[rules]] was accepted")
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=mutated(LINES))
 def test_mutated_rule_file_gives_only_located_config_errors_without_secrets(text: str) -> None:
