@@ -591,6 +591,14 @@ class JournalReader:
         )
         return {row[0] for row in rows}
 
+    def snapshot_owners(self) -> dict[str, str]:
+        """Which camera each journaled snapshot belongs to: path -> camera.
+
+        Storage retention asks once per start, so that no camera's newest
+        picture is taken for a stranger's; `prune` keeps those rows.
+        """
+        return dict(self._fetch("SELECT path, camera FROM captures WHERE path IS NOT NULL"))
+
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
@@ -638,6 +646,23 @@ _INSERT_CAPTURE = (
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
     "COALESCE((SELECT time FROM events WHERE id = ?1), ?15), ?16)"
 )
+
+# Storage retention never deletes a camera's newest picture, whatever its age, and
+# learns after a restart which file that is from these rows: each camera's newest
+# saved picture keeps its row (and its event), however old. The subquery walks the
+# (camera, event_time) index back from each camera's newest row.
+_PRUNE_CAPTURES = """
+    DELETE FROM captures WHERE event_time < ?1 AND id NOT IN (
+        SELECT (SELECT newest.id FROM captures newest
+                WHERE newest.camera = cameras.camera AND newest.path IS NOT NULL
+                ORDER BY newest.event_time DESC, newest.id DESC LIMIT 1)
+        FROM (SELECT DISTINCT camera FROM captures) cameras
+    )
+"""
+_PRUNE_EVENTS = """
+    DELETE FROM events WHERE time < ?1
+        AND NOT EXISTS (SELECT 1 FROM captures WHERE captures.event_id = events.id)
+"""
 
 
 class Journal(JournalReader):
@@ -792,7 +817,10 @@ class Journal(JournalReader):
         self._submit(_Op("sql_many", ("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])))
 
     def prune(self, older_than: datetime) -> int:
-        """Delete events and captures recorded before `older_than`; returns rows deleted."""
+        """Delete events and captures from before `older_than`; returns rows deleted.
+
+        Each camera's newest saved picture keeps its row and its event (see _PRUNE_CAPTURES).
+        """
         return int(self._wait(_Op("prune", (_ts(older_than),))))
 
     def flush(self, timeout: float = 30.0) -> None:
@@ -940,10 +968,8 @@ class Journal(JournalReader):
             self._writer.executemany(_DELETE_FIRING, op.args[1])
             return ids
         elif op.kind == "prune":
-            deleted = self._writer.execute(
-                "DELETE FROM captures WHERE event_time < ?", op.args
-            ).rowcount
-            deleted += self._writer.execute("DELETE FROM events WHERE time < ?", op.args).rowcount
+            deleted = self._writer.execute(_PRUNE_CAPTURES, op.args).rowcount
+            deleted += self._writer.execute(_PRUNE_EVENTS, op.args).rowcount
             return deleted
         return None
 

@@ -95,8 +95,6 @@ class Service:
         for warning in self._loaded.warnings:
             log.warning("%s", warning)
         self.storage = Storage(rules.storage)
-        recovered = self.storage.recover()
-        log.info("storage root=%s %s", rules.storage.root, recovered)
         self.journal = Journal(
             Path(rules.storage.root) / JOURNAL_NAME, sync_firings=rules.storage.fsync
         )
@@ -122,6 +120,10 @@ class Service:
             rules.service.site,
             self.publisher.publish_firing if self.publisher is not None else None,
         )
+        # After it (it returns with its rows committed): the files it adopted are their
+        # cameras' pictures for retention too.
+        recovered = self.storage.recover(self.journal.snapshot_owners())
+        log.info("storage root=%s %s", rules.storage.root, recovered)
         if self.publisher is not None:
             self.publisher.start()
         self._trigger_context = self._make_trigger_context(rules)

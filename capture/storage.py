@@ -5,19 +5,17 @@ Layout under `[storage].root`::
     <template path>.jpg          snapshots, named by the rule's filename template
     latest/<camera>.jpg          the newest snapshot of each camera (a hard link when possible)
     journal.sqlite3              the journal (capture.journal), never touched here
-    .capture-index.jsonl         which camera each snapshot belongs to (see below)
     .capture-<pid>-<n>.tmp       a write in progress; swept by `Storage.recover()`
 
 Which file belongs to which camera cannot be read back from a user's filename
 template, yet retention must never delete the newest picture of a camera, also
-right after a restart. So every save appends one line `{"camera", "path"}` to
-`.capture-index.jsonl` (one small append, no fsync: losing its last lines in a
-power cut only means those files count as "camera unknown"). `recover()` reads
-it, scans the root once, rewrites it without the dead lines, and from then on
-an in-memory index ordered by modification time answers every retention pass
-without rescanning. Snapshots found on disk that the index does not know
-(older installs, a lost index) are managed too when they are `.jpg`/`.jpeg`,
-but protect no camera.
+right after a restart. The journal already has a row for every saved picture,
+with its camera, so `recover()` takes that knowledge from its caller (the
+journal's `snapshot_owners()`), scans the root once, and from then on an
+in-memory index ordered by modification time answers every retention pass
+without rescanning. Snapshots the journal does not know (copied in by hand,
+a journal moved aside) are managed too when they are `.jpg`/`.jpeg`, but
+protect no camera.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
-import json
 import logging
 import os
 import re
@@ -46,7 +43,9 @@ log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 LATEST_DIR = "latest"
 JOURNAL_NAME = "journal.sqlite3"
-INDEX_NAME = ".capture-index.jsonl"
+#: Where versions before 2026-12 kept which camera each file belongs to; the journal
+#: knows it too, so `recover()` removes the file.
+LEGACY_INDEX_NAME = ".capture-index.jsonl"
 SNAPSHOT_SUFFIXES = frozenset({".jpg", ".jpeg"})
 
 _TEMP_RE = re.compile(r"^\.capture-\d+-\d+\.tmp$")
@@ -319,8 +318,6 @@ class Storage:
         self._temp_counter = itertools.count(1)
         self._inflight: set[str] = set()
         self._hardlinks = True
-        self._index_fd: int | None = None
-        self._index_lines = 0
         self._recovered = False
         self._folders = _FolderSyncer()
         self._safe_folders: set[PurePosixPath] = set()
@@ -459,7 +456,6 @@ class Storage:
         entry = _Entry(final.as_posix(), camera, len(jpeg), mtime_ns, order)
         with self._lock:
             self._index.add(entry)
-            self._append_index_line(camera, entry.relative)
         stored = StoredFile(final, self.root / final, len(jpeg))
         if self.config.latest:
             self._update_latest(camera, stored, jpeg, order)
@@ -539,56 +535,6 @@ class Storage:
         finally:
             os.close(fd)
 
-    # ------------------------------------------------------------------ the index
-
-    def _append_index_line(self, camera: str, relative: str) -> None:
-        line = json.dumps({"camera": camera, "path": relative}, ensure_ascii=False) + "\n"
-        try:
-            if self._index_fd is None:
-                self._index_fd = os.open(
-                    self.root / INDEX_NAME,
-                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                    0o644,
-                )
-            os.write(self._index_fd, line.encode())
-            self._index_lines += 1
-        except OSError as exc:
-            # Best effort: the file only loses its camera after a restart.
-            log.debug("could not append to index error=%s", exc.strerror)
-
-    def _read_index_file(self) -> dict[str, str]:
-        owners: dict[str, str] = {}
-        try:
-            with open(self.root / INDEX_NAME, encoding="utf-8", errors="replace") as lines:
-                for line in lines:
-                    try:
-                        record = json.loads(line)
-                        owners[str(record["path"])] = str(record["camera"])
-                    except (ValueError, KeyError, TypeError):
-                        continue  # a line torn by a power cut
-        except FileNotFoundError:
-            pass
-        return owners
-
-    def _rewrite_index_file(self) -> None:
-        """Replace the index file by the live entries (caller holds the lock)."""
-        if self._index_fd is not None:
-            os.close(self._index_fd)
-            self._index_fd = None
-        temp = self.root / f".capture-{os.getpid()}-{next(self._temp_counter)}.tmp"
-        entries = [entry for entry in self._index.entries.values() if entry.camera is not None]
-        entries.sort(key=lambda entry: entry.order)
-        try:
-            with open(temp, "w", encoding="utf-8") as out:
-                for entry in entries:
-                    record = {"camera": entry.camera, "path": entry.relative}
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            os.replace(temp, self.root / INDEX_NAME)
-            self._index_lines = len(entries)
-        except OSError as exc:
-            _unlink_quietly(temp)
-            log.warning("could not rewrite index path=%s error=%s", temp.parent, exc.strerror)
-
     def _walk(self, directory: str, prefix: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
         """Files under `directory` as (path relative to the root, entry); plain strings
         because pathlib would dominate the time of a 100,000-file scan."""
@@ -606,14 +552,17 @@ class Storage:
             elif child.is_file(follow_symlinks=False):
                 yield relative, child
 
-    def recover(self) -> RecoveryReport:
+    def recover(self, owners: Mapping[str, str] | None = None) -> RecoveryReport:
         """Sweep temporary files a kill left behind and index the snapshots on disk.
 
+        `owners` maps a snapshot's path (relative to the root) to its camera,
+        as the journal recorded it; a file it does not name protects no camera.
         Only files named like our own temporaries (`.capture-<pid>-<n>.tmp`) are
         removed, never one a save of this process is still writing.
         """
+        owners = owners or {}
+        _unlink_quietly(self.root / LEGACY_INDEX_NAME)
         with self._lock:
-            owners = self._read_index_file()
             removed = 0
             found: list[_Entry] = []
             for relative, item in self._walk(str(self.root)):
@@ -642,7 +591,6 @@ class Storage:
                     entry.camera = previous.camera
                 entry.order = next(self._order)
                 self._index.add(entry)
-            self._rewrite_index_file()
             self._recovered = True
         log.info(
             "storage ready root=%s files=%d mib=%.1f temp_removed=%d",
@@ -681,8 +629,6 @@ class Storage:
                     victims = self._select_victims(pass_, now_ns, extra_free_bytes)
                 pass_.deleted += self._delete(victims, pass_)
             with self._lock:
-                if self._index_lines > 2 * len(self._index.entries) + 1000:
-                    self._rewrite_index_file()
                 remaining, remaining_bytes = len(self._index.entries), self._index.total_bytes
             report = RetentionReport(
                 deleted_files=pass_.deleted,
@@ -776,12 +722,8 @@ class Storage:
             relative = os.path.dirname(relative)
 
     def close(self) -> None:
-        """Sync pending folders, release the index file; the Storage must not be used afterwards."""
+        """Sync pending folders; the Storage must not be used afterwards."""
         self._folders.close()
-        with self._lock:
-            if self._index_fd is not None:
-                os.close(self._index_fd)
-                self._index_fd = None
 
 
 def _is_reserved(relative: str) -> bool:

@@ -167,6 +167,32 @@ def test_prune_deletes_rows_older_than_the_cut(journal: Journal) -> None:
     assert [r.event_id for r in journal.query()] == [recent.id]
 
 
+def test_prune_keeps_each_cameras_newest_picture_with_its_event(journal: Journal) -> None:
+    """Storage retention keeps those files, and learns whose they are from these rows."""
+    days = {"cam_a": [40, 35, 32], "cam_b": [40, 1]}
+    kept: dict[str, Event] = {}
+    for camera, ages in days.items():
+        for age in ages:
+            ev = event(at=T0 - timedelta(days=age))
+            journal.record_event(ev, ["r1"])
+            journal.record_result(ok(ev, camera=camera))
+            kept[camera] = ev  # the last one written is the newest
+    failed_later = event(at=T0 - timedelta(days=31))
+    journal.record_event(failed_later, ["r1"])
+    journal.record_result(failed(failed_later, camera="cam_a"))  # newer, but no picture
+    journal.flush()
+
+    deleted = journal.prune(T0 - timedelta(days=30))
+
+    assert deleted == 2 * 4  # 3 old pictures and the failure, each with its event
+    rows = journal.query()
+    assert {(r.camera, r.event_id) for r in rows} == {(c, ev.id) for c, ev in kept.items()}
+    assert all(r.trigger == "plc" for r in rows)  # the kept rows' events were kept too
+    assert journal.snapshot_owners() == {
+        f"x/{ev.id}_{camera}_1.jpg": camera for camera, ev in kept.items()
+    }
+
+
 # --------------------------------------------------------------------------- outbox
 
 

@@ -418,7 +418,8 @@ def test_age_retention_keeps_each_cameras_newest_even_after_a_restart(make_stora
         age_file(first.root / relative, days)
 
     restarted = make_storage(keep_days=30)
-    restarted.recover()
+    # What the journal's snapshot_owners() answers (tests/e2e proves it with a real journal).
+    restarted.recover({relative: camera for relative, (camera, _) in ages.items()})
     report = restarted.enforce_retention()
 
     assert set(snapshots(restarted.root)) == {"d32/a.jpg", "d1/b.jpg"}
@@ -428,6 +429,23 @@ def test_age_retention_keeps_each_cameras_newest_even_after_a_restart(make_stora
     assert report.remaining_files == 2
     assert not (restarted.root / "d40").exists()
     assert not (restarted.root / "d35").exists()
+
+
+def test_after_a_restart_files_without_a_known_camera_protect_none(make_storage) -> None:
+    first = make_storage(keep_days=30)
+    for relative in ("d40/a.jpg", "d35/a.jpg"):
+        first.save(PurePosixPath(relative), jpeg(1000), "cam_a")
+        age_file(first.root / relative, int(relative[1:3]))
+    first.close()
+    (first.root / ".capture-index.jsonl").write_text('{"camera": "cam_a", "path": "d35/a.jpg"}\n')
+
+    restarted = make_storage(keep_days=30)
+    restarted.recover({})  # a journal moved aside: nobody knows whose they are
+    report = restarted.enforce_retention()
+
+    assert snapshots(restarted.root) == {}
+    assert report.kept_newest == 0
+    assert not (restarted.root / ".capture-index.jsonl").exists()  # the old index is dropped
 
 
 def test_size_retention_deletes_the_oldest_until_under_the_limit(make_storage) -> None:
@@ -486,6 +504,7 @@ def test_retention_leaves_latest_the_journal_and_foreign_files_alone(make_storag
             age_file(path, 5)
 
     restarted = make_storage(keep_days=1)
+    restarted.recover({"x/old.jpg": "cam1", "x/new.jpg": "cam1"})  # as the journal knows them
     restarted.enforce_retention()
 
     assert set(snapshots(restarted.root)) == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -285,12 +286,48 @@ def test_retention_prunes_journal_rows_older_than_keep_days(
         "retention_interval_s = 3600", "retention_interval_s = 3600\nkeep_days = 0.00002"
     )
     service = start_service(text + camera_sections(simulator) + GATE)
-    assert service.handle_command({"camera": "cam_a"})
     journal = JournalReader(root / JOURNAL_NAME)
-    wait_for(lambda: journal.query(camera="cam_a"))
+    for taken in (1, 2):
+        assert service.handle_command({"camera": "cam_a"})
+        wait_for(lambda taken=taken: len(journal.query(camera="cam_a")) == taken)
+    newest = journal.query(camera="cam_a")[0]
     service.enforce_retention(now=datetime.now(UTC) + timedelta(seconds=2))  # past 1.7 s
     service.journal.flush()
-    assert journal.query() == []
+    # The camera's newest picture stays, on disk and in the journal with its event.
+    assert [(r.event_id, r.path, r.trigger) for r in journal.query()] == [
+        (newest.event_id, newest.path, newest.trigger)
+    ]
+    assert newest.path is not None and (root / newest.path).is_file()
+
+
+def test_after_a_restart_retention_still_keeps_each_cameras_newest_picture(
+    tmp_path: Path, simulator: Simulator, start_service: ServiceFactory
+) -> None:
+    """Which file is whose comes back from the journal; the file names say nothing of it."""
+    root = tmp_path / "data"
+    text = base_sections(root, None).replace(
+        "retention_interval_s = 3600", "retention_interval_s = 3600\nkeep_days = 1"
+    )
+    text += camera_sections(simulator) + GATE
+    service = start_service(text)
+    journal = JournalReader(root / JOURNAL_NAME)
+    for taken, camera in enumerate(("cam_a", "cam_a", "cam_b"), start=1):
+        assert service.handle_command({"camera": camera})
+        wait_for(lambda taken=taken: len(journal.query()) == taken)
+    service.stop()
+    rows = journal.query()  # newest first
+    for age, row in enumerate(rows, start=2):  # every picture older than keep_days
+        assert row.path is not None
+        moment = time.time() - age * 86400
+        os.utime(root / row.path, (moment, moment))
+
+    start_service(text).enforce_retention()
+
+    newest = {row.camera: row.path for row in reversed(rows)}
+    saved = [p.relative_to(root) for p in root.rglob("*.jpg")]
+    assert sorted(p.as_posix() for p in saved if p.parts[0] != "latest") == sorted(
+        path for path in newest.values() if path is not None
+    )
 
 
 def test_every_test_s_service_has_an_mqtt_client_id_of_its_own(
