@@ -37,6 +37,7 @@ from capture.clock import site_iso
 from capture.config.schema import MqttConfig
 from capture.events import CaptureResult, FiringReport
 from capture.journal import Journal, JournalError
+from capture.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class Publisher:
         self.client_id = client_id or config.client_id_for(site)
         self._zone = ZoneInfo(timezone)
         self._journal = journal
+        self.outbox = Outbox(journal)
         self._on_command = on_command
         self._replay_outbox = replay_outbox
         self._announce_status = announce_status
@@ -274,7 +276,7 @@ class Publisher:
         """
         try:
             self._journal.flush()
-            pending = self._journal.outbox_pending(limit=1_000_000)
+            pending = self.outbox.pending(limit=1_000_000)
         except JournalError as exc:
             log.error("mqtt: cannot read the outbox, its messages wait for the next try: %s", exc)
             return
@@ -292,7 +294,7 @@ class Publisher:
         rows = [(item.topic, item.payload, self.config.qos, False) for item in unwritten]
         closing = [item.firing for item in unwritten if item.firing is not None]
         try:
-            ids = self._journal.outbox_put_many(rows, closing)
+            ids = self.outbox.put_many(rows, closing)
         except JournalError as exc:
             retry.failed(exc, len(unwritten), final=final)
             self.outbox_error = str(exc)
@@ -350,7 +352,7 @@ class Publisher:
     def _forget(self, done: list[int]) -> None:
         if done:
             self.published += len(done)
-            self._journal.outbox_done(done)
+            self.outbox.done(done)
 
     # ------------------------------------------------------------------ paho callbacks (paho's thread)
 

@@ -1,4 +1,4 @@
-"""The SQLite journal on real files: round trips, filters, the outbox, threads and kill -9."""
+"""The SQLite journal on real files: round trips, filters, pruning, threads and kill -9."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-import capture.journal as journal_module
+import capture.journal.schema as schema_module
+import capture.journal.writer as writer_module
 from capture.events import CaptureResult, Event
 from capture.journal import SCHEMA_VERSION, Journal, JournalError, JournalReader
+from capture.outbox import Outbox
 from tests.conftest import wait_for
 
 T0 = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
@@ -193,52 +195,6 @@ def test_prune_keeps_each_cameras_newest_picture_with_its_event(journal: Journal
     }
 
 
-# --------------------------------------------------------------------------- outbox
-
-
-def test_outbox_keeps_messages_in_order_until_acknowledged_and_across_restarts(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "journal.sqlite3"
-    first = Journal(path)
-    ids = [
-        first.outbox_put(f"ec/events/r{n}", f'{{"n": {n}}}'.encode(), 1, n == 2) for n in range(5)
-    ]
-    first.outbox_done([ids[1]])
-    first.close()
-
-    reopened = Journal(path)
-    try:
-        pending = reopened.outbox_pending(limit=10)
-        assert [m.id for m in pending] == [ids[0], ids[2], ids[3], ids[4]]
-        assert [m.payload for m in pending][:2] == [b'{"n": 0}', b'{"n": 2}']
-        assert [m.retain for m in pending] == [False, True, False, False]
-        assert pending[0].topic == "ec/events/r0" and pending[0].qos == 1
-        assert [m.id for m in reopened.outbox_pending(limit=2)] == [ids[0], ids[2]]
-        reopened.outbox_done(ids)  # queued, like every record: flush to see it committed
-        reopened.flush()
-        assert reopened.outbox_pending(limit=10) == [] and reopened.outbox_count() == 0
-        assert reopened.outbox_put("ec/x", b"", 0, False) > ids[-1]  # ids are never reused
-    finally:
-        reopened.close()
-
-
-def test_a_failing_outbox_put_raises_and_the_journal_carries_on(
-    journal: Journal, tmp_path: Path
-) -> None:
-    saboteur = sqlite3.connect(tmp_path / "journal.sqlite3", isolation_level=None)
-    saboteur.execute(
-        "CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-    )
-    with pytest.raises(JournalError, match="disk full"):
-        journal.outbox_put("ec/events/r1", b"{}", 1, False)
-    saboteur.execute("DROP TRIGGER full")
-    saboteur.close()
-
-    assert journal.outbox_put("ec/events/r1", b"{}", 1, False) >= 1
-    assert journal.outbox_count() == 1
-
-
 def test_rows_that_cannot_be_written_are_retried_until_the_disk_recovers(
     journal: Journal, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -253,7 +209,7 @@ def test_rows_that_cannot_be_written_are_retried_until_the_disk_recovers(
             journal.record_result(ok(ev))
         wait_for(lambda: "database or disk is full" in caplog.text and "retrying" in caplog.text)
         with pytest.raises(JournalError, match="disk is full"):
-            journal.outbox_put("ec/events/r1", b"{}", 1, False)  # the publisher learns at once
+            Outbox(journal).put("ec/events/r1", b"{}", 1, False)  # the publisher learns at once
         journal._writer.execute("PRAGMA max_page_count = 1073741823")  # space is back
 
         journal.flush()
@@ -347,8 +303,8 @@ def test_rows_arriving_together_share_a_commit(
     assert len(journal.query(limit=1000)) == 320
     # Once the writer notices the load (a rate window's worth of rows), at most one
     # commit per gathering window, not one per event.
-    noticed = journal_module._BUSY_ROWS_PER_S * journal_module._RATE_WINDOW_S
-    assert burst <= elapsed / journal_module._GATHER_S + noticed + 2, (burst, elapsed)
+    noticed = writer_module._BUSY_ROWS_PER_S * writer_module._RATE_WINDOW_S
+    assert burst <= elapsed / writer_module._GATHER_S + noticed + 2, (burst, elapsed)
     assert burst < 150, (burst, elapsed)  # a commit per event would be 300
     assert steady >= 28  # a quiet line commits each row at once, not gathered (40)
 
@@ -359,7 +315,8 @@ from pathlib import Path, PurePosixPath
 from capture.events import CaptureResult, Event
 from capture.journal import Journal
 journal = Journal(Path(sys.argv[1]))
-journal.outbox_put("ec/status", b"online", 1, True)
+from capture.outbox import Outbox
+Outbox(journal).put("ec/status", b"online", 1, True)
 for n in range(10_000_000):
     event = Event.now("plc", {"n": n})
     journal.record_event(event, ["r1"])
@@ -393,13 +350,13 @@ def test_after_kill_9_the_journal_opens_cleanly_and_lists_what_completed(tmp_pat
 
     reader = JournalReader(path)
     try:
-        assert reader._fetch("PRAGMA integrity_check")[0][0] == "ok"
+        assert reader.select("PRAGMA integrity_check")[0][0] == "ok"
         rows = reader.query(limit=1_000_000)
         assert len(rows) >= committed
         assert all(r.ok and r.trigger == "plc" for r in rows)  # every capture has its event
         numbers = sorted(r.values["n"] for r in rows)
         assert numbers == list(range(len(numbers)))  # no hole: commits are in order
-        assert [m.payload for m in reader.outbox_pending(10)] == [b"online"]
+        assert [tuple(row) for row in reader.select("SELECT payload FROM outbox")] == [(b"online",)]
     finally:
         reader.close()
     Journal(path).close()  # and the service can open it for writing again
@@ -460,7 +417,7 @@ def test_close_commits_what_was_queued_and_stops_the_writer(tmp_path: Path) -> N
 def test_a_version_1_journal_is_read_as_it_is_and_migrated_on_open(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     connection = sqlite3.connect(path)
-    connection.executescript(journal_module._MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    connection.executescript(schema_module.MIGRATIONS[0] + "PRAGMA user_version = 1;")
     connection.execute(
         "INSERT INTO captures (event_id, rule, camera, seq, path, time, event_time) "
         "VALUES ('e1', 'r1', 'cam1', 1, 'a.jpg', '2026-11-25T08:00:00Z', '2026-11-25T08:00:00Z')"

@@ -22,6 +22,7 @@ import pytest
 from capture.config.schema import MqttConfig
 from capture.events import CaptureResult, Event, FiringReport
 from capture.journal import Journal
+from capture.outbox import Outbox
 from capture.publish import Publisher, event_message
 from capture.rules import RuleDisabled
 from tests.broker import Broker
@@ -86,7 +87,7 @@ def test_publishes_events_and_retained_online_status(tmp_path: Path, broker: Bro
         publisher.publish_firing(report())
         [message] = wait_for(events.json)  # type: ignore[misc]
         assert message["rule"] == "ng"
-        wait_for(lambda: journal.outbox_count() == 0)
+        wait_for(lambda: Outbox(journal).count() == 0)
         status = Recorder(broker, "p1/status")  # retained: arrives on subscribe
         assert wait_for(status.payloads) == [b"online"]
         status.close()
@@ -119,7 +120,7 @@ def test_over_tls_events_reach_a_broker_verified_by_its_ca_file(
         publisher.publish_firing(report())
         [message] = wait_for(events.json)  # type: ignore[misc]
         assert message["rule"] == "ng"
-        wait_for(lambda: journal.outbox_count() == 0)  # acknowledged over TLS
+        wait_for(lambda: Outbox(journal).count() == 0)  # acknowledged over TLS
     finally:
         events.close()
         publisher.stop()
@@ -154,7 +155,7 @@ def test_a_stream_of_events_from_many_threads_arrives_in_order_and_the_outbox_em
             worker.join()
         wait_for(lambda: len(events.json()) == 300)
         assert [message["event_id"] for message in events.json()] == sent
-        wait_for(lambda: journal.outbox_count() == 0)
+        wait_for(lambda: Outbox(journal).count() == 0)
         assert publisher.published == 300
     finally:
         events.close()
@@ -189,14 +190,14 @@ def test_outbox_left_by_a_previous_run_is_published_first_in_order(
 ) -> None:
     journal = Journal(tmp_path / "j.sqlite3")
     for n in range(5):
-        journal.outbox_put(f"p3/events/r{n}", json.dumps({"n": n}).encode(), 1, False)
+        Outbox(journal).put(f"p3/events/r{n}", json.dumps({"n": n}).encode(), 1, False)
     events = Recorder(broker, "p3/events/#")
     publisher = make_publisher(broker, journal, "p3")
     publisher.start()
     try:
         wait_for(lambda: len(events.json()) == 5)
         assert [m["n"] for m in events.json()] == [0, 1, 2, 3, 4]
-        wait_for(lambda: journal.outbox_count() == 0)
+        wait_for(lambda: Outbox(journal).count() == 0)
     finally:
         events.close()
         publisher.stop()
@@ -319,17 +320,17 @@ def test_an_outbox_the_disk_refuses_waits_in_memory_and_is_written_when_space_re
     """Disk full while the broker is away too: nothing may be lost, the thread must live on."""
     journal = Journal(tmp_path / "j.sqlite3")
     attempts: list[int] = []
-    put_many = Journal.outbox_put_many
+    put_many = Outbox.put_many
 
     def counted(
-        self: Journal,
+        self: Outbox,
         messages: Sequence[tuple[str, bytes, int, bool]],
         closing: Iterable[tuple[str, str]] = (),
     ) -> list[int]:
         attempts.append(len(messages))
         return put_many(self, messages, closing)
 
-    monkeypatch.setattr(Journal, "outbox_put_many", counted)
+    monkeypatch.setattr(Outbox, "put_many", counted)
     events = Recorder(broker_fresh, "p8/events/#", client_id="rec-p8", persistent=True)
     publisher = make_publisher(broker_fresh, journal, "p8")
     publisher.start()
@@ -348,9 +349,9 @@ def test_an_outbox_the_disk_refuses_waits_in_memory_and_is_written_when_space_re
             wait_for(lambda: len(attempts) >= 3, timeout=15)  # retried, with back-off
             assert publisher.alive
             assert "disk full" in (publisher.outbox_error or "")
-            assert journal.outbox_count() == 0
+            assert Outbox(journal).count() == 0
             saboteur.execute("DROP TRIGGER full")  # space is back
-            wait_for(lambda: journal.outbox_count() == 3, timeout=15)
+            wait_for(lambda: Outbox(journal).count() == 3, timeout=15)
         assert caplog.text.count("cannot write the outbox") == 1  # once per outage
         assert "outbox written again" in caplog.text
         assert publisher.alive and publisher.outbox_error is None
@@ -358,7 +359,7 @@ def test_an_outbox_the_disk_refuses_waits_in_memory_and_is_written_when_space_re
         broker_fresh.start()
         wait_for(lambda: len(events.json()) == 3, timeout=30)
         assert [m["event_id"] for m in events.json()] == [f.event.id for f in sent]
-        wait_for(lambda: journal.outbox_count() == 0)
+        wait_for(lambda: Outbox(journal).count() == 0)
         assert publisher.published == 3
     finally:
         saboteur.close()
@@ -374,10 +375,10 @@ def test_no_event_message_reaches_the_broker_before_its_outbox_row_is_committed(
     journal = Journal(tmp_path / "j.sqlite3")
     committing = threading.Event()
     release = threading.Event()
-    put_many = Journal.outbox_put_many
+    put_many = Outbox.put_many
 
     def held(
-        self: Journal,
+        self: Outbox,
         messages: Sequence[tuple[str, bytes, int, bool]],
         closing: Iterable[tuple[str, str]] = (),
     ) -> list[int]:
@@ -385,7 +386,7 @@ def test_no_event_message_reaches_the_broker_before_its_outbox_row_is_committed(
         release.wait(30)
         return put_many(self, messages, closing)
 
-    monkeypatch.setattr(Journal, "outbox_put_many", held)
+    monkeypatch.setattr(Outbox, "put_many", held)
     events = Recorder(broker, "p9/events/#")
     publisher = make_publisher(broker, journal, "p9")
     publisher.start()
@@ -400,7 +401,7 @@ def test_no_event_message_reaches_the_broker_before_its_outbox_row_is_committed(
         wait_for(lambda: [m["rule"] for m in events.json()] == ["probe"])
         release.set()
         wait_for(lambda: [m["rule"] for m in events.json()] == ["probe", "first"])
-        wait_for(lambda: journal.outbox_count() == 0)
+        wait_for(lambda: Outbox(journal).count() == 0)
     finally:
         release.set()
         events.close()

@@ -15,6 +15,7 @@ import pytest
 from capture.cameras.jpeg import validate_jpeg
 from capture.config.schema import MqttConfig
 from capture.oneshot import fire_client_id
+from capture.outbox import Outbox
 from capture.service import Service
 from capture.simulator import Simulator
 from tests.broker import Broker
@@ -170,7 +171,7 @@ def test_fire_with_the_broker_down_warns_and_the_running_service_delivers_its_me
         [event] = wait_for(events.json, timeout=60)  # type: ignore[misc]
         assert event["rule"] == "ng_part" and event["values"]["station"] == "S4"
         assert len(event["captures"]) == 4 and event["ok"] is True
-        wait_for(lambda: service.journal.outbox_count() == 0)
+        wait_for(lambda: Outbox(service.journal).count() == 0)
     finally:
         events.close()
         service.stop()

@@ -68,7 +68,7 @@ class EventQueries(JournalReader):
 
     def events(self, where: EventFilter, limit: int, offset: int) -> list[EventEntry]:
         """Events with at least one frame matching `where`, newest first, with all their frames."""
-        rows = self._fetch(
+        rows = self.select(
             _EVENTS,
             {
                 "rule": where.rule,
@@ -82,7 +82,7 @@ class EventQueries(JournalReader):
 
     def entry(self, event_id: str) -> EventEntry | None:
         """One event with all its frames, or None if the journal does not know it."""
-        entries = self._with_frames(self._fetch(_ONE_EVENT, (event_id,)))
+        entries = self._with_frames(self.select(_ONE_EVENT, (event_id,)))
         return entries[0] if entries else None
 
     def _with_frames(self, rows: list[Any]) -> list[EventEntry]:
@@ -97,6 +97,6 @@ class EventQueries(JournalReader):
             for row in rows
         }
         if entries:
-            for frame in self._fetch(_FRAMES, (json.dumps(list(entries)),)):
+            for frame in self.select(_FRAMES, (json.dumps(list(entries)),)):
                 entries[frame[0]].frames.append(capture_result(frame))
         return list(entries.values())
