@@ -13,34 +13,38 @@ right after a restart. The journal already has a row for every saved picture,
 with its camera, so `recover()` takes that knowledge from its caller (the
 journal's `snapshot_owners()`), scans the root once, and from then on an
 in-memory index ordered by modification time answers every retention pass
-without rescanning. Snapshots the journal does not know (copied in by hand,
-a journal moved aside) are managed too when they are `.jpg`/`.jpeg`, but
+without rescanning (capture.retention decides what is due; this module
+deletes it). Snapshots the journal does not know (copied in by hand, a
+journal moved aside) are managed too when they are `.jpg`/`.jpeg`, but
 protect no camera.
+
+Why one module of ~600 lines: writing, naming, latest/, the start-up scan and
+deleting share one lock, the set of writes in flight and the index, and a
+file's safety (never torn, never overwritten, never outside the root) is
+only provable with all of them in view.
 """
 
 from __future__ import annotations
 
 import errno
-import heapq
 import itertools
 import logging
 import os
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from capture.config.schema import NAME_PATTERN, StorageConfig
 from capture.errors import CaptureError
+from capture.retention import MIB, IndexEntry, RetentionIndex, RetentionPass, RetentionReport
 from capture.template import with_suffix_counter
 
 log = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
 LATEST_DIR = "latest"
 JOURNAL_NAME = "journal.sqlite3"
 #: Where versions before 2026-12 kept which camera each file belongs to; the journal
@@ -60,7 +64,6 @@ _MAX_SAFE_FOLDERS = 10_000
 _FOLDER_SYNC_IDLE_S = 5.0
 #: Least time between two rounds of folder fsyncs: under load one fsync covers many new names.
 _FOLDER_SYNC_PERIOD_S = 0.05
-_RETENTION_CHUNK = 500
 
 
 class StorageError(CaptureError, OSError):
@@ -112,84 +115,6 @@ class RecoveryReport:
             f"files={self.files_indexed} mib={self.bytes_indexed / 2**20:.1f} "
             f"temp_removed={self.temp_files_removed}"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionReport:
-    """What one retention pass deleted and why, and what is left.
-
-    `by_reason` counts deletions per rule that asked for them: `age`
-    (keep_days), `size` (max_total_mb) and `free_space` (min_free_mb, or room
-    for a write that found the disk full). `kept_newest` counts files that were
-    due but kept because they are the newest picture of their camera.
-    """
-
-    deleted_files: int
-    freed_bytes: int
-    by_reason: Mapping[str, int]
-    kept_newest: int
-    failed: int
-    remaining_files: int
-    remaining_bytes: int
-    free_bytes: int
-
-    def __str__(self) -> str:
-        """`key=value` pairs, as every log line has them (never a Python repr)."""
-        reasons = ",".join(f"{reason}:{count}" for reason, count in sorted(self.by_reason.items()))
-        return (
-            f"deleted={self.deleted_files} freed_mib={self.freed_bytes / 2**20:.1f} "
-            f"reasons={reasons or 'none'} kept_newest={self.kept_newest} failed={self.failed} "
-            f"remaining={self.remaining_files} remaining_mib={self.remaining_bytes / 2**20:.1f} "
-            f"free_mib={self.free_bytes / 2**20:.1f}"
-        )
-
-
-@dataclass(slots=True)
-class _Pass:
-    """The running totals of one retention pass, carried across its chunks."""
-
-    free: int
-    selected_bytes: int = 0
-    freed: int = 0
-    deleted: int = 0
-    failed: int = 0
-    done: bool = False
-    reasons: Counter[str] = field(default_factory=Counter)
-    kept: set[str] = field(default_factory=set)
-
-
-@dataclass(slots=True)
-class _Entry:
-    relative: str
-    camera: str | None
-    size: int
-    mtime_ns: int
-    order: int
-
-
-@dataclass(slots=True)
-class _Index:
-    """Snapshots by path, a heap oldest first, and each camera's newest file."""
-
-    entries: dict[str, _Entry] = field(default_factory=dict)
-    heap: list[tuple[int, int, str]] = field(default_factory=list)
-    newest: dict[str, str] = field(default_factory=dict)
-    total_bytes: int = 0
-
-    def add(self, entry: _Entry) -> None:
-        old = self.entries.get(entry.relative)
-        if old is not None:
-            self.total_bytes -= old.size
-        self.entries[entry.relative] = entry
-        self.total_bytes += entry.size
-        heapq.heappush(self.heap, (entry.mtime_ns, entry.order, entry.relative))
-        if entry.camera is not None:
-            self.newest[entry.camera] = entry.relative
-
-    def remove(self, relative: str) -> _Entry:
-        entry = self.entries.pop(relative)
-        self.total_bytes -= entry.size
-        return entry
 
 
 def _is_disk_full(exc: OSError) -> bool:
@@ -297,10 +222,9 @@ class Storage:
     JPEG after a power cut is worse than a slow write, and captures of
     different cameras write in parallel anyway.
 
-    Retention keeps an in-memory index (a heap ordered by modification time):
-    a pass with nothing to delete takes under 0.1 ms with 100,000 files
-    indexed, deleting costs about 25 us per file, and `recover()` scans
-    100,000 files in about 1.5 s.
+    Retention (capture.retention's in-memory index) takes under 0.1 ms for a
+    pass with nothing to delete with 100,000 files indexed, deleting costs
+    about 25 us per file, and `recover()` scans 100,000 files in about 1.5 s.
 
     Call `recover()` once at startup and `enforce_retention()` every
     `config.retention_interval_s`.
@@ -313,7 +237,7 @@ class Storage:
         self._retention_lock = threading.Lock()
         self._latest_locks: dict[str, threading.Lock] = {}
         self._latest_order: dict[str, int] = {}
-        self._index = _Index()
+        self._index = RetentionIndex()
         self._order = itertools.count(1)
         self._temp_counter = itertools.count(1)
         self._inflight: set[str] = set()
@@ -453,7 +377,7 @@ class Storage:
             with self._lock:
                 self._inflight.discard(temp.name)
         order = next(self._order)
-        entry = _Entry(final.as_posix(), camera, len(jpeg), mtime_ns, order)
+        entry = IndexEntry(final.as_posix(), camera, len(jpeg), mtime_ns, order)
         with self._lock:
             self._index.add(entry)
         stored = StoredFile(final, self.root / final, len(jpeg))
@@ -564,7 +488,7 @@ class Storage:
         _unlink_quietly(self.root / LEGACY_INDEX_NAME)
         with self._lock:
             removed = 0
-            found: list[_Entry] = []
+            found: list[IndexEntry] = []
             for relative, item in self._walk(str(self.root)):
                 if _TEMP_RE.match(item.name):
                     if item.name not in self._inflight:
@@ -581,10 +505,10 @@ class Storage:
                     stat = item.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                found.append(_Entry(relative, camera, stat.st_size, stat.st_mtime_ns, 0))
+                found.append(IndexEntry(relative, camera, stat.st_size, stat.st_mtime_ns, 0))
             found.sort(key=lambda entry: (entry.mtime_ns, entry.relative))
             known = {e.relative: e for e in self._index.entries.values()}
-            self._index = _Index()
+            self._index = RetentionIndex()
             for entry in found:
                 previous = known.get(entry.relative)
                 if previous is not None and entry.camera is None:
@@ -621,12 +545,12 @@ class Storage:
             self.recover()
         now_ns = int((now.timestamp() if now else time.time()) * 1e9)
         with self._retention_lock:
-            pass_ = _Pass(free=self.free_bytes())
+            pass_ = RetentionPass(free=self.free_bytes())
             while not pass_.done:
                 # Chunks keep the lock that save() also needs short even when a
                 # first pass after a long outage deletes tens of thousands of files.
                 with self._lock:
-                    victims = self._select_victims(pass_, now_ns, extra_free_bytes)
+                    victims = self._index.take_due(self.config, pass_, now_ns, extra_free_bytes)
                 pass_.deleted += self._delete(victims, pass_)
             with self._lock:
                 remaining, remaining_bytes = len(self._index.entries), self._index.total_bytes
@@ -653,46 +577,7 @@ class Storage:
             )
         return report
 
-    def _select_victims(self, pass_: _Pass, now_ns: int, extra_free: int) -> list[_Entry]:
-        """Take up to _RETENTION_CHUNK due files off the index (caller holds the lock)."""
-        config, index = self.config, self._index
-        cutoff = now_ns - int(config.keep_days * 86400e9) if config.keep_days else None
-        max_total = int(config.max_total_mb * MIB) if config.max_total_mb else None
-        min_free = int(config.min_free_mb * MIB) + extra_free
-        protected = set(index.newest.values())
-        victims: list[_Entry] = []
-        kept: list[tuple[int, int, str]] = []
-        pass_.done = True
-        while index.heap:
-            mtime_ns, order, relative = index.heap[0]
-            entry = index.entries.get(relative)
-            if entry is None or entry.order != order:
-                heapq.heappop(index.heap)  # superseded by a later save of the same name
-                continue
-            if cutoff is not None and mtime_ns < cutoff:
-                reason = "age"
-            elif max_total is not None and index.total_bytes > max_total:
-                reason = "size"
-            elif pass_.free + pass_.selected_bytes < min_free:
-                reason = "free_space"
-            else:
-                break
-            if len(victims) >= _RETENTION_CHUNK:
-                pass_.done = False
-                break
-            item = heapq.heappop(index.heap)
-            if relative in protected:
-                kept.append(item)
-                pass_.kept.add(relative)
-                continue
-            victims.append(index.remove(relative))
-            pass_.selected_bytes += entry.size
-            pass_.reasons[reason] += 1
-        for item in kept:
-            heapq.heappush(index.heap, item)
-        return victims
-
-    def _delete(self, victims: list[_Entry], pass_: _Pass) -> int:
+    def _delete(self, victims: list[IndexEntry], pass_: RetentionPass) -> int:
         deleted = 0
         root = str(self.root)
         folders: set[str] = set()

@@ -16,16 +16,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+import capture.retention as retention_module
 import capture.storage as storage_module
 from capture.config.schema import StorageConfig
-from capture.storage import (
-    MIB,
-    DiskFull,
-    RetentionReport,
-    Storage,
-    StorageError,
-    UnsafePath,
-)
+from capture.retention import MIB, RetentionReport
+from capture.storage import DiskFull, Storage, StorageError, UnsafePath
 
 KIB = 1024
 
@@ -559,7 +554,7 @@ def test_saves_keep_working_while_retention_runs(make_storage) -> None:
 def test_a_long_retention_pass_works_in_chunks_and_deletes_everything_due(
     make_storage, monkeypatch
 ) -> None:
-    monkeypatch.setattr(storage_module, "_RETENTION_CHUNK", 3)
+    monkeypatch.setattr(retention_module, "CHUNK", 3)
     storage = make_storage(keep_days=None, max_total_mb=0.05)
     for n in range(20):
         storage.save(PurePosixPath(f"c/{n:02d}.jpg"), jpeg(10 * KIB), f"cam{n % 2}")
