@@ -240,8 +240,9 @@ class _Factory:
         if self.mqtt is None:
             return None
         import paho.mqtt.client as mqtt  # noqa: PLC0415
+        from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
 
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"demo-plc-{os.getpid()}")
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"demo-plc-{os.getpid()}")
         client.connect(*self.mqtt)
         client.loop_start()
         return client

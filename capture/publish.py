@@ -32,6 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from capture.clock import site_iso
 from capture.config.schema import MqttConfig
@@ -140,7 +141,7 @@ class Publisher:
 
     def _make_client(self, config: MqttConfig) -> mqtt.Client:
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             clean_session=True,
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
@@ -80,7 +80,7 @@ class _Pass:
         )
         if removed:
             message += "; an incomplete file of it was removed"
-        return _result(firing, frame, error_type=INTERRUPTED, error_message=message)
+        return replace(_frame_of(firing, frame), error_type=INTERRUPTED, error_message=message)
 
     def _adopt(
         self, firing: OpenFiring, event: Event, frame: PlannedFrame, relative: str, path: Path
@@ -100,9 +100,8 @@ class _Pass:
         self.taken.add(relative)
         self.adopted += 1
         delay_ms = max(0.0, (stamp - event.wall_time).total_seconds() * 1000)
-        return _result(
-            firing,
-            frame,
+        return replace(
+            _frame_of(firing, frame),
             path=relative,
             bytes=len(data),
             trigger_to_image_ms=round(delay_ms, 3),
@@ -112,13 +111,10 @@ class _Pass:
         )
 
 
-def _result(firing: OpenFiring, frame: PlannedFrame, **outcome: object) -> CaptureResult:
+def _frame_of(firing: OpenFiring, frame: PlannedFrame) -> CaptureResult:
+    """Which frame an outcome is of; the caller fills in the outcome."""
     return CaptureResult(
-        event_id=firing.event_id,
-        rule=firing.rule,
-        camera=frame.camera,
-        seq=frame.seq,
-        **outcome,  # type: ignore[arg-type]
+        event_id=firing.event_id, rule=firing.rule, camera=frame.camera, seq=frame.seq
     )
 
 

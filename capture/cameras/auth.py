@@ -22,13 +22,11 @@ import re
 import threading
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 import httpx
 
 from capture.cameras.errors import Unsupported
-
-AuthMode = Literal["auto", "none", "basic", "digest", "query"]
+from capture.config.schema import AuthMode
 
 _HASHES: dict[str, Callable[[bytes], str]] = {
     "MD5": lambda data: hashlib.md5(data, usedforsecurity=False).hexdigest(),
@@ -80,20 +78,27 @@ def parse_challenges(header_values: list[str]) -> list[Challenge]:
     return challenges
 
 
+def _skip(blank: re.Pattern[str], text: str, pos: int) -> int:
+    """Where the run of `blank` (a pattern that also matches nothing) starting at `pos` ends."""
+    match = blank.match(text, pos)
+    assert match is not None  # `*` patterns match the empty string anywhere
+    return match.end()
+
+
 def _parse_header(text: str) -> list[Challenge]:
     challenges: list[Challenge] = []
     params: dict[str, str] = {}
     scheme: str | None = None
     pos = 0
     while True:
-        pos = _SPACE_OR_COMMA.match(text, pos).end()  # type: ignore[union-attr]
+        pos = _skip(_SPACE_OR_COMMA, text, pos)
         token = _TOKEN.match(text, pos)
         if token is None:
             break
         name, pos = token.group(), token.end()
-        after_space = _SPACE.match(text, pos).end()  # type: ignore[union-attr]
+        after_space = _skip(_SPACE, text, pos)
         if after_space < len(text) and text[after_space] == "=" and scheme is not None:
-            value, pos = _read_value(text, _SPACE.match(text, after_space + 1).end())  # type: ignore[union-attr]
+            value, pos = _read_value(text, _skip(_SPACE, text, after_space + 1))
             params[name.lower()] = value
             continue
         at_separator = after_space >= len(text) or text[after_space] == ","

@@ -20,16 +20,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypedDict
 
 from capture.cameras import CameraState, Snapshot
 from capture.cameras.auth import CameraAuth, Credentials
 from capture.cameras.device import DEVICES, DeviceRegistry, secret_material
 from capture.cameras.errors import AuthFailed, CameraError, InvalidImage, LockedOut, Timeout
-from capture.cameras.http import CameraHttp, Deadline, Reply
+from capture.cameras.exchange import Deadline
+from capture.cameras.http import CameraHttp, Reply
 from capture.cameras.jpeg import JpegInfo
 from capture.cameras.logins import Hold, SharedLogins
 from capture.config.schema import CameraBase
+
+if TYPE_CHECKING:
+    pass  # typing.Unpack for **kwargs is Python 3.12+
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,14 @@ def _last_modified(value: str | None) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return parsed.astimezone(UTC) if parsed.tzinfo else None
+
+
+class CameraOptions(TypedDict, total=False):
+    """What a driver passes on to HttpCamera unchanged: shared state, for tests a clock."""
+
+    clock: Clock
+    devices: DeviceRegistry
+    logins: SharedLogins | None
 
 
 class HttpCamera:
@@ -127,7 +139,7 @@ class HttpCamera:
         query = self._query_credentials() if mode == "query" else None
         return CameraAuth(
             self.name,
-            mode,  # type: ignore[arg-type]  # effective_auth is one of the schema's auth literals
+            mode,
             credentials,
             query,
             memory=self._device.auth,

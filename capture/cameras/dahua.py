@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from capture.cameras.base import Frame, HttpCamera, frame_from_reply
 from capture.cameras.errors import AuthFailed, CameraError, DeviceError
-from capture.cameras.http import Deadline, Reply
+from capture.cameras.exchange import Deadline
+from capture.cameras.http import Reply
 from capture.config.schema import DahuaCamera as DahuaConfig
 
 

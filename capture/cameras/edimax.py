@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from capture.cameras.base import Frame, HttpCamera, frame_from_reply
-from capture.cameras.http import Deadline
+from capture.cameras.exchange import Deadline
 from capture.config.schema import EdimaxCamera as EdimaxConfig
 
 

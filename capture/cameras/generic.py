@@ -8,10 +8,15 @@ is shown.
 
 from __future__ import annotations
 
-from capture.cameras.base import Frame, HttpCamera, credentials_of, frame_from_reply
-from capture.cameras.http import Deadline
+from typing import TYPE_CHECKING
+
+from capture.cameras.base import CameraOptions, Frame, HttpCamera, credentials_of, frame_from_reply
+from capture.cameras.exchange import Deadline
 from capture.cameras.paths import check_template, fill_template
 from capture.config.schema import GenericCamera as GenericConfig
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class GenericCamera(HttpCamera):
@@ -20,9 +25,9 @@ class GenericCamera(HttpCamera):
     vendor = "generic"
     config: GenericConfig
 
-    def __init__(self, name: str, config: GenericConfig, **kwargs: object) -> None:
+    def __init__(self, name: str, config: GenericConfig, **kwargs: Unpack[CameraOptions]) -> None:
         check_template(name, config.path)
-        super().__init__(name, config, **kwargs)  # type: ignore[arg-type]
+        super().__init__(name, config, **kwargs)
 
     def _secret_params(self) -> tuple[str, ...]:
         return (self.config.password_param,)

@@ -11,11 +11,16 @@ driver tries it then, and keeps using it once it served a picture. `<ResponseSta
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from capture.cameras.base import Frame, HttpCamera, frame_from_reply
+from capture.cameras.base import CameraOptions, Frame, HttpCamera, frame_from_reply
 from capture.cameras.errors import CameraError, DeviceError, LockedOut
-from capture.cameras.http import Deadline, Reply
+from capture.cameras.exchange import Deadline
+from capture.cameras.http import Reply
 from capture.config.schema import HikvisionCamera as HikvisionConfig
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 def _field(body: bytes, name: str) -> str | None:
@@ -41,8 +46,8 @@ class HikvisionCamera(HttpCamera):
     vendor = "hikvision"
     config: HikvisionConfig
 
-    def __init__(self, name: str, config: HikvisionConfig, **kwargs: object) -> None:
-        super().__init__(name, config, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, name: str, config: HikvisionConfig, **kwargs: Unpack[CameraOptions]) -> None:
+        super().__init__(name, config, **kwargs)
         self._via_proxy = config.streaming_proxy == "always"
 
     def channel_id(self) -> str:

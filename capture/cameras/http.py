@@ -80,7 +80,7 @@ class Reply:
     @property
     def content_type(self) -> str:
         """The media type without parameters, lower case ('' when absent)."""
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+        return str(self.headers.get("content-type", "")).split(";")[0].strip().lower()
 
 
 #: A vendor's hook: a typed error for a reply it recognizes, else None.
@@ -397,7 +397,12 @@ class CameraHttp:
                 problem = exc
             result = self.reply(response, bytes(head))
         error = self.failure(result, classify, jpeg_error=problem)
-        if not isinstance(error, InvalidImage) or head.lstrip()[:1] in (b"", b"<", b"{", b"["):
+        if not isinstance(error, InvalidImage) or bytes(head.lstrip()[:1]) in (
+            b"",
+            b"<",
+            b"{",
+            b"[",
+        ):
             raise error  # an error document, not a broken stream
         raise InvalidImage(
             self.camera,

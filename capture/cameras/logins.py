@@ -54,6 +54,58 @@ class Hold:
     path: Path
 
 
+@dataclass
+class _Entry:
+    """One device+user's back-off, as the state file keeps it (times on the wall clock).
+
+    `tags` None: an entry without tags (hand-edited, or torn): every password
+    is held, the safe side.
+    """
+
+    until: float
+    next_s: float
+    reason: str
+    salt: str
+    tags: list[str] | None
+
+    @classmethod
+    def from_json(cls, value: object) -> _Entry | None:
+        """The entry a JSON value describes, or None when it cannot be one."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            until, next_s = float(value["until"]), float(value.get("next_s", FIRST_S))
+        except (KeyError, TypeError, ValueError):
+            return None
+        salt, tags = value.get("salt"), value.get("tags")
+        return cls(
+            until=until,
+            next_s=next_s,
+            reason=str(value.get("reason", "")),
+            salt=salt if isinstance(salt, str) else "",
+            tags=[str(tag) for tag in tags] if isinstance(tags, list) and salt else None,
+        )
+
+    def as_json(self) -> dict[str, object]:
+        """The entry as the state file writes it."""
+        return {
+            "until": self.until,
+            "next_s": self.next_s,
+            "reason": self.reason,
+            "salt": self.salt,
+            "tags": self.tags,
+        }
+
+    def holds(self, secrets: bytes) -> bool:
+        """Whether these secrets were rejected in the entry's period."""
+        if self.tags is None:
+            return True  # no tags to compare: hold every password (the safe side)
+        try:
+            return _tag(self.salt, secrets) in self.tags
+        except ValueError:  # a salt that is not hex
+            return True
+
+
 class SharedLogins:
     """The back-off entries of one state file, shared by every camera of this process using it."""
 
@@ -63,7 +115,7 @@ class SharedLogins:
         self._clock = clock
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
-        self._entries: dict[str, dict[str, object]] = {}
+        self._entries: dict[str, _Entry] = {}
 
     def hold(self, device: str, secrets: bytes) -> Hold | None:
         """The back-off in force for `device` (`scheme://user@host:port`) and these secrets, or None.
@@ -73,12 +125,12 @@ class SharedLogins:
         with self._lock:
             self._refresh()
             entry = self._entries.get(device)
-        if entry is None or not _same_secrets(entry, secrets):
+        if entry is None or not entry.holds(secrets):
             return None
-        left = float(entry["until"]) - self._clock()  # type: ignore[arg-type]
+        left = entry.until - self._clock()
         if left <= 0:
             return None
-        return Hold(device, left, str(entry.get("reason", "")), self.path)
+        return Hold(device, left, entry.reason, self.path)
 
     def reject(
         self, device: str, reason: str, secrets: bytes, device_says_s: float | None = None
@@ -89,26 +141,25 @@ class SharedLogins:
             self._refresh()
             now = self._clock()
             entry = self._entries.get(device)
-            until = float(entry["until"]) if entry else 0.0  # type: ignore[arg-type]
-            held = entry is not None and until > now
-            if held and _same_secrets(entry, secrets):  # type: ignore[arg-type]
+            held = entry if entry is not None and entry.until > now else None
+            if held is not None and held.holds(secrets):
                 # Refused while already backed off (a request sent before it began): one rejection.
-                if device_says_s and now + device_says_s > until:
-                    entry["until"] = now + device_says_s  # type: ignore[index]
+                if device_says_s and now + device_says_s > held.until:
+                    held.until = now + device_says_s
                     self._write(now)
-                return max(until, now + (device_says_s or 0.0)) - now
+                return max(held.until, now + (device_says_s or 0.0)) - now
             # The device counts every failed login, whatever the password: keep doubling.
-            next_s = float(entry["next_s"]) if entry else FIRST_S  # type: ignore[arg-type]
+            next_s = entry.next_s if entry is not None else FIRST_S
             wait = max(next_s, device_says_s or 0.0)
-            salt = str(entry["salt"]) if held else os.urandom(8).hex()  # type: ignore[index]
-            tags = list(entry.get("tags", [])) if held else []  # type: ignore[union-attr, arg-type]  # read from JSON
-            self._entries[device] = {
-                "until": now + wait,
-                "next_s": min(next_s * 2, MAX_S),
-                "reason": reason,
-                "salt": salt,
-                "tags": [*tags, _tag(salt, secrets)],
-            }
+            salt = held.salt if held is not None and held.tags is not None else os.urandom(8).hex()
+            tags = held.tags if held is not None and held.tags is not None else []
+            self._entries[device] = _Entry(
+                until=now + wait,
+                next_s=min(next_s * 2, MAX_S),
+                reason=reason,
+                salt=salt,
+                tags=[*tags, _tag(salt, secrets)],
+            )
             self._write(now)
             return wait
 
@@ -121,17 +172,17 @@ class SharedLogins:
         with self._lock:
             self._refresh()
             entry = self._entries.get(device)
-            if entry is None or not _same_secrets(entry, secrets):
+            if entry is None or not entry.holds(secrets):
                 return  # the usual case: nothing was held
             with self._exclusive():
                 self._stamp = None
                 self._refresh()
                 entry = self._entries.get(device)
-                if entry is None or not _same_secrets(entry, secrets):
+                if entry is None or not entry.holds(secrets):
                     return
-                mine = _tag(str(entry["salt"]), secrets)
-                entry["tags"] = [tag for tag in entry["tags"] if tag != mine]  # type: ignore[attr-defined]
-                if not entry["tags"]:
+                mine = _tag(entry.salt, secrets) if entry.tags is not None else None
+                entry.tags = [tag for tag in entry.tags or [] if tag != mine]
+                if not entry.tags:
                     del self._entries[device]
                 self._write(self._clock())
 
@@ -153,7 +204,8 @@ class SharedLogins:
             logger.warning("file=%s event=unreadable error=%s; starting empty", self.path, exc)
             entries = {}
         self._stamp = stamp
-        self._entries = {k: v for k, v in entries.items() if isinstance(v, dict) and "until" in v}
+        parsed = {key: _Entry.from_json(value) for key, value in entries.items()}
+        self._entries = {key: entry for key, entry in parsed.items() if entry is not None}
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -167,11 +219,10 @@ class SharedLogins:
     def _write(self, now: float) -> None:
         # An entry expired for longer than the longest back-off is history: drop it.
         self._entries = {
-            key: entry
-            for key, entry in self._entries.items()
-            if float(entry["until"]) + MAX_S > now  # type: ignore[arg-type]
+            key: entry for key, entry in self._entries.items() if entry.until + MAX_S > now
         }
-        text = json.dumps({"devices": self._entries}, indent=1, sort_keys=True)
+        devices = {key: entry.as_json() for key, entry in self._entries.items()}
+        text = json.dumps({"devices": devices}, indent=1, sort_keys=True)
         folder = self.path.parent
         descriptor, temporary = tempfile.mkstemp(prefix=f"{STATE_NAME}.", dir=folder)  # 0600
         try:
@@ -189,17 +240,6 @@ class SharedLogins:
 def _tag(salt: str, secrets: bytes) -> str:
     """16 bits of a salted hash of the secrets: tells a changed password, gives none back."""
     return hashlib.blake2b(secrets, key=bytes.fromhex(salt), digest_size=2).hexdigest()
-
-
-def _same_secrets(entry: dict[str, object], secrets: bytes) -> bool:
-    """Whether these secrets were rejected in the entry's period."""
-    salt, tags = entry.get("salt"), entry.get("tags")
-    if not isinstance(salt, str) or not isinstance(tags, list):
-        return True  # no tags to compare: hold every password (the safe side)
-    try:
-        return _tag(salt, secrets) in tags
-    except ValueError:
-        return True
 
 
 def _give_to_folder_owner(path: Path, folder: Path) -> None:

@@ -7,10 +7,15 @@ of one frame. The tolerant framing is in `capture.cameras.multipart`.
 
 from __future__ import annotations
 
-from capture.cameras.base import Frame, HttpCamera
-from capture.cameras.http import Deadline
+from typing import TYPE_CHECKING
+
+from capture.cameras.base import CameraOptions, Frame, HttpCamera
+from capture.cameras.exchange import Deadline
 from capture.cameras.paths import check_template, fill_template
 from capture.config.schema import MjpegCamera as MjpegConfig
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class MjpegCamera(HttpCamera):
@@ -19,9 +24,9 @@ class MjpegCamera(HttpCamera):
     vendor = "mjpeg"
     config: MjpegConfig
 
-    def __init__(self, name: str, config: MjpegConfig, **kwargs: object) -> None:
+    def __init__(self, name: str, config: MjpegConfig, **kwargs: Unpack[CameraOptions]) -> None:
         check_template(name, config.path)
-        super().__init__(name, config, **kwargs)  # type: ignore[arg-type]
+        super().__init__(name, config, **kwargs)
 
     def _fetch(self, deadline: Deadline) -> Frame:
         path = fill_template(self.config.path, self.config)

@@ -17,7 +17,8 @@ from datetime import datetime
 
 from capture.cameras.base import Frame, HttpCamera, credentials_of, frame_from_reply
 from capture.cameras.errors import AuthFailed, CameraError, DeviceError, LockedOut
-from capture.cameras.http import Deadline, Reply
+from capture.cameras.exchange import Deadline
+from capture.cameras.http import Reply
 from capture.config.schema import XrcCamera as XrcConfig
 
 _JS_VAR = re.compile(r"var\s+(\w+)\s*=\s*('[^']*'|\"[^\"]*\"|[^;\s]*)\s*;")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from capture.config.loader import (
@@ -102,7 +103,7 @@ def summarize(rules: RuleFile, source: str) -> str:
 
 
 def _trigger_detail(name: str, trigger: Any) -> str:
-    details = {
+    details: dict[str, Callable[[Any], str]] = {
         "gpio": lambda t: f"pin {t.pin}, {t.edge}, bounce {t.bounce_ms} ms",
         "mqtt": lambda t: f"topic {t.topic}",
         "file": lambda t: f"{t.mode} {t.path} ({t.parser})",

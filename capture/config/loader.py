@@ -33,6 +33,8 @@ from capture.config.schema import (
     RuleFile,
     SecretRef,
     TriggerConfig,
+    tag_of,
+    union_members,
 )
 from capture.config.wording import is_type_error, toml_hint, type_message
 
@@ -499,8 +501,8 @@ def _model_at(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> type[BaseM
         union = CameraConfig if section == "cameras" else TriggerConfig
         entry = data.get(str(section), {}).get(loc[1], {})
         tag = entry.get(_TAGGED_SECTIONS[str(section)]) if isinstance(entry, dict) else None
-        for member in union.__origin__.__args__:  # type: ignore[attr-defined]
-            if tag in member.model_fields[_TAGGED_SECTIONS[str(section)]].annotation.__args__:
+        for member in union_members(union):
+            if tag == tag_of(member, _TAGGED_SECTIONS[str(section)]):
                 return member
         return None
     field_info = RuleFile.model_fields.get(str(section))

@@ -18,8 +18,7 @@ from capture.config import schema
 def _default(info: FieldInfo) -> str:
     if info.is_required():
         return "**required**"
-    factory = info.default_factory
-    value = factory() if factory is not None else info.default  # type: ignore[call-arg]
+    value = info.get_default(call_default_factory=True, validated_data={})
     if value is None or value is PydanticUndefined:
         return "—"
     if isinstance(value, bool):
@@ -42,10 +41,6 @@ def _rows(model: type[BaseModel], skip: set[str]) -> list[str]:
 def _table(model: type[BaseModel], skip: set[str] | None = None) -> str:
     header = ["| option | default | meaning |", "|---|---|---|"]
     return "\n".join(header + _rows(model, skip or set()))
-
-
-def _members(union: object) -> list[type[BaseModel]]:
-    return list(union.__origin__.__args__)  # type: ignore[attr-defined]
 
 
 def generate() -> str:
@@ -72,8 +67,8 @@ def generate() -> str:
         _table(schema.CameraBase),
         "",
     ]
-    for member in _members(schema.CameraConfig):
-        vendor = member.model_fields["vendor"].annotation.__args__[0]  # type: ignore[union-attr]
+    for member in schema.union_members(schema.CameraConfig):
+        vendor = schema.tag_of(member, "vendor")
         parts += [f'### `vendor = "{vendor}"`', "", (member.__doc__ or "").strip(), ""]
         own = [name for name in member.model_fields if name not in common and name != "vendor"]
         parts += [
@@ -91,8 +86,8 @@ def generate() -> str:
         _table(schema.TriggerBase),
         "",
     ]
-    for member in _members(schema.TriggerConfig):
-        kind = member.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for member in schema.union_members(schema.TriggerConfig):
+        kind = schema.tag_of(member, "type")
         own = [name for name in member.model_fields if name not in base and name != "type"]
         parts += [f'### `type = "{kind}"`', "", (member.__doc__ or "").strip(), ""]
         parts += [

@@ -13,7 +13,7 @@ import ipaddress
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -251,11 +251,15 @@ class WebConfig(SecretRef):
 # --------------------------------------------------------------------------- cameras
 
 
+#: How a camera authenticates: `auto` learns the scheme from its first 401.
+AuthMode = Literal["auto", "none", "basic", "digest", "query"]
+
+
 class CameraBase(SecretRef):
     """Options every camera driver understands."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("password",)
-    default_auth: ClassVar[str] = "auto"
+    default_auth: ClassVar[AuthMode] = "auto"
 
     host: str = Field(min_length=1, description="Camera or NVR host name or IP address.")
     port: int | None = Field(
@@ -274,7 +278,7 @@ class CameraBase(SecretRef):
     stream: Literal["main", "sub"] = Field(
         "main", description="main (full resolution) or sub stream."
     )
-    auth: Literal["auto", "none", "basic", "digest", "query"] = Field(
+    auth: AuthMode = Field(
         "auto",
         description="auto learns the scheme from the camera's first 401; or force none, basic, digest, query.",
     )
@@ -362,7 +366,7 @@ class CameraBase(SecretRef):
         return self.port or (443 if self.scheme == "https" else 80)
 
     @property
-    def effective_auth(self) -> str:
+    def effective_auth(self) -> AuthMode:
         """The auth mode after applying the vendor's default."""
         return self.default_auth if self.auth == "auto" else self.auth
 
@@ -409,7 +413,7 @@ class XrcCamera(CameraBase):
     """Shenzhen-style CGI cameras (old Foscam, ReeCam, XRC): snapshot.cgi and videostream.cgi."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("password", "session")
-    default_auth: ClassVar[str] = "query"
+    default_auth: ClassVar[AuthMode] = "query"
     vendor: Literal["xrc"] = Field(description="Camera driver; see docs/cameras.md.")
     mode: Literal["snapshot", "stream"] = Field(
         "snapshot",
@@ -710,6 +714,16 @@ TriggerConfig = Annotated[
     GpioTrigger | MqttTrigger | FileTrigger | SerialTrigger | IntervalTrigger | HttpTrigger,
     Field(discriminator="type"),
 ]
+
+
+def union_members(union: object) -> tuple[type[Model], ...]:
+    """The models of a discriminated union such as CameraConfig, in the order written."""
+    return get_args(get_args(union)[0])  # Annotated[A | B, Field(...)] -> (A | B, ...) -> (A, B)
+
+
+def tag_of(model: type[Model], discriminator: str) -> str:
+    """The value a union member's discriminator takes: its `vendor` or `type`."""
+    return str(get_args(model.model_fields[discriminator].annotation)[0])
 
 
 # --------------------------------------------------------------------------- rules

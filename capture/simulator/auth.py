@@ -171,7 +171,7 @@ class Authenticator:
         hash_function = _HASHES[algorithm.upper().removesuffix("-SESS")]
 
         def digest(*parts: str) -> str:
-            return hash_function(":".join(parts).encode()).hexdigest()
+            return str(hash_function(":".join(parts).encode()).hexdigest())
 
         ha1 = digest(self.camera.user, self.style.realm, self.camera.password)
         if session:

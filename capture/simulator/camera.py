@@ -7,12 +7,12 @@ describe cameras without starting anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Vendor = Literal["hikvision", "dahua", "edimax", "xrc", "mjpeg", "generic"]
+VENDORS: tuple[Vendor, ...] = get_args(Vendor)
 AuthMode = Literal["digest", "basic", "query", "none"]
 
-VENDORS: tuple[str, ...] = ("hikvision", "dahua", "edimax", "xrc", "mjpeg", "generic")
 AUTH_MODES: tuple[str, ...] = ("digest", "basic", "query", "none")
 DIGEST_ALGORITHMS: tuple[str, ...] = ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")
 

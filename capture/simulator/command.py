@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from capture.simulator.camera import VENDORS, SimulatedCamera, SimulatorConfigError
+from capture.simulator.camera import VENDORS, SimulatedCamera, SimulatorConfigError, Vendor
 from capture.simulator.config import SimulatorSetup, load_simulator_file
 from capture.simulator.server import Simulator, SimulatorError
 
@@ -53,10 +53,10 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def default_setup(vendors: list[str] | None, password: str) -> SimulatorSetup:
+def default_setup(vendors: list[Vendor] | None, password: str) -> SimulatorSetup:
     """One camera per vendor, named sim-<vendor>."""
     cameras = tuple(
-        SimulatedCamera(name=f"sim-{vendor}", vendor=vendor, password=password)  # type: ignore[arg-type]
+        SimulatedCamera(name=f"sim-{vendor}", vendor=vendor, password=password)
         for vendor in dict.fromkeys(vendors or VENDORS)
     )
     return SimulatorSetup(cameras=cameras)

@@ -91,14 +91,13 @@ class Hikvision(Personality):
         if asked_w is None and asked_h is None:
             return width, height
         try:
-            new_w = int(asked_w) if asked_w is not None else None
-            new_h = int(asked_h) if asked_h is not None else None
+            # One side given: the other keeps the aspect ratio.
+            new_w = (
+                int(asked_w) if asked_w is not None else round(width * int(asked_h or 0) / height)
+            )
+            new_h = int(asked_h) if asked_h is not None else round(height * new_w / width)
         except ValueError:
             return None
-        if new_w is None:
-            new_w = round(width * new_h / height)  # type: ignore[operator]
-        if new_h is None:
-            new_h = round(height * new_w / width)
         if not (16 <= new_w <= _MAX_SIDE and 16 <= new_h <= _MAX_SIDE):
             return None
         return new_w, new_h

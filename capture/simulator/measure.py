@@ -111,7 +111,7 @@ def measure(vendor: Vendor, connections: int, seconds: float) -> float:
         total = sum(results.get(timeout=seconds + 30) for _ in processes)
         for process in processes:
             process.join()
-    return total / seconds
+    return float(total) / seconds
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from capture.config.schema import MqttConfig
 from capture.errors import CaptureError
@@ -150,7 +150,9 @@ class TriggerContext:
         with self._lock:
             if key not in self._shared:
                 self._shared[key] = create()
-            return self._shared[key]  # type: ignore[return-value]
+            # Only `create` of this key ever stored it, and every caller of a key passes
+            # the same factory (the key names the kind of object).
+            return cast(T, self._shared[key])
 
 
 TriggerFactory = Callable[[str, Any, TriggerContext], Trigger]

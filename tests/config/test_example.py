@@ -45,10 +45,6 @@ def fields(model: type[BaseModel]) -> set[str]:
     return names
 
 
-def union_members(union: object) -> list[type[BaseModel]]:
-    return list(union.__origin__.__args__)  # type: ignore[attr-defined]
-
-
 def test_example_documents_every_service_level_option() -> None:
     options = documented_options()
     for section, model in [
@@ -66,8 +62,8 @@ def test_example_documents_every_camera_option() -> None:
     every_camera = set().union(*(v for k, v in options.items() if k.startswith("cameras:")))
     common = fields(schema.CameraBase)
     assert common <= every_camera, common - every_camera
-    for member in union_members(schema.CameraConfig):
-        vendor = member.model_fields["vendor"].annotation.__args__[0]  # type: ignore[union-attr]
+    for member in schema.union_members(schema.CameraConfig):
+        vendor = schema.tag_of(member, "vendor")
         own = fields(member) - common
         assert own <= options[f"cameras:{vendor}"], (vendor, own - options[f"cameras:{vendor}"])
 
@@ -78,8 +74,8 @@ def test_example_documents_every_trigger_option() -> None:
     assert {"description", "fields"} <= every_trigger
     line_parsing = options["triggers:file"] | options["triggers:serial"]
     assert fields(schema.LineParser) - {"description", "fields"} <= line_parsing
-    for member in union_members(schema.TriggerConfig):
-        kind = member.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for member in schema.union_members(schema.TriggerConfig):
+        kind = schema.tag_of(member, "type")
         own = fields(member) - {"description", "fields"}
         if issubclass(
             member, schema.LineParser

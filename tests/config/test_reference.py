@@ -24,8 +24,8 @@ def test_every_option_has_a_description() -> None:
         schema.WebConfig,
         schema.RuleConfig,
     ]
-    models += list(schema.CameraConfig.__origin__.__args__)  # type: ignore[attr-defined]
-    models += list(schema.TriggerConfig.__origin__.__args__)  # type: ignore[attr-defined]
+    models += schema.union_members(schema.CameraConfig)
+    models += schema.union_members(schema.TriggerConfig)
     for model in models:
         for name, info in model.model_fields.items():
             assert info.description, f"{model.__name__}.{name} has no description"
