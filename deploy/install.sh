@@ -171,8 +171,16 @@ install_program() {
     if [ -n "$WHEEL" ]; then
         source=$WHEEL
     fi
+    # Exactly the releases CI tested (deploy/requirements.lock, checked by hash),
+    # then the program itself without resolving anything again. (CI proves the lock
+    # meets pyproject.toml: tests/deploy/test_lock.py. No `pip check` here: the venv
+    # sees the system's packages, for Debian's GPIO libraries, and their conflicts.)
+    log "installing the locked dependencies (deploy/requirements.lock)"
+    "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --require-hashes --requirement "$CHECKOUT/deploy/requirements.lock"
     log "installing event-capture from $source"
-    "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$source"
+    "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --no-deps --upgrade "$source"
     mkdir -p "$ROOT$PREFIX/docs" "$ROOT/usr/local/bin"
     cp -R "$CHECKOUT/docs/." "$ROOT$PREFIX/docs/"
     cp "$CHECKOUT/rules.example.toml" "$ROOT$PREFIX/rules.example.toml"

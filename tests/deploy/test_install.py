@@ -13,6 +13,7 @@ uninstall test), so no test depends on which ran before it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_tool
+from tests.deploy.locks import RUNTIME_LOCK, pins
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALLER = REPO / "deploy" / "install.sh"
@@ -172,6 +174,13 @@ def edit_rules_to_use_secrets_env(target: Target) -> str:
     return edited
 
 
+#: Prints {name: installed version} for the distribution names given as arguments.
+INSTALLED_VERSIONS = (
+    "import json, sys; from importlib.metadata import version; "
+    "print(json.dumps({name: version(name) for name in sys.argv[1:]}))"
+)
+
+
 @installs
 def test_first_install_lays_out_program_config_and_unit_and_enables_without_starting_the_example(
     target: Target,
@@ -192,6 +201,13 @@ def test_first_install_lays_out_program_config_and_unit_and_enables_without_star
     assert version.stdout.startswith("capture ")
     assert os.readlink(target.path("/usr/local/bin/capture")) == f"{PROGRAM}/bin/capture"
     assert target.path(f"{PROGRAM}/docs/install.md").exists()
+    # Exactly the locked releases, whatever the system's own Python has (the venv sees it).
+    venv_python = target.path(f"{PROGRAM}/venv/bin/python")
+    locked = {name: pin.version for name, pin in pins(RUNTIME_LOCK).items() if pin.applies()}
+    report = subprocess.run(
+        [venv_python, "-c", INSTALLED_VERSIONS, *locked], capture_output=True, text=True, check=True
+    )
+    assert json.loads(report.stdout) == locked
 
     files = target.first_files
     example = (REPO / "rules.example.toml").read_bytes()
