@@ -29,15 +29,18 @@ is accepted, and no picture of it is stored before that row is committed; the
 row ends when the firing's event message is committed to the outbox. So after
 a kill or a power cut the next start (capture.recovery) knows every firing
 that was not announced and whose files are on disk.
+
+Why one module of ~600 lines: the path of a frame (queue, fetch, hand-over to
+a writer, store, journal, the firing's end) and the rule that every frame of
+a firing gets exactly one outcome, also on overload, reload and stop, share
+the firing's state and locks; rule planning (capture.rules) and the plain
+thread machinery (capture.workers) live elsewhere.
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
-import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -53,6 +56,7 @@ from capture.cameras.hints import with_password_source
 from capture.config.schema import RuleConfig, RuleFile
 from capture.events import CaptureResult, Event, FiringReport, PlannedFrame, firing_line
 from capture.rules import CompiledRule, Cooldowns, RuleDisabled, RuleSet
+from capture.workers import CameraWorkers, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -196,77 +200,6 @@ class _Frame:
     path: PurePosixPath  # planned; the storage may add `_2`...
 
 
-class _Scheduler:
-    """Releases callbacks at monotonic due times from one thread."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._counter = itertools.count()
-        self._wake = threading.Condition()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="capture-scheduler", daemon=True)
-        self._thread.start()
-
-    def at(self, due: float, callback: Callable[[], None]) -> None:
-        with self._wake:
-            heapq.heappush(self._heap, (due, next(self._counter), callback))
-            self._wake.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._wake.wait(timeout)
-                if self._stopped:
-                    return
-                _, _, callback = heapq.heappop(self._heap)
-            callback()
-
-    def stop(self) -> None:
-        with self._wake:
-            self._stopped = True
-            self._wake.notify()
-        self._thread.join()
-
-
-class _CameraWorkers:
-    """The queue and threads that photograph one camera."""
-
-    def __init__(self, name: str, camera: Camera, run: Callable[[Camera, _Frame], None]) -> None:
-        self.name = name
-        self.camera = camera
-        self.queue: queue.Queue[_Frame | None] = queue.Queue()
-        self._run = run
-        count = camera.config.max_concurrent
-        self.threads = [
-            threading.Thread(target=self._loop, name=f"camera-{name}-{i}", daemon=True)
-            for i in range(count)
-        ]
-        for thread in self.threads:
-            thread.start()
-
-    def _loop(self) -> None:
-        while (frame := self.queue.get()) is not None:
-            self._run(self.camera, frame)
-
-    def stop(self) -> None:
-        """Let queued frames finish, then end the threads (called after draining)."""
-        for _ in self.threads:
-            self.queue.put(None)
-
-    def retire(self) -> None:
-        """After a reload: finish the queued frames, then close the camera's connections."""
-        self.stop()
-
-        def close_when_done() -> None:
-            for thread in self.threads:
-                thread.join()
-            self.camera.close()
-
-        threading.Thread(target=close_when_done, name=f"retire-{self.name}", daemon=True).start()
-
-
 class Engine:
     """Turns events into named snapshots, journal rows and one message per firing."""
 
@@ -286,12 +219,13 @@ class Engine:
         self._failure_log = FailureLog()
         self._listeners: list[Callable[[CaptureResult], None]] = []
         self._report_listeners: list[Callable[[FiringReport], None]] = []
-        self._scheduler = _Scheduler()
+        self._scheduler = Scheduler()
         self._writers = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="capture-write")
         # Frames handed to the writers and not yet written, each holding its JPEG.
         self._write_slots = threading.Semaphore(MAX_PENDING_WRITES)
-        self._workers: dict[str, _CameraWorkers] = {
-            name: _CameraWorkers(name, camera, self._capture) for name, camera in cameras.items()
+        self._workers: dict[str, CameraWorkers[_Frame]] = {
+            name: CameraWorkers[_Frame](name, camera, self._capture)
+            for name, camera in cameras.items()
         }
         self._in_flight = 0
         self._idle = threading.Condition()
@@ -372,14 +306,14 @@ class Engine:
 
     def reload(self, rules: RuleFile, cameras: Mapping[str, Camera]) -> None:
         """Apply a new rule file; frames already queued finish on the cameras they had."""
-        new_workers: dict[str, _CameraWorkers] = {}
-        retired: list[_CameraWorkers] = []
+        new_workers: dict[str, CameraWorkers[_Frame]] = {}
+        retired: list[CameraWorkers[_Frame]] = []
         for name, camera in cameras.items():
             current = self._workers.get(name)
             if current is not None and current.camera is camera:
                 new_workers[name] = current
             else:
-                new_workers[name] = _CameraWorkers(name, camera, self._capture)
+                new_workers[name] = CameraWorkers[_Frame](name, camera, self._capture)
                 if current is not None:
                     retired.append(current)
         retired += [workers for name, workers in self._workers.items() if name not in cameras]
