@@ -131,7 +131,7 @@ class Template:
     def render(self, fields: Mapping[str, object]) -> PurePosixPath:
         """The relative path for these field values; always safe to join under the storage root.
 
-        Missing fields render as `unknown`; see the module doc for the sanitizing rules.
+        Missing fields render as `unknown`; `capture.sanitize` has the sanitizing rules.
         """
         folders = [finish(folder.fitted(fields, MAX_COMPONENT_BYTES)) for folder in self._folders]
         stem = finish(self._stem.fitted(fields, self._stem_limit), self._stem_limit)
