@@ -221,10 +221,10 @@ def _literal_comparer(op: str, literal: Value) -> Callable[[object], bool]:
 
     def against_number(value: object) -> bool:
         kind = type(value)
-        if kind is int or (kind is float and not math.isnan(value)):  # type: ignore[arg-type]
+        if kind is int or (kind is float and not math.isnan(value)):  # type: ignore[arg-type]  # `type(v) is` (exact, faster than isinstance on this per-frame path) does not narrow for mypy
             return native(value, literal)
         if kind is str:
-            number = _number(value)  # type: ignore[arg-type]
+            number = _number(value)  # type: ignore[arg-type]  # as above: kind is str
             if number is not None:
                 return native(number, literal)
         return slow(value, literal)

@@ -91,7 +91,7 @@ def _text_part(name: str) -> Part:
         value = fields.get(name)
         kind = type(value)
         if kind is str:
-            return clean(value)  # type: ignore[arg-type]
+            return clean(value)  # type: ignore[arg-type]  # `type(v) is` (exact, faster than isinstance on this per-frame path) does not narrow for mypy
         if kind is int or kind is float:
             return str(value)  # digits, '-', '.', 'e', 'inf', 'nan': nothing to clean
         return MISSING if value is None else clean(_as_text(value))
