@@ -11,14 +11,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from capture.config.loader import (
-    add_config_argument,
-    default_config_path,
-    load_rules,
-    mask_secrets,
-)
+from capture.config.loader import add_config_argument, default_config_path, load_rules
 from capture.config.problems import ConfigError, RuleFileMissing
 from capture.config.schema import RuleFile
+from capture.config.secrets import mask_secrets
 
 
 def register(subparsers: Any) -> None:

@@ -12,11 +12,11 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from capture.config.environment import apply_env_overrides
 from capture.config.locate import KeyLocator, Where
@@ -36,6 +36,8 @@ from capture.config.schema import (
     tag_of,
     union_members,
 )
+from capture.config.secrets import clear_secrets, without_secrets
+from capture.config.secrets import resolve_secrets as read_secrets
 from capture.config.wording import is_type_error, toml_hint, type_message
 
 DEFAULT_PATHS = (Path("/etc/event-capture/rules.toml"), Path("rules.toml"))
@@ -173,7 +175,7 @@ def parse_rules(
     problems += schema_problems
     if rules is not None:
         if resolve_secrets:
-            rules, secret_problems = _resolve_secrets(rules, where, environ)
+            rules, secret_problems = read_secrets(rules, where, environ)
             problems += secret_problems
 
         from capture.config.check import cross_check  # noqa: PLC0415 - keeps `capture --help` light
@@ -182,55 +184,14 @@ def parse_rules(
         if require_rules and not rules.rules and not skipped.rules_incomplete:
             # Located on the last line, where the section would go, so every error has a line.
             problems.append(Problem(source, max(1, len(text.splitlines())), "", NO_RULES))
-    clear_secrets = _clear_secrets(text)
+    secrets_in_clear = clear_secrets(text)
     problems = sorted(
-        _without_secrets(problems, clear_secrets),
+        without_secrets(problems, secrets_in_clear),
         key=lambda problem: (problem.line or 0, problem.path),
     )
     if rules is None or any(problem.severity == "error" for problem in problems):
         raise ConfigError(problems)
-    return LoadedRules(rules, source, problems, clear_secrets)
-
-
-#: `password = "..."` (or token, session) anywhere in the text, even inside another value.
-_CLEAR_SECRET = re.compile(
-    r"""(?:^|[\s{,])(?:password|token|session)\s*=\s*(?:"((?:[^"\\\n]|\\.)*)"|'([^'\n]*)')""",
-    re.MULTILINE,
-)
-
-
-def _clear_secrets(text: str) -> frozenset[str]:
-    """Every secret the text writes in clear, as written and as a message may quote it.
-
-    Read from the text, not the parsed file: a string left open with triple
-    quotes swallows the lines after it, password lines included, and a message
-    or summary quoting that string would show them.
-    """
-    secrets = set()
-    for match in _CLEAR_SECRET.finditer(text):
-        written = match.group(1) if match.group(1) is not None else match.group(2)
-        if written:
-            literal = match.group(0).partition("=")[2].strip()
-            try:
-                parsed = str(tomllib.loads(f"v = {literal}")["v"])
-            except tomllib.TOMLDecodeError:
-                parsed = written
-            secrets |= {written, parsed, repr(parsed)[1:-1]}
-    return frozenset(secrets)
-
-
-def mask_secrets(text: str, secrets: frozenset[str]) -> str:
-    """`text` with each of `secrets` replaced by `***`."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def _without_secrets(problems: list[Problem], secrets: frozenset[str]) -> list[Problem]:
-    """`problems` with every secret of the file masked, wherever a message quoted it."""
-    return [
-        replace(problem, message=mask_secrets(problem.message, secrets)) for problem in problems
-    ]
+    return LoadedRules(rules, source, problems, secrets_in_clear)
 
 
 def _parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -510,58 +471,3 @@ def _model_at(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> type[BaseM
     return (
         annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     )
-
-
-def _resolve_secrets(
-    rules: RuleFile, where: Where, environ: Mapping[str, str]
-) -> tuple[RuleFile, list[Problem]]:
-    """Read `*_env` and `*_file` secret references into their SecretStr fields."""
-    problems: list[Problem] = []
-
-    def resolve(model: SecretRef, path: tuple[str | int, ...]) -> SecretRef:
-        update: dict[str, SecretStr] = {}
-        for name in model.secret_fields:
-            env_name = getattr(model, f"{name}_env")
-            file_name = getattr(model, f"{name}_file")
-            key_path = (*path, f"{name}_env" if env_name else f"{name}_file")
-            if env_name:
-                value = environ.get(env_name)
-                if value is None:
-                    problems.append(
-                        where.problem(key_path, f"environment variable {env_name!r} is not set")
-                    )
-                elif not value:
-                    problems.append(
-                        where.problem(key_path, f"environment variable {env_name!r} is empty")
-                    )
-                else:
-                    update[name] = SecretStr(value)
-            elif file_name:
-                try:
-                    value = Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
-                except (OSError, UnicodeDecodeError) as exc:
-                    reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                    problems.append(
-                        where.problem(
-                            key_path, f"cannot read secret file {str(file_name)!r}: {reason}"
-                        )
-                    )
-                    continue
-                if not value:
-                    problems.append(
-                        where.problem(key_path, f"secret file {str(file_name)!r} is empty")
-                    )
-                else:
-                    update[name] = SecretStr(value)
-        return model.model_copy(update=update) if update else model
-
-    resolved = rules.model_copy(
-        update={
-            "mqtt": resolve(rules.mqtt, ("mqtt",)),
-            "web": resolve(rules.web, ("web",)),
-            "cameras": {
-                name: resolve(camera, ("cameras", name)) for name, camera in rules.cameras.items()
-            },
-        }
-    )
-    return resolved, problems
