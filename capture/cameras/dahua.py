@@ -43,18 +43,18 @@ class DahuaCamera(HttpCamera):
         if reply.status == 403 and b"authority" in lowered:
             return AuthFailed(
                 self.name,
-                f"access denied (HTTP 403 {self.http.excerpt(text)!r}): user "
+                f"access denied (HTTP 403 {self.http.failures.excerpt(text)!r}): user "
                 f"{self.config.user!r} lacks the snapshot right; grant it on the device",
                 status=403,
-                excerpt=self.http.excerpt(text),
+                excerpt=self.http.failures.excerpt(text),
             )
         if reply.status == 200 and lowered.startswith(b"error"):
             return DeviceError(
                 self.name,
-                f"device answered HTTP 200 {self.http.excerpt(text)!r} instead of a JPEG for "
+                f"device answered HTTP 200 {self.http.failures.excerpt(text)!r} instead of a JPEG for "
                 f"{reply.source}; check channel (old firmware: zero_based_channel = true)",
                 status=200,
-                excerpt=self.http.excerpt(text),
+                excerpt=self.http.failures.excerpt(text),
             )
         if reply.status == 400:
             return DeviceError(
@@ -62,6 +62,6 @@ class DahuaCamera(HttpCamera):
                 f"bad request (HTTP 400) for {reply.source}: the device does not serve this "
                 "channel on snapshot.cgi (an ONVIF-attached NVR channel?); check channel",
                 status=400,
-                excerpt=self.http.excerpt(text),
+                excerpt=self.http.failures.excerpt(text),
             )
         return None

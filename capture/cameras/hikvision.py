@@ -83,7 +83,7 @@ class HikvisionCamera(HttpCamera):
         except DeviceError as proxy_error:
             # Not an NVR channel after all (or a proxy error): report both answers. Any other
             # error (a refused login, a broken picture, the deadline) is the one to act on.
-            error = self.http.failure(direct, self._classify)
+            error = self.http.failures.answer(direct, self._classify)
             raise DeviceError(
                 self.name,
                 f"{error.message}; StreamingProxy failed too: {proxy_error.message}",
@@ -106,7 +106,7 @@ class HikvisionCamera(HttpCamera):
                 f"(HTTP {reply.status}); fix password_env/password_file, then wait",
                 retry_after_s=seconds,
                 status=reply.status,
-                excerpt=self.http.excerpt(reply.body),
+                excerpt=self.http.failures.excerpt(reply.body),
             )
         status = isapi_status(reply.body)
         if status is None or reply.status == 401:
@@ -122,7 +122,7 @@ class HikvisionCamera(HttpCamera):
             f"device error (HTTP {reply.status}, ISAPI statusCode {code} {text!r}, "
             f"subStatusCode {sub or '-'}) for {reply.source}{hint}",
             status=reply.status,
-            excerpt=self.http.excerpt(reply.body),
+            excerpt=self.http.failures.excerpt(reply.body),
         )
 
 

@@ -75,15 +75,15 @@ class XrcCamera(HttpCamera):
     def _stream_frame(self, deadline: Deadline) -> Frame:
         reply = self.http.get("/request_av.cgi", None, deadline, limit=4096)
         if reply.status != 200:
-            raise self.http.failure(reply, self._classify)
+            raise self.http.failures.answer(reply, self._classify)
         variables = js_variables(reply.body.decode("latin-1"))
         result, stream_id = variables.get("result"), variables.get("id")
         if result != "0" or not stream_id:
             raise self._classify(reply) or DeviceError(
                 self.name,
-                f"request_av.cgi gave no stream id ({self.http.excerpt(reply.body)!r})",
+                f"request_av.cgi gave no stream id ({self.http.failures.excerpt(reply.body)!r})",
                 status=reply.status,
-                excerpt=self.http.excerpt(reply.body),
+                excerpt=self.http.failures.excerpt(reply.body),
             )
         params = {"id": stream_id, "stream": "0" if self.config.stream == "main" else "1"}
         if self.config.resolution is not None:
@@ -97,7 +97,7 @@ class XrcCamera(HttpCamera):
         if result is None or not result.lstrip("-").isdigit() or int(result) >= 0:
             return None
         code = int(result)
-        text = self.http.excerpt(reply.body)
+        text = self.http.failures.excerpt(reply.body)
         if code == -1 and self.config.session is None and "id" not in variables:
             return AuthFailed(
                 self.name,

@@ -32,7 +32,7 @@ from capture.cameras.exchange import (
     Truncated,
     active,
 )
-from capture.cameras.http import root_cause
+from capture.cameras.failures import root_cause
 from capture.cameras.transport import DeviceTransport
 from tests.cameras.helpers import camera_config, make_jpeg
 
