@@ -5,6 +5,12 @@ description; `rules.example.toml` and docs/rules.md follow these models, and a
 test checks the example uses every option. Cross-references between sections
 (a rule naming a camera) are checked in `capture.config.check`, which can
 report all problems at once instead of stopping at the first.
+
+Why one module of ~800 lines, most of it descriptions: the models are the
+reference a technician reads (docs/rules-reference.md is generated from
+them), the camera and trigger unions are written out here so a type checker
+sees them, and one file keeps every option's name, default and meaning side
+by side.
 """
 
 from __future__ import annotations
