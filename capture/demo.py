@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import secrets
-import signal
 import socket
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 from capture.simulator import SimulatedCamera, Simulator
 from capture.simulator.camera import Vendor
+from capture.stopping import StopRequest
 
 log = logging.getLogger("capture.demo")
 
@@ -264,9 +264,8 @@ def run(args: argparse.Namespace) -> int:
     mqtt = (host, int(port)) if broker_reachable(host, int(port)) else None
     password = secrets.token_urlsafe(12)
     write_secret(data / PASSWORD_FILE, password)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = StopRequest()
+    stop.install()
     with Simulator(_simulated_cameras(password)) as sim:
         rules_path = data / "rules.toml"
         rules_path.write_text(demo_rules(sim, data, mqtt, free_web_port()), encoding="utf-8")

@@ -9,13 +9,13 @@ through the same engine, storage, journal and MQTT event the service uses.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from typing import Any
 
 from capture.config.loader import add_config_argument, default_config_path, load_rules
 from capture.config.problems import ConfigError, RuleFileMissing
 from capture.events import Event
+from capture.stopping import StopRequest
 from capture.systemd import Watchdog, notify
 
 
@@ -80,20 +80,18 @@ def run(args: argparse.Namespace) -> int:
         healthy=service.healthy, status=lambda: status_line(service)
     )
 
-    def stop_requested(*_: object) -> None:
-        # systemd shows "deactivating" at once and stops expecting watchdog pings.
-        notify("STOPPING=1")
-        if watchdog is not None:
-            watchdog.stop()
-        service.request_stop()
-
-    signal.signal(signal.SIGTERM, stop_requested)
-    signal.signal(signal.SIGINT, stop_requested)
+    stop = StopRequest()
+    stop.install()  # before start: a SIGTERM during start stops right after it
     service.start()
     notify(f"READY=1\nSTATUS={status_line(service)}")
     if watchdog is not None:
         watchdog.start()
-    service.run_until_stopped()
+    stop.wait()
+    # systemd shows "deactivating" at once and stops expecting watchdog pings.
+    notify("STOPPING=1")
+    if watchdog is not None:
+        watchdog.stop()
+    service.stop()
     return 0
 
 

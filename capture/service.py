@@ -331,15 +331,6 @@ class Service:
 
     # ------------------------------------------------------------------ run and stop
 
-    def request_stop(self) -> None:
-        """Ask `run_until_stopped` to return (signal handlers call this)."""
-        self._stop.set()
-
-    def run_until_stopped(self) -> None:
-        """Block until `request_stop`, then stop everything."""
-        self._stop.wait()
-        self.stop()
-
     def stop(self) -> bool:
         """Stop triggers, finish in-flight captures within the grace period, say offline.
 

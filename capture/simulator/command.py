@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
 from capture.simulator.camera import VENDORS, SimulatedCamera, SimulatorConfigError, Vendor
 from capture.simulator.config import SimulatorSetup, load_simulator_file
 from capture.simulator.server import Simulator, SimulatorError
+from capture.stopping import StopRequest
 
 DEFAULT_PASSWORD = "sim-password"  # noqa: S105 - a simulator credential, printed on purpose
 #: How often `--config` is looked at for changed faults.
@@ -81,14 +81,11 @@ def run(args: argparse.Namespace) -> int:
     except (SimulatorConfigError, SimulatorError) as error:
         print(f"capture simulate: {error}")
         return 2
-    stop = threading.Event()
+    stop = StopRequest()
     # Our own SIGINT handler too, as run and demo have: `capture simulate &` in a script
     # starts with SIGINT ignored (a background job of a non-interactive shell), and
     # Python then installs no KeyboardInterrupt, so Ctrl-C or `kill -INT` did nothing.
-    previous = {
-        number: signal.signal(number, lambda *_: stop.set())
-        for number in (signal.SIGTERM, signal.SIGINT)
-    }
+    previous = stop.install()
     stamp = _stamp(args.config)
     try:
         _print_table(simulator, setup)
