@@ -185,6 +185,9 @@ class MqttTriggerConnection:
             return
         with self._lock:
             filters = sorted({trigger.config.topic for trigger in self._triggers})
+            # Together with reading the filters: a trigger attaching from now on subscribes
+            # itself, one attached before is in `filters`; none falls in between.
+            self._connected = True
             self._extend_hold()  # the session's queued messages come now
         if filters:
             client.subscribe([(topic, int(self.config.qos)) for topic in filters])

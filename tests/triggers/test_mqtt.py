@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -278,6 +280,36 @@ def test_a_missing_ca_file_is_a_clear_start_error_leaving_no_thread_behind(
     ):
         mqtt(context, f"{prefix}/done").start(events)
     assert not shared_connection(context).connected  # and no paho thread: see no_leaked_threads
+
+
+def test_a_trigger_starting_while_the_connection_comes_up_is_subscribed(
+    broker: Broker, events: Collector, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI once lost one: it attached after the filters were read, before "connected" was set."""
+    context = context_for(broker)
+    gate = mqtt(context, f"{prefix}/gate", name="gate")
+    press = mqtt(context, f"{prefix}/press", name="press")
+    window = threading.Event()
+    real_subscribe = paho.Client.subscribe
+
+    def subscribe(self: paho.Client, topic: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(topic, list) and not window.is_set():  # the connection's own, in _on_connect
+            window.set()
+            attach = threading.Thread(target=press.start, args=(events,))
+            attach.start()  # press starts right inside that window
+            attach.join(5)
+        return real_subscribe(self, topic, *args, **kwargs)
+
+    monkeypatch.setattr(paho.Client, "subscribe", subscribe)
+    gate.start(events)
+    try:
+        wait_for(window.is_set)
+        wait_for(lambda: press.stats().connected)
+        send(broker, f"{prefix}/press", "for-press")
+        wait_for(lambda: events.values("value") == ["for-press"])
+    finally:
+        press.stop()
+        gate.stop()
 
 
 def subscribe_then_stop(config: MqttConfig, events: Collector, filters: dict[str, str]) -> None:
