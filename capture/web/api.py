@@ -292,7 +292,7 @@ class _Outcome:
 
 
 def _to_millisecond(moment: datetime) -> datetime:
-    """Journal times to the precision of event ids, which the live feed's times come from."""
+    """Journal times to the millisecond, the precision the live feed's event times are compared at."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 

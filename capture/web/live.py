@@ -28,10 +28,6 @@ CLIENT_QUEUE = 256
 """Messages buffered per client before it counts as too slow."""
 
 
-_EVENT_ID_TIME = "%Y%m%dT%H%M%S.%fZ"
-"""The readable prefix of event ids (`capture.events.new_event_id`): the event's UTC time."""
-
-
 @dataclass(frozen=True, slots=True)
 class LastResult:
     """A camera's most recent outcome seen since the service started."""
@@ -41,15 +37,14 @@ class LastResult:
 
     @property
     def event_time(self) -> datetime:
-        """When the outcome's event happened (to the millisecond), to compare with the journal's.
+        """When the outcome's event happened (to the millisecond, as the journal keeps it).
 
-        An id without the usual time prefix counts as newest: the live feed is then trusted.
+        A result without its event's time counts as newest: the live feed is then trusted.
         """
-        try:
-            stamp = datetime.strptime(self.result.event_id.split("-", 1)[0], _EVENT_ID_TIME)
-        except ValueError:
+        stamp = self.result.event_time
+        if stamp is None:
             return datetime.max.replace(tzinfo=UTC)
-        return stamp.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC).replace(microsecond=stamp.microsecond // 1000 * 1000)
 
 
 class Subscription:
