@@ -63,7 +63,7 @@
       op.summary ? h("p", { class: "summary" }, op.summary) : null,
       op.description ? h("p", { class: "desc" }, op.description) : null,
       parameters.length ? [h("h3", {}, "Parameters"), h("ul", {}, parameters)] : null,
-      op.requestBody ? [h("h3", {}, "Body"), body(op.requestBody.content)] : null,
+      op.requestBody ? [h("h3", {}, "Body"), ...body(op.requestBody.content)] : null,
       h("h3", {}, "Answers"), h("ul", {}, answers),
     );
   }
