@@ -304,6 +304,7 @@ async def json_body(request: Request) -> object:
 
 
 def _page_routes(app: FastAPI, parts: WebParts) -> None:
+    # Pages and static files are in memory: served on the event loop, no worker thread.
     def page(name: str) -> Response:
         body, content_type = parts.static[name]
         return Response(body, media_type=content_type, headers={"Cache-Control": "no-cache"})
@@ -311,25 +312,25 @@ def _page_routes(app: FastAPI, parts: WebParts) -> None:
     html: dict[str, Any] = {"response_class": HTMLResponse, "tags": ["pages"]}
 
     @app.get("/", summary="The dashboard: cameras by line, live", **html)
-    def dashboard() -> Response:
+    async def dashboard() -> Response:
         return page("dashboard.html")
 
     @app.get("/events", summary="Events, newest first, with filters", **html)
-    def events_page() -> Response:
+    async def events_page() -> Response:
         return page("events.html")
 
     @app.get("/events/{event_id}", summary="One event with every frame", **html)
-    def event_page(event_id: str) -> Response:
+    async def event_page(event_id: str) -> Response:
         if not EVENT_PAGE.match(f"/events/{event_id}"):
             raise ApiError(404, "not found")
         return page("event.html")
 
     @app.get("/docs", summary="This API description, readable", **html)
-    def api_page() -> Response:
+    async def api_page() -> Response:
         return page("api.html")
 
     @app.get("/login", summary="The token form", **html)
-    def login_form(
+    async def login_form(
         target: Annotated[str, Query(alias="next", description="Where to go after.")] = "/",
     ) -> Response:
         if parts.policy.pages_open_sessions:
@@ -353,7 +354,7 @@ def _page_routes(app: FastAPI, parts: WebParts) -> None:
         return login_page(parts.login_template, 401, "That token is not valid.", target)
 
     @app.get("/static/{name}", include_in_schema=False)
-    def static(name: str) -> Response:
+    async def static(name: str) -> Response:
         entry = parts.static.get(name) if not name.endswith(".html") else None
         if entry is None:
             raise ApiError(404, "not found")

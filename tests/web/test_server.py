@@ -8,7 +8,7 @@ import time
 import pytest
 
 from capture.web import server as server_module
-from tests.web.conftest import WebFactory
+from tests.web.conftest import Running, WebFactory
 
 
 def closed_within(connection: socket.socket, seconds: float) -> bool:
@@ -66,3 +66,15 @@ def test_a_taken_port_is_a_web_error_naming_the_address(start_web: WebFactory) -
     other.config = other.config.model_copy(update={"port": taken})
     with pytest.raises(server_module.WebError, match=rf"cannot listen on 127.0.0.1:{taken}"):
         other.start()
+
+
+def test_answers_are_not_held_back_by_nagle(web: Running) -> None:
+    """Without TCP_NODELAY an answer's body waits ~40 ms for the ACK of its head."""
+    assert web.client.get("/api/cameras").status_code == 200
+    server = web.service.web._server  # type: ignore[union-attr]
+    assert server is not None
+    connections = list(server.server_state.connections)
+    assert connections, "the client's keep-alive connection is open"
+    for connection in connections:
+        sock = connection.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
