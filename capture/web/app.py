@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 MAX_JSON_BODY = 64 * 1024
 MAX_FORM_BODY = 4 * 1024
+BODY_TIMEOUT_S = 30.0
+"""A body announced but not sent within this long is refused (uvicorn has no such limit)."""
 STREAM_KEEPALIVE_S = 15.0
 """A comment line this often keeps proxies and the browser from dropping a quiet stream."""
 IMMUTABLE_MAX_AGE_S = 7 * 86400
@@ -285,7 +287,10 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise ApiError(411, "a Content-Length header is required") from None
     if length < 0 or length > limit:
         raise ApiError(413, f"the body is larger than {limit} bytes")
-    return await request.body()
+    try:
+        return await asyncio.wait_for(request.body(), BODY_TIMEOUT_S)
+    except TimeoutError:
+        raise ApiError(408, f"the body did not arrive within {BODY_TIMEOUT_S:.0f} s") from None
 
 
 async def json_body(request: Request) -> object:

@@ -78,3 +78,21 @@ def test_answers_are_not_held_back_by_nagle(web: Running) -> None:
     for connection in connections:
         sock = connection.transport.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_a_body_announced_but_not_sent_is_refused_after_the_timeout(
+    web: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from capture.web import app as app_module  # noqa: PLC0415
+
+    monkeypatch.setattr(app_module, "BODY_TIMEOUT_S", 1.0)
+    port = web.service.web.port  # type: ignore[union-attr]
+    cookie = web.client.cookies.get("capture_session")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(
+            b"POST /api/snap HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Cookie: capture_session={cookie}\r\n".encode()
+            + b'Content-Length: 40\r\n\r\n{"camera"'
+        )
+        assert connection.recv(4096).startswith(b"HTTP/1.1 408")
+    assert web.service.journal.query() == []
