@@ -4,18 +4,17 @@ Access is not decided here: `AccessMiddleware` (capture.web.access) has
 passed every request that reaches a route. Routes answer errors as
 `{"error": ...}` by raising `ApiError`. The OpenAPI description at
 /openapi.json is FastAPI's, completed with the payload models of
-capture.web.models and one path per running `http` trigger, whose body
+capture.web.models and one path per running `http` trigger (capture.web.openapi), whose body
 schema lists that trigger's `fields`; /docs renders it without any CDN.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
@@ -26,14 +25,12 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from capture import __version__
 from capture.storage import LATEST_DIR
-from capture.web import models
+from capture.web import models, openapi
 from capture.web.access import (
     EVENT_PAGE,
     HEAD_KEY,
@@ -50,7 +47,7 @@ from capture.web.live import LiveFeed, Subscription
 from capture.web.media import Media, MediaFile
 from capture.web.throttle import GuessThrottle
 from capture.web.thumbnails import ThumbnailError, Thumbnails
-from capture.web.view import ServiceView, http_trigger, http_trigger_names
+from capture.web.view import ServiceView, http_trigger
 
 log = logging.getLogger(__name__)
 
@@ -71,26 +68,6 @@ _STATIC_TYPES = {
 }
 _NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 """FastAPI's OpenTelemetry hooks stay off: nothing here exports traces."""
-_SCALAR_TYPES = ["string", "number", "integer", "boolean", "null"]
-_DESCRIPTION = """\
-The dashboard's JSON API, the pictures and the live event stream of one
-event-capture service (docs/web.md has the same in prose).
-
-**Access.** On a loopback bind, reads are open and every POST needs the
-token (`Authorization: Bearer <token>`, the `[web]` token of the rule file);
-off loopback every request needs it. Errors answer `{"error": "..."}`.
-Times are ISO 8601 with the site's UTC offset, to the millisecond.
-"""
-
-
-def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": models.ErrorDocument} for status in statuses}
-
-
-def _json_model(model: type, description: str) -> dict[str, Any]:
-    """An OpenAPI response or body whose schema is one of capture.web.models."""
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"description": description, "content": {"application/json": {"schema": ref}}}
 
 
 @dataclass
@@ -132,93 +109,8 @@ class DashboardApp(FastAPI):
     def openapi(self) -> dict[str, Any]:
         """The description: routes and payload models, plus one path per running http trigger."""
         if self._base_schema is None:
-            self._base_schema = _with_payload_models(super().openapi())
-        schema = copy.deepcopy(self._base_schema)
-        view = self.parts.view
-        for name in http_trigger_names(view):
-            schema["paths"][f"/api/trigger/{name}"] = _trigger_path(
-                name, view.rules.triggers[name].description, view.rules.triggers[name].fields
-            )
-        return schema
-
-
-def _with_payload_models(schema: dict[str, Any]) -> dict[str, Any]:
-    """Adds the models only referenced by hand (bodies, stream messages) to the components."""
-    documented: list[type[BaseModel]] = [
-        models.SnapRequest,
-        models.TriggerAccepted,
-        models.ErrorDocument,
-        models.CaptureMessage,
-        models.FiringMessage,
-    ]
-    _, definitions = models_json_schema(
-        [(model, "serialization") for model in documented],
-        ref_template="#/components/schemas/{model}",
-    )
-    components = schema.setdefault("components", {})
-    components.setdefault("schemas", {}).update(definitions.get("$defs", {}))
-    components["securitySchemes"] = {
-        "bearer": {"type": "http", "scheme": "bearer", "description": "The [web] token."}
-    }
-    return schema
-
-
-def trigger_body_schema(fields: Sequence[str]) -> dict[str, Any]:
-    """The JSON body of an http trigger: its `fields` (dotted ones nested), other values allowed."""
-    root: dict[str, Any] = {
-        "type": "object",
-        "properties": {},
-        "additionalProperties": True,
-        "description": "The event's values: scalars, or objects of them (at most 8 levels, "
-        "256 values, 4096 characters a string); `client` is set to the caller's address.",
-    }
-    for field in fields:
-        node = root
-        *parents, leaf = field.split(".")
-        for part in parents:
-            child = node["properties"].get(part)
-            if child is None or "properties" not in child:
-                child = node["properties"][part] = {"type": "object", "properties": {}}
-            node = child
-        node["properties"].setdefault(
-            leaf, {"type": _SCALAR_TYPES, "description": f"The value `{field}` of the event."}
-        )
-    return root
-
-
-def _trigger_path(name: str, description: str, fields: Sequence[str]) -> dict[str, Any]:
-    """The OpenAPI path item of POST /api/trigger/<name>."""
-    errors = {
-        str(status): _json_model(models.ErrorDocument, text)
-        for status, text in (
-            (400, "The body is not a JSON object of scalars within the limits."),
-            (401, "No valid token."),
-            (404, "The trigger is not running."),
-            (411, "No Content-Length."),
-            (413, "The body is larger than 64 KiB."),
-            (415, "Not Content-Type: application/json."),
-            (503, "The trigger is stopping."),
-        )
-    }
-    return {
-        "post": {
-            "tags": ["triggers"],
-            "summary": f"Fire the http trigger {name}",
-            "description": (description + "\n\n" if description else "")
-            + "The posted object becomes the event's values; nested objects give dotted "
-            'names (`{"part": {"id": 7}}` gives `part.id`).',
-            "operationId": f"fire_trigger_{name}",
-            "security": [{"bearer": []}],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": trigger_body_schema(fields)}},
-            },
-            "responses": {
-                "202": _json_model(models.TriggerAccepted, "The event is handed to the rules."),
-                **errors,
-            },
-        }
-    }
+            self._base_schema = openapi.with_payload_models(super().openapi())
+        return openapi.describe(self._base_schema, self.parts.view)
 
 
 def create_app(parts: WebParts) -> DashboardApp:
@@ -227,7 +119,7 @@ def create_app(parts: WebParts) -> DashboardApp:
         parts,
         title="event-capture",
         version=__version__,
-        description=_DESCRIPTION,
+        description=openapi.DESCRIPTION,
         docs_url=None,  # FastAPI's pages load their scripts from a CDN: /docs is ours
         redoc_url=None,
         openapi_url="/openapi.json",
@@ -378,7 +270,7 @@ def _api_routes(app: FastAPI, parts: WebParts) -> None:
         "/api/cameras",
         tags=tags,
         summary="Every camera by line: latest picture, status, last hour's figures",
-        responses={200: {"model": models.CamerasDocument}, **_error_responses(401)},
+        responses={200: {"model": models.CamerasDocument}, **openapi.error_responses(401)},
     )
     def cameras() -> JSONResponse:
         return api_json(api.cameras())
@@ -387,7 +279,7 @@ def _api_routes(app: FastAPI, parts: WebParts) -> None:
         "/api/events",
         tags=tags,
         summary="Events newest first, with every frame; an event is listed when a frame matches",
-        responses={200: {"model": models.EventsPage}, **_error_responses(400, 401)},
+        responses={200: {"model": models.EventsPage}, **openapi.error_responses(400, 401)},
     )
     def events(
         *,
@@ -407,7 +299,7 @@ def _api_routes(app: FastAPI, parts: WebParts) -> None:
         "/api/events/{event_id}",
         tags=tags,
         summary="One event with every frame of every rule",
-        responses={200: {"model": models.EventDocument}, **_error_responses(401, 404)},
+        responses={200: {"model": models.EventDocument}, **openapi.error_responses(401, 404)},
     )
     def event(event_id: str) -> JSONResponse:
         return api_json(api.event(event_id))
@@ -419,9 +311,9 @@ def _api_routes(app: FastAPI, parts: WebParts) -> None:
         summary="Take a picture of a camera, or fire a rule, now",
         responses={
             202: {"model": models.SnapAccepted},
-            **_error_responses(400, 401, 404, 415, 503),
+            **openapi.error_responses(400, 401, 404, 415, 503),
         },
-        openapi_extra={"requestBody": _json_model(models.SnapRequest, "camera or rule")},
+        openapi_extra={"requestBody": openapi.json_model(models.SnapRequest, "camera or rule")},
     )
     async def snap(request: Request) -> JSONResponse:
         return api_json(api.snap(await json_body(request)), 202)
@@ -452,7 +344,7 @@ def _api_routes(app: FastAPI, parts: WebParts) -> None:
                 "description": "The stream.",
                 "content": {"text/event-stream": {"schema": stream_schema}},
             },
-            **_error_responses(401, 503),
+            **openapi.error_responses(401, 503),
         },
     )
     async def stream(request: Request) -> Response:
@@ -493,7 +385,7 @@ def _picture_routes(app: FastAPI, parts: WebParts) -> None:
         "responses": {
             200: {"content": {"image/jpeg": {}}, "description": "The JPEG."},
             304: {"description": "Not modified (If-None-Match, If-Modified-Since)."},
-            **_error_responses(401, 404),
+            **openapi.error_responses(401, 404),
         },
     }
 

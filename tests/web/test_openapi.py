@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from capture.triggers.base import TRIGGER_KINDS
 from capture.web import models
-from capture.web.app import trigger_body_schema
+from capture.web.openapi import trigger_body_schema
 from capture.web.view import HTTP_KIND
 from tests.conftest import wait_for
 from tests.web.conftest import TOKEN, Running, WebFactory
