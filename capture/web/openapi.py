@@ -23,7 +23,7 @@ DESCRIPTION = """\
 The dashboard's JSON API, the pictures and the live event stream of one
 event-capture service (docs/web.md has the same in prose).
 
-**Access.** On a loopback bind, reads are open and every POST needs the
+Access: on a loopback bind, reads are open and every POST needs the
 token (`Authorization: Bearer <token>`, the `[web]` token of the rule file);
 off loopback every request needs it. Errors answer `{"error": "..."}`.
 Times are ISO 8601 with the site's UTC offset, to the millisecond.
@@ -69,7 +69,32 @@ def with_payload_models(schema: dict[str, Any]) -> dict[str, Any]:
     components["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "description": "The [web] token."}
     }
+    _bad_parameters_are_400(schema)
     return schema
+
+
+def _bad_parameters_are_400(schema: dict[str, Any]) -> None:
+    """FastAPI documents its 422 validation answer; ours is 400 with an ErrorDocument."""
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None and _can_fail(operation):
+                responses.setdefault(
+                    "400",
+                    json_model(models.ErrorDocument, "A parameter is malformed or out of range."),
+                )
+    for name in ("HTTPValidationError", "ValidationError"):  # no answer uses them any more
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+
+
+def _can_fail(operation: dict[str, Any]) -> bool:
+    """Whether a parameter can be refused: one that is not free text (a number, a flag)."""
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        types = {option.get("type") for option in schema.get("anyOf", [schema])}
+        if types - {"string", "null"}:
+            return True
+    return False
 
 
 def trigger_body_schema(fields: Sequence[str]) -> dict[str, Any]:

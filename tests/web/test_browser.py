@@ -1,6 +1,6 @@
 """The dashboard in a real headless Chromium against the running service and the simulator.
 
-Set CAPTURE_SCREENSHOTS=docs to refresh docs/dashboard.png and docs/events.png.
+Set CAPTURE_SCREENSHOTS=docs to refresh docs/dashboard.png, docs/events.png and docs/api.png.
 """
 
 from __future__ import annotations
@@ -302,7 +302,7 @@ window.called = null;
 
 
 def test_the_api_page_describes_the_endpoints_and_a_script_calls_one_from_the_description(
-    web: Running, browser: Browser
+    web: Running, browser: Browser, shots: Path
 ) -> None:
     browser.get(web.base_url + "/docs")
     wait_for(lambda: browser.run("return document.body.dataset.loaded === 'true'"), timeout=WAIT_S)
@@ -314,6 +314,10 @@ def test_the_api_page_describes_the_endpoints_and_a_script_calls_one_from_the_de
         "return [...document.querySelectorAll('#fire_trigger_plc code.field')].map(c => c.textContent)"
     )
     assert {"result", "part"} <= set(fields), "the trigger's fields are on the page"
+    browser.run(
+        "document.getElementById('fire_trigger_plc').scrollIntoView(); window.scrollBy(0, -70);"
+    )
+    browser.screenshot(shots / "api.png")
 
     browser.run(CALL_FROM_DESCRIPTION)
     path, status, answer = wait_for(lambda: browser.run("return window.called"), timeout=WAIT_S)

@@ -52,6 +52,19 @@ def test_the_description_lists_every_endpoint_with_its_payloads(web: Running) ->
     assert spec["openapi"].startswith("3.")
     listed = {(method, path) for path, item in spec["paths"].items() for method in item}
     assert listed == ENDPOINTS
+    statuses = {
+        status
+        for item in spec["paths"].values()
+        for operation in item.values()
+        for status in operation["responses"]
+    }
+    assert "422" not in statuses, "malformed parameters answer 400, as documented"
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    assert "400" not in spec["paths"]["/latest/{camera}.jpg"]["get"]["responses"], "free text"
+    limit_answers = spec["paths"]["/api/events"]["get"]["responses"]
+    assert limit_answers["400"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorDocument"
+    )
     cameras = spec["paths"]["/api/cameras"]["get"]["responses"]["200"]["content"]
     ref = cameras["application/json"]["schema"]["$ref"]
     assert set(schema_of(spec, ref)["properties"]) == set(models.CamerasDocument.model_fields)

@@ -6,6 +6,9 @@
   const { h } = EC;
   let spec = null;
 
+  /** Text with `code spans` as <code> elements (descriptions are written that way). */
+  const prose = (text) => String(text).split("`").map((part, i) => (i % 2 ? h("code", {}, part) : part));
+
   /** The schema a $ref names (#/components/schemas/X), else the schema itself. */
   function resolve(schema) {
     if (schema && schema.$ref) return spec.components.schemas[schema.$ref.split("/").pop()] || {};
@@ -37,7 +40,7 @@
     return h("ul", { class: "fields" }, Object.entries(target.properties).map(([name, property]) => h("li", {},
       h("code", { class: "field" }, name), " ", h("span", { class: "type" }, typeOf(property)),
       required.has(name) ? " (required)" : "",
-      property.description ? h("span", { class: "desc" }, ` — ${property.description}`) : "",
+      property.description ? h("span", { class: "desc" }, " — ", prose(property.description)) : "",
       fields(property, inner),
     )));
   }
@@ -60,8 +63,8 @@
     ));
     return h("section", { class: "operation", id: op.operationId || `${method}-${path}` },
       h("h2", {}, h("span", { class: `method ${method}` }, method.toUpperCase()), " ", h("code", {}, path)),
-      op.summary ? h("p", { class: "summary" }, op.summary) : null,
-      op.description ? h("p", { class: "desc" }, op.description) : null,
+      op.summary ? h("p", { class: "summary" }, prose(op.summary)) : null,
+      op.description ? h("p", { class: "desc" }, prose(op.description)) : null,
       parameters.length ? [h("h3", {}, "Parameters"), h("ul", {}, parameters)] : null,
       op.requestBody ? [h("h3", {}, "Body"), ...body(op.requestBody.content)] : null,
       h("h3", {}, "Answers"), h("ul", {}, answers),
@@ -77,7 +80,7 @@
     }
     document.getElementById("intro").replaceChildren(
       h("p", {}, `${spec.info.title} ${spec.info.version} — OpenAPI ${spec.openapi}`),
-      ...spec.info.description.split("\n\n").map((text) => h("p", {}, text.replace(/\s+/g, " "))),
+      ...spec.info.description.split("\n\n").map((text) => h("p", {}, prose(text.replace(/\s+/g, " ")))),
     );
     const sections = [];
     for (const [path, item] of Object.entries(spec.paths)) {
