@@ -527,6 +527,7 @@ class Engine:
             return self._failure(frame, exc, self._delay_ms(frame, snapshot))
         return CaptureResult(
             event_id=frame.firing.event.id,
+            event_time=frame.firing.event.wall_time,
             rule=frame.firing.rule.name,
             camera=frame.camera,
             seq=frame.seq,
@@ -570,6 +571,7 @@ class Engine:
         config = self._ruleset.file.cameras.get(frame.camera)
         return CaptureResult(
             event_id=frame.firing.event.id,
+            event_time=frame.firing.event.wall_time,
             rule=frame.firing.rule.name,
             camera=frame.camera,
             seq=frame.seq,

@@ -91,6 +91,9 @@ class CaptureResult:
     error_message: str | None = None
     #: Values the file name uses that the event did not carry (written as "unknown").
     missing_fields: tuple[str, ...] = ()
+    #: When the frame's event happened (its `Event.wall_time`); the engine sets it so
+    #: that readers (the dashboard's status) compare outcomes by it. None when unknown.
+    event_time: datetime | None = None
 
     @property
     def ok(self) -> bool:

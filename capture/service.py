@@ -33,7 +33,7 @@ from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigge
 from capture.triggers.values import PayloadFormatError, flatten
 
 if TYPE_CHECKING:
-    from capture.web import WebServer
+    from capture.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,10 @@ class Service:
             self.triggers[name] = trigger
 
     def _start_web(self) -> None:
-        # Imported here: the web package and Pillow cost ~4 MiB a service without a dashboard never needs.
-        from capture.web import WebError, WebServer  # noqa: PLC0415
+        # Imported here: FastAPI, uvicorn and Pillow cost memory a service without a
+        # dashboard never needs (README, Performance). The web sees this service only
+        # through capture.web.view.ServiceView, and never imports it.
+        from capture.web.server import WebError, WebServer  # noqa: PLC0415
 
         web = WebServer(self)
         try:

@@ -15,7 +15,9 @@ from tests.broker import Broker
 from tests.conftest import wait_for
 
 #: Libraries (and our modules wrapping them) a rule file may not need, each worth memory.
-OPTIONAL_MODULES = ("gpiozero", "watchdog", "serial", "capture.web", "PIL")
+OPTIONAL_MODULES = (
+    "gpiozero", "watchdog", "serial", "capture.web", "PIL", "fastapi", "starlette", "uvicorn",
+)  # fmt: skip
 
 # Run in a fresh interpreter: other tests have long since imported everything.
 _LOADED_MODULES = """
@@ -95,7 +97,7 @@ def test_a_service_without_web_gpio_file_or_serial_triggers_does_not_import_thei
 @pytest.mark.parametrize(
     ("web", "trigger", "expected"),
     [
-        ("port = 0", MQTT_TRIGGER, ["PIL", "capture.web"]),
+        ("port = 0", MQTT_TRIGGER, ["PIL", "capture.web", "fastapi", "starlette", "uvicorn"]),
         (WEB_OFF, 'type = "file"\npath = "{tmp}/thermo.log"', ["watchdog"]),
     ],
     ids=["dashboard", "file-trigger"],

@@ -8,10 +8,9 @@ image and thumbnail.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from capture.clock import milliseconds, site_iso
@@ -19,15 +18,14 @@ from capture.errors import CaptureError
 from capture.events import CaptureResult, Event, FiringReport, Value
 from capture.journal import CameraStats
 from capture.publish import capture_json, event_message
+from capture.rules import RuleDisabled
 from capture.triggers.base import PayloadError, TriggerError
 from capture.triggers.http import HttpTrigger
 from capture.triggers.values import PayloadFormatError
 from capture.web.live import LiveFeed
 from capture.web.media import Media
 from capture.web.queries import EventEntry, EventFilter, EventQueries
-
-if TYPE_CHECKING:
-    from capture.service import Service
+from capture.web.view import ServiceView, http_trigger
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ class ApiError(CaptureError):
 class Api:
     """Builds the API's JSON documents from the running service and carries out its commands."""
 
-    def __init__(self, service: Service, media: Media, queries: EventQueries) -> None:
+    def __init__(self, service: ServiceView, media: Media, queries: EventQueries) -> None:
         self.service = service
         self.media = media
         self.queries = queries
@@ -158,22 +156,24 @@ class Api:
         last_error = max(errors, key=lambda o: (o.event_time, o.rank)).error if errors else None
         return {"status": "ok" if newest.error is None else "error", "last_error": last_error}
 
-    def events(self, params: Mapping[str, str]) -> dict[str, Any]:
-        """GET /api/events: the gallery's page of events, newest first."""
-        limit = _int_param(params, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-        offset = _int_param(params, "offset", 0, 0, MAX_OFFSET)
+    def events(
+        self,
+        *,
+        line: str | None = None,
+        camera: str | None = None,
+        rule: str | None = None,
+        failed: bool = False,
+        limit: int = DEFAULT_PAGE,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """GET /api/events: the gallery's page of events, newest first (bounds checked by the route)."""
         rules = self.service.rules
         cameras: list[str] | None = None
-        if params.get("line"):
-            cameras = [name for name in rules.cameras if rules.camera_line(name) == params["line"]]
-        if params.get("camera"):
-            camera = params["camera"]
+        if line:
+            cameras = [name for name in rules.cameras if rules.camera_line(name) == line]
+        if camera:
             cameras = [camera] if cameras is None or camera in cameras else []
-        where = EventFilter(
-            cameras=cameras,
-            rule=params.get("rule") or None,
-            failed_only=params.get("failed", "") in ("1", "true", "yes", "on"),
-        )
+        where = EventFilter(cameras=cameras, rule=rule or None, failed_only=failed)
         # One more than asked tells whether a next page exists without a COUNT(*).
         entries = self.queries.events(where, limit + 1, offset)
         return {
@@ -259,7 +259,11 @@ class Api:
         if isinstance(rule, str):
             if rule not in {config.name for config in self.service.rules.rules}:
                 raise ApiError(404, f"no rule {rule[:64]!r} in the rule file")
-            if not engine.fire_rule(rule, event):
+            try:
+                fired = engine.fire_rule(rule, event)
+            except RuleDisabled as exc:
+                raise ApiError(400, str(exc)) from exc
+            if not fired:
                 raise ApiError(503, "the service is stopping; try again after it restarted")
             log.info("rule fired on request rule=%s event=%s", rule, event.id)
             return {"event_id": event.id, "rule": rule}
@@ -270,8 +274,8 @@ class Api:
 
         The trigger validates the body itself, so rejected bodies count in its stats.
         """
-        trigger = self.service.triggers.get(name)
-        if not isinstance(trigger, HttpTrigger):
+        trigger = http_trigger(self.service, name)
+        if trigger is None:
             raise ApiError(404, f"no running http trigger {name[:64]!r}")
         try:
             event = trigger.fire(body, client)  # type: ignore[arg-type]  # validated inside
@@ -292,7 +296,7 @@ class _Outcome:
 
 
 def _to_millisecond(moment: datetime) -> datetime:
-    """Journal times to the precision of event ids, which the live feed's times come from."""
+    """Journal times to the millisecond, the precision the live feed's event times are compared at."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
@@ -301,16 +305,3 @@ def _values(raw: object) -> dict[str, Value]:
         return HttpTrigger.validate(raw)
     except PayloadFormatError as exc:
         raise ApiError(400, f"values: {exc}") from exc
-
-
-def _int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    text = params.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"{name} must be a whole number, got {text[:20]!r}") from None
-    if not low <= value <= high:
-        raise ApiError(400, f"{name} must be between {low} and {high}")
-    return value

@@ -17,7 +17,8 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-from http.cookies import CookieError, SimpleCookie
+
+from starlette.requests import cookie_parser
 
 from capture.config.schema import WebConfig
 
@@ -120,12 +121,5 @@ class AccessPolicy:
 
     @staticmethod
     def _cookie(header: str | None) -> str | None:
-        if not header:
-            return None
-        cookies: SimpleCookie = SimpleCookie()
-        try:
-            cookies.load(header)
-        except CookieError:
-            return None
-        morsel = cookies.get(COOKIE_NAME)
-        return morsel.value if morsel else None
+        # Starlette's parser, as browsers read cookies: a malformed pair is skipped, not fatal.
+        return cookie_parser(header).get(COOKIE_NAME) if header else None

@@ -8,6 +8,7 @@ reloads the state) rather than ever slowing a capture down.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -23,13 +24,9 @@ from capture.events import CaptureResult, FiringReport
 log = logging.getLogger(__name__)
 
 MAX_CLIENTS = 32
-"""Concurrent event-stream clients; each holds a server thread."""
+"""Concurrent event-stream clients; each holds a connection of the web server's 64."""
 CLIENT_QUEUE = 256
 """Messages buffered per client before it counts as too slow."""
-
-
-_EVENT_ID_TIME = "%Y%m%dT%H%M%S.%fZ"
-"""The readable prefix of event ids (`capture.events.new_event_id`): the event's UTC time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,29 +38,51 @@ class LastResult:
 
     @property
     def event_time(self) -> datetime:
-        """When the outcome's event happened (to the millisecond), to compare with the journal's.
+        """When the outcome's event happened (to the millisecond, as the journal keeps it).
 
-        An id without the usual time prefix counts as newest: the live feed is then trusted.
+        A result without its event's time counts as newest: the live feed is then trusted.
         """
-        try:
-            stamp = datetime.strptime(self.result.event_id.split("-", 1)[0], _EVENT_ID_TIME)
-        except ValueError:
+        stamp = self.result.event_time
+        if stamp is None:
             return datetime.max.replace(tzinfo=UTC)
-        return stamp.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC).replace(microsecond=stamp.microsecond // 1000 * 1000)
 
 
 class Subscription:
-    """One client's queue of encoded SSE messages; None in the queue ends the stream."""
+    """One client's queue of encoded SSE messages; None in the queue ends the stream.
 
-    def __init__(self) -> None:
+    The engine's threads put, the web server's event loop reads: a put wakes
+    the reader through its loop (`call_soon_threadsafe`), so a waiting client
+    holds no thread.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.queue: queue.Queue[bytes | None] = queue.Queue(CLIENT_QUEUE)
+        self._loop = loop
+        self._ready = asyncio.Event()
 
-    def next(self, timeout: float) -> bytes | None:
+    def put_nowait(self, message: bytes | None) -> None:
+        """Queue a message (`queue.Full` when the client is too slow) and wake the reader."""
+        self.queue.put_nowait(message)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody reads any more
+                self._loop.call_soon_threadsafe(self._ready.set)
+
+    async def next(self, timeout: float) -> bytes | None:
         """The next message; b"" when none came within `timeout`, None when the stream ends."""
-        try:
-            return self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return b""
+        while True:
+            with contextlib.suppress(queue.Empty):
+                return self.queue.get_nowait()
+            self._ready.clear()
+            if not self.queue.empty():
+                continue  # put between the two looks: its wake-up may predate the clear
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout)
+            except TimeoutError:
+                return b""
 
 
 def sse_message(kind: str, data: dict[str, Any]) -> bytes:
@@ -101,12 +120,12 @@ class LiveFeed:
         if self._clients:
             self._publish(sse_message("firing", self._firing_message(report)))
 
-    def subscribe(self) -> Subscription | None:
-        """A new client's subscription; None when MAX_CLIENTS are connected or closing."""
+    def subscribe(self, loop: asyncio.AbstractEventLoop | None = None) -> Subscription | None:
+        """A new client's subscription, read on `loop`; None when MAX_CLIENTS are connected or closing."""
         with self._lock:
             if self._closed or len(self._clients) >= MAX_CLIENTS:
                 return None
-            subscription = Subscription()
+            subscription = Subscription(loop)
             self._clients.add(subscription)
             return subscription
 
@@ -128,7 +147,7 @@ class LiveFeed:
             clients = list(self._clients)
         for client in clients:
             try:
-                client.queue.put_nowait(message)
+                client.put_nowait(message)
             except queue.Full:
                 log.warning("event stream client too slow, disconnecting it")
                 self.unsubscribe(client)
@@ -139,7 +158,7 @@ class LiveFeed:
         # Make room for the end marker: a full queue belongs to a client being dropped anyway.
         while True:
             try:
-                client.queue.put_nowait(None)
+                client.put_nowait(None)
                 return
             except queue.Full:
                 with contextlib.suppress(queue.Empty):

@@ -67,12 +67,17 @@ def test_status_follows_the_journal_when_it_is_newer_than_the_live_feed(web: Run
     assert web.service.web is not None
     feed = web.service.web.api.feed
     wait_for(lambda: (last := feed.last("cam_c")) is not None and last.result.event_id == snapped)
+    last = feed.last("cam_c")
+    assert last is not None
+    row = next(row for row in web.journal_rows(camera="cam_c") if row.event_id == snapped)
+    assert last.result.event_time == row.time, "the engine hands the event's time with its result"
     # The feed still holds a failure of an earlier event, as in the moment between the
     # journal's row of the next (successful) frame and the feed's notification.
-    earlier = (datetime.now(UTC) - timedelta(seconds=30)).strftime("%Y%m%dT%H%M%S.%f")[:-3]
+    earlier = datetime.now(UTC) - timedelta(seconds=30)
     feed.on_result(
         CaptureResult(
-            event_id=f"{earlier}Z-0000000001",
+            event_id="earlier-0000000001",  # the time is the result's, never parsed from the id
+            event_time=earlier,
             rule="snap",
             camera="cam_c",
             seq=1,
@@ -84,10 +89,10 @@ def test_status_follows_the_journal_when_it_is_newer_than_the_live_feed(web: Run
     assert cam_c["status"] == "ok"
     assert cam_c["last_error"]["type"] == "Timeout", "the older failure is still the last error"
     # A failure the feed reports for a newer event than the journal's wins.
-    later = (datetime.now(UTC) + timedelta(seconds=30)).strftime("%Y%m%dT%H%M%S.%f")[:-3]
+    later = datetime.now(UTC) + timedelta(seconds=30)
     feed.on_result(
         CaptureResult(
-            event_id=f"{later}Z-0000000002", rule="snap", camera="cam_c", seq=1,
+            event_id="later-0000000002", event_time=later, rule="snap", camera="cam_c", seq=1,
             error_type="AuthFailed", error_message="camera cam_c: authentication failed",
         )
     )  # fmt: skip

@@ -1,6 +1,6 @@
 """The dashboard in a real headless Chromium against the running service and the simulator.
 
-Set CAPTURE_SCREENSHOTS=docs to refresh docs/dashboard.png and docs/events.png.
+Set CAPTURE_SCREENSHOTS=docs to refresh docs/dashboard.png, docs/events.png and docs/api.png.
 """
 
 from __future__ import annotations
@@ -281,3 +281,47 @@ def test_dashboard_shows_live_pictures_snaps_and_the_events_page_filters(
     notes = "return [...document.querySelectorAll('.frame p.err')].map(p => p.textContent)"
     expected = 'not in the event: part (written as "unknown" in the file name)'
     wait_for(lambda: browser.run(notes) == [expected, expected], timeout=WAIT_S)
+
+
+CALL_FROM_DESCRIPTION = """
+// As an integrator's script would: read the description, build a body from the
+// trigger's documented fields, post it to the path the description names.
+window.called = null;
+(async () => {
+  const spec = await (await fetch("/openapi.json")).json();
+  const [path] = Object.keys(spec.paths).filter((p) => p.startsWith("/api/trigger/"));
+  const schema = spec.paths[path].post.requestBody.content["application/json"].schema;
+  const body = {};
+  for (const name of Object.keys(schema.properties)) body[name] = name === "result" ? "NG" : "from-openapi";
+  const response = await fetch(path, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  window.called = [path, response.status, await response.json()];
+})();
+"""
+
+
+def test_the_api_page_describes_the_endpoints_and_a_script_calls_one_from_the_description(
+    web: Running, browser: Browser, shots: Path
+) -> None:
+    browser.get(web.base_url + "/docs")
+    wait_for(lambda: browser.run("return document.body.dataset.loaded === 'true'"), timeout=WAIT_S)
+    headings = browser.run(
+        "return [...document.querySelectorAll('.operation h2')].map(h => h.textContent)"
+    )
+    assert {"GET /api/cameras", "POST /api/snap", "POST /api/trigger/plc"} <= set(headings)
+    fields = browser.run(
+        "return [...document.querySelectorAll('#fire_trigger_plc code.field')].map(c => c.textContent)"
+    )
+    assert {"result", "part"} <= set(fields), "the trigger's fields are on the page"
+    browser.run(
+        "document.getElementById('fire_trigger_plc').scrollIntoView(); window.scrollBy(0, -70);"
+    )
+    browser.screenshot(shots / "api.png")
+
+    browser.run(CALL_FROM_DESCRIPTION)
+    path, status, answer = wait_for(lambda: browser.run("return window.called"), timeout=WAIT_S)
+    assert (path, status, answer["trigger"]) == ("/api/trigger/plc", 202, "plc")
+    rows = wait_for(lambda: len(rows := web.journal_rows(rule="plc_check")) == 2 and rows)
+    assert {row.event_id for row in rows} == {answer["event_id"]}
+    assert dict(rows[0].values) == {"result": "NG", "part": "from-openapi", "client": "127.0.0.1"}

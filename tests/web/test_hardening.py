@@ -24,6 +24,15 @@ def raw_get(web: Running, target: str, host: str = "127.0.0.1") -> bytes:
     return answer.split(b"\r\n\r\n", 1)[0]
 
 
+def header(head: bytes, name: bytes) -> bytes | None:
+    """A header's value in a raw answer head (names are case-insensitive)."""
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return None
+
+
 def test_a_rebinding_host_name_cannot_read_even_when_a_token_guards_posts(
     start_web: WebFactory,
 ) -> None:
@@ -46,11 +55,11 @@ def test_a_login_link_cannot_inject_headers_or_redirect_elsewhere(start_web: Web
     assert injected.startswith(b"HTTP/1.1 303")
     unicode_path = raw_get(web, f"/%C3%A9v%E2%82%ACnts?token={TOKEN}")
     assert unicode_path.startswith(b"HTTP/1.1 303"), unicode_path
-    assert b"Location: /%C3%A9v%E2%82%ACnts\r\n" in unicode_path
+    assert header(unicode_path, b"Location") == b"/%C3%A9v%E2%82%ACnts"
     for target in (f"//evil.example/?token={TOKEN}", f"/%2Fevil.example?token={TOKEN}"):
         head = raw_get(web, target)
-        location = next(line for line in head.split(b"\r\n") if line.startswith(b"Location:"))
-        assert not location.startswith(b"Location: //"), location
+        location = header(head, b"Location")
+        assert location is not None and not location.startswith(b"//"), location
         assert TOKEN.encode() not in head
 
 
