@@ -121,6 +121,11 @@ step() {
     wait $! || status=$?
     elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     TIMINGS+=("$(printf '%-22s %7s s' "$name" "$elapsed")")
+    if [ "$status" -ne 0 ] && [ "${STOP_ON_FAILURE:-yes}" = no ]; then
+        log "warning: $name failed (${elapsed} s, exit $status); the end of its log:"
+        tail -n 20 "$LOGS/$name.log" | sed 's/^/    /'
+        return 1
+    fi
     if [ "$status" -ne 0 ]; then
         FAILED=$((FAILED + 1))
         log "FAIL $name (${elapsed} s, exit $status); the end of its log:"
@@ -129,7 +134,8 @@ step() {
         summary
         exit 1
     fi
-    PASSED=$((PASSED + 1))
+    # Preparations (COUNTED=no) are timed, but only checks count as passed.
+    [ "${COUNTED:-yes}" = no ] || PASSED=$((PASSED + 1))
     log "ok   $name (${elapsed} s)"
 }
 
@@ -234,8 +240,10 @@ mount_run_root() {
     ln -s /proc/self/fd/1 "$MERGED/dev/stdout"
     ln -s /proc/self/fd/2 "$MERGED/dev/stderr"
     mount -t tmpfs -o mode=0755,nosuid,nodev run "$MERGED/run"
-    mkdir -p "$CACHE/pip" "$CACHE/apt-archives/partial" "$MERGED/root/.cache/pip"
+    mkdir -p "$CACHE/pip" "$CACHE/apt-archives/partial" "$MERGED/root/.cache/pip" \
+        "$CACHE/wheels" "$MERGED$WHEELS_IN_ROOT"
     mount --bind "$CACHE/pip" "$MERGED/root/.cache/pip"
+    mount --bind -o ro "$CACHE/wheels" "$MERGED$WHEELS_IN_ROOT"
     mount --bind "$CACHE/apt-archives" "$MERGED/var/cache/apt/archives"
     cp /etc/resolv.conf "$MERGED/etc/resolv.conf"
     copy_pip_configuration
@@ -291,14 +299,42 @@ unmount_run_root() {
     rm -rf "$RUN"
 }
 
+WHEELS_IN_ROOT=/var/cache/arm64-proof-wheels
+
+prefetch_wheels() {
+    # pip's HTTP cache keeps only answers that say they may be cached, and the
+    # registries this machine reaches say nothing, so pip in the root would fetch
+    # every wheel on every run. This machine's pip downloads the aarch64 cp311
+    # wheels of the dependencies into $CACHE/wheels instead (natively: seconds;
+    # a file already there is not fetched again); pip in the root finds them
+    # through find-links, which wins over an index for the same file, and still
+    # asks the index, so a newer release is installed as it would be on a Pi.
+    local python=python3 platforms=() glibc
+    [ ! -x "$CHECKOUT/.venv/bin/python" ] || python=$CHECKOUT/.venv/bin/python # ./dev's
+    for glibc in $(seq 17 36); do # bookworm's glibc is 2.36
+        platforms+=(--platform "manylinux_2_${glibc}_aarch64")
+    done
+    "$python" - "$CHECKOUT/pyproject.toml" >"$LOGS/requirements.txt" <<'EOF'
+import sys, tomllib
+with open(sys.argv[1], "rb") as file:
+    project = tomllib.load(file)
+print("\n".join(project["project"]["dependencies"] + project["build-system"]["requires"]))
+EOF
+    "$python" -m pip download --quiet --disable-pip-version-check --dest "$CACHE/wheels" \
+        --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 \
+        --abi none --platform manylinux2014_aarch64 --platform linux_aarch64 "${platforms[@]}" \
+        --requirement "$LOGS/requirements.txt"
+}
+
 root_env() {
     # A clean environment, as after `sudo`, with this machine's pip settings.
     local variable
     printf '%s\n' HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         LANG=C.UTF-8 TERM=dumb
+    printf 'PIP_FIND_LINKS=%s\n' "${PIP_FIND_LINKS:+$PIP_FIND_LINKS }$WHEELS_IN_ROOT"
     for variable in $(compgen -e); do
         case "$variable" in
-            PIP_CACHE_DIR | PIP_NO_CACHE_DIR) ;;
+            PIP_CACHE_DIR | PIP_NO_CACHE_DIR | PIP_FIND_LINKS) ;;
             PIP_* | SSL_CERT_FILE | SSL_CERT_DIR | REQUESTS_CA_BUNDLE | CURL_CA_BUNDLE)
                 printf '%s=%s\n' "$variable" "${!variable}" ;;
         esac
@@ -360,7 +396,7 @@ start_network() {
 EXTRA_ENV=()
 CHECKOUT_IN_ROOT=/home/$TECHNICIAN/event-capture
 
-check_checkout() {
+copy_checkout() {
     # The technician's clone: what git tracks here (committed or not), nothing else.
     in_root useradd --create-home --shell /bin/bash "$TECHNICIAN"
     mkdir -p "$MERGED$CHECKOUT_IN_ROOT"
@@ -601,15 +637,17 @@ main() {
     else
         ROOT_STATE="newly built"
         log "building a $SUITE $ARCH root from $MIRROR into $ROOT_DIR (a few minutes, once)"
-        step build-root build_root
+        COUNTED=no step build-root build_root
     fi
     RUN=$(mktemp -d "$CACHE/run.XXXXXX")
     MERGED=$RUN/root
     trap 'unmount_run_root; rm -rf "$LOGS"' EXIT
     trap 'exit 130' INT TERM
-    step mount-root mount_run_root
+    COUNTED=no STOP_ON_FAILURE=no step wheel-cache prefetch_wheels ||
+        log "the wheel cache could not be filled (above); pip in the root downloads what it needs"
+    COUNTED=no step mount-root mount_run_root
     start_network || die "no network namespace for the service user's steps (unshare --net, ip)"
-    step checkout check_checkout
+    COUNTED=no step checkout copy_checkout
     step installer-no-systemd check_installer_refuses_without_systemd
     step installer check_installer
     step capture-version check_version
