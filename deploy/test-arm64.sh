@@ -628,6 +628,7 @@ main() {
         log "another arm64 run holds $CACHE/lock; waiting for it (at most 60 minutes)"
         flock --timeout 3600 9 || die "$CACHE/lock still held after 60 minutes"
     fi
+    rm -rf "$CACHE/last-failure" # a past run's, which would only mislead now
     MIRROR=$(debian_mirror)
     ROOT_DIR=$CACHE/roots/$SUITE-$ARCH-$(root_key)
     LOGS=$(mktemp -d)
