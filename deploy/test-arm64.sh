@@ -22,6 +22,7 @@
 # mirror, recipe); each run works on a throwaway overlay of it, so the cached
 # root stays as built. One run at a time per cache (a lock file); every mount
 # is made in a private mount namespace, so none outlives the run.
+# shellcheck disable=SC2317 # the checks are called through `step NAME FUNCTION`
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -65,7 +66,7 @@ preflight() {
     grep -qw binfmt_misc /proc/filesystems 2>/dev/null || modprobe binfmt_misc 2>/dev/null ||
         skip_or_fail "this kernel has no binfmt_misc, so arm64 programs cannot be emulated"
     local tool
-    for tool in debootstrap "$QEMU" unshare chroot flock nsenter ip git; do
+    for tool in debootstrap "$QEMU" unshare chroot flock nsenter setpriv ip git; do
         command -v "$tool" >/dev/null ||
             die "$tool is missing (./dev test-arm64 installs debootstrap and qemu-user-static)"
     done
@@ -172,7 +173,7 @@ wait_for_text() {
     local deadline=$((SECONDS + $3))
     until grep -qF -- "$2" "$1" 2>/dev/null; do
         kill -0 "$4" 2>/dev/null || { printf 'process exited before printing: %s\n' "$2"; return 1; }
-        [ $SECONDS -lt $deadline ] || { printf 'not printed within %s s: %s\n' "$3" "$2"; return 1; }
+        [ "$SECONDS" -lt "$deadline" ] || { printf 'not printed within %s s: %s\n' "$3" "$2"; return 1; }
         sleep 0.5
     done
 }
@@ -182,7 +183,7 @@ stop_and_wait() {
     local deadline=$((SECONDS + $2)) status=0
     kill -INT "$1"
     while kill -0 "$1" 2>/dev/null; do
-        if [ $SECONDS -ge "$deadline" ]; then
+        if [ "$SECONDS" -ge "$deadline" ]; then
             printf 'still running %s s after SIGINT; killed\n' "$2"
             kill -KILL "$1"
             wait "$1" || true
@@ -380,12 +381,14 @@ start_as_service_user() {
 start_network() {
     # A network namespace with loopback only, held by a process of its own for the
     # steps run as the service user (as_service_user).
-    unshare --net sleep infinity 9>&- >/dev/null 2>&1 &
+    # --pdeathsig: should this script be killed outright, the holder goes with it
+    # (it would keep the mount namespace, and so its mounts, alive).
+    setpriv --pdeathsig KILL unshare --net sleep infinity 9>&- >/dev/null 2>&1 &
     NETNS_PID=$!
     local deadline=$((SECONDS + 10))
     # $! is unshare's process before it has left this namespace for the new one.
     until [ "$(readlink "/proc/$NETNS_PID/ns/net")" != "$(readlink /proc/self/ns/net)" ]; do
-        [ $SECONDS -lt $deadline ] || return 1
+        [ "$SECONDS" -lt "$deadline" ] || return 1
         sleep 0.1
     done
     nsenter --net="/proc/$NETNS_PID/ns/net" ip link set lo up || return 1
@@ -598,7 +601,7 @@ check_gpio() {
         { cat "$out"; return 1; }
     local deadline=$((SECONDS + 120))
     until [ -n "$(find "$MERGED/var/lib/$SERVICE_USER/gpio-check/tick" -name '*.jpg' 2>/dev/null)" ]; do
-        [ $SECONDS -lt $deadline ] || { cat "$out"; echo "the interval trigger captured nothing in 120 s"; return 1; }
+        [ "$SECONDS" -lt "$deadline" ] || { cat "$out"; echo "the interval trigger captured nothing in 120 s"; return 1; }
         kill -0 "$pid" 2>/dev/null || { cat "$out"; echo "capture run exited"; return 1; }
         sleep 1
     done
@@ -659,4 +662,9 @@ main() {
     summary
 }
 
-main "$@"
+# On one line with its exit: bash reads a script as it runs, so a checkout that
+# changes under a running proof cannot feed it the new file's lines.
+{
+    main "$@"
+    exit
+}
