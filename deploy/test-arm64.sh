@@ -16,8 +16,8 @@
 # (./dev installs both). Without root or binfmt_misc it prints why and skips,
 # unless CAPTURE_REQUIRE_TOOLS=1 (./dev test, CI): then it fails.
 #
-# The arm64 root (debootstrap) and the pip and apt downloads are cached in
-# $CAPTURE_ARM64_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/event-capture/arm64),
+# The arm64 root (debootstrap), its .debs, pip's cache and apt's downloads are
+# cached in $CAPTURE_ARM64_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/event-capture/arm64),
 # the root under a key of what invalidates it (suite, architecture, packages,
 # mirror, recipe); each run works on a throwaway overlay of it, so the cached
 # root stays as built. One run at a time per cache (a lock file); every mount
@@ -122,11 +122,6 @@ step() {
     wait $! || status=$?
     elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     TIMINGS+=("$(printf '%-22s %7s s' "$name" "$elapsed")")
-    if [ "$status" -ne 0 ] && [ "${STOP_ON_FAILURE:-yes}" = no ]; then
-        log "warning: $name failed (${elapsed} s, exit $status); the end of its log:"
-        tail -n 20 "$LOGS/$name.log" | sed 's/^/    /'
-        return 1
-    fi
     if [ "$status" -ne 0 ]; then
         FAILED=$((FAILED + 1))
         log "FAIL $name (${elapsed} s, exit $status); the end of its log:"
@@ -241,10 +236,11 @@ mount_run_root() {
     ln -s /proc/self/fd/1 "$MERGED/dev/stdout"
     ln -s /proc/self/fd/2 "$MERGED/dev/stderr"
     mount -t tmpfs -o mode=0755,nosuid,nodev run "$MERGED/run"
-    mkdir -p "$CACHE/pip" "$CACHE/apt-archives/partial" "$MERGED/root/.cache/pip" \
-        "$CACHE/wheels" "$MERGED$WHEELS_IN_ROOT"
+    # pip's cache (root's, where the installer's pip looks): wheels it built, and the
+    # downloads a registry lets it keep (PyPI does; a proxy may say nothing, and
+    # then pip keeps none: on the development machine downloads take ~2 s anyway).
+    mkdir -p "$CACHE/pip" "$CACHE/apt-archives/partial" "$MERGED/root/.cache/pip"
     mount --bind "$CACHE/pip" "$MERGED/root/.cache/pip"
-    mount --bind -o ro "$CACHE/wheels" "$MERGED$WHEELS_IN_ROOT"
     mount --bind "$CACHE/apt-archives" "$MERGED/var/cache/apt/archives"
     cp /etc/resolv.conf "$MERGED/etc/resolv.conf"
     copy_pip_configuration
@@ -300,42 +296,14 @@ unmount_run_root() {
     rm -rf "$RUN"
 }
 
-WHEELS_IN_ROOT=/var/cache/arm64-proof-wheels
-
-prefetch_wheels() {
-    # pip's HTTP cache keeps only answers that say they may be cached, and the
-    # registries this machine reaches say nothing, so pip in the root would fetch
-    # every wheel on every run. This machine's pip downloads the aarch64 cp311
-    # wheels of the dependencies into $CACHE/wheels instead (natively: seconds;
-    # a file already there is not fetched again); pip in the root finds them
-    # through find-links, which wins over an index for the same file, and still
-    # asks the index, so a newer release is installed as it would be on a Pi.
-    local python=python3 platforms=() glibc
-    [ ! -x "$CHECKOUT/.venv/bin/python" ] || python=$CHECKOUT/.venv/bin/python # ./dev's
-    for glibc in $(seq 17 36); do # bookworm's glibc is 2.36
-        platforms+=(--platform "manylinux_2_${glibc}_aarch64")
-    done
-    "$python" - "$CHECKOUT/pyproject.toml" >"$LOGS/requirements.txt" <<'EOF'
-import sys, tomllib
-with open(sys.argv[1], "rb") as file:
-    project = tomllib.load(file)
-print("\n".join(project["project"]["dependencies"] + project["build-system"]["requires"]))
-EOF
-    "$python" -m pip download --quiet --disable-pip-version-check --dest "$CACHE/wheels" \
-        --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 \
-        --abi none --platform manylinux2014_aarch64 --platform linux_aarch64 "${platforms[@]}" \
-        --requirement "$LOGS/requirements.txt"
-}
-
 root_env() {
     # A clean environment, as after `sudo`, with this machine's pip settings.
     local variable
     printf '%s\n' HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         LANG=C.UTF-8 TERM=dumb
-    printf 'PIP_FIND_LINKS=%s\n' "${PIP_FIND_LINKS:+$PIP_FIND_LINKS }$WHEELS_IN_ROOT"
     for variable in $(compgen -e); do
         case "$variable" in
-            PIP_CACHE_DIR | PIP_NO_CACHE_DIR | PIP_FIND_LINKS) ;;
+            PIP_CACHE_DIR | PIP_NO_CACHE_DIR) ;;
             PIP_* | SSL_CERT_FILE | SSL_CERT_DIR | REQUESTS_CA_BUNDLE | CURL_CA_BUNDLE)
                 printf '%s=%s\n' "$variable" "${!variable}" ;;
         esac
@@ -647,8 +615,6 @@ main() {
     MERGED=$RUN/root
     trap 'unmount_run_root; rm -rf "$LOGS"' EXIT
     trap 'exit 130' INT TERM
-    COUNTED=no STOP_ON_FAILURE=no step wheel-cache prefetch_wheels ||
-        log "the wheel cache could not be filled (above); pip in the root downloads what it needs"
     COUNTED=no step mount-root mount_run_root
     start_network || die "no network namespace for the service user's steps (unshare --net, ip)"
     COUNTED=no step checkout copy_checkout
