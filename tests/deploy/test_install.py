@@ -370,7 +370,7 @@ def test_without_systemd_nothing_changes_and_it_says_what_works_instead(tmp_path
     ]
 
 
-SCRIPTS = [INSTALLER, REPO / "deploy" / "capture"]
+SCRIPTS = [INSTALLER, REPO / "deploy" / "capture", REPO / "deploy" / "test-arm64.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
