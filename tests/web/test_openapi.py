@@ -141,7 +141,9 @@ def test_real_answers_match_their_documented_models(web: Running) -> None:
     check(models.FiringMessage, kinds["firing"][0])
     snapped = web.client.post("/api/snap", json={"camera": "cam_b"})
     check(models.SnapAccepted, snapped.json())
-    wait_for(lambda: web.client.get(f"/api/events/{snapped.json()['event_id']}").json()["captures"])
+    snapped_event = f"/api/events/{snapped.json()['event_id']}"
+    # A 404 until the journal has the event (it is recorded a moment after the answer).
+    wait_for(lambda: web.client.get(snapped_event).json().get("captures"))
     check(models.CamerasDocument, web.client.get("/api/cameras").json())
     check(models.EventsPage, web.client.get("/api/events").json())
     check(models.EventDocument, web.client.get(f"/api/events/{fired.json()['event_id']}").json())
