@@ -105,14 +105,25 @@ def finish(component: str, limit: int = MAX_COMPONENT_BYTES) -> str:
     if not component.isascii():
         # Per component, not per value: a value may end in 'e' and the next begin with U+0301.
         component = unicodedata.normalize("NFC", component)
-    component = component.strip(" .")
+    component = _strip_edges(component)
     if len(component) * 4 > limit:
-        component = truncate(component, limit).rstrip(" .")
+        component = _strip_edges(truncate(component, limit))
     if not component:
         return "_"
     if is_reserved(component):
         component = truncate("_" + component, limit)
     return component
+
+
+def _strip_edges(component: str) -> str:
+    """Without dots and spaces at either end, Unicode's spaces too (a no-break space alone is
+    no visible name; a PLC's "Line 3\u00a0" is Line 3)."""
+    start, end = 0, len(component)
+    while start < end and (component[start] == "." or component[start].isspace()):
+        start += 1
+    while end > start and (component[end - 1] == "." or component[end - 1].isspace()):
+        end -= 1
+    return component[start:end]
 
 
 def byte_length(text: str) -> int:

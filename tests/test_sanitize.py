@@ -20,11 +20,14 @@ from capture.sanitize import MAX_COMPONENT_BYTES, WINDOWS_RESERVED, clean, finis
 @example("gate\u202egpj.exe", MAX_COMPONENT_BYTES)
 @example("\ud800", MAX_COMPONENT_BYTES)
 @example("é" * 300, 16)
+@example("\xa0", 16)  # CI found it: a name of one no-break space, invisible
+@example("Line 3\u3000", 16)
 @settings(deadline=None)
 def test_any_text_finishes_as_a_valid_visible_name(text: str, limit: int) -> None:
     name = finish(clean(text), limit)
     assert name and name not in (".", "..")
-    assert not name.startswith((".", " ")) and not name.endswith((".", " "))
+    assert not name.startswith(".") and not name.endswith(".")
+    assert not name[0].isspace() and not name[-1].isspace()  # Unicode's spaces too
     assert len(name.encode("utf-8")) <= limit
     assert unicodedata.is_normalized("NFC", name)
     assert not any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") for char in name)

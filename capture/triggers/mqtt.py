@@ -88,6 +88,12 @@ class MqttTriggerConnection:
         self._held_bytes = 0
         self._hold_until = 0.0
         self._overflow_logged = False
+        # SUBSCRIBE packets not yet acknowledged, by message id, with the triggers they are
+        # for: a trigger counts as connected only once the broker has its subscription, so
+        # "connected" means its messages are being delivered. `_early_acks` keeps the
+        # SUBACKs that paho's thread handled before the subscribing thread recorded the id.
+        self._awaiting: dict[int, list[MqttTrigger]] = {}
+        self._early_acks: dict[int, bool] = {}
 
     @property
     def connected(self) -> bool:
@@ -119,7 +125,9 @@ class MqttTriggerConnection:
         # Outside our lock: paho's thread may be waiting for it in _on_connect.
         # If it connects meanwhile, _on_connect subscribes this filter too (harmless twice).
         if subscribe_now:
-            client.subscribe(trigger.config.topic, qos=self.config.qos)
+            result, mid = client.subscribe(trigger.config.topic, qos=self.config.qos)
+            if result == paho.MQTT_ERR_SUCCESS and mid is not None:
+                self._expect_ack(mid, [trigger])  # else _on_connect subscribes it again
 
     def detach(self, trigger: MqttTrigger) -> None:
         """Stop routing to `trigger`; the last one out disconnects and joins paho's thread."""
@@ -149,6 +157,7 @@ class MqttTriggerConnection:
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         if config.username is not None:
             password = config.password.get_secret_value() if config.password else None
@@ -184,13 +193,16 @@ class MqttTriggerConnection:
             self._report_outage(f"broker refused the connection: {reason}")
             return
         with self._lock:
-            filters = sorted({trigger.config.topic for trigger in self._triggers})
+            triggers = list(self._triggers)
+            filters = sorted({trigger.config.topic for trigger in triggers})
             # Together with reading the filters: a trigger attaching from now on subscribes
             # itself, one attached before is in `filters`; none falls in between.
             self._connected = True
             self._extend_hold()  # the session's queued messages come now
         if filters:
-            client.subscribe([(topic, int(self.config.qos)) for topic in filters])
+            result, mid = client.subscribe([(topic, int(self.config.qos)) for topic in filters])
+            if result == paho.MQTT_ERR_SUCCESS and mid is not None:
+                self._expect_ack(mid, triggers)
         self._outage_logged = False
         self._set_connected(True)
         log.info(
@@ -200,6 +212,36 @@ class MqttTriggerConnection:
             flags.session_present,
             ",".join(filters),
         )
+
+    def _expect_ack(self, mid: int, triggers: list[MqttTrigger]) -> None:
+        with self._lock:
+            granted = self._early_acks.pop(mid, None)
+            if granted is None:
+                self._awaiting[mid] = triggers
+        if granted is not None:
+            self._note_subscribed(triggers, granted)
+
+    def _on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: list[Any], properties: Any
+    ) -> None:
+        granted = not any(reason.is_failure for reason in reasons)
+        with self._lock:
+            triggers = self._awaiting.pop(mid, None)
+            if triggers is None:
+                self._early_acks[mid] = granted
+                return
+        self._note_subscribed(triggers, granted)
+
+    def _note_subscribed(self, triggers: list[MqttTrigger], granted: bool) -> None:
+        with self._lock:
+            attached = [trigger for trigger in triggers if trigger in self._triggers]
+        for trigger in attached:
+            if granted:
+                trigger.note_connected(True)
+            else:
+                message = f"the broker refused the subscription to {trigger.config.topic!r}"
+                log.error("mqtt trigger %s: %s; check the broker's ACL", trigger.name, message)
+                trigger.note_error(message)
 
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
@@ -302,11 +344,16 @@ class MqttTriggerConnection:
             )
 
     def _set_connected(self, state: bool) -> None:
+        """The connection's state; triggers hear of it going down (up: on their SUBACK)."""
         self._connected = state
+        if state:
+            return
         with self._lock:
             triggers = list(self._triggers)
+            self._awaiting.clear()  # a reconnect subscribes every filter again
+            self._early_acks.clear()
         for trigger in triggers:
-            trigger.note_connected(state)
+            trigger.note_connected(False)
 
 
 def shared_connection(context: TriggerContext) -> MqttTriggerConnection:
@@ -343,9 +390,8 @@ class MqttTrigger:
             )
         self._emit = emit
         connection = shared_connection(self._context)
-        connection.attach(self)
+        connection.attach(self)  # connected once the broker acknowledges the subscription
         self._connection = connection
-        self._stats.connected(connection.connected)
 
     def stop(self) -> None:
         """Stop receiving; the broker keeps queueing QoS 1 messages for the next start."""
@@ -359,7 +405,8 @@ class MqttTrigger:
         return self._stats.snapshot()
 
     def note_connected(self, state: bool) -> None:
-        """Called by the connection when it goes up or down."""
+        """Called by the connection: up once the broker acknowledged this trigger's
+        subscription (its messages are delivered from then on), down with the connection."""
         self._stats.connected(state)
 
     def note_error(self, message: str) -> None:

@@ -312,6 +312,32 @@ def test_a_trigger_starting_while_the_connection_comes_up_is_subscribed(
         gate.stop()
 
 
+def test_a_trigger_counts_as_connected_only_once_the_broker_has_its_subscription(
+    broker: Broker, events: Collector, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before its SUBACK a message can still be lost: "connected" must not claim otherwise."""
+    release = threading.Event()
+    on_subscribe = mqtt_module.MqttTriggerConnection._on_subscribe
+
+    def held(self: mqtt_module.MqttTriggerConnection, *args: Any) -> None:
+        release.wait(10)  # paho's thread: the SUBACK is handled only when released
+        on_subscribe(self, *args)
+
+    monkeypatch.setattr(mqtt_module.MqttTriggerConnection, "_on_subscribe", held)
+    gate = mqtt(context_for(broker), f"{prefix}/gate", name="gate")
+    gate.start(events)
+    try:
+        wait_for(lambda: gate._connection is not None and gate._connection.connected)
+        assert gate.stats().connected is False  # the connection is up, the SUBACK not handled
+        release.set()
+        wait_for(lambda: gate.stats().connected)
+        send(broker, f"{prefix}/gate", "after")
+        wait_for(lambda: events.values("value") == ["after"])
+    finally:
+        release.set()
+        gate.stop()
+
+
 def subscribe_then_stop(config: MqttConfig, events: Collector, filters: dict[str, str]) -> None:
     """Leave a persistent session with these `name: filter` subscriptions on the broker.
 
