@@ -28,9 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from capture.simulator import SimulatedCamera, Simulator
 from tests.broker import Broker
+
+# Hypothesis draws the same examples on every run (a red CI run is reproducible, never
+# the luck of the draw); CAPTURE_FUZZ=1 draws new ones, for a hunt (docs/testing.md).
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, print_blob=True)
+settings.load_profile("fuzz" if os.environ.get("CAPTURE_FUZZ") else "repeatable")
 
 SIM_PASSWORD = "Sim-Pass-4711"
 
