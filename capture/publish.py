@@ -16,6 +16,11 @@ Topics (prefix = [mqtt].topic_prefix):
 A one-shot publisher (`capture fire`: `announce_status=False`, no command
 handler) publishes events only: no status, no last will, no subscription, so
 the running service's retained `online` stays as it is.
+
+Why ~460 lines: the one thread that owns the outbox, paho's callbacks and the
+back-off for a refusing disk share the in-flight map and its order; the
+message format is in docs/integration.md and the outbox's rows in
+capture.outbox.
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 
 The one way every command gets its configuration, so `capture check`, `capture
 run` and a hot reload accept and refuse exactly the same files.
+
+Why ~470 lines: "every problem at once, each with its line" means running
+each phase on what the phases before it accepted, which keeps the phases and
+the bookkeeping of what was dropped together; secrets (capture.config.secrets),
+wording (wording.py) and locating keys (locate.py) live apart.
 """
 
 from __future__ import annotations
