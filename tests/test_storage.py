@@ -351,7 +351,7 @@ class SmallDisk:
         return sum(
             p.stat().st_size
             for p in self.storage.root.rglob("*")
-            if p.is_file() and p.parent.name != "latest" and not p.name.startswith(".capture-index")
+            if p.is_file() and p.parent.name != "latest"
         )
 
     def free(self) -> int:
