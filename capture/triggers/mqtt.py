@@ -92,8 +92,8 @@ class MqttTriggerConnection:
         # for: a trigger counts as connected only once the broker has its subscription, so
         # "connected" means its messages are being delivered. `_early_acks` keeps the
         # SUBACKs that paho's thread handled before the subscribing thread recorded the id.
-        self._awaiting: dict[int, list[MqttTrigger]] = {}
-        self._early_acks: dict[int, bool] = {}
+        self._awaiting: dict[int, list[tuple[str, list[MqttTrigger]]]] = {}
+        self._early_acks: dict[int, list[bool]] = {}
 
     @property
     def connected(self) -> bool:
@@ -127,7 +127,8 @@ class MqttTriggerConnection:
         if subscribe_now:
             result, mid = client.subscribe(trigger.config.topic, qos=self.config.qos)
             if result == paho.MQTT_ERR_SUCCESS and mid is not None:
-                self._expect_ack(mid, [trigger])  # else _on_connect subscribes it again
+                # Else not connected after all: _on_connect subscribes it with the others.
+                self._expect_ack(mid, [(trigger.config.topic, [trigger])])
 
     def detach(self, trigger: MqttTrigger) -> None:
         """Stop routing to `trigger`; the last one out disconnects and joins paho's thread."""
@@ -202,7 +203,10 @@ class MqttTriggerConnection:
         if filters:
             result, mid = client.subscribe([(topic, int(self.config.qos)) for topic in filters])
             if result == paho.MQTT_ERR_SUCCESS and mid is not None:
-                self._expect_ack(mid, triggers)
+                by_filter = [
+                    (topic, [t for t in triggers if t.config.topic == topic]) for topic in filters
+                ]
+                self._expect_ack(mid, by_filter)
         self._outage_logged = False
         self._set_connected(True)
         log.info(
@@ -213,33 +217,37 @@ class MqttTriggerConnection:
             ",".join(filters),
         )
 
-    def _expect_ack(self, mid: int, triggers: list[MqttTrigger]) -> None:
+    def _expect_ack(self, mid: int, subscribed: list[tuple[str, list[MqttTrigger]]]) -> None:
+        """Remember which triggers wait for SUBSCRIBE `mid` (one entry per filter, in order)."""
         with self._lock:
             granted = self._early_acks.pop(mid, None)
             if granted is None:
-                self._awaiting[mid] = triggers
+                self._awaiting[mid] = subscribed
         if granted is not None:
-            self._note_subscribed(triggers, granted)
+            self._note_subscribed(subscribed, granted)
 
     def _on_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: list[Any], properties: Any
     ) -> None:
-        granted = not any(reason.is_failure for reason in reasons)
+        granted = [not reason.is_failure for reason in reasons]  # one per filter, in order
         with self._lock:
-            triggers = self._awaiting.pop(mid, None)
-            if triggers is None:
+            subscribed = self._awaiting.pop(mid, None)
+            if subscribed is None:
                 self._early_acks[mid] = granted
                 return
-        self._note_subscribed(triggers, granted)
+        self._note_subscribed(subscribed, granted)
 
-    def _note_subscribed(self, triggers: list[MqttTrigger], granted: bool) -> None:
+    def _note_subscribed(
+        self, subscribed: list[tuple[str, list[MqttTrigger]]], granted: list[bool]
+    ) -> None:
         with self._lock:
-            attached = [trigger for trigger in triggers if trigger in self._triggers]
-        for trigger in attached:
-            if granted:
-                trigger.note_connected(True)
-            else:
-                message = f"the broker refused the subscription to {trigger.config.topic!r}"
+            attached = set(self._triggers)
+        for (topic, triggers), ok in zip(subscribed, granted, strict=False):
+            for trigger in (t for t in triggers if t in attached):
+                if ok:
+                    trigger.note_connected(True)
+                    continue
+                message = f"the broker refused the subscription to {topic!r}"
                 log.error("mqtt trigger %s: %s; check the broker's ACL", trigger.name, message)
                 trigger.note_error(message)
 

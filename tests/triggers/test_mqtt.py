@@ -13,6 +13,8 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from capture.config.schema import MqttConfig
 from capture.config.schema import MqttTrigger as MqttTriggerConfig
@@ -336,6 +338,30 @@ def test_a_trigger_counts_as_connected_only_once_the_broker_has_its_subscription
     finally:
         release.set()
         gate.stop()
+
+
+def test_a_filter_the_broker_refuses_marks_only_its_own_trigger(
+    broker: Broker, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SUBACK codes come one per filter; mosquitto grants all, so the answer is built here."""
+    context = context_for(broker)
+    connection = mqtt_module.MqttTriggerConnection(context.mqtt, "unit-no-connect")
+    gate = mqtt(context, f"{prefix}/gate", name="gate")
+    press = mqtt(context, f"{prefix}/press", name="press")
+    connection._triggers += [gate, press]  # attached, as attach() leaves them
+    connection._expect_ack(7, [(f"{prefix}/gate", [gate]), (f"{prefix}/press", [press])])
+    granted, refused = (
+        ReasonCode(PacketTypes.SUBACK, identifier=1),
+        ReasonCode(PacketTypes.SUBACK, identifier=0x80),
+    )
+
+    with caplog.at_level(logging.ERROR, logger="capture.triggers.mqtt"):
+        connection._on_subscribe(None, None, 7, [granted, refused], None)  # type: ignore[arg-type]
+
+    assert gate.stats().connected and gate.stats().last_error is None
+    assert not press.stats().connected
+    assert press.stats().last_error == f"the broker refused the subscription to '{prefix}/press'"
+    assert "check the broker's ACL" in caplog.text
 
 
 def subscribe_then_stop(config: MqttConfig, events: Collector, filters: dict[str, str]) -> None:
