@@ -52,7 +52,6 @@ from typing import Any, Protocol
 
 from capture.cameras import Camera, Snapshot
 from capture.cameras.errors import CameraError
-from capture.cameras.hints import with_password_source
 from capture.config.schema import RuleConfig, RuleFile
 from capture.events import CaptureResult, Event, FiringReport, PlannedFrame, firing_line
 from capture.rules import CompiledRule, Cooldowns, RuleDisabled, RuleSet
@@ -568,7 +567,6 @@ class Engine:
 
     def _failure(self, frame: _Frame, error: BaseException, delay_ms: float) -> CaptureResult:
         kind = getattr(error, "kind", None) or type(error).__name__
-        config = self._ruleset.file.cameras.get(frame.camera)
         return CaptureResult(
             event_id=frame.firing.event.id,
             event_time=frame.firing.event.wall_time,
@@ -577,7 +575,7 @@ class Engine:
             seq=frame.seq,
             trigger_to_image_ms=round(delay_ms, 3),
             error_type=kind,
-            error_message=with_password_source(str(error), config),
+            error_message=str(error),
         )
 
     def _complete(self, frame: _Frame, result: CaptureResult) -> None:

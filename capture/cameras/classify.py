@@ -33,30 +33,39 @@ _LOCKED = re.compile(rb"\blocked\b", re.IGNORECASE)
 _REOLINK_AUTH = ("please login first", "invalid user", "login failed", "password wrong")
 
 
-def classify_common(camera: str, reply: Reply, secrets: Iterable[str]) -> CameraError | None:
-    """A typed error for a lockout page, a Foscam HD or a Reolink error body, else None."""
+def classify_common(
+    camera: str, reply: Reply, secrets: Iterable[str], password: str
+) -> CameraError | None:
+    """A typed error for a lockout page, a Foscam HD or a Reolink error body, else None.
+
+    `password` names the rule-file key that gives this camera's password (the hints say it).
+    """
     return (
-        _lockout_page(camera, reply, secrets)
-        or _foscam_result(camera, reply, secrets)
-        or _reolink_error(camera, reply, secrets)
+        _lockout_page(camera, reply, secrets, password)
+        or _foscam_result(camera, reply, secrets, password)
+        or _reolink_error(camera, reply, secrets, password)
     )
 
 
-def _lockout_page(camera: str, reply: Reply, secrets: Iterable[str]) -> CameraError | None:
+def _lockout_page(
+    camera: str, reply: Reply, secrets: Iterable[str], password: str
+) -> CameraError | None:
     if reply.status not in (401, 403) or not _LOCKED.search(reply.body[:4096]):
         return None
     text = excerpt(reply.body, secrets)
     return LockedOut(
         camera,
         f"the camera locked the account (HTTP {reply.status}: {text!r}); wait for it to "
-        "unlock (or restart it), and fix password_env/password_file first",
+        f"unlock (or restart it), and fix {password} first",
         retry_after_s=None,
         status=reply.status,
         excerpt=text,
     )
 
 
-def _foscam_result(camera: str, reply: Reply, secrets: Iterable[str]) -> CameraError | None:
+def _foscam_result(
+    camera: str, reply: Reply, secrets: Iterable[str], password: str
+) -> CameraError | None:
     match = _CGI_RESULT.search(reply.body[:4096])
     if match is None:
         return None
@@ -66,8 +75,7 @@ def _foscam_result(camera: str, reply: Reply, secrets: Iterable[str]) -> CameraE
     if code == -2:
         return AuthFailed(
             camera,
-            f"authentication failed (CGI_Result {code}: {meaning}); check user and "
-            "password_env/password_file",
+            f"authentication failed (CGI_Result {code}: {meaning}); check user and {password}",
             status=reply.status,
             excerpt=text,
             credentials_rejected=True,
@@ -88,7 +96,9 @@ def _foscam_result(camera: str, reply: Reply, secrets: Iterable[str]) -> CameraE
     )
 
 
-def _reolink_error(camera: str, reply: Reply, secrets: Iterable[str]) -> CameraError | None:
+def _reolink_error(
+    camera: str, reply: Reply, secrets: Iterable[str], password: str
+) -> CameraError | None:
     body = reply.body.lstrip()
     if not body.startswith((b"{", b"[")) or len(body) > 8192:
         return None
@@ -114,8 +124,7 @@ def _reolink_error(camera: str, reply: Reply, secrets: Iterable[str]) -> CameraE
     if any(marker in detail.lower() for marker in _REOLINK_AUTH):
         return AuthFailed(
             camera,
-            f"authentication failed ({detail!r}, code {code}); check user and "
-            "password_env/password_file",
+            f"authentication failed ({detail!r}, code {code}); check user and {password}",
             status=reply.status,
             excerpt=text,
             credentials_rejected=True,

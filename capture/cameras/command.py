@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 
 from capture.cameras import Camera, Snapshot, build_camera
 from capture.cameras.errors import CameraError, LockedOut
-from capture.cameras.hints import with_password_source
 from capture.cameras.logins import shared_logins
 from capture.config.loader import add_config_argument, load_rule_file
 from capture.config.problems import ConfigError, did_you_mean
@@ -96,7 +95,7 @@ def run_snap(args: argparse.Namespace) -> int:
         with _errors_reported_once():
             snapshot = camera.snapshot()
     except CameraError as error:
-        print(f"{error.kind}: {with_password_source(str(error), config)}", file=sys.stderr)
+        print(f"{error.kind}: {error}", file=sys.stderr)
         return 1
     finally:
         camera.close()
@@ -219,7 +218,7 @@ def run_cameras(args: argparse.Namespace) -> int:
             cells = ["-", "-", not_set_up[name]]
         else:
             assert error is not None
-            cells = ["-", "-", f"{error.kind}: {with_password_source(error.message, config)}"]
+            cells = ["-", "-", f"{error.kind}: {error.message}"]
         rows.append([name, config.vendor, rules.camera_line(name), *cells])
     print(format_table(rows))
     for line in skipped_devices(names, [error for _, error in results]):

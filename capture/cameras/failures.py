@@ -36,6 +36,7 @@ from capture.cameras.exchange import (
     Malformed,
     Truncated,
 )
+from capture.cameras.hints import password_source
 from capture.cameras.jpeg import JpegError
 from capture.cameras.redact import excerpt, scrub
 from capture.config.schema import CameraBase
@@ -60,6 +61,8 @@ class Failures:
         self.auth = auth
         self.secrets = secrets
         self.redact = redact
+        #: The rule-file key that gives the password, as the hints name it.
+        self.password = password_source(config)
 
     def deadline_spent(self, deadline: Deadline, source: str, doing: str = "") -> Timeout:
         """The snapshot's deadline passed: every request of it counts, the login included."""
@@ -83,7 +86,7 @@ class Failures:
             specific = classify(result)
             if specific is not None:
                 return specific
-        common = classify_common(self.camera, result, self.secrets)
+        common = classify_common(self.camera, result, self.secrets, self.password)
         if common is not None:
             return common
         status, text = result.status, self.excerpt(result.body)
@@ -173,7 +176,7 @@ class Failures:
                 status=401,
                 excerpt=text,
             )
-        hint = "check user and password_env/password_file"
+        hint = f"check user and {self.password}"
         mismatch = result.challenge and not result.challenge.startswith(scheme)
         if scheme in ("basic", "digest") and mismatch:
             hint = f"the camera expects {offered}, not {scheme}: set auth = 'auto'; or {hint}"

@@ -103,7 +103,7 @@ class HikvisionCamera(HttpCamera):
             return LockedOut(
                 self.name,
                 f"the camera locked user {self.config.user!r}{when} after failed logins "
-                f"(HTTP {reply.status}); fix password_env/password_file, then wait",
+                f"(HTTP {reply.status}); fix {self.http.failures.password}, then wait",
                 retry_after_s=seconds,
                 status=reply.status,
                 excerpt=self.http.failures.excerpt(reply.body),

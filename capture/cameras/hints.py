@@ -1,17 +1,15 @@
-"""Narrows a camera error's password hint to the key the camera's section really uses.
+"""Which rule-file key gives a camera's password, as an error's hint names it.
 
-The drivers know a login failed, not how the rule file gave the password, so
-their hints say `password_env/password_file`; a technician whose section
-says `password = "..."` should be sent to that line, not to two keys it does
-not have. Applied where an error is shown: the journal, the log, the CLI.
+A technician whose section says `password = "..."` is sent to that line, one
+with `password_env = "LINE3_PW"` to that variable: never to two keys the
+section does not have. The errors are built with it (capture.cameras.failures
+and the drivers' classifiers), so the journal, the log, MQTT and the CLI all
+say the same.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-#: The drivers' generic wording for "the password, however it is given".
-GENERIC = "password_env/password_file"
 
 
 def password_source(config: Any) -> str:
@@ -23,10 +21,3 @@ def password_source(config: Any) -> str:
     if getattr(config, "password", None) is not None:
         return "password (in the rule file)"
     return "password (none is set)"
-
-
-def with_password_source(message: str, config: Any) -> str:
-    """`message` with the generic password hint naming the key this camera uses."""
-    if config is None or GENERIC not in message:
-        return message
-    return message.replace(GENERIC, password_source(config))

@@ -102,7 +102,7 @@ class XrcCamera(HttpCamera):
             return AuthFailed(
                 self.name,
                 f"the camera refused the login (result {code}); check user and "
-                "password_env/password_file",
+                f"{self.http.failures.password}",
                 status=reply.status,
                 excerpt=text,
                 credentials_rejected=True,
@@ -111,7 +111,7 @@ class XrcCamera(HttpCamera):
             return LockedOut(
                 self.name,
                 "the camera refuses access (HTTP 403, result -3), as it does after repeated "
-                "failed logins; wait, then check user and password_env/password_file",
+                f"failed logins; wait, then check user and {self.http.failures.password}",
                 retry_after_s=None,
                 status=403,
                 excerpt=text,

@@ -200,7 +200,7 @@ def test_rejected_credentials_message_names_realm_and_what_to_check(mock: respx.
     assert isinstance(error, AuthFailed) and error.credentials_rejected
     assert str(error) == (
         "camera line3_cam2: authentication failed (HTTP 401, digest realm 'DS-2CD2143G0-I'); "
-        "check user and password_env/password_file"
+        "check user and password (in the rule file)"  # the key this section gives it with
     )
 
 
