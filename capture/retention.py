@@ -68,6 +68,8 @@ class RetentionPass:
 
 @dataclass(slots=True)
 class IndexEntry:
+    """One snapshot as retention sees it; `camera` None: nobody knows whose it is."""
+
     relative: str
     camera: str | None
     size: int
@@ -85,6 +87,7 @@ class RetentionIndex:
     total_bytes: int = 0
 
     def add(self, entry: IndexEntry) -> None:
+        """Index a saved (or found) file; a later save of the same name supersedes the older."""
         old = self.entries.get(entry.relative)
         if old is not None:
             self.total_bytes -= old.size
@@ -95,6 +98,7 @@ class RetentionIndex:
             self.newest[entry.camera] = entry.relative
 
     def remove(self, relative: str) -> IndexEntry:
+        """Forget a file (its heap item is skipped when it comes up)."""
         entry = self.entries.pop(relative)
         self.total_bytes -= entry.size
         return entry
@@ -106,23 +110,22 @@ class RetentionIndex:
 
         Sets `pass_.done` when nothing more is due; the caller deletes the files.
         """
-        index = self
         cutoff = now_ns - int(config.keep_days * 86400e9) if config.keep_days else None
         max_total = int(config.max_total_mb * MIB) if config.max_total_mb else None
         min_free = int(config.min_free_mb * MIB) + extra_free
-        protected = set(index.newest.values())
+        protected = set(self.newest.values())
         victims: list[IndexEntry] = []
         kept: list[tuple[int, int, str]] = []
         pass_.done = True
-        while index.heap:
-            mtime_ns, order, relative = index.heap[0]
-            entry = index.entries.get(relative)
+        while self.heap:
+            mtime_ns, order, relative = self.heap[0]
+            entry = self.entries.get(relative)
             if entry is None or entry.order != order:
-                heapq.heappop(index.heap)  # superseded by a later save of the same name
+                heapq.heappop(self.heap)  # superseded by a later save of the same name
                 continue
             if cutoff is not None and mtime_ns < cutoff:
                 reason = "age"
-            elif max_total is not None and index.total_bytes > max_total:
+            elif max_total is not None and self.total_bytes > max_total:
                 reason = "size"
             elif pass_.free + pass_.selected_bytes < min_free:
                 reason = "free_space"
@@ -131,14 +134,14 @@ class RetentionIndex:
             if len(victims) >= CHUNK:
                 pass_.done = False
                 break
-            item = heapq.heappop(index.heap)
+            item = heapq.heappop(self.heap)
             if relative in protected:
                 kept.append(item)
                 pass_.kept.add(relative)
                 continue
-            victims.append(index.remove(relative))
+            victims.append(self.remove(relative))
             pass_.selected_bytes += entry.size
             pass_.reasons[reason] += 1
         for item in kept:
-            heapq.heappush(index.heap, item)
+            heapq.heappush(self.heap, item)
         return victims
