@@ -79,10 +79,15 @@ class OnvifCamera(HttpCamera):
         try:
             info, reply = self.http.get_jpeg(uri, None, deadline)
         except AuthFailed:
-            raise
+            raise  # the URI is right; the device-wide login back-off takes over
         except CameraError:
-            self._stale = True  # the URI may have changed: ask again when the back-off allows
+            with self._ask_lock:
+                if not self._stale:  # the URI may have changed: ask again after the back-off
+                    self._stale = True
+                    self._back_off()
             raise
+        with self._ask_lock:
+            self._ask_wait = ASK_AGAIN_FIRST_S
         return frame_from_reply(info, reply)
 
     def _snapshot_uri(self, deadline: Deadline) -> str:
@@ -93,13 +98,18 @@ class OnvifCamera(HttpCamera):
             if self._profile is not None and self._profile.snapshot_uri is not None:
                 return self._profile.snapshot_uri
             error = self._ask_error
+            wait = max(0.0, self._ask_after - self._clock())
         assert error is not None  # no profile is only ever left by a failed ask
-        wait = max(0.0, self._ask_after - self._clock())
         raise type(error)(
             self.name,
             f"{error.message} (the device is asked again in {wait:.0f} s)",
             status=error.status,
         )
+
+    def _back_off(self) -> None:
+        """No ONVIF question before `_ask_wait` has passed; the next wait is twice as long."""
+        self._ask_after = self._clock() + self._ask_wait
+        self._ask_wait = min(self._ask_wait * 2, ASK_AGAIN_MAX_S)
 
     def _ask(self, deadline: Deadline) -> None:
         try:
@@ -107,8 +117,7 @@ class OnvifCamera(HttpCamera):
             profile = choose_profile(self.name, self.config, media)
         except CameraError as error:
             self._ask_error = error
-            self._ask_after = self._clock() + self._ask_wait
-            self._ask_wait = min(self._ask_wait * 2, ASK_AGAIN_MAX_S)
+            self._back_off()
             logger.warning(
                 "camera=%s event=onvif_ask_failed kind=%s ask_again_s=%.0f error=%s",
                 self.name,
@@ -122,7 +131,6 @@ class OnvifCamera(HttpCamera):
         self._profile = profile
         self._stale = False
         self._ask_error = None
-        self._ask_wait = ASK_AGAIN_FIRST_S
         self.note = (
             f"ONVIF {media.info.manufacturer} {media.info.model}, profile "
             f"{profile.describe()}, snapshot {self.http.redact(profile.snapshot_uri)}"

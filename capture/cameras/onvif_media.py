@@ -172,6 +172,10 @@ def _library() -> Any:
     """
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    # Their DEBUG lines are whole SOAP envelopes (WS-Security nonce and digest included):
+    # not for the service's log, even at log_level = "debug".
+    for name in ("onvif", "zeep"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return importlib.import_module("onvif")
     except ImportError as exc:
@@ -208,11 +212,13 @@ async def _ask(library: Any, target: OnvifTarget) -> DeviceMedia:
     # service's user has none of; the WSDLs are read from the package's own files.
     # adjust_time: WS-Security timestamps are signed with the device's clock, so a
     # camera without NTP does not refuse a correct password for a skewed clock.
+    # Without a user, an empty UsernameToken: a device that wants a login refuses it
+    # with the usual fault, one with authentication off ignores it.
     device = library.ONVIFCamera(
         host,
         target.port,
-        target.user,
-        target.password,
+        target.user or "",
+        target.password or "",
         no_cache=True,
         adjust_time=True,
     )
@@ -300,6 +306,9 @@ def _soap_error(target: OnvifTarget, where: str, cause: Any, said: str) -> Camer
     """A zeep error: a SOAP fault, an HTTP status without a SOAP answer, or an answer zeep refused."""
     import zeep.exceptions  # noqa: PLC0415 - installed with onvif, which is optional
 
+    if isinstance(cause, zeep.exceptions.Fault) and cause.code is None:
+        # zeep's "Unknown fault occured": an error answer without a SOAP Fault in it.
+        return DeviceError(target.camera, f"{where} answered, but not in ONVIF (no SOAP answer)")
     if isinstance(cause, zeep.exceptions.Fault):
         subcodes = {getattr(code, "localname", str(code)) for code in cause.subcodes or ()}
         if subcodes & _AUTH_SUBCODES or "not authorized" in said.lower():
@@ -308,6 +317,11 @@ def _soap_error(target: OnvifTarget, where: str, cause: Any, said: str) -> Camer
     status = getattr(cause, "status_code", None)
     if not isinstance(cause, zeep.exceptions.TransportError) or status is None:
         return DeviceError(target.camera, f"{where} answered, but not in ONVIF: {said}")
+    return _http_error(target, where, status)
+
+
+def _http_error(target: OnvifTarget, where: str, status: int) -> CameraError:
+    """An HTTP error status without a SOAP answer."""
     if status in (401, 403):
         return _refused(target, where, f"HTTP {status}", status=status)
     if status == 404:
