@@ -111,7 +111,7 @@ def _target(args: argparse.Namespace) -> OnvifTarget:
     try:
         OnvifCamera(vendor="onvif", host=args.host, port=args.port)
     except ValidationError as exc:
-        raise _Refused(f"HOST {args.host!r}: {exc.errors()[0]['msg']}") from None
+        raise _Refused(f"HOST: {exc.errors()[0]['msg']}") from None
     label = args.name or "discover"
     return OnvifTarget(label, args.host, args.port, args.user, password, https=args.https)
 
