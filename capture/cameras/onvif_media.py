@@ -6,8 +6,8 @@ and, per profile, the snapshot URI (GetSnapshotUri) and RTSP stream URI
 (GetStreamUri), and returns them as plain frozen data: `DeviceMedia`. The
 ONVIF driver (capture.cameras.onvif) takes its snapshot URI from it, `capture
 discover` prints it, and a stream-backed camera can pick its RTSP URI from
-`DeviceMedia.profile_for("sub")` (the fewest pixels: the sub-stream, the
-cheapest on the network).
+`DeviceMedia.profile_for("sub", needs="stream")` (the fewest pixels: the
+sub-stream, the cheapest on the network).
 
 The SOAP, WS-Security UsernameToken and devices' quirks are onvif-zeep-async's
 (the client Home Assistant uses); this module is the one place where its
@@ -43,6 +43,10 @@ _T = TypeVar("_T")
 STREAM_SETUP = {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
 #: SOAP fault subcodes that mean the credentials were refused (ONVIF Core spec, 5.11.2.2).
 _AUTH_SUBCODES = frozenset({"NotAuthorized", "FailedAuthentication", "InvalidSecurity"})
+#: What a URI of each kind must start with: devices have been seen to answer GetSnapshotUri
+#: with an rtsp:// URI, an empty one, or a relative path (camera-apis.md §2.13).
+SNAPSHOT_SCHEMES = ("http://", "https://")
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +256,11 @@ async def _profile(media: Any, profile: Any, target: OnvifTarget) -> MediaProfil
     token = str(profile.token)
     video = getattr(profile, "VideoEncoderConfiguration", None)
     resolution = getattr(video, "Resolution", None)
-    snapshot = await _uri(media.GetSnapshotUri({"ProfileToken": token}), target)
+    snapshot = await _uri(media.GetSnapshotUri({"ProfileToken": token}), target, SNAPSHOT_SCHEMES)
     stream = await _uri(
-        media.GetStreamUri({"ProfileToken": token, "StreamSetup": STREAM_SETUP}), target
+        media.GetStreamUri({"ProfileToken": token, "StreamSetup": STREAM_SETUP}),
+        target,
+        STREAM_SCHEMES,
     )
     return MediaProfile(
         token=token,
@@ -267,8 +273,8 @@ async def _profile(media: Any, profile: Any, target: OnvifTarget) -> MediaProfil
     )
 
 
-async def _uri(call: Awaitable[Any], target: OnvifTarget) -> str | None:
-    """The URI of a GetSnapshotUri/GetStreamUri answer; None when the profile does not offer one."""
+async def _uri(call: Awaitable[Any], target: OnvifTarget, schemes: tuple[str, ...]) -> str | None:
+    """The URI of a GetSnapshotUri/GetStreamUri answer; None when the profile offers no usable one."""
     try:
         answer = await call
     except Exception as exc:
@@ -278,7 +284,7 @@ async def _uri(call: Awaitable[Any], target: OnvifTarget) -> str | None:
         logger.debug("camera=%s event=onvif_no_uri error=%s", target.camera, error)
         return None  # a profile without snapshots (ter:ActionNotSupported) is common
     uri = _text(getattr(answer, "Uri", None))
-    return uri or None
+    return uri if uri.lower().startswith(schemes) else None
 
 
 def _translate(target: OnvifTarget, exc: BaseException) -> CameraError:
@@ -310,8 +316,10 @@ def _soap_error(target: OnvifTarget, where: str, cause: Any, said: str) -> Camer
         # zeep's "Unknown fault occured": an error answer without a SOAP Fault in it.
         return DeviceError(target.camera, f"{where} answered, but not in ONVIF (no SOAP answer)")
     if isinstance(cause, zeep.exceptions.Fault):
+        # Most devices do not send ter:NotAuthorized for a wrong password, only a text:
+        # the library's own test (subcodes, then "auth" in the text) knows them best.
         subcodes = {getattr(code, "localname", str(code)) for code in cause.subcodes or ()}
-        if subcodes & _AUTH_SUBCODES or "not authorized" in said.lower():
+        if subcodes & _AUTH_SUBCODES or _library().util.is_auth_error(cause):
             return _refused(target, where, f"SOAP fault: {said}")
         return DeviceError(target.camera, f"{where} answered with a SOAP fault: {said}")
     status = getattr(cause, "status_code", None)

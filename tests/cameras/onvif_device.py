@@ -49,6 +49,12 @@ NOT_AUTHORIZED = (
     "the sender is not authorized</env:Text></env:Reason></env:Fault>"
 )
 
+BARE_AUTH_FAULT = (
+    "<env:Fault><env:Code><env:Value>env:Sender</env:Value></env:Code>"
+    '<env:Reason><env:Text xml:lang="en">Authority failure. You still have 22 attempt(s)'
+    "</env:Text></env:Reason></env:Fault>"
+)
+
 NO_SUCH_PROFILE = (
     "<env:Fault><env:Code><env:Value>env:Sender</env:Value><env:Subcode>"
     "<env:Value>ter:InvalidArgVal</env:Value><env:Subcode><env:Value>ter:NoProfile"
@@ -85,6 +91,8 @@ class OnvifDevice:
         Profile("Profile_2", "subStream", "H264", 640, 360),
     )
     media: bool = True
+    #: Refuse a wrong password with a bare fault and a text, as most devices do.
+    bare_auth_fault: bool = False
     calls: list[str] = field(default_factory=list)
     refused: int = 0
 
@@ -142,7 +150,9 @@ class OnvifDevice:
         if name != "GetSystemDateAndTime" and not self._authorized(envelope):
             with self._lock:
                 self.refused += 1
-            return 400, ENVELOPE.format(body=NOT_AUTHORIZED)
+            return 400, ENVELOPE.format(
+                body=BARE_AUTH_FAULT if self.bare_auth_fault else NOT_AUTHORIZED
+            )
         if path == "/onvif/device_service" and namespace == DEVICE_NS:
             return 200, ENVELOPE.format(body=self._device_call(name))
         if path == "/onvif/media_service" and namespace == MEDIA_NS and self.media:

@@ -67,6 +67,23 @@ def test_a_wrong_password_is_a_rejected_login_that_never_shows_the_password(
     assert "GetProfiles" not in device.calls
 
 
+def test_a_refusal_without_the_not_authorized_subcode_is_still_a_rejected_login() -> None:
+    with (
+        OnvifDevice("admin", PASSWORD, SNAPSHOT, bare_auth_fault=True) as device,
+        pytest.raises(AuthFailed, match="You still have 22 attempt") as caught,
+    ):
+        ask_device(target(device, WRONG_PASSWORD), 10)
+    assert caught.value.credentials_rejected
+
+
+def test_a_snapshot_uri_that_is_not_http_counts_as_none() -> None:
+    with OnvifDevice("admin", PASSWORD, "rtsp://127.0.0.1/snapshot?{token}") as device:
+        media = ask_device(target(device), 10)
+    assert [p.snapshot_uri for p in media.profiles] == [None, None]
+    with pytest.raises(LookupError, match="no profile offers a snapshot URI"):
+        media.profile_for("main")
+
+
 def test_no_user_is_refused_by_a_device_that_wants_a_login(device: OnvifDevice) -> None:
     with pytest.raises(AuthFailed, match="no user given") as caught:
         ask_device(target(device, None, None), 10)
