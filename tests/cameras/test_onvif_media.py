@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from capture.cameras.errors import AuthFailed, DeviceError, Unreachable, Unsupported
+from capture.cameras.errors import AuthFailed, DeviceError, Timeout, Unreachable, Unsupported
 from capture.cameras.onvif_media import (
     DeviceInfo,
     DeviceMedia,
@@ -169,3 +169,12 @@ def test_a_profile_is_chosen_by_token_name_first_main_or_sub(choice: str, token:
 def test_an_unknown_profile_names_those_the_device_has() -> None:
     with pytest.raises(LookupError, match=r"no profile named or with the token 'prof9'.*prof3 "):
         MEDIA.profile_for("prof9")
+
+
+def test_a_device_that_accepts_but_never_answers_is_a_timeout_within_the_time_given() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # connections complete in the backlog; nothing ever answers
+        port = silent.getsockname()[1]
+        with pytest.raises(Timeout, match=r"no complete ONVIF answer .* within 0.5 s"):
+            ask_device(OnvifTarget("dock", "127.0.0.1", port, "admin", PASSWORD), 0.5)
