@@ -278,6 +278,8 @@ def _profile_xml(profile: Profile) -> str:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 5
+    # Head and body are two writes: without TCP_NODELAY each answer waits for a delayed ACK.
+    disable_nagle_algorithm = True
     onvif: OnvifDevice
 
     def do_POST(self) -> None:
