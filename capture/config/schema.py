@@ -486,6 +486,16 @@ class OnvifCamera(CameraBase):
         "sub the fewest. port is the ONVIF port (80, 8000, 8080, 2020...).",
     )
 
+    @model_validator(mode="after")
+    def _https_is_unverified(self) -> OnvifCamera:
+        # The ONVIF library speaks HTTPS without checking the certificate: say so, not pretend.
+        if self.scheme == "https" and self.verify:
+            raise ValueError(
+                "ONVIF over https cannot check the device's certificate (the ONVIF library "
+                "does not); set verify = false to accept that, or use scheme = 'http'"
+            )
+        return self
+
 
 CameraConfig = Annotated[
     HikvisionCamera

@@ -253,3 +253,12 @@ def test_an_onvif_camera_without_its_library_is_an_error_naming_the_extra(
         in message
     )
     assert "pip install 'event-capture[onvif]'" in message
+
+
+def test_onvif_over_https_must_say_it_is_unverified() -> None:
+    text = MINIMAL.replace('vendor = "edimax"', 'vendor = "onvif"\nscheme = "https"')
+    [message] = problems_of(text)
+    assert "ONVIF over https cannot check the device's certificate" in message
+    parse_rules(
+        text.replace('scheme = "https"', 'scheme = "https"\nverify = false'), "rules.toml", {}
+    )
