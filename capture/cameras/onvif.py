@@ -50,13 +50,23 @@ def choose_profile(name: str, config: OnvifConfig, media: DeviceMedia) -> MediaP
     """The profile the section asks for (`profile`, else by `stream`), or a typed error."""
     choice = config.profile or config.stream
     try:
-        return media.profile_for(choice)
+        profile = media.profile_for(choice)
     except LookupError as exc:
         raise Unsupported(
             name,
             f"ONVIF device {media.info.manufacturer} {media.info.model}: {exc}; set profile "
             "to one with a snapshot URI (capture discover lists them)",
         ) from None
+    uri = profile.snapshot_uri or ""
+    if uri.lower().startswith("https://") and config.scheme != "https":
+        # Certificates are checked per the section's scheme and verify; an https URI
+        # under scheme = "http" would be fetched unchecked without anyone having said so.
+        raise Unsupported(
+            name,
+            f"the snapshot URI of profile {profile.token} is https://: set scheme = 'https' "
+            "(and verify = false, as ONVIF over https requires)",
+        )
+    return profile
 
 
 class OnvifCamera(HttpCamera):

@@ -166,3 +166,15 @@ def test_an_unreachable_onvif_service_is_asked_again_only_after_the_back_off() -
             camera.snapshot()  # the wait doubles
     finally:
         camera.close()
+
+
+def test_an_https_snapshot_uri_under_scheme_http_is_refused_not_fetched_unchecked(
+    device: OnvifDevice,
+) -> None:
+    device.snapshot_uri = "https://127.0.0.1:9/snap.jpg?profile={token}"
+    camera = connect(device)
+    try:
+        with pytest.raises(Unsupported, match="snapshot URI of profile Profile_1 is https://"):
+            camera.snapshot()
+    finally:
+        camera.close()
