@@ -216,6 +216,8 @@ async def _ask(library: Any, target: OnvifTarget) -> DeviceMedia:
     # service's user has none of; the WSDLs are read from the package's own files.
     # adjust_time: WS-Security timestamps are signed with the device's clock, so a
     # camera without NTP does not refuse a correct password for a skewed clock.
+    # ONVIFCamera() also removes http_proxy/https_proxy from os.environ; nothing of ours
+    # uses them (camera clients ignore the environment: trust_env=False).
     # Without a user, an empty UsernameToken: a device that wants a login refuses it
     # with the usual fault, one with authentication off ignores it.
     device = library.ONVIFCamera(
