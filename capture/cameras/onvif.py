@@ -1,9 +1,10 @@
 """ONVIF cameras: the snapshot URI is asked of the device over ONVIF, then fetched like any other.
 
 Most brands speak ONVIF Profile S, so a camera without a driver of its own
-needs no recipe: on its first snapshot the driver asks the device for its
-media profiles and their snapshot URIs (capture.cameras.onvif_media), picks
-the configured profile, and from then on takes each picture from that URI
+needs no recipe: when the camera is built (the service's start, a reload) a
+thread of its own asks the device for its media profiles and their snapshot
+URIs (capture.cameras.onvif_media) and picks the configured profile; from
+then on the driver takes each picture from that URI
 through the same HTTP path as every driver (auth learned from the 401,
 deadline, JPEG validation, typed errors, login back-off). When a snapshot
 fails for any reason but the password, the URI may have changed (a firmware
@@ -18,7 +19,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from capture.cameras.base import CameraOptions, Frame, HttpCamera, frame_from_reply
-from capture.cameras.errors import AuthFailed, CameraError, Unsupported
+from capture.cameras.errors import AuthFailed, CameraError, LockedOut, Unsupported
 from capture.cameras.exchange import Deadline
 from capture.cameras.onvif_media import DeviceMedia, MediaProfile, OnvifTarget, ask_device
 from capture.config.schema import OnvifCamera as OnvifConfig
@@ -83,6 +84,45 @@ class OnvifCamera(HttpCamera):
         self._ask_after = 0.0
         self._ask_wait = ASK_AGAIN_FIRST_S
         self._ask_error: CameraError | None = None
+        self._closing = threading.Event()
+        #: Set once the question asked at start has its answer (or failed, or was skipped).
+        self.warmed_up = threading.Event()
+        self._warm_up_thread = threading.Thread(
+            target=self._warm_up, name=f"onvif-{name}", daemon=True
+        )
+        self._warm_up_thread.start()
+
+    def close(self) -> None:
+        """Abandon a question still running, then close the connections."""
+        self._closing.set()
+        if self._warm_up_thread is not threading.current_thread():
+            self._warm_up_thread.join()
+        super().close()
+
+    def _warm_up(self) -> None:
+        """Ask the device at start, so that the first picture waits neither for it nor the WSDLs.
+
+        Like a snapshot it holds one of the device's request slots and stays
+        away while the device is in its login back-off; a failure is recorded
+        as a snapshot's would be (a refused password starts the back-off, the
+        dashboard shows the error), and the first snapshot asks again when
+        the ask back-off allows.
+        """
+        try:
+            self._backoff.check(self.name)
+            self._check_shared_backoff()
+            deadline = Deadline(self.config.deadline_s, self._clock)
+            if not self._slots.acquire(deadline.remaining()):
+                return
+            try:
+                self._snapshot_uri(deadline)
+            finally:
+                self._slots.release()
+        except CameraError as error:
+            if not self._closing.is_set() and not isinstance(error, LockedOut):
+                self._record_failure(error)
+        finally:
+            self.warmed_up.set()
 
     def _fetch(self, deadline: Deadline) -> Frame:
         uri = self._snapshot_uri(deadline)
@@ -123,7 +163,9 @@ class OnvifCamera(HttpCamera):
 
     def _ask(self, deadline: Deadline) -> None:
         try:
-            media = ask_device(target_of(self.name, self.config), deadline.remaining())
+            media = ask_device(
+                target_of(self.name, self.config), deadline.remaining(), cancel=self._closing
+            )
             profile = choose_profile(self.name, self.config, media)
         except CameraError as error:
             self._ask_error = error

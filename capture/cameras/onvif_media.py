@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import importlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -42,6 +43,8 @@ _T = TypeVar("_T")
 #: What GetStreamUri is asked for: RTSP over unicast, what every Profile S device serves.
 STREAM_SETUP = {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
 #: SOAP fault subcodes that mean the credentials were refused (ONVIF Core spec, 5.11.2.2).
+#: How often a running question looks whether it was cancelled.
+CANCEL_POLL_S = 0.05
 _AUTH_SUBCODES = frozenset({"NotAuthorized", "FailedAuthentication", "InvalidSecurity"})
 #: What a URI of each kind must start with: devices have been seen to answer GetSnapshotUri
 #: with an rtsp:// URI, an empty one, or a relative path (camera-apis.md §2.13).
@@ -145,22 +148,28 @@ class OnvifTarget:
         return f"OnvifTarget({self.camera!r}, {self.address!r}, user={self.user!r})"
 
 
-def ask_device(target: OnvifTarget, timeout_s: float) -> DeviceMedia:
+def ask_device(
+    target: OnvifTarget, timeout_s: float, *, cancel: threading.Event | None = None
+) -> DeviceMedia:
     """Ask the device for its identity, profiles and their URIs, within `timeout_s` in all.
 
     Raises `CameraError`: `AuthFailed` (credentials refused, counted as a
-    rejected login), `Unreachable`, `Timeout`, `Unsupported` (no ONVIF or no
-    media service) or `DeviceError` (a SOAP fault, an answer that is not ONVIF).
+    rejected login), `Unreachable`, `Timeout` (also when `cancel` is set
+    before the answer is complete: the asker is going away), `Unsupported`
+    (no ONVIF or no media service) or `DeviceError` (a SOAP fault, an answer
+    that is not ONVIF).
     """
     library = _library()
     try:
-        return _run(lambda: _ask(library, target), timeout_s)
+        return _run(lambda: _ask(library, target), timeout_s, cancel)
     except TimeoutError:
         raise Timeout(
             target.camera,
             f"no complete ONVIF answer from {target.address} within {timeout_s:g} s; "
             "is port the device's ONVIF port (80, 8000, 8080, 2020...)?",
         ) from None
+    except asyncio.CancelledError:
+        raise Timeout(target.camera, f"ONVIF question to {target.address} abandoned") from None
     except CameraError:
         raise
     except Exception as exc:
@@ -193,14 +202,25 @@ def _library() -> Any:
         root.setLevel(level)
 
 
-def _run(make: Callable[[], Coroutine[Any, Any, _T]], timeout_s: float) -> _T:
+def _run(
+    make: Callable[[], Coroutine[Any, Any, _T]],
+    timeout_s: float,
+    cancel: threading.Event | None,
+) -> _T:
     """Run a coroutine to completion on a private event loop, within `timeout_s`.
 
-    From a thread already running a loop (the dashboard's), on a thread of its own.
+    `cancel`, set from another thread, cancels it (CancelledError) within
+    `CANCEL_POLL_S`. From a thread already running a loop (the dashboard's),
+    it runs on a thread of its own.
     """
 
     async def bounded() -> _T:
-        return await asyncio.wait_for(make(), timeout_s)
+        task = asyncio.ensure_future(asyncio.wait_for(make(), timeout_s))
+        while cancel is not None and not task.done():
+            await asyncio.wait({task}, timeout=CANCEL_POLL_S)
+            if cancel.is_set():
+                task.cancel()
+        return await task
 
     try:
         asyncio.get_running_loop()

@@ -103,21 +103,58 @@ def test_an_unknown_profile_is_unsupported_and_names_the_device_s_profiles(
         camera.close()
 
 
-def test_a_wrong_password_is_auth_failed_then_backed_off_without_asking_again(
+def test_the_device_is_asked_when_the_camera_is_built_before_any_snapshot(
+    device: OnvifDevice,
+) -> None:
+    camera = connect(device)
+    try:
+        assert camera.warmed_up.wait(10)
+        assert device.calls.count("GetProfiles") == 1
+        note = camera.state().note
+        assert note is not None and "HIKVISION DS-2CD2143G0-I" in note
+        camera.snapshot()
+        assert device.calls.count("GetProfiles") == 1  # the picture did not wait for ONVIF
+    finally:
+        camera.close()
+
+
+def test_a_wrong_password_is_auth_failed_at_start_then_backed_off_without_asking_again(
     device: OnvifDevice,
 ) -> None:
     camera = connect(device, password=WRONG_PASSWORD)
     try:
-        with pytest.raises(AuthFailed) as caught:
-            camera.snapshot()
-        assert "refused the login" in str(caught.value)
-        assert WRONG_PASSWORD not in str(caught.value)
+        assert camera.warmed_up.wait(10)
+        state = camera.state()
+        assert state.ok is False and state.last_error_kind == "AuthFailed"
+        assert state.last_error is not None and "refused the login" in state.last_error
+        assert WRONG_PASSWORD not in state.last_error
         asked = len(device.calls)
         with pytest.raises(LockedOut):
             camera.snapshot()
         assert len(device.calls) == asked  # the back-off keeps the device's lockout counter safe
         locked = camera.state().locked_out_for_s
         assert locked is not None and locked > 0  # the dashboard's countdown
+    finally:
+        camera.close()
+
+
+def test_a_password_changed_on_the_device_is_auth_failed_when_it_is_asked_again(
+    device: OnvifDevice,
+) -> None:
+    clock = Clock()
+    device.snapshot_uri = f"http://127.0.0.1:{_closed_port()}/snap.jpg?{{token}}"
+    camera = connect(device, clock)
+    try:
+        assert camera.warmed_up.wait(10)
+        with pytest.raises(Unreachable):
+            camera.snapshot()  # the URI fails: ask again after the back-off
+        device.password = "Changed-On-Device-5"
+        clock.now += ASK_AGAIN_FIRST_S
+        with pytest.raises(AuthFailed, match="refused the login") as caught:
+            camera.snapshot()
+        assert caught.value.credentials_rejected
+        with pytest.raises(LockedOut):
+            camera.snapshot()
     finally:
         camera.close()
 
@@ -136,6 +173,7 @@ def test_a_failing_snapshot_uri_is_asked_again_after_a_back_off_and_a_new_one_is
     clock = Clock()
     camera = connect(device, clock)
     try:
+        assert camera.warmed_up.wait(10)
         with pytest.raises(Unreachable):
             camera.snapshot()
         with pytest.raises(Unreachable):
@@ -155,9 +193,9 @@ def test_an_unreachable_onvif_service_is_asked_again_only_after_the_back_off() -
     config = camera_config("onvif", port=_closed_port(), user="admin", password=PASSWORD)
     camera = OnvifCamera("dock", config, clock=clock)
     try:
-        with pytest.raises(Unreachable, match="cannot be reached"):
-            camera.snapshot()
-        with pytest.raises(Unreachable, match=r"asked again in 5 s"):
+        assert camera.warmed_up.wait(10)
+        assert camera.state().last_error_kind == "Unreachable"  # the ask at start failed
+        with pytest.raises(Unreachable, match=r"cannot be reached.*asked again in 5 s"):
             camera.snapshot()
         clock.now += ASK_AGAIN_FIRST_S
         with pytest.raises(Unreachable, match="cannot be reached"):
@@ -178,3 +216,17 @@ def test_an_https_snapshot_uri_under_scheme_http_is_refused_not_fetched_unchecke
             camera.snapshot()
     finally:
         camera.close()
+
+
+@pytest.mark.timeout(30)
+def test_closing_abandons_a_question_the_device_never_answers() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # connections complete in the backlog; nothing ever answers
+        port = silent.getsockname()[1]
+        config = camera_config("onvif", port=port, user="admin", password=PASSWORD, deadline_s=300)
+        camera = OnvifCamera("dock", config)
+        assert not camera.warmed_up.wait(0.2)  # still waiting for the device
+        camera.close()  # within the test's timeout, not the 300 s deadline
+    assert camera.warmed_up.is_set()
+    assert camera.state().ok is None  # an abandoned question is no failure of the camera
