@@ -262,3 +262,13 @@ def test_onvif_over_https_must_say_it_is_unverified() -> None:
     parse_rules(
         text.replace('scheme = "https"', 'scheme = "https"\nverify = false'), "rules.toml", {}
     )
+
+
+def test_home_assistant_discovery_without_the_broker_is_an_error_at_its_line() -> None:
+    text = "[mqtt]\nenabled = false\n\n[homeassistant]\nenabled = true\n\n" + MINIMAL
+    [message] = problems_of(text)
+    assert message == (
+        "rules.toml:5: homeassistant.enabled: Home Assistant discovery goes over the broker: "
+        "it needs [mqtt] enabled = true"
+    )
+    assert parse_rules(text.replace("enabled = false\n", ""), "rules.toml", {}).rules
