@@ -28,6 +28,7 @@ CAMERA_DRIVERS: Registry[type] = Registry(
         "generic": "capture.cameras.generic:GenericCamera",
         "hikvision": "capture.cameras.hikvision:HikvisionCamera",
         "mjpeg": "capture.cameras.mjpeg:MjpegCamera",
+        "onvif": "capture.cameras.onvif:OnvifCamera",
         "xrc": "capture.cameras.xrc:XrcCamera",
     },
 )

@@ -8,6 +8,7 @@ reported at once.
 
 from __future__ import annotations
 
+import importlib.util
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from capture.config.schema import (
     HttpTrigger,
     MjpegCamera,
     MqttTrigger,
+    OnvifCamera,
     RuleConfig,
     RuleFile,
     SerialTrigger,
@@ -43,6 +45,7 @@ def cross_check(rules: RuleFile, where: Where, skipped: Skipped | None = None) -
         *checker.rule_references(),
         *checker.templates(),
         *checker.camera_paths(),
+        *checker.camera_libraries(),
         *checker.ca_files(),
         *checker.shared_hardware(),
         *checker.services_needed(),
@@ -227,6 +230,18 @@ class _Checker:
                     message = str(exc).removeprefix(f"camera {name}: ")
                     message = message.replace(f"path {camera.path!r}: ", "not a path template: ")
                     yield self.problem(("cameras", name, "path"), message)
+
+    def camera_libraries(self) -> Iterator[Problem]:
+        """ONVIF cameras need the optional onvif extra (deploy/install.sh installs it)."""
+        if importlib.util.find_spec("onvif") is not None:
+            return
+        for name, camera in self.rules.cameras.items():
+            if isinstance(camera, OnvifCamera):
+                yield self.problem(
+                    ("cameras", name, "vendor"),
+                    "vendor = 'onvif' needs the onvif-zeep-async library, not installed here: "
+                    "pip install 'event-capture[onvif]' (deploy/install.sh installs it)",
+                )
 
     def ca_files(self) -> Iterator[Problem]:
         """CA files are loaded when a client is built: a missing one would stop the service."""

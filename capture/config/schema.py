@@ -515,8 +515,38 @@ class GenericCamera(CameraBase):
     )
 
 
+class OnvifCamera(CameraBase):
+    """Any ONVIF (Profile S) device: its snapshot URI is asked over ONVIF, then fetched over HTTP."""
+
+    vendor: Literal["onvif"] = Field(description="Camera driver; see docs/cameras.md.")
+    profile: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Media profile to photograph: its token or name (`capture discover` lists "
+        "them), or first (the device's first); default: by stream, main the most pixels, "
+        "sub the fewest. port is the ONVIF port (80, 8000, 8080, 2020...).",
+    )
+
+    @model_validator(mode="after")
+    def _https_is_unverified(self) -> OnvifCamera:
+        # The ONVIF library speaks HTTPS without checking the certificate: say so, not pretend.
+        if self.scheme == "https" and self.verify:
+            raise ValueError(
+                "ONVIF over https cannot check the device's certificate (the ONVIF library "
+                "does not); set verify = false to accept that, or use scheme = 'http'"
+            )
+        return self
+
+
 CameraConfig = Annotated[
-    HikvisionCamera | DahuaCamera | EdimaxCamera | XrcCamera | MjpegCamera | GenericCamera,
+    HikvisionCamera
+    | DahuaCamera
+    | EdimaxCamera
+    | XrcCamera
+    | MjpegCamera
+    | GenericCamera
+    | OnvifCamera,
     Field(discriminator="vendor"),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import certifi
@@ -233,6 +234,34 @@ def test_a_default_template_with_a_syntax_error_is_reported_at_storage_filename(
     text = MINIMAL.replace("[service]", '[storage]\nfilename = "{camera"\n\n[service]')
     [message] = problems_of(text)
     assert f":{line_of(text, 'filename =')}: storage.filename: invalid filename template" in message
+
+
+def test_an_onvif_camera_without_its_library_is_an_error_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = MINIMAL.replace('vendor = "edimax"', 'vendor = "onvif"')
+    parse_rules(text, "rules.toml", {})  # here the library is installed: no problem
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "onvif" else real_find_spec(name, *args),
+    )
+    [message] = problems_of(text)
+    assert (
+        f"rules.toml:{line_of(text, 'onvif')}: cameras.cam1.vendor: vendor = 'onvif' needs"
+        in message
+    )
+    assert "pip install 'event-capture[onvif]'" in message
+
+
+def test_onvif_over_https_must_say_it_is_unverified() -> None:
+    text = MINIMAL.replace('vendor = "edimax"', 'vendor = "onvif"\nscheme = "https"')
+    [message] = problems_of(text)
+    assert "ONVIF over https cannot check the device's certificate" in message
+    parse_rules(
+        text.replace('scheme = "https"', 'scheme = "https"\nverify = false'), "rules.toml", {}
+    )
 
 
 def test_home_assistant_discovery_without_the_broker_is_an_error_at_its_line() -> None:

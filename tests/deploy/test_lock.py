@@ -22,11 +22,13 @@ from tests.deploy.locks import DEV_LOCK, REPO, RUNTIME_LOCK, pins
 
 def project() -> dict[str, list[str]]:
     data = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return {"runtime": data["dependencies"], "dev": data["optional-dependencies"]["dev"]}
+    extras = data["optional-dependencies"]
+    return {"runtime": data["dependencies"], "onvif": extras["onvif"], "dev": extras["dev"]}
 
 
 @pytest.mark.parametrize(
-    ("lock", "groups"), [(RUNTIME_LOCK, ["runtime"]), (DEV_LOCK, ["runtime", "dev"])]
+    ("lock", "groups"),
+    [(RUNTIME_LOCK, ["runtime", "onvif"]), (DEV_LOCK, ["runtime", "onvif", "dev"])],
 )
 def test_every_requirement_of_pyproject_is_met_by_a_pin_of_the_lock(
     lock: Path, groups: list[str]
