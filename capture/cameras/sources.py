@@ -1,0 +1,129 @@
+"""Where a stream-backed camera's frames come from: one `StreamSource` per kind of stream.
+
+A source opens one connection per call to `frames` and yields each frame as
+its last byte arrives, until the connection ends (then it returns or raises
+a typed `CameraError`); the stream worker (capture.cameras.live) reconnects.
+`to_jpeg` turns the frames the buffer picked into the picture to store: an
+MJPEG frame is already one.
+
+Which source a camera gets is decided in one place, `url_source`: a path on
+the camera is MJPEG over the camera's own HTTP client (its auth, TLS and
+secrets masking); the URL is asked for again before every connection, so a
+driver whose stream address is learnt from the device (ONVIF's
+GetStreamUri) answers it fresh each time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from capture.cameras.errors import DeviceError, Unsupported
+from capture.cameras.exchange import Deadline
+from capture.cameras.http import MAX_ERROR_BYTES, CameraHttp
+from capture.cameras.jpeg import JpegInfo
+from capture.cameras.multipart import MjpegError, StreamFrameReader
+from capture.cameras.ring import BufferedFrame
+
+#: A stream connection lives until it fails; its "deadline" only bounds each read through
+#: the configured timeouts (a day, then it is simply opened again).
+STREAM_DEADLINE_S = 86_400.0
+
+#: What opens the HTTP stream: the path and query parameters, asked before every connection.
+HttpTarget = Callable[[Deadline], tuple[str, dict[str, str] | None]]
+
+
+class StreamSource(Protocol):
+    """A camera's stream, opened once per connection by its stream worker."""
+
+    @property
+    def source(self) -> str:
+        """The stream's address as shown in logs and the dashboard (secrets masked)."""
+        ...
+
+    def frames(self, stop: threading.Event) -> Iterator[BufferedFrame]:
+        """Connect and yield frames as they arrive until the stream ends or `stop` is set.
+
+        Raises `CameraError` when the stream cannot be opened or breaks.
+        """
+        ...
+
+    def to_jpeg(self, frames: Sequence[BufferedFrame]) -> JpegInfo:
+        """The picture of the last of `frames` (which start at its keyframe)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection pool; the source is not used afterwards."""
+        ...
+
+
+class MjpegHttpSource:
+    """An MJPEG (`multipart/x-mixed-replace`) stream from the camera's own web server."""
+
+    def __init__(self, http: CameraHttp, target: HttpTarget) -> None:
+        self.http = http
+        self._target = target
+        self._source = http.redact(http.base_url)
+
+    @property
+    def source(self) -> str:
+        """The redacted URL of the current (or last) connection."""
+        return self._source
+
+    def frames(self, stop: threading.Event) -> Iterator[BufferedFrame]:
+        """Every complete JPEG of the stream, stamped with its arrival."""
+        deadline = Deadline(STREAM_DEADLINE_S)
+        path, params = self._target(deadline)
+        self._source = self.http.source(path, params)
+        with self.http.stream(path, params, deadline) as response:
+            if response.status_code != 200:
+                body = self.http.read_body(response, deadline, MAX_ERROR_BYTES)
+                raise self.http.failures.answer(self.http.reply(response, body))
+            reader = StreamFrameReader(response.headers.get("content-type"))
+            for chunk in response.iter_bytes():
+                try:
+                    found = reader.feed_all(chunk)
+                except MjpegError as exc:
+                    raise DeviceError(
+                        self.http.camera, f"MJPEG stream {self._source} broke: {exc}"
+                    ) from exc
+                arrived, wall = time.monotonic(), datetime.now(UTC)
+                for info in found:
+                    yield BufferedFrame(arrived, wall, info.data, True, info.width, info.height)
+                if stop.is_set():
+                    return
+
+    def to_jpeg(self, frames: Sequence[BufferedFrame]) -> JpegInfo:
+        """MJPEG frames are pictures already."""
+        frame = frames[-1]
+        return JpegInfo(frame.data, frame.width, frame.height)
+
+    def close(self) -> None:
+        """Close the stream's own HTTP client."""
+        self.http.close()
+
+
+def url_source(http: CameraHttp, url: Callable[[], str | None]) -> StreamSource:
+    """The source for a stream URL, which `url()` gives before every connection.
+
+    The URL's kind is judged on the first call only; a path on the camera
+    is the one kind this build opens.
+    """
+
+    def target(deadline: Deadline) -> tuple[str, dict[str, str] | None]:
+        current = url()
+        if current is None:
+            raise DeviceError(http.camera, "the camera gave no stream URL")
+        if not current.startswith("/"):
+            raise Unsupported(
+                http.camera,
+                f"stream {http.redact(current)}: only a path on the camera (MJPEG over HTTP) "
+                "is supported by this build",
+            )
+        return current, None
+
+    return MjpegHttpSource(http, target)
+

@@ -1,0 +1,143 @@
+"""Stream-backed cameras against the simulator: the buffer fills, frames by moment, fallback."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from capture.cameras import BufferedCamera, build_camera
+from capture.cameras.errors import CameraError
+from capture.cameras.live import LiveCamera, StreamDown
+from capture.simulator import SimulatedCamera, Simulator
+from tests.cameras.helpers import camera_config
+from tests.conftest import wait_for
+
+PASSWORD = "sim#live&1"
+FPS = 20
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    cameras = [
+        SimulatedCamera("belt", "mjpeg", password=PASSWORD, fps=FPS),
+        SimulatedCamera("xrc", "xrc", password=PASSWORD, fps=FPS),
+    ]
+    with Simulator(cameras) as simulator:
+        yield simulator
+
+
+def counter(jpeg: bytes) -> int:
+    """The simulator's frame number, carried in the JPEG's comment segment."""
+    match = re.search(rb"sim \S+ #(\d+)", jpeg[:200])
+    assert match, "no frame counter in the JPEG"
+    return int(match.group(1))
+
+
+def live_camera(sim: Simulator, name: str, **live: object) -> LiveCamera:
+    vendor = {"belt": "mjpeg", "xrc": "xrc"}[name]
+    options: dict[str, object] = {"path": "/mjpg/video.mjpg"} if vendor == "mjpeg" else {}
+    config = camera_config(
+        vendor,
+        port=sim.port_of(name),
+        user="admin",
+        password=PASSWORD,
+        live={"buffer_s": 3, **live},
+        **options,
+    )
+    camera = build_camera(name, config)
+    assert isinstance(camera, LiveCamera)
+    return camera
+
+
+def test_the_buffer_fills_and_the_dashboard_sees_the_stream(sim: Simulator) -> None:
+    camera = live_camera(sim, "belt")
+    try:
+        assert isinstance(camera, BufferedCamera)
+        wait_for(lambda: camera.worker.ring.span_s() >= 1.0)
+        state = camera.state().stream
+        assert state is not None and state.up
+        assert state.fps > FPS / 2
+        assert state.kbit_s > 0
+        assert state.source.endswith("/mjpg/video.mjpg")
+        assert PASSWORD not in repr(camera.state())
+    finally:
+        camera.close()
+
+
+def test_a_past_moment_gives_the_frame_that_arrived_nearest_it(sim: Simulator) -> None:
+    camera = live_camera(sim, "belt")
+    try:
+        wait_for(lambda: camera.worker.ring.span_s() >= 1.0)
+        held = camera.worker.ring.nearest(0.0, wait_s=0)
+        assert held is not None
+        frames = list(camera.worker.ring._frames)  # what the buffer held at this moment
+        target = frames[len(frames) // 2]
+        snapshot = camera.frame_at(target.arrived + 0.001)  # just after it: still the nearest
+        assert counter(snapshot.jpeg) == counter(target.data)
+        assert snapshot.received_monotonic == target.arrived
+        assert snapshot.via == "stream"
+        half_second_ago = time.monotonic() - 0.5
+        earlier = camera.frame_at(half_second_ago)
+        assert abs(earlier.received_monotonic - half_second_ago) <= 1 / FPS
+    finally:
+        camera.close()
+
+
+def test_a_coming_moment_waits_for_the_stream(sim: Simulator) -> None:
+    camera = live_camera(sim, "belt")
+    try:
+        wait_for(lambda: camera.worker.up)
+        moment = time.monotonic() + 0.2
+        snapshot = camera.frame_at(moment)
+        assert time.monotonic() >= snapshot.received_monotonic >= moment - 1 / FPS
+        newer = camera.frame_at(moment)  # the same moment again: the same frame
+        assert counter(newer.jpeg) == counter(snapshot.jpeg)
+    finally:
+        camera.close()
+
+
+def test_xrc_streams_through_request_av_and_videostream(sim: Simulator) -> None:
+    camera = live_camera(sim, "xrc")
+    try:
+        wait_for(lambda: len(camera.worker.ring) >= 3)
+        snapshot = camera.snapshot()
+        assert snapshot.via == "stream"
+        assert "/videostream.cgi?id=" in snapshot.source
+        assert PASSWORD not in snapshot.source
+    finally:
+        camera.close()
+
+
+def test_a_dropped_stream_falls_back_to_snapshots_and_reconnects(sim: Simulator) -> None:
+    camera = live_camera(sim, "xrc")
+    try:
+        wait_for(lambda: camera.worker.up)
+        sim.faults("xrc").xrc_too_many_viewers = True  # no new stream, snapshot.cgi still answers
+        sim.drop_connections("xrc")
+        wait_for(lambda: not camera.worker.up)
+        snapshot = camera.frame_at(time.monotonic())
+        assert snapshot.via == "fallback"
+        assert "/snapshot.cgi" in snapshot.source
+        wait_for(lambda: "too many viewers" in (camera.worker.state().last_error or ""))
+        sim.reset_faults("xrc")
+        wait_for(lambda: camera.worker.up, timeout=15)
+        assert camera.snapshot().via == "stream"
+        assert camera.state().stream.reconnects >= 1  # type: ignore[union-attr]
+    finally:
+        sim.reset_faults("xrc")
+        camera.close()
+
+
+def test_without_fallback_a_down_stream_fails_the_frame(sim: Simulator) -> None:
+    sim.faults("belt").stall_stream = True  # headers, then nothing: never a frame
+    camera = live_camera(sim, "belt", fallback=False)
+    try:
+        with pytest.raises(StreamDown, match="fallback is off") as caught:
+            camera.frame_at(time.monotonic())
+        assert isinstance(caught.value, CameraError)
+    finally:
+        sim.reset_faults("belt")
+        camera.close()
