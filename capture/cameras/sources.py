@@ -126,4 +126,3 @@ def url_source(http: CameraHttp, url: Callable[[], str | None]) -> StreamSource:
         return current, None
 
     return MjpegHttpSource(http, target)
-

@@ -314,8 +314,7 @@ class LiveStream(Model):
             )
         if "@" in value.split("/", 3)[2]:
             raise ValueError(
-                "no user or password in the URL: they come from the camera's user and "
-                "password_env"
+                "no user or password in the URL: they come from the camera's user and password_env"
             )
         return value
 

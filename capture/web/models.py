@@ -118,8 +118,16 @@ class Capture(Document):
     path: str | None = Field(description="File under the storage root; null for a failure.")
     bytes: int
     latency_ms: float = Field(description="Fetch time.")
-    trigger_to_image_ms: float = Field(description="Delay from the trigger to the image.")
+    trigger_to_image_ms: float = Field(
+        description="Delay from the trigger to the image (negative: buffered before it)."
+    )
     image_time: str | None = Field(description="The device's timestamp, else the arrival time.")
+    offset_ms: int | None = Field(
+        None, description="The moment the rule asked for, in ms after the trigger."
+    )
+    via: str | None = Field(
+        None, description="snapshot, stream (the camera's buffer) or fallback (stream down)."
+    )
     width: int | None
     height: int | None
     stale: bool = Field(description="The device sent the same image as for the previous frame.")
