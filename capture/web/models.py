@@ -58,6 +58,20 @@ class CameraFigures(Document):
     )
 
 
+class StreamFigures(Document):
+    """A stream-backed camera's stream: is it up, and what it costs (bandwidth, memory)."""
+
+    source: str = Field(description="The stream's address, secrets masked.")
+    up: bool
+    fps: float = Field(description="Frames per second over the buffer.")
+    kbit_s: float = Field(description="Bandwidth the stream takes, over the buffer.")
+    buffered_s: float
+    buffered_kib: int
+    reconnects: int
+    last_error: str | None
+    down_since: str | None
+
+
 class CameraTile(Document):
     """One camera as the dashboard's tile shows it."""
 
@@ -73,6 +87,9 @@ class CameraTile(Document):
         description="The most recent error, also after the camera recovered."
     )
     stats: CameraFigures
+    stream: StreamFigures | None = Field(
+        None, description="Null for a snapshot camera; its stream for a stream-backed one."
+    )
 
 
 class LineOfCameras(Document):
