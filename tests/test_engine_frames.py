@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from capture.events import Event, FiringReport
 from capture.journal import Journal
 from capture.simulator import SimulatedCamera, Simulator
 from capture.storage import Storage
+from tests.cameras.helpers import frame_counter as counter
 from tests.conftest import wait_for
 
 PASSWORD = "sim#frames&1"
@@ -65,12 +65,6 @@ when = "plc"
 cameras = ["belt", "gate"]
 frames_ms = [200, -500, 0]
 """
-
-
-def counter(jpeg: bytes) -> int:
-    match = re.search(rb"sim \S+ #(\d+)", jpeg[:200])
-    assert match
-    return int(match.group(1))
 
 
 def test_frames_before_at_and_after_the_trigger_are_saved_with_their_offsets(

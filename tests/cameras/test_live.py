@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 
@@ -13,6 +12,7 @@ from capture.cameras.errors import CameraError
 from capture.cameras.live import LiveCamera, StreamDown
 from capture.simulator import SimulatedCamera, Simulator
 from tests.cameras.helpers import camera_config
+from tests.cameras.helpers import frame_counter as counter
 from tests.conftest import wait_for
 
 PASSWORD = "sim#live&1"
@@ -27,13 +27,6 @@ def sim() -> Iterator[Simulator]:
     ]
     with Simulator(cameras) as simulator:
         yield simulator
-
-
-def counter(jpeg: bytes) -> int:
-    """The simulator's frame number, carried in the JPEG's comment segment."""
-    match = re.search(rb"sim \S+ #(\d+)", jpeg[:200])
-    assert match, "no frame counter in the JPEG"
-    return int(match.group(1))
 
 
 def live_camera(sim: Simulator, name: str, **live: object) -> LiveCamera:
