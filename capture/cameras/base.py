@@ -30,7 +30,7 @@ from capture.cameras.exchange import Deadline
 from capture.cameras.http import CameraHttp, Reply
 from capture.cameras.jpeg import JpegInfo
 from capture.cameras.logins import Hold, SharedLogins
-from capture.cameras.sources import StreamSource, url_source
+from capture.cameras.sources import StreamSource, UrlSource
 from capture.config.schema import CameraBase
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class HttpCamera:
         """
         live = self.config.live
         configured = live.url if live is not None else None
-        return url_source(self.stream_http(), lambda: configured or self.stream_url())
+        return UrlSource(self.stream_http(), self.config, lambda: configured or self.stream_url())
 
     def stream_http(self) -> CameraHttp:
         """A separate HTTP client to this camera for its stream (same auth, secrets masked)."""

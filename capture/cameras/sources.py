@@ -6,11 +6,12 @@ a typed `CameraError`); the stream worker (capture.cameras.live) reconnects.
 `to_jpeg` turns the frames the buffer picked into the picture to store: an
 MJPEG frame is already one.
 
-Which source a camera gets is decided in one place, `url_source`: a path on
+Which source a camera gets is decided in one place, `UrlSource`: a path on
 the camera is MJPEG over the camera's own HTTP client (its auth, TLS and
-secrets masking); the URL is asked for again before every connection, so a
-driver whose stream address is learnt from the device (ONVIF's
-GetStreamUri) answers it fresh each time.
+secrets masking), an rtsp:// URL goes to PyAV (capture.cameras.rtsp); the
+URL is asked for again before every connection, so a driver whose stream
+address is learnt from the device (ONVIF's GetStreamUri) answers it fresh
+each time.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
-from capture.cameras.errors import DeviceError, Unsupported
+from capture.cameras.errors import DeviceError
 from capture.cameras.exchange import Deadline
 from capture.cameras.http import MAX_ERROR_BYTES, CameraHttp
 from capture.cameras.jpeg import JpegInfo
 from capture.cameras.multipart import MjpegError, StreamFrameReader
 from capture.cameras.ring import BufferedFrame
+from capture.cameras.rtsp import RtspSource
+from capture.config.schema import LIVE_SCHEMES, CameraBase
 
 #: A stream connection lives until it fails; its "deadline" only bounds each read through
 #: the configured timeouts (a day, then it is simply opened again).
@@ -106,23 +110,48 @@ class MjpegHttpSource:
         self.http.close()
 
 
-def url_source(http: CameraHttp, url: Callable[[], str | None]) -> StreamSource:
-    """The source for a stream URL, which `url()` gives before every connection.
+class UrlSource:
+    """A stream given by URL, its kind judged per connection: MJPEG over HTTP, or RTSP.
 
-    The URL's kind is judged on the first call only; a path on the camera
-    is the one kind this build opens.
+    `url()` is asked before every connection (a driver may learn it from the
+    device, as ONVIF's GetStreamUri does). A path, or an http(s) URL, is read
+    through the camera's own HTTP client (its host, auth and TLS); an
+    `rtsp://` URL through PyAV (capture.cameras.rtsp).
     """
 
-    def target(deadline: Deadline) -> tuple[str, dict[str, str] | None]:
-        current = url()
-        if current is None:
-            raise DeviceError(http.camera, "the camera gave no stream URL")
-        if not current.startswith("/"):
-            raise Unsupported(
-                http.camera,
-                f"stream {http.redact(current)}: only a path on the camera (MJPEG over HTTP) "
-                "is supported by this build",
-            )
-        return current, None
+    def __init__(self, http: CameraHttp, config: CameraBase, url: Callable[[], str | None]) -> None:
+        self._url = url
+        self._resolved = ""
+        self._http = MjpegHttpSource(http, self._http_target)
+        self._rtsp = RtspSource(http.camera, config, lambda: self._resolved)
+        self._current: StreamSource = self._http
+        self._camera = http.camera
 
-    return MjpegHttpSource(http, target)
+    @property
+    def source(self) -> str:
+        """The address of the current (or last) connection, secrets masked."""
+        return self._current.source
+
+    def frames(self, stop: threading.Event) -> Iterator[BufferedFrame]:
+        """Ask for the URL, then connect the matching source."""
+        url = self._url()
+        if url is None:
+            raise DeviceError(self._camera, "the camera gave no stream URL")
+        self._resolved = url
+        rtsp = url.lower().startswith(LIVE_SCHEMES)
+        self._current = self._rtsp if rtsp else self._http
+        return self._current.frames(stop)
+
+    def _http_target(self, deadline: Deadline) -> tuple[str, dict[str, str] | None]:
+        parts = urlsplit(self._resolved)
+        path = parts.path or "/"
+        return (f"{path}?{parts.query}" if parts.query else path), None
+
+    def to_jpeg(self, frames: Sequence[BufferedFrame]) -> JpegInfo:
+        """The picture, made by the source that received the frames."""
+        return self._current.to_jpeg(frames)
+
+    def close(self) -> None:
+        """Close both sources' resources."""
+        self._http.close()
+        self._rtsp.close()

@@ -262,7 +262,7 @@ AuthMode = Literal["auto", "none", "basic", "digest", "query"]
 
 
 #: Stream URL schemes a `[cameras.X.live]` section may name besides a path on the camera.
-LIVE_SCHEMES = ("rtsp://",)
+LIVE_SCHEMES = ("rtsp://", "rtsps://")
 
 
 class LiveStream(Model):
@@ -275,7 +275,8 @@ class LiveStream(Model):
     url: str | None = Field(
         None,
         description="The stream: a path on the camera (MJPEG over its HTTP, with its auth), or "
-        "rtsp://host[:port]/path (user and password from the camera section, never in the URL); "
+        "rtsp://host[:port]/path (H.264/H.265 through PyAV, the `stream` extra; user and "
+        "password from the camera section, never in the URL); "
         "default the driver's own stream (mjpeg: its path; xrc: request_av.cgi + "
         "videostream.cgi). Prefer the sub-stream: it costs a fraction of the bandwidth.",
     )

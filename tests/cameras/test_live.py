@@ -29,7 +29,7 @@ def sim() -> Iterator[Simulator]:
         yield simulator
 
 
-def live_camera(sim: Simulator, name: str, **live: object) -> LiveCamera:
+def live_camera(sim: Simulator, name: str, timeout_s: float = 10, **live: object) -> LiveCamera:
     vendor = {"belt": "mjpeg", "xrc": "xrc"}[name]
     options: dict[str, object] = {"path": "/mjpg/video.mjpg"} if vendor == "mjpeg" else {}
     config = camera_config(
@@ -37,6 +37,7 @@ def live_camera(sim: Simulator, name: str, **live: object) -> LiveCamera:
         port=sim.port_of(name),
         user="admin",
         password=PASSWORD,
+        timeout_s=timeout_s,
         live={"buffer_s": 3, **live},
         **options,
     )
@@ -126,7 +127,8 @@ def test_a_dropped_stream_falls_back_to_snapshots_and_reconnects(sim: Simulator)
 
 def test_without_fallback_a_down_stream_fails_the_frame(sim: Simulator) -> None:
     sim.faults("belt").stall_stream = True  # headers, then nothing: never a frame
-    camera = live_camera(sim, "belt", fallback=False)
+    # A stalled stream is noticed after the read timeout: short, so that close() is quick.
+    camera = live_camera(sim, "belt", timeout_s=1, fallback=False)
     try:
         with pytest.raises(StreamDown, match="fallback is off") as caught:
             camera.frame_at(time.monotonic())

@@ -1,0 +1,108 @@
+"""RTSP stream-backed cameras against a real RTSP server (GStreamer's) on loopback.
+
+The server's frames show their number as a bar code (tests/rtsp_server.py), so
+each test reads from the saved JPEG which frame it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from capture.cameras import build_camera
+from capture.cameras.errors import CameraError
+from capture.cameras.live import LiveCamera
+from tests.cameras.helpers import camera_config
+from tests.conftest import needs_tool, wait_for
+from tests.rtsp_server import RtspServer, available, frame_number
+
+FPS = 20
+GOP = 10  # a keyframe every 10 frames: most frames must be decoded from an earlier keyframe
+
+pytestmark = needs_tool(
+    available(),
+    "GStreamer's RTSP server for the system python (Debian packages gir1.2-gst-rtsp-server-1.0, "
+    "python3-gi, gstreamer1.0-plugins-ugly, gstreamer1.0-plugins-good)",
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RtspServer]:
+    with RtspServer(320, 240, FPS, GOP) as rtsp:
+        yield rtsp
+
+
+def rtsp_camera(url: str, **live: object) -> LiveCamera:
+    config = camera_config("generic", path="/unused.jpg", live={"url": url, "buffer_s": 3, **live})
+    camera = build_camera("line_rtsp", config)
+    assert isinstance(camera, LiveCamera)
+    return camera
+
+
+def test_packets_are_buffered_undecoded_and_any_frame_decodes_to_its_own_picture(
+    server: RtspServer,
+) -> None:
+    camera = rtsp_camera(server.url)
+    try:
+        wait_for(lambda: camera.worker.ring.span_s() >= 1.5)
+        frames = list(camera.worker.ring._frames)
+        # Undecoded: a 320x240 H.264 packet is a few hundred bytes, its picture 75 KB.
+        assert max(len(frame.data) for frame in frames) < 320 * 240 // 4
+        assert any(f.keyframe for f in frames) and not all(f.keyframe for f in frames)
+        pictures = frames[-GOP * 2 :]
+        first = camera.frame_at(pictures[0].arrived)
+        later = camera.frame_at(pictures[GOP + 3].arrived)
+        assert (first.width, first.height) == (320, 240)
+        # Which frame: GOP + 3 pictures later, decoded across a keyframe, shows a number
+        # exactly GOP + 3 higher (a picture sent as several packets is one buffered frame).
+        assert frame_number(later.jpeg) - frame_number(first.jpeg) == GOP + 3
+        assert later.via == "stream" and later.received_monotonic == pictures[GOP + 3].arrived
+    finally:
+        camera.close()
+
+
+def test_a_moment_half_a_second_ago_shows_the_frame_of_that_moment(server: RtspServer) -> None:
+    camera = rtsp_camera(server.url)
+    try:
+        wait_for(lambda: camera.worker.ring.span_s() >= 1.5)
+        now = camera.frame_at(time.monotonic())
+        before = camera.frame_at(now.received_monotonic - 0.5)
+        frames_between = frame_number(now.jpeg) - frame_number(before.jpeg)
+        assert abs(frames_between - FPS // 2) <= 2, frames_between
+        state = camera.state().stream
+        assert state is not None and state.up and state.source == server.url
+        assert state.fps > FPS / 2
+    finally:
+        camera.close()
+
+
+def test_an_rtsp_server_that_is_not_there_is_reported_and_retried() -> None:
+    camera = rtsp_camera("rtsp://127.0.0.1:9/stream", fallback=False)
+    try:
+        wait_for(lambda: camera.worker.state().last_error is not None)
+        assert "RTSP rtsp://127.0.0.1:9/stream (opening)" in (
+            camera.worker.state().last_error or ""
+        )
+        with pytest.raises(CameraError, match="fallback is off"):
+            camera.frame_at(time.monotonic())
+    finally:
+        camera.close()
+
+
+def test_the_password_never_shows_in_what_the_stream_reports(server: RtspServer) -> None:
+    config = camera_config(
+        "generic",
+        path="/unused.jpg",
+        user="viewer",
+        password="Rtsp-Secret-77",
+        live={"url": server.url, "buffer_s": 2},
+    )
+    camera = build_camera("line_rtsp", config)
+    try:
+        assert isinstance(camera, LiveCamera)
+        wait_for(lambda: camera.worker.up)  # the server asks for no login: the URL still has one
+        assert "Rtsp-Secret-77" not in repr(camera.state())
+    finally:
+        camera.close()
