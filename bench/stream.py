@@ -35,6 +35,7 @@ from capture.engine import Engine
 from capture.events import Event, FiringReport
 from capture.journal import Journal
 from capture.storage import Storage
+from tests import rtsp_server
 
 
 def rules_text(root: Path, belt: int, gate: int) -> str:
@@ -129,6 +130,92 @@ def run(fps: int, events: int, workdir: Path) -> dict[str, Any]:
     }
 
 
+def rtsp_run(events: int) -> dict[str, Any] | None:
+    """Two 1080p15 H.264 RTSP cameras (GOP 30) with 10 s buffers: memory, CPU, decode cost, offset.
+
+    Two, one after the other, to tell what each camera costs (its buffer and
+    demuxer) from what the process pays once (FFmpeg's libraries, and the
+    decoder's and encoder's working memory, which the allocator keeps).
+    """
+    if not rtsp_server.available():
+        print("  (RTSP skipped: GStreamer's RTSP server is not installed; ./dev bench installs it)")
+        return None
+    rss_start = rss_kib(os.getpid())
+    import av  # noqa: PLC0415, F401 - loaded before the figures: FFmpeg's libraries count once
+
+    figures: dict[str, Any] = {"libraries_mib": round((rss_kib(os.getpid()) - rss_start) / 1024, 1)}
+    with rtsp_server.RtspServer(1920, 1080, 15, 30, noise=True) as server:
+        cameras: list[LiveCamera] = []
+        try:
+            for index in (1, 2):
+                before = rss_kib(os.getpid())
+                camera = build_camera(f"rtsp{index}", camera_config(server.url, index))
+                assert isinstance(camera, LiveCamera)
+                cameras.append(camera)
+                while camera.worker.ring.span_s() < 9.8:
+                    time.sleep(0.1)
+                held = rss_kib(os.getpid())
+                decode_ms = decode_some(camera)
+                figures[f"camera{index}"] = {
+                    "holding_mib": round((held - before) / 1024, 1),
+                    "after_decoding_mib": round((rss_kib(os.getpid()) - held) / 1024, 1),
+                    "ring_mib": round(camera.worker.ring.size_bytes / 1024 / 1024, 2),
+                    "decode_ms": percentiles(decode_ms),
+                }
+            camera = cameras[0]
+            cpu0, wall0 = cpu_s(os.getpid()), time.monotonic()
+            time.sleep(5.0)
+            figures["idle_cpu_percent"] = round(
+                (cpu_s(os.getpid()) - cpu0) / (time.monotonic() - wall0) * 100 / len(cameras), 1
+            )
+            offsets = []
+            for _ in range(events):
+                moment = time.monotonic()
+                offsets.append(abs(camera.frame_at(moment).received_monotonic - moment) * 1000)
+                time.sleep(random.uniform(0.05, 0.15))
+            state = camera.worker.state()
+        finally:
+            for camera in cameras:
+                camera.close()
+    figures.update(kbit_s=state.kbit_s, fps=state.fps, offset_ms=percentiles(offsets))
+    return figures
+
+
+def decode_some(camera: LiveCamera, count: int = 30) -> list[float]:
+    """Time `frame_at` for buffered frames picked at random: decode from the keyframe + JPEG."""
+    # The newest 7 s only: the oldest frames of a full 10 s buffer go while this runs.
+    newest = time.monotonic() - 7.0
+    held = [frame for frame in camera.worker.ring._frames if frame.arrived > newest]
+    spent = []
+    for frame in random.sample(held, min(count, len(held))):
+        started = time.perf_counter()
+        camera.frame_at(frame.arrived)
+        spent.append((time.perf_counter() - started) * 1000)
+    return spent
+
+
+def camera_config(url: str, index: int) -> Any:
+    text = f"""
+[cameras.rtsp{index}]
+vendor = "generic"
+host = "127.0.0.1"
+path = "/unused.jpg"
+
+[cameras.rtsp{index}.live]
+url = "{url}"
+buffer_s = 10
+
+[triggers.plc]
+type = "http"
+
+[[rules]]
+name = "moment"
+when = "plc"
+cameras = ["rtsp{index}"]
+"""
+    return parse_rules(text, "rules.toml", {}).rules.cameras[f"rtsp{index}"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=150)
@@ -149,6 +236,30 @@ def main() -> int:
             f"      buffer 10 s = {r['buffer_mib_10s']} MiB (RSS +{r['rss_growth_mib']} MiB), "
             f"{r['kbit_s']:.0f} kbit/s at {r['measured_fps']} fps, "
             f"idle CPU with the stream open {r['idle_cpu_percent']} % of one core"
+        )
+    rtsp = rtsp_run(args.events // 3)
+    if rtsp is not None:
+        one, two, o = rtsp["camera1"], rtsp["camera2"], rtsp["offset_ms"]
+        print("RTSP H.264 1080p at 15 fps (GOP 30), buffer_s = 10, packets kept undecoded")
+        print(
+            f"  {rtsp['kbit_s']:.0f} kbit/s at {rtsp['fps']} fps; buffer {one['ring_mib']} MiB; "
+            f"RSS per camera holding its stream: +{one['holding_mib']} MiB (first), "
+            f"+{two['holding_mib']} MiB (second)"
+        )
+        print(
+            f"  once per process: FFmpeg's libraries {rtsp['libraries_mib']} MiB; decoding "
+            f"and encoding 1080p pictures +{one['after_decoding_mib']} MiB (first camera), "
+            f"+{two['after_decoding_mib']} MiB more (second)"
+        )
+        for name, figures in (("first", one), ("second", two)):
+            d = figures["decode_ms"]
+            print(
+                f"  a buffered frame to JPEG ({name} camera; decode from its keyframe + encode): "
+                f"p50 {d['p50']:.0f} / p99 {d['p99']:.0f} ms"
+            )
+        print(
+            f"  |trigger - frame arrival| p50 {o['p50']:.1f} / p99 {o['p99']:.1f} ms; "
+            f"idle CPU {rtsp['idle_cpu_percent']} % of one core per camera"
         )
     return 0
 

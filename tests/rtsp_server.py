@@ -3,17 +3,20 @@
 Run with the SYSTEM python (it needs Debian's python3-gi and
 gir1.2-gst-rtsp-server-1.0, not in the venv):
 
-    /usr/bin/python3 tests/rtsp_server.py WIDTH HEIGHT FPS [KEYFRAME_EVERY]
+    /usr/bin/python3 tests/rtsp_server.py WIDTH HEIGHT FPS [KEYFRAME_EVERY [noise]]
 
 It prints the port it listens on (127.0.0.1) and serves `/stream` until its
 stdin closes. Every frame shows its number as a bar code: 16 vertical bands
 across the picture, band i white when bit 15-i of the number is set, so a
 test can read from a decoded JPEG *which* frame it is (`frame_number`),
-whatever H.264 and JPEG did to the grey levels.
+whatever H.264 and JPEG did to the grey levels. With `noise` the lower half
+is random noise, so that the encoder needs its whole bitrate (4 Mbit/s) as a
+busy scene would: what the benchmark's memory figure must be measured with.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -43,9 +46,16 @@ class RtspServer:
     """This script in a process of its own, as a context manager: `url` is its stream."""
 
     def __init__(
-        self, width: int, height: int, fps: int, keyframe_every: int | None = None
+        self,
+        width: int,
+        height: int,
+        fps: int,
+        keyframe_every: int | None = None,
+        *,
+        noise: bool = False,
     ) -> None:
         args = [str(width), str(height), str(fps), str(keyframe_every or fps)]
+        args += ["noise"] if noise else []
         self.fps = fps
         self._process = subprocess.Popen(
             [SYSTEM_PYTHON, __file__, *args],
@@ -119,6 +129,7 @@ def main() -> int:  # pragma: no cover - runs in the system python, in a process
 
     width, height, fps = (int(value) for value in sys.argv[1:4])
     keyframe_every = int(sys.argv[4]) if len(sys.argv) > 4 else fps
+    noise = sys.argv[5:6] == ["noise"]
     Gst.init(None)
     launch = (
         f"( appsrc name=src is-live=true do-timestamp=true format=time "
@@ -136,6 +147,9 @@ def main() -> int:  # pragma: no cover - runs in the system python, in a process
     def push(source: object) -> bool:
         counter["n"] += 1
         data = bar_code(counter["n"] % (1 << BITS), width, height)
+        if noise:
+            half = width * (height // 2)
+            data = data[:half] + os.urandom(len(data) - half)
         source.emit("push-buffer", Gst.Buffer.new_wrapped(data))  # type: ignore[attr-defined]
         return True
 

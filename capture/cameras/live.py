@@ -69,6 +69,9 @@ class StreamWorker:
         self._reconnects = 0
         self._last_error: str | None = None
         self._down_since: datetime | None = None
+        #: Set once the first connection delivered a frame or failed: until then a
+        #: picture waits for it rather than falling back at once (`capture snap`).
+        self.first_attempt = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"capture-stream-{camera}", daemon=True
         )
@@ -136,6 +139,7 @@ class StreamWorker:
         with self._lock:
             self._up = True
             self._down_since = None
+        self.first_attempt.set()
         logger.info(
             "camera=%s event=stream_up source=%s reconnects=%d",
             self.camera,
@@ -150,6 +154,7 @@ class StreamWorker:
             self._last_error = reason
             if self._down_since is None:
                 self._down_since = datetime.now().astimezone()
+        self.first_attempt.set()
         if was_up or self._reconnects == 0:
             logger.warning(
                 "camera=%s event=stream_down retry_s=%.0f error=%s", self.camera, retry_s, reason
@@ -181,6 +186,8 @@ class LiveCamera:
         `fallback` is on, marked `via = "fallback"`; else `StreamDown`.
         """
         started = time.monotonic()
+        if not self.worker.first_attempt.is_set():  # just built: let the stream connect first
+            self.worker.first_attempt.wait(self.config.connect_timeout_s + self.config.timeout_s)
         wait = moment - started + MAX_GAP_S if self.worker.up else 0.0
         frames = self.worker.ring.nearest(moment, max(wait, 0.0))
         if frames is None or abs(frames[-1].arrived - moment) > MAX_GAP_S:

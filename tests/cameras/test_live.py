@@ -136,3 +136,13 @@ def test_without_fallback_a_down_stream_fails_the_frame(sim: Simulator) -> None:
     finally:
         sim.reset_faults("belt")
         camera.close()
+
+
+def test_a_picture_asked_right_after_start_waits_for_the_first_connection(
+    sim: Simulator,
+) -> None:
+    camera = live_camera(sim, "belt", fallback=False)  # as `capture snap` builds and asks at once
+    try:
+        assert camera.snapshot().via == "stream"
+    finally:
+        camera.close()
