@@ -33,6 +33,10 @@ def test_cameras_are_grouped_by_line_with_latest_picture_status_and_hour_figures
     assert picture.status_code == 200
     assert picture.content.startswith(b"\xff\xd8")
     assert cam_a["stream"] is None  # a snapshot camera holds no stream
+    assert cam_b["status"] == "unknown"
+    assert cam_b["latest"] is None
+    assert [rule["name"] for rule in document["rules"]] == ["plc_check", "line_b_view"]
+    assert document["rules"][1]["cameras"] == ["cam_c", "gate_cam"]
 
 
 def test_a_stream_backed_camera_shows_its_stream_down_and_its_fallback_pictures(
@@ -52,10 +56,6 @@ def test_a_stream_backed_camera_shows_its_stream_down_and_its_fallback_pictures(
 def document_camera(web: Running, name: str) -> dict:
     document = web.client.get("/api/cameras").json()
     return next(c for line in document["lines"] for c in line["cameras"] if c["name"] == name)
-    assert cam_b["status"] == "unknown"
-    assert cam_b["latest"] is None
-    assert [rule["name"] for rule in document["rules"]] == ["plc_check", "line_b_view"]
-    assert document["rules"][1]["cameras"] == ["cam_c", "gate_cam"]
 
 
 def test_a_failing_camera_shows_error_status_with_its_last_error(web: Running) -> None:
