@@ -18,6 +18,7 @@ from capture.registry import Registry
 if TYPE_CHECKING:
     from capture.cameras.live import StreamState
     from capture.cameras.logins import SharedLogins
+    from capture.cameras.sources import StreamSource
     from capture.config.schema import CameraConfig
 
 #: Vendor (the config's `vendor`) -> its driver class; a driver's module is imported when built.
@@ -122,6 +123,22 @@ class Camera(Protocol):
 
 
 @runtime_checkable
+class StreamingDriver(Camera, Protocol):
+    """A driver that can say where its live stream comes from (every HttpCamera can).
+
+    `LiveCamera` wraps such a driver when its section has `[cameras.X.live]`.
+    A driver whose stream address is learnt from the device (ONVIF's
+    GetStreamUri) overrides `HttpCamera.stream_url`, or, not being an
+    HttpCamera, returns `capture.cameras.rtsp.RtspSource(name, config, url)`
+    here with its own `url` callable.
+    """
+
+    def stream_source(self) -> StreamSource:
+        """The source of this camera's stream (capture.cameras.sources)."""
+        ...
+
+
+@runtime_checkable
 class BufferedCamera(Camera, Protocol):
     """A camera that keeps a warm stream: it can give the frame of a past or coming moment."""
 
@@ -144,11 +161,10 @@ def build_camera(name: str, config: CameraConfig, *, logins: SharedLogins | None
     camera: Camera = driver(name, config) if logins is None else driver(name, config, logins=logins)
     if config.live is None:
         return camera
-    from capture.cameras.base import HttpCamera  # noqa: PLC0415 - only stream-backed cameras need it
-    from capture.cameras.live import LiveCamera  # noqa: PLC0415
+    from capture.cameras.live import LiveCamera  # noqa: PLC0415 - only stream-backed cameras need it
 
     try:
-        if not isinstance(camera, HttpCamera):
+        if not isinstance(camera, StreamingDriver):
             raise ValueError(f"camera {name}: vendor {config.vendor} cannot keep a stream")
         return LiveCamera(camera, camera.stream_source())
     except BaseException:

@@ -21,8 +21,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from capture.cameras import CameraState, Snapshot
-from capture.cameras.base import HttpCamera
+from capture.cameras import Camera, CameraState, Snapshot
 from capture.cameras.errors import CameraError
 from capture.cameras.ring import FrameRing
 from capture.cameras.sources import StreamSource
@@ -164,7 +163,7 @@ class StreamWorker:
 class LiveCamera:
     """A vendor driver with a warm stream: `frame_at` a moment, `snapshot` for now."""
 
-    def __init__(self, driver: HttpCamera, source: StreamSource) -> None:
+    def __init__(self, driver: Camera, source: StreamSource) -> None:
         live = driver.config.live
         if live is None:
             raise ValueError(f"camera {driver.name}: no [cameras.{driver.name}.live] section")
