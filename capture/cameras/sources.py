@@ -16,12 +16,16 @@ each time.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
+
+import httpx
 
 from capture.cameras.errors import DeviceError
 from capture.cameras.exchange import Deadline
@@ -71,6 +75,7 @@ class MjpegHttpSource:
         self.http = http
         self._target = target
         self._source = http.redact(http.base_url)
+        self._response: httpx.Response | None = None
 
     @property
     def source(self) -> str:
@@ -83,6 +88,7 @@ class MjpegHttpSource:
         path, params = self._target(deadline)
         self._source = self.http.source(path, params)
         with self.http.stream(path, params, deadline) as response:
+            self._response = response
             if response.status_code != 200:
                 body = self.http.read_body(response, deadline, MAX_ERROR_BYTES)
                 raise self.http.failures.answer(self.http.reply(response, body))
@@ -106,7 +112,13 @@ class MjpegHttpSource:
         return JpegInfo(frame.data, frame.width, frame.height)
 
     def close(self) -> None:
-        """Close the stream's own HTTP client."""
+        """Cut the open stream (a read blocked on a stalled camera returns at once), close the client."""
+        response = self._response
+        network = response.extensions.get("network_stream") if response is not None else None
+        connection = network.get_extra_info("socket") if network is not None else None
+        if isinstance(connection, socket.socket):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self.http.close()
 
 

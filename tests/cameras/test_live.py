@@ -127,7 +127,7 @@ def test_a_dropped_stream_falls_back_to_snapshots_and_reconnects(sim: Simulator)
 
 def test_without_fallback_a_down_stream_fails_the_frame(sim: Simulator) -> None:
     sim.faults("belt").stall_stream = True  # headers, then nothing: never a frame
-    # A stalled stream is noticed after the read timeout: short, so that close() is quick.
+    # The first picture waits for the first connection's outcome: the read timeout, here 1 s.
     camera = live_camera(sim, "belt", timeout_s=1, fallback=False)
     try:
         with pytest.raises(StreamDown, match="fallback is off") as caught:
