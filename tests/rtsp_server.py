@@ -3,7 +3,10 @@
 Run with the SYSTEM python (it needs Debian's python3-gi and
 gir1.2-gst-rtsp-server-1.0, not in the venv):
 
-    /usr/bin/python3 tests/rtsp_server.py WIDTH HEIGHT FPS [KEYFRAME_EVERY [noise]]
+    /usr/bin/python3 tests/rtsp_server.py WIDTH HEIGHT FPS [KEYFRAME_EVERY [noise|plain [USER]]]
+
+With USER it asks for a basic login, the password read from the environment
+variable RTSP_TEST_PASSWORD (never on the command line).
 
 It prints the port it listens on (127.0.0.1) and serves `/stream` until its
 stdin closes. Every frame shows its number as a bar code: 16 vertical bands
@@ -22,6 +25,7 @@ import sys
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 BITS = 16
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -53,15 +57,21 @@ class RtspServer:
         keyframe_every: int | None = None,
         *,
         noise: bool = False,
+        login: tuple[str, str] | None = None,
     ) -> None:
         args = [str(width), str(height), str(fps), str(keyframe_every or fps)]
-        args += ["noise"] if noise else []
+        args += ["noise" if noise else "plain"]
+        environ = dict(os.environ)
+        if login is not None:
+            args.append(login[0])
+            environ["RTSP_TEST_PASSWORD"] = login[1]
         self.fps = fps
         self._process = subprocess.Popen(
             [SYSTEM_PYTHON, __file__, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=environ,
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
@@ -160,6 +170,8 @@ def main() -> int:  # pragma: no cover - runs in the system python, in a process
 
     factory.connect("media-configure", configure)
     server = GstRtspServer.RTSPServer()
+    if len(sys.argv) > 6:
+        require_login(GstRtspServer, Gst, server, factory, sys.argv[6])
     server.set_address("127.0.0.1")
     server.set_service("0")
     server.get_mount_points().add_factory("/stream", factory)
@@ -171,6 +183,21 @@ def main() -> int:  # pragma: no cover - runs in the system python, in a process
     ).start()
     loop.run()
     return 0
+
+
+def require_login(
+    rtsp: Any, gst: Any, server: Any, factory: Any, user: str
+) -> None:  # pragma: no cover
+    """Basic auth for `user` with the password of RTSP_TEST_PASSWORD; only that user may play."""
+    auth = rtsp.RTSPAuth()
+    token = rtsp.RTSPToken()
+    token.set_string(rtsp.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer")
+    auth.add_basic(rtsp.RTSPAuth.make_basic(user, os.environ["RTSP_TEST_PASSWORD"]), token)
+    server.set_auth(auth)
+    role = gst.Structure.from_string(
+        "viewer, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+    )[0]
+    factory.add_role_from_structure(role)
 
 
 if __name__ == "__main__":

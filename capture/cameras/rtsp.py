@@ -33,6 +33,7 @@ from capture.cameras.errors import (
     Unreachable,
     Unsupported,
 )
+from capture.cameras.hints import password_source
 from capture.cameras.jpeg import JpegError, JpegInfo, validate_jpeg
 from capture.cameras.redact import redact_url
 from capture.cameras.ring import BufferedFrame
@@ -202,7 +203,9 @@ class RtspSource:
         where = f"RTSP {self._source} ({doing})"
         if "Unauthorized" in name or "Forbidden" in name:
             return AuthFailed(
-                self.camera, f"{where}: the camera refused the login; check user and password_env"
+                self.camera,
+                f"{where}: the camera refused the login; check user and "
+                f"{password_source(self.config)}",
             )
         if isinstance(exc, TimeoutError) or "timed out" in reason.lower():
             return Timeout(self.camera, f"{where}: no answer within timeout_s ({reason})")

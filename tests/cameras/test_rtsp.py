@@ -91,18 +91,33 @@ def test_an_rtsp_server_that_is_not_there_is_reported_and_retried() -> None:
         camera.close()
 
 
-def test_the_password_never_shows_in_what_the_stream_reports(server: RtspServer) -> None:
-    config = camera_config(
-        "generic",
-        path="/unused.jpg",
-        user="viewer",
-        password="Rtsp-Secret-77",
-        live={"url": server.url, "buffer_s": 2},
-    )
-    camera = build_camera("line_rtsp", config)
-    try:
-        assert isinstance(camera, LiveCamera)
-        wait_for(lambda: camera.worker.up)  # the server asks for no login: the URL still has one
-        assert "Rtsp-Secret-77" not in repr(camera.state())
-    finally:
-        camera.close()
+@pytest.mark.parametrize(
+    ("password", "outcome"), [("Rtsp-Secret-77", "up"), ("Rtsp-Wrong-77", "refused")]
+)
+def test_the_camera_login_goes_to_the_server_and_never_into_what_is_shown(
+    password: str, outcome: str
+) -> None:
+    with RtspServer(320, 240, FPS, GOP, login=("viewer", "Rtsp-Secret-77")) as guarded:
+        config = camera_config(
+            "generic",
+            path="/unused.jpg",
+            user="viewer",
+            password=password,
+            live={"url": guarded.url, "buffer_s": 2, "fallback": False},
+        )
+        camera = build_camera("line_rtsp", config)
+        try:
+            assert isinstance(camera, LiveCamera)
+            if outcome == "up":
+                wait_for(lambda: camera.worker.up)
+            else:
+                wait_for(lambda: camera.worker.state().last_error is not None)
+                error = camera.worker.state().last_error or ""
+                assert error == (
+                    f"camera line_rtsp: RTSP {guarded.url} (opening): the camera refused the "
+                    "login; check user and password (in the rule file)"
+                )
+            shown = repr(camera.state())
+            assert "Rtsp-Secret-77" not in shown and "Rtsp-Wrong-77" not in shown
+        finally:
+            camera.close()
