@@ -14,6 +14,7 @@ import pytest
 from capture.cameras import build_camera
 from capture.cameras.errors import CameraError
 from capture.cameras.live import LiveCamera
+from capture.simulator import SimulatedCamera, Simulator
 from tests.cameras.helpers import camera_config
 from tests.conftest import needs_tool, wait_for
 from tests.rtsp_server import RtspServer, available, frame_number
@@ -121,3 +122,27 @@ def test_the_camera_login_goes_to_the_server_and_never_into_what_is_shown(
             assert "Rtsp-Secret-77" not in shown and "Rtsp-Wrong-77" not in shown
         finally:
             camera.close()
+
+
+def test_when_the_rtsp_server_goes_away_the_snapshot_url_answers_and_says_so() -> None:
+    with Simulator([SimulatedCamera("gate", "generic", auth="none")]) as sim:
+        rtsp = RtspServer(320, 240, FPS, GOP)
+        config = camera_config(
+            "generic",
+            port=sim.port_of("gate"),
+            path="/snap.jpg",
+            live={"url": rtsp.url, "buffer_s": 2},
+        )
+        camera = build_camera("line_rtsp", config)
+        try:
+            assert isinstance(camera, LiveCamera)
+            wait_for(lambda: camera.worker.up)
+            assert camera.snapshot().via == "stream"
+            rtsp.close()
+            wait_for(lambda: not camera.worker.up, timeout=20)
+            snapshot = camera.frame_at(time.monotonic())
+            assert snapshot.via == "fallback"
+            assert snapshot.source.endswith("/snap.jpg")
+        finally:
+            camera.close()
+            rtsp.close()
