@@ -78,14 +78,18 @@ class XrcCamera(HttpCamera):
         if self.config.live is not None and self.config.live.url is not None:
             return super().stream_source()
         http = self.stream_http()
-        return MjpegHttpSource(http, lambda deadline: self._stream_request(http, deadline))
+        # The sub-stream unless `stream = "main"` is written: a held stream costs bandwidth.
+        main = self.config.stream == "main" and "stream" in self.config.model_fields_set
+        return MjpegHttpSource(http, lambda deadline: self._stream_request(http, deadline, main))
 
     def _stream_frame(self, deadline: Deadline) -> Frame:
-        path, params = self._stream_request(self.http, deadline)
+        path, params = self._stream_request(self.http, deadline, self.config.stream == "main")
         info, source = self.http.get_stream_frame(path, params, deadline)
         return Frame(jpeg=info, source=source)
 
-    def _stream_request(self, http: CameraHttp, deadline: Deadline) -> tuple[str, dict[str, str]]:
+    def _stream_request(
+        self, http: CameraHttp, deadline: Deadline, main: bool
+    ) -> tuple[str, dict[str, str]]:
         """Pre-authorize a stream (request_av.cgi) and say where to read it: a one-off id each time."""
         reply = http.get("/request_av.cgi", None, deadline, limit=4096)
         if reply.status != 200:
@@ -99,7 +103,7 @@ class XrcCamera(HttpCamera):
                 status=reply.status,
                 excerpt=http.failures.excerpt(reply.body),
             )
-        params = {"id": stream_id, "stream": "0" if self.config.stream == "main" else "1"}
+        params = {"id": stream_id, "stream": "0" if main else "1"}
         if self.config.resolution is not None:
             params["resolution"] = str(self.config.resolution)
         return "/videostream.cgi", params

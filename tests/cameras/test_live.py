@@ -100,6 +100,8 @@ def test_xrc_streams_through_request_av_and_videostream(sim: Simulator) -> None:
         snapshot = camera.snapshot()
         assert snapshot.via == "stream"
         assert "/videostream.cgi?id=" in snapshot.source
+        assert snapshot.source.endswith("&stream=1")  # the sub-stream unless main is asked for
+        assert (snapshot.width, snapshot.height) == (320, 240)
         assert PASSWORD not in snapshot.source
     finally:
         camera.close()
