@@ -114,7 +114,10 @@ def test_a_dropped_stream_falls_back_to_snapshots_and_reconnects(sim: Simulator)
         sim.faults("xrc").xrc_too_many_viewers = True  # no new stream, snapshot.cgi still answers
         sim.drop_connections("xrc")
         wait_for(lambda: not camera.worker.up)
-        snapshot = camera.frame_at(time.monotonic())
+        # Four frame intervals after the last frame: no frame of the stream shows it.
+        last = camera.worker.ring.nearest(time.monotonic(), wait_s=0)
+        assert last is not None
+        snapshot = camera.frame_at(last[-1].arrived + 4 / FPS)
         assert snapshot.via == "fallback"
         assert "/snapshot.cgi" in snapshot.source
         wait_for(lambda: "too many viewers" in (camera.worker.state().last_error or ""))

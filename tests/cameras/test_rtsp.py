@@ -140,7 +140,10 @@ def test_when_the_rtsp_server_goes_away_the_snapshot_url_answers_and_says_so() -
             assert camera.snapshot().via == "stream"
             rtsp.close()
             wait_for(lambda: not camera.worker.up, timeout=20)
-            snapshot = camera.frame_at(time.monotonic())
+            # Four frame intervals after the last frame: no frame of the stream shows it.
+            last = camera.worker.ring.nearest(time.monotonic(), wait_s=0)
+            assert last is not None
+            snapshot = camera.frame_at(last[-1].arrived + 4 / FPS)
             assert snapshot.via == "fallback"
             assert snapshot.source.endswith("/snap.jpg")
         finally:
