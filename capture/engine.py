@@ -50,7 +50,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from capture.cameras import Camera, Snapshot
+from capture.cameras import BufferedCamera, Camera, Snapshot
 from capture.cameras.errors import CameraError
 from capture.config.schema import RuleConfig, RuleFile
 from capture.events import CaptureResult, Event, FiringReport, PlannedFrame, firing_line
@@ -175,7 +175,7 @@ class _Firing:
         with self.lock:
             rest = [
                 (camera, seq)
-                for seq in range(1, self.rule.config.burst + 1)
+                for seq in range(1, self.rule.config.frame_count + 1)
                 for camera in self.cameras
                 if (camera, seq) not in self.claimed
             ]
@@ -395,7 +395,7 @@ class Engine:
         self, event: Event, rule: CompiledRule, cameras: Iterable[str], *, manual: bool = False
     ) -> None:
         cameras = [camera for camera in cameras if camera in self._workers]
-        burst = rule.config.burst
+        burst = rule.config.frame_count
         log.debug(
             "event=%s trigger=%s rule=%s cameras=%s frames=%d",
             event.id, event.trigger, rule.name, ",".join(cameras), burst * len(cameras),
@@ -415,9 +415,10 @@ class Engine:
         with self._idle:
             self._in_flight += firing.expected
             self._firings.add(firing)
-        start = event.monotonic + rule.config.delay_ms / 1000
         for seq in range(1, burst + 1):
-            due = start + (seq - 1) * rule.config.interval_ms / 1000
+            # A frame before the trigger is due at once: a stream-backed camera has it buffered,
+            # a snapshot camera can only take it now (and its result says how late it is).
+            due = event.monotonic + rule.config.offset_ms(seq) / 1000
             for camera in cameras:
                 frame = _Frame(firing, camera, seq, due, paths[camera, seq])
                 if due <= time.monotonic():
@@ -481,12 +482,14 @@ class Engine:
             self._write_slots.release()
 
     def _fetch(self, camera: Camera, frame: _Frame) -> Snapshot:
-        late = time.monotonic() - frame.due
+        late = time.monotonic() - max(frame.due, frame.firing.event.monotonic)
         if late > camera.config.deadline_s:
             raise Overloaded(
                 frame.camera,
                 f"frame waited {late:.1f} s in the queue; camera too slow for this trigger rate",
             )
+        if isinstance(camera, BufferedCamera):
+            return camera.frame_at(frame.due)  # the frame of that moment, past or coming
         return camera.snapshot()
 
     def _write(self, frame: _Frame, snapshot: Snapshot) -> None:
@@ -539,6 +542,8 @@ class Engine:
             height=snapshot.height,
             stale=snapshot.stale,
             missing_fields=frame.firing.rule.missing_values(frame.firing.event),
+            offset_ms=frame.firing.rule.config.offset_ms(frame.seq),
+            via=snapshot.via,
         )
 
     @staticmethod
@@ -576,6 +581,7 @@ class Engine:
             trigger_to_image_ms=round(delay_ms, 3),
             error_type=kind,
             error_message=str(error),
+            offset_ms=frame.firing.rule.config.offset_ms(frame.seq),
         )
 
     def _complete(self, frame: _Frame, result: CaptureResult) -> None:

@@ -72,7 +72,13 @@ class CaptureResult:
 
     Exactly one of `path` and `error_type` is set. `trigger_to_image_ms` is the
     delay from the trigger to the moment the image arrived, the figure a user
-    checks to see how close the picture is to the moment that mattered.
+    checks to see how close the picture is to the moment that mattered;
+    negative for a frame a stream-backed camera had buffered before the
+    trigger. `offset_ms` is the moment the rule asked for (frames_ms, or
+    delay_ms and the burst's interval), so the two side by side say how
+    near the picture came. `via` says how it was taken: "snapshot",
+    "stream" (from the camera's buffer) or "fallback" (a snapshot because
+    the camera's stream was down).
     """
 
     event_id: str
@@ -94,6 +100,8 @@ class CaptureResult:
     #: When the frame's event happened (its `Event.wall_time`); the engine sets it so
     #: that readers (the dashboard's status) compare outcomes by it. None when unknown.
     event_time: datetime | None = None
+    offset_ms: int | None = None
+    via: str | None = None
 
     @property
     def ok(self) -> bool:

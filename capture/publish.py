@@ -72,6 +72,8 @@ def capture_json(result: CaptureResult, zone: ZoneInfo) -> dict[str, Any]:
         "height": result.height,
         "stale": result.stale,
         "missing_fields": list(result.missing_fields),
+        "offset_ms": result.offset_ms,
+        "via": result.via,
         "error": None,
     }
     if not result.ok:

@@ -89,7 +89,8 @@ class RuleSet:
             vendor=config.vendor if config else "",
             channel=config.channel if config else 0,
             seq=seq,
-            burst=rule.config.burst,
+            burst=rule.config.frame_count,
+            offset_ms=rule.config.offset_ms(seq),
             event_id=event.id,
             when=event.wall_time,
             tz=self.zone,
@@ -104,7 +105,7 @@ class RuleSet:
                 [
                     (camera, seq, rule.template.render(self.fields(event, rule, camera, seq)))
                     for camera in rule.cameras
-                    for seq in range(1, rule.config.burst + 1)
+                    for seq in range(1, rule.config.frame_count + 1)
                 ],
             )
             for rule in self.matching(event)

@@ -71,7 +71,9 @@ BUILTIN_FIELDS: Mapping[str, str] = MappingProxyType(
         "vendor": "Camera vendor, e.g. hikvision.",
         "channel": "Camera or NVR channel number.",
         "seq": "Frame number within the burst, from 1; use {seq:02d} for 01, 02...",
-        "burst": "Number of frames in the burst.",
+        "burst": "Number of frames in the burst (or of frames_ms).",
+        "offset_ms": "When the frame is meant to show, in ms after the trigger (negative: before), "
+        "from frames_ms or delay_ms + the burst's interval; e.g. {offset_ms:+d} for -500, +0, +200.",
         "event_id": "The event's id, as in the journal and the MQTT event message.",
         "date": "Date of the event in [service].timezone; default format %Y-%m-%d, e.g. {date:%Y%m%d}.",
         "time": "Time of the event; default format %H%M%S, e.g. {time:%H%M%S_%f} for microseconds.",
@@ -212,6 +214,7 @@ def template_fields(
     when: datetime,
     tz: tzinfo,
     values: Mapping[str, Value] | None = None,
+    offset_ms: int = 0,
 ) -> dict[str, object]:
     """The field mapping `Template.render` expects for one frame.
 
@@ -231,6 +234,7 @@ def template_fields(
         "channel": channel,
         "seq": seq,
         "burst": burst,
+        "offset_ms": offset_ms,
         "event_id": event_id,
         "date": local,
         "time": local,

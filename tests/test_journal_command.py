@@ -21,7 +21,7 @@ T0 = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)  # 09:00 in Berlin
 JSON_FIELDS = {
     "event_id", "time", "recorded", "trigger", "values", "matched_rules", "rule", "camera",
     "seq", "ok", "path", "bytes", "latency_ms", "trigger_to_image_ms", "image_time", "width",
-    "height", "stale", "error_type", "error_message", "missing_fields",
+    "height", "stale", "error_type", "error_message", "missing_fields", "offset_ms", "via",
 }  # fmt: skip
 
 

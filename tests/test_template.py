@@ -71,7 +71,7 @@ def test_the_default_template_renders_a_readable_relative_path() -> None:
 def test_every_builtin_field_renders() -> None:
     template = "/".join(f"{{{name}}}" for name in BUILTIN_FIELDS) + ".jpg"
     assert render(template) == (
-        "ng_gate/plc/line3_cam2/Line 3/plant/hikvision/2/1/3/20260102T070809.012Z-0001000001/"
+        "ng_gate/plc/line3_cam2/Line 3/plant/hikvision/2/1/3/0/20260102T070809.012Z-0001000001/"
         "2026-01-02/080809/20260102_080809.jpg"
     )
 

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from capture.registry import Registry
 
 if TYPE_CHECKING:
+    from capture.cameras.live import StreamState
     from capture.cameras.logins import SharedLogins
+    from capture.cameras.sources import StreamSource
     from capture.config.schema import CameraConfig
 
 #: Vendor (the config's `vendor`) -> its driver class; a driver's module is imported when built.
@@ -45,6 +47,9 @@ class Snapshot:
     is the redacted URL that produced it. `image_time` is the device's own
     timestamp when it gives one: aware when the device names a zone (HTTP
     Last-Modified), naive device-local time otherwise (an XRC file name).
+    `via` says how it was taken: "snapshot" (a request), "stream" (from a
+    stream-backed camera's buffer, `received_*` being the frame's arrival) or
+    "fallback" (a request because the camera's stream was down).
     """
 
     camera: str
@@ -58,6 +63,7 @@ class Snapshot:
     source: str
     device_filename: str | None = None
     image_time: datetime | None = None
+    via: str = "snapshot"
 
     def __repr__(self) -> str:
         return (
@@ -75,6 +81,7 @@ class CameraState:
     request reaches the device until it runs out. `auth_scheme` is the
     configured scheme or the one `auto` learned; `note` records driver
     decisions worth knowing, such as a Hikvision NVR served via StreamingProxy.
+    `stream` is set for a stream-backed camera: is the stream up, what it costs.
     """
 
     name: str
@@ -89,6 +96,7 @@ class CameraState:
     locked_out_for_s: float | None = None
     auth_scheme: str | None = None
     note: str | None = None
+    stream: StreamState | None = None
 
 
 @runtime_checkable
@@ -115,6 +123,31 @@ class Camera(Protocol):
         ...
 
 
+@runtime_checkable
+class StreamingDriver(Camera, Protocol):
+    """A driver that can say where its live stream comes from (every HttpCamera can).
+
+    `LiveCamera` wraps such a driver when its section has `[cameras.X.live]`.
+    A driver whose stream address is learnt from the device (ONVIF's
+    GetStreamUri) overrides `HttpCamera.stream_url`, or, not being an
+    HttpCamera, returns `capture.cameras.rtsp.RtspSource(name, config, url)`
+    here with its own `url` callable.
+    """
+
+    def stream_source(self) -> StreamSource:
+        """The source of this camera's stream (capture.cameras.sources)."""
+        ...
+
+
+@runtime_checkable
+class BufferedCamera(Camera, Protocol):
+    """A camera that keeps a warm stream: it can give the frame of a past or coming moment."""
+
+    def frame_at(self, moment: float) -> Snapshot:
+        """The frame that arrived nearest `moment` (time.monotonic); see capture.cameras.live."""
+        ...
+
+
 def build_camera(name: str, config: CameraConfig, *, logins: SharedLogins | None = None) -> Camera:
     """The driver instance for a configured camera (one long-lived HTTP client inside).
 
@@ -127,4 +160,14 @@ def build_camera(name: str, config: CameraConfig, *, logins: SharedLogins | None
     except KeyError as exc:
         raise ValueError(f"camera {name}: {exc.args[0]}") from None
     camera: Camera = driver(name, config) if logins is None else driver(name, config, logins=logins)
-    return camera
+    if config.live is None:
+        return camera
+    from capture.cameras.live import LiveCamera  # noqa: PLC0415 - only stream-backed cameras need it
+
+    try:
+        if not isinstance(camera, StreamingDriver):
+            raise ValueError(f"camera {name}: vendor {config.vendor} cannot keep a stream")
+        return LiveCamera(camera, camera.stream_source())
+    except BaseException:
+        camera.close()
+        raise

@@ -30,6 +30,7 @@ from capture.cameras.exchange import Deadline
 from capture.cameras.http import CameraHttp, Reply
 from capture.cameras.jpeg import JpegInfo
 from capture.cameras.logins import Hold, SharedLogins
+from capture.cameras.sources import StreamSource, UrlSource
 from capture.config.schema import CameraBase
 
 if TYPE_CHECKING:
@@ -159,6 +160,38 @@ class HttpCamera:
     def _fetch(self, deadline: Deadline) -> Frame:
         """Fetch one frame; raise `CameraError`. Implemented by each driver."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ streams
+
+    def stream_url(self) -> str | None:
+        """The stream to keep warm when `live.url` is not given; None: the driver has none.
+
+        Drivers whose config sets `own_stream` override it. Called on the
+        stream's thread before every connection, so it may ask the device
+        (an ONVIF driver's GetStreamUri) and may raise `CameraError`.
+        """
+        return None
+
+    def stream_source(self) -> StreamSource:
+        """Where this camera's live stream comes from (`live.url`, else `stream_url()`).
+
+        The stream gets an HTTP client of its own, with this camera's auth:
+        a stream holds its connection for good, and snapshots (the fallback)
+        must not wait behind it.
+        """
+        live = self.config.live
+        configured = live.url if live is not None else None
+        return UrlSource(self.stream_http(), self.config, lambda: configured or self.stream_url())
+
+    def stream_http(self) -> CameraHttp:
+        """A separate HTTP client to this camera for its stream (same auth, secrets masked)."""
+        return CameraHttp(
+            self.name,
+            self.config,
+            self._build_auth(),
+            secret_params=self._secret_params(),
+            lenient=self._device.device.lenient,
+        )
 
     # ------------------------------------------------------------------ Camera protocol
 

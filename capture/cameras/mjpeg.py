@@ -28,6 +28,10 @@ class MjpegCamera(HttpCamera):
         check_template(name, config.path)
         super().__init__(name, config, **kwargs)
 
+    def stream_url(self) -> str:
+        """The configured stream path: the same stream a snapshot reads one frame of."""
+        return fill_template(self.config.path, self.config)
+
     def _fetch(self, deadline: Deadline) -> Frame:
         path = fill_template(self.config.path, self.config)
         info, source = self.http.get_stream_frame(path, None, deadline)

@@ -64,6 +64,7 @@ class FirstFrameReader:
         self._search_from = 0
         self._delimiter_search_from = 0
         self._received = 0
+        self._frame_end = 0
 
     def feed(self, chunk: bytes) -> JpegInfo | None:
         """Add bytes; return the first complete, valid frame as soon as it is there."""
@@ -106,6 +107,7 @@ class FirstFrameReader:
                 continue
             if end is not None:
                 data = bytes(self._buffer[scanner.start : end])
+                self._frame_end = end
                 return JpegInfo(data, scanner.width, scanner.height)
             if self._part_ended_early():
                 self._reject("part ended before its JPEG was complete (truncated)")
@@ -237,6 +239,29 @@ class FirstFrameReader:
         self._skipping = False
         self._pos = found
         return True
+
+
+class StreamFrameReader(FirstFrameReader):
+    """Every frame of a stream in order, each as soon as it is complete (the live buffer's reader).
+
+    The same tolerant framing as the first frame; after each frame its bytes
+    are dropped and the count of bad parts starts again, so a stream that
+    runs for weeks is judged by its recent parts only.
+    """
+
+    def feed_all(self, chunk: bytes) -> list[JpegInfo]:
+        """Add bytes; return the frames they completed (often none, sometimes several)."""
+        frames = []
+        frame = self.feed(chunk)
+        while frame is not None:
+            frames.append(frame)
+            del self._buffer[: self._frame_end]
+            self._pos = 0
+            self._scanner = None
+            self._received = len(self._buffer)
+            self.bad_parts.clear()
+            frame = self.feed(b"")
+        return frames
 
 
 def _header(headers: str, name: str) -> str | None:

@@ -18,7 +18,8 @@ from datetime import datetime
 from capture.cameras.base import Frame, HttpCamera, credentials_of, frame_from_reply
 from capture.cameras.errors import AuthFailed, CameraError, DeviceError, LockedOut
 from capture.cameras.exchange import Deadline
-from capture.cameras.http import Reply
+from capture.cameras.http import CameraHttp, Reply
+from capture.cameras.sources import MjpegHttpSource, StreamSource
 from capture.config.schema import XrcCamera as XrcConfig
 
 _JS_VAR = re.compile(r"var\s+(\w+)\s*=\s*('[^']*'|\"[^\"]*\"|[^;\s]*)\s*;")
@@ -72,24 +73,40 @@ class XrcCamera(HttpCamera):
         image_time = filename_time(frame.device_filename) or frame.image_time
         return replace(frame, image_time=image_time)
 
+    def stream_source(self) -> StreamSource:
+        """`live.url` when given, else the pair: request_av.cgi for an id, then videostream.cgi."""
+        if self.config.live is not None and self.config.live.url is not None:
+            return super().stream_source()
+        http = self.stream_http()
+        # The sub-stream unless `stream = "main"` is written: a held stream costs bandwidth.
+        main = self.config.stream == "main" and "stream" in self.config.model_fields_set
+        return MjpegHttpSource(http, lambda deadline: self._stream_request(http, deadline, main))
+
     def _stream_frame(self, deadline: Deadline) -> Frame:
-        reply = self.http.get("/request_av.cgi", None, deadline, limit=4096)
+        path, params = self._stream_request(self.http, deadline, self.config.stream == "main")
+        info, source = self.http.get_stream_frame(path, params, deadline)
+        return Frame(jpeg=info, source=source)
+
+    def _stream_request(
+        self, http: CameraHttp, deadline: Deadline, main: bool
+    ) -> tuple[str, dict[str, str]]:
+        """Pre-authorize a stream (request_av.cgi) and say where to read it: a one-off id each time."""
+        reply = http.get("/request_av.cgi", None, deadline, limit=4096)
         if reply.status != 200:
-            raise self.http.failures.answer(reply, self._classify)
+            raise http.failures.answer(reply, self._classify)
         variables = js_variables(reply.body.decode("latin-1"))
         result, stream_id = variables.get("result"), variables.get("id")
         if result != "0" or not stream_id:
             raise self._classify(reply) or DeviceError(
                 self.name,
-                f"request_av.cgi gave no stream id ({self.http.failures.excerpt(reply.body)!r})",
+                f"request_av.cgi gave no stream id ({http.failures.excerpt(reply.body)!r})",
                 status=reply.status,
-                excerpt=self.http.failures.excerpt(reply.body),
+                excerpt=http.failures.excerpt(reply.body),
             )
-        params = {"id": stream_id, "stream": "0" if self.config.stream == "main" else "1"}
+        params = {"id": stream_id, "stream": "0" if main else "1"}
         if self.config.resolution is not None:
             params["resolution"] = str(self.config.resolution)
-        info, source = self.http.get_stream_frame("/videostream.cgi", params, deadline)
-        return Frame(jpeg=info, source=source)
+        return "/videostream.cgi", params
 
     def _classify(self, reply: Reply) -> CameraError | None:
         variables = js_variables(reply.body[:4096].decode("latin-1"))

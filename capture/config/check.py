@@ -50,6 +50,7 @@ def cross_check(rules: RuleFile, where: Where, skipped: Skipped | None = None) -
         *checker.shared_hardware(),
         *checker.services_needed(),
         *checker.unused_triggers(),
+        *checker.frames_before_the_trigger(),
     ]
     return sorted(problems, key=lambda problem: (problem.line or 0, problem.path))
 
@@ -318,6 +319,29 @@ class _Checker:
         if self.skipped.rules_incomplete:
             return False  # as for unused triggers: said once the rules validate, if still true
         return any(rule.enabled and trigger in rule.when for rule in self.rules.rules)
+
+    def frames_before_the_trigger(self) -> Iterator[Problem]:
+        """A frame before the trigger needs a buffer reaching back that far, or it is taken late."""
+        for index, rule in self.indexed:
+            earliest = min(rule.frames_ms or [0])
+            if earliest >= 0:
+                continue
+            for camera in self.rules.rule_cameras(rule):
+                live = self.rules.cameras[camera].live
+                if live is None:
+                    yield self.problem(
+                        ("rules", index, "frames_ms"),
+                        f"camera {camera!r} takes snapshots: a frame at {earliest} ms is taken "
+                        f"when the rule fires, after the trigger (add [cameras.{camera}.live] "
+                        "to have it from before)",
+                        severity="warning",
+                    )
+                elif -earliest / 1000 > live.buffer_s:
+                    yield self.problem(
+                        ("rules", index, "frames_ms"),
+                        f"{earliest} ms reaches back further than camera {camera!r} buffers "
+                        f"(live.buffer_s = {live.buffer_s:g}); raise buffer_s or the offset",
+                    )
 
     def unused_triggers(self) -> Iterator[Problem]:
         if self.skipped.rules_incomplete:

@@ -87,6 +87,8 @@ def summarize(rules: RuleFile, source: str) -> str:
         condition = f" if {rule.condition}" if rule.condition else ""
         burst = f", {rule.burst} frames every {rule.interval_ms} ms" if rule.burst > 1 else ""
         delay = f", after {rule.delay_ms} ms" if rule.delay_ms else ""
+        if rule.frames_ms is not None:
+            burst = ", frames at " + ", ".join(f"{offset:+d}" for offset in rule.frames_ms) + " ms"
         cooldown = ""
         if rule.cooldown_s:
             per = f" per {rule.cooldown_key}" if rule.cooldown_key else ""

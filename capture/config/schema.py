@@ -303,11 +303,72 @@ class HomeAssistantConfig(Model):
 AuthMode = Literal["auto", "none", "basic", "digest", "query"]
 
 
+#: Stream URL schemes a `[cameras.X.live]` section may name besides a path on the camera.
+LIVE_SCHEMES = ("rtsp://", "rtsps://")
+
+
+class LiveStream(Model):
+    """A warm stream kept open and its last seconds buffered: frames from before the trigger.
+
+    Opt-in per camera: a stream costs the camera's and the network's bandwidth
+    all the time, which is why snapshots are the default.
+    """
+
+    url: str | None = Field(
+        None,
+        description="The stream: a path on the camera (MJPEG over its HTTP, with its auth), or "
+        "rtsp://host[:port]/path (H.264/H.265 through PyAV, the `stream` extra; user and "
+        "password from the camera section, never in the URL); "
+        "default the driver's own stream (mjpeg: its path; xrc: request_av.cgi + "
+        "videostream.cgi). Prefer the sub-stream: it costs a fraction of the bandwidth.",
+    )
+    buffer_s: float = Field(
+        10.0, gt=0, le=300, description="Seconds of frames kept, the furthest back a rule can ask."
+    )
+    buffer_mb: float = Field(
+        32.0,
+        gt=0,
+        le=1024,
+        description="Most memory the buffer holds, in MiB; older frames go first beyond it.",
+    )
+    reconnect_max_s: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="Longest wait between reconnection attempts (doubling from 1 s).",
+    )
+    fallback: bool = Field(
+        True,
+        description="While the stream is down, take pictures through the camera's snapshot "
+        "request instead (journaled as via = fallback); false fails them.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("/"):
+            return value
+        if not value.lower().startswith(LIVE_SCHEMES):
+            raise ValueError(
+                "give a path on the camera (/video.mjpg) or an rtsp:// URL; the host, "
+                "scheme and port of an HTTP stream are the camera's own"
+            )
+        if "@" in value.split("/", 3)[2]:
+            raise ValueError(
+                "no user or password in the URL: they come from the camera's user and password_env"
+            )
+        return value
+
+
 class CameraBase(SecretRef):
     """Options every camera driver understands."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("password",)
     default_auth: ClassVar[AuthMode] = "auto"
+    #: What the driver streams when `live.url` is not given (None: the driver has no stream).
+    own_stream: ClassVar[str | None] = None
 
     host: str = Field(min_length=1, description="Camera or NVR host name or IP address.")
     port: int | None = Field(
@@ -381,6 +442,21 @@ class CameraBase(SecretRef):
         description="Reject an image byte-identical to the previous one (frozen camera) instead of flagging it stale.",
     )
     description: str = Field("", description="Free text for people; shown in the dashboard.")
+    live: LiveStream | None = Field(
+        None,
+        description="Keep a warm stream and buffer its last seconds (see docs/cameras.md#stream-backed-cameras); "
+        "omit for snapshots on demand.",
+    )
+
+    @field_validator("live")
+    @classmethod
+    def _live_has_a_stream(cls, value: LiveStream | None) -> LiveStream | None:
+        if value is not None and value.url is None and cls.own_stream is None:
+            raise ValueError(
+                "this vendor has no stream of its own: give live.url, a path on the camera "
+                "(/video.mjpg) or an rtsp:// URL"
+            )
+        return value
 
     @field_validator("host")
     @classmethod
@@ -462,6 +538,7 @@ class XrcCamera(CameraBase):
 
     secret_fields: ClassVar[tuple[str, ...]] = ("password", "session")
     default_auth: ClassVar[AuthMode] = "query"
+    own_stream: ClassVar[str | None] = "request_av.cgi + videostream.cgi"
     vendor: Literal["xrc"] = Field(description="Camera driver; see docs/cameras.md.")
     mode: Literal["snapshot", "stream"] = Field(
         "snapshot",
@@ -484,6 +561,7 @@ class XrcCamera(CameraBase):
 class MjpegCamera(CameraBase):
     """Any camera serving multipart/x-mixed-replace: the first complete frame is kept."""
 
+    own_stream: ClassVar[str | None] = "its path"
     vendor: Literal["mjpeg"] = Field(description="Camera driver; see docs/cameras.md.")
     path: str = Field(
         pattern=r"^/",
@@ -837,6 +915,19 @@ class RuleConfig(Model):
     )
     burst: int = Field(1, ge=1, le=100, description="Frames per camera.")
     interval_ms: int = Field(500, ge=0, le=600_000, description="Time between burst frames.")
+    frames_ms: (
+        Annotated[
+            list[Annotated[int, Field(ge=-300_000, le=600_000)]],
+            Field(min_length=1, max_length=100),
+        ]
+        | None
+    ) = Field(
+        None,
+        description="Frames at these offsets from the trigger, e.g. [-500, 0, 200]: negative ones "
+        "from a stream-backed camera's buffer, 0 the frame nearest the trigger, positive ones "
+        "waited for; instead of delay_ms, burst and interval_ms. A snapshot camera takes "
+        "each at once or when due and records its real delay.",
+    )
     cooldown_s: float = Field(
         0, ge=0, le=86400, description="Ignore further firings of this rule for this long."
     )
@@ -851,6 +942,34 @@ class RuleConfig(Model):
     description: str = Field("", description="Free text for people.")
 
     _normalize_lists = field_validator("when", "cameras", mode="before")(_as_list)
+
+    @field_validator("frames_ms")
+    @classmethod
+    def _offsets_once_each(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each offset once: two frames at one moment would be the same picture")
+        return sorted(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _frames_or_burst(self) -> RuleConfig:
+        if self.frames_ms is not None:
+            both = sorted({"delay_ms", "burst", "interval_ms"} & self.model_fields_set)
+            if both:
+                raise ValueError(
+                    f"frames_ms gives every frame's time itself: drop {', '.join(both)}"
+                )
+        return self
+
+    @property
+    def frame_count(self) -> int:
+        """Frames per camera of one firing: len(frames_ms), else burst."""
+        return len(self.frames_ms) if self.frames_ms is not None else self.burst
+
+    def offset_ms(self, seq: int) -> int:
+        """When frame `seq` (from 1) is meant to show, in ms after the trigger (negative: before)."""
+        if self.frames_ms is not None:
+            return self.frames_ms[seq - 1]
+        return self.delay_ms + (seq - 1) * self.interval_ms
 
 
 # --------------------------------------------------------------------------- the file

@@ -32,7 +32,7 @@ _MEDIAN_WINDOW = 1000
 _ROW_COLUMNS = """
     event_id, time, recorded, trigger, values_json, rules_json, rule, camera, seq, path,
     bytes, latency_ms, trigger_to_image_ms, image_time, width, height, stale, error_type,
-    error_message, cid, missing_fields
+    error_message, cid, missing_fields, offset_ms, via
 """
 
 _CAPTURE_ROWS = """
@@ -42,7 +42,7 @@ _CAPTURE_ROWS = """
         c.latency_ms AS latency_ms, c.trigger_to_image_ms AS trigger_to_image_ms,
         c.image_time AS image_time, c.width AS width, c.height AS height, c.stale AS stale,
         c.error_type AS error_type, c.error_message AS error_message, c.id AS cid,
-        c.missing_fields AS missing_fields
+        c.missing_fields AS missing_fields, c.offset_ms AS offset_ms, c.via AS via
     FROM captures c LEFT JOIN events e ON e.id = c.event_id
     WHERE c.event_time >= :since
         AND (:rule IS NULL OR c.rule = :rule)
@@ -53,7 +53,7 @@ _CAPTURE_ROWS = """
 
 _UNMATCHED_EVENT_ROWS = """
     SELECT e.id, e.time, NULL, e.trigger, e.values_json, e.rules_json, NULL, NULL, NULL,
-        NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL
+        NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL
     FROM events e
     WHERE e.rules_json = '[]' AND e.time >= :since
     ORDER BY e.time DESC LIMIT :window
@@ -84,6 +84,8 @@ def _journal_row(row: sqlite3.Row) -> JournalRow:
         error_type=row["error_type"],
         error_message=row["error_message"],
         missing_fields=tuple(row["missing_fields"].split(",")) if row["missing_fields"] else (),
+        offset_ms=row["offset_ms"],
+        via=row["via"],
     )
 
 
@@ -106,11 +108,14 @@ class JournalReader:
         self._connection = _connection
         self._connection.row_factory = sqlite3.Row
         self._lock = threading.Lock()
-        # A service not yet upgraded keeps a version-1 journal, without missing_fields.
+        # A service not yet upgraded keeps an older journal, without the newer columns.
         version = self._connection.execute("PRAGMA user_version").fetchone()[0]
-        self._capture_rows = (
-            _CAPTURE_ROWS if version >= 2 else _CAPTURE_ROWS.replace("c.missing_fields", "NULL")
-        )
+        rows = _CAPTURE_ROWS
+        if version < 2:
+            rows = rows.replace("c.missing_fields", "NULL")
+        if version < 5:
+            rows = rows.replace("c.offset_ms", "NULL").replace("c.via", "NULL")
+        self._capture_rows = rows
 
     def select(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] = ()) -> list[Any]:
         with self._lock:

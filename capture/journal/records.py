@@ -92,6 +92,9 @@ class JournalRow:
     error_message: str | None = None
     #: Values the file name used that the event did not carry (written as "unknown").
     missing_fields: tuple[str, ...] = ()
+    #: The moment the rule asked for, in ms after the trigger; how the picture was taken.
+    offset_ms: int | None = None
+    via: str | None = None
 
     def as_json(self, zone: tzinfo = UTC) -> dict[str, Any]:
         """The row as a JSON-ready dict, times in `zone` (the site's); field names are stable.
@@ -124,6 +127,8 @@ class JournalRow:
             "error_type": self.error_type,
             "error_message": self.error_message,
             "missing_fields": list(self.missing_fields),
+            "offset_ms": self.offset_ms,
+            "via": self.via,
         }
 
 
@@ -150,7 +155,7 @@ class CameraStats:
 #: The `captures` columns `capture_result` reads, in its order.
 RESULT_COLUMNS = (
     "event_id, rule, camera, seq, path, bytes, latency_ms, trigger_to_image_ms, image_time, "
-    "width, height, stale, error_type, error_message, missing_fields"
+    "width, height, stale, error_type, error_message, missing_fields, offset_ms, via"
 )
 
 
@@ -172,4 +177,6 @@ def capture_result(row: Sequence[Any]) -> CaptureResult:
         error_type=row[12],
         error_message=row[13],
         missing_fields=tuple(row[14].split(",")) if row[14] else (),
+        offset_ms=row[15],
+        via=row[16],
     )

@@ -17,7 +17,16 @@ from urllib.parse import quote
 from capture.errors import CaptureError
 
 #: Newest schema this code writes; `PRAGMA user_version` holds the file's own.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+
+# 4 -> 5 (issue 18, frames relative to the trigger): each frame's planned offset from the
+# trigger (frames_ms, or delay_ms + the burst's interval) and how it was taken: "snapshot",
+# "stream" (a stream-backed camera's buffer) or "fallback" (a snapshot while its stream was
+# down). Self-contained: two nullable columns, older rows keep NULL (taken by snapshot).
+_V5_FRAME_OFFSETS = """
+    ALTER TABLE captures ADD COLUMN offset_ms INTEGER;
+    ALTER TABLE captures ADD COLUMN via TEXT;
+"""
 
 #: The statements that bring a journal from version n to n + 1, at index n. A
 #: released step is never edited: a file on a Pi went through it as it was.
@@ -83,6 +92,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 3 -> 4: the outbox's `attempts` column, never used (SQLite 3.35+; Bookworm has 3.40).
     "ALTER TABLE outbox DROP COLUMN attempts",
+    # 4 -> 5: see _V5_FRAME_OFFSETS.
+    _V5_FRAME_OFFSETS,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -87,10 +87,10 @@ def close_firings(connection: sqlite3.Connection, firings: Iterable[tuple[str, s
 _INSERT_CAPTURE = (
     "INSERT INTO captures (event_id, rule, camera, seq, path, bytes, latency_ms, "
     "trigger_to_image_ms, image_time, width, height, stale, error_type, error_message, time, "
-    "event_time, missing_fields) "
+    "event_time, missing_fields, offset_ms, via) "
     # An outcome is filed under its event's time; the event is queued first, so it is there.
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-    "COALESCE((SELECT time FROM events WHERE id = ?1), ?15), ?16)"
+    "COALESCE((SELECT time FROM events WHERE id = ?1), ?15), ?16, ?17, ?18)"
 )
 
 # Storage retention never deletes a camera's newest picture, whatever its age, and
@@ -205,6 +205,8 @@ class Journal(JournalReader):
                         result.error_message,
                         db_time(datetime.now(UTC)),
                         ",".join(result.missing_fields) or None,
+                        result.offset_ms,
+                        result.via,
                     ),
                 ),
             )

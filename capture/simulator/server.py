@@ -288,6 +288,14 @@ class Simulator:
                 f"no simulated camera {name!r}; known: {', '.join(self._devices)}"
             ) from None
 
+    def drop_connections(self, name: str) -> None:
+        """Cut every open connection of camera `name` (a network drop: its streams end)."""
+        self._device(name)
+        server = self._servers.get(name)
+        if server is None:
+            raise SimulatorError("simulator not started")
+        server.close_connections()
+
     def port_of(self, name: str) -> int:
         """The TCP port camera `name` listens on (the simulator must be started)."""
         self._device(name)

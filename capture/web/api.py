@@ -97,6 +97,7 @@ class Api:
             "description": config.description,
             "latest": self.latest(name),
             **self._health(name, stats),
+            "stream": self._stream(name),
             "stats": {
                 "captures": stats.captures if stats else 0,
                 "ok": stats.ok if stats else 0,
@@ -109,6 +110,24 @@ class Api:
                     stats.median_trigger_to_image_ms if stats else None
                 ),
             },
+        }
+
+    def _stream(self, name: str) -> dict[str, Any] | None:
+        """A stream-backed camera's stream figures (the bandwidth it takes), else None."""
+        camera = self.service.cameras.get(name)
+        state = camera.state().stream if camera is not None else None
+        if state is None:
+            return None
+        return {
+            "source": state.source,
+            "up": state.up,
+            "fps": state.fps,
+            "kbit_s": state.kbit_s,
+            "buffered_s": state.buffered_s,
+            "buffered_kib": state.buffered_kib,
+            "reconnects": state.reconnects,
+            "last_error": state.last_error,
+            "down_since": site_iso(state.down_since, self.zone),
         }
 
     def latest(self, camera: str) -> dict[str, Any] | None:

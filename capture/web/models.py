@@ -58,6 +58,20 @@ class CameraFigures(Document):
     )
 
 
+class StreamFigures(Document):
+    """A stream-backed camera's stream: is it up, and what it costs (bandwidth, memory)."""
+
+    source: str = Field(description="The stream's address, secrets masked.")
+    up: bool
+    fps: float = Field(description="Frames per second over the buffer.")
+    kbit_s: float = Field(description="Bandwidth the stream takes, over the buffer.")
+    buffered_s: float
+    buffered_kib: int
+    reconnects: int
+    last_error: str | None
+    down_since: str | None
+
+
 class CameraTile(Document):
     """One camera as the dashboard's tile shows it."""
 
@@ -73,6 +87,9 @@ class CameraTile(Document):
         description="The most recent error, also after the camera recovered."
     )
     stats: CameraFigures
+    stream: StreamFigures | None = Field(
+        None, description="Null for a snapshot camera; its stream for a stream-backed one."
+    )
 
 
 class LineOfCameras(Document):
@@ -118,8 +135,16 @@ class Capture(Document):
     path: str | None = Field(description="File under the storage root; null for a failure.")
     bytes: int
     latency_ms: float = Field(description="Fetch time.")
-    trigger_to_image_ms: float = Field(description="Delay from the trigger to the image.")
+    trigger_to_image_ms: float = Field(
+        description="Delay from the trigger to the image (negative: buffered before it)."
+    )
     image_time: str | None = Field(description="The device's timestamp, else the arrival time.")
+    offset_ms: int | None = Field(
+        None, description="The moment the rule asked for, in ms after the trigger."
+    )
+    via: str | None = Field(
+        None, description="snapshot, stream (the camera's buffer) or fallback (stream down)."
+    )
     width: int | None
     height: int | None
     stale: bool = Field(description="The device sent the same image as for the previous frame.")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol, cast
 
+from capture.cameras import Camera
 from capture.config.schema import RuleFile
 from capture.events import CaptureResult, Event, FiringReport
 from capture.triggers.base import Trigger
@@ -78,6 +79,11 @@ class ServiceView(Protocol):
     @property
     def triggers(self) -> Mapping[str, Trigger]:
         """The running triggers by name."""
+        ...
+
+    @property
+    def cameras(self) -> Mapping[str, Camera]:
+        """The running cameras by name (their state: a stream-backed camera's stream)."""
         ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from PIL import Image
@@ -59,3 +60,10 @@ def camera_config(vendor: str, **options: Any) -> Any:
     data: dict[str, Any] = {"vendor": vendor, "host": "127.0.0.1"}
     data.update(options)
     return _ADAPTER.validate_python(data)
+
+
+def frame_counter(jpeg: bytes) -> int:
+    """The simulator's frame number, carried in the JPEG's comment segment: which frame this is."""
+    match = re.search(rb"sim \S+ #(\d+)", jpeg[:200])
+    assert match, "no frame counter in the JPEG"
+    return int(match.group(1))

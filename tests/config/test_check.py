@@ -272,3 +272,25 @@ def test_home_assistant_discovery_without_the_broker_is_an_error_at_its_line() -
         "it needs [mqtt] enabled = true"
     )
     assert parse_rules(text.replace("enabled = false\n", ""), "rules.toml", {}).rules
+
+
+def test_a_frame_before_the_trigger_from_a_snapshot_camera_is_warned_late() -> None:
+    text = MINIMAL.replace('cameras = ["cam1"]', 'cameras = ["cam1"]\nframes_ms = [-500, 0]')
+    loaded = parse_rules(text, "rules.toml", {})
+    assert [str(w) for w in loaded.warnings] == [
+        f"rules.toml:{line_of(text, 'frames_ms')}: warning: rules[0] (r1).frames_ms: camera 'cam1' "
+        "takes snapshots: a frame at -500 ms is taken when the rule fires, after the trigger "
+        "(add [cameras.cam1.live] to have it from before)"
+    ]
+
+
+def test_a_frame_further_back_than_the_buffer_is_an_error() -> None:
+    text = MINIMAL.replace(
+        'host = "10.0.0.1"',
+        'host = "10.0.0.1"\npath = "/video.mjpg"\nlive = { url = "/video.mjpg", buffer_s = 2 }',
+    ).replace('cameras = ["cam1"]', 'cameras = ["cam1"]\nframes_ms = [-3000]')
+    [message] = problems_of(text)
+    assert message == (
+        f"rules.toml:{line_of(text, 'frames_ms')}: rules[0] (r1).frames_ms: -3000 ms reaches back "
+        "further than camera 'cam1' buffers (live.buffer_s = 2); raise buffer_s or the offset"
+    )

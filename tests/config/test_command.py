@@ -49,6 +49,9 @@ def test_example_passes_with_summary() -> None:
     assert "OK" in result.stdout
     assert 'ng_part: plc_result if state == "NG"' in result.stdout
     assert "line3_press, line3_inspection, 3 frames every 200 ms" in result.stdout
+    assert (
+        "overview_moment: ir_gate -> line4_overview, frames at -500, +0, +200 ms" in result.stdout
+    )
     assert "dvr_view: refresh -> line3_infeed, line3_press" in result.stdout
     assert_no_password(result)
 

@@ -23,9 +23,16 @@ def documented_options() -> dict[str, set[str]]:
     for line in EXAMPLE.read_text().splitlines():
         header = HEADER.match(line)
         if header and "=" not in line:
+            parts = header.group(1).split(".")
+            if parts[0] == "cameras" and len(parts) == 3:  # a camera's table: [cameras.X.live]
+                pending.add(parts[2])
+                options[section] |= pending
+                pending = set()
+                section = f"cameras.{parts[2]}"
+                continue
             options[section] |= pending
             pending = set()
-            section = header.group(1).split(".")[0]
+            section = parts[0]
             continue
         tag = TAG.match(line)
         if tag and section in ("cameras", "triggers"):
@@ -62,6 +69,10 @@ def test_example_documents_every_camera_option() -> None:
         vendor = schema.tag_of(member, "vendor")
         own = fields(member) - common
         assert own <= options[f"cameras:{vendor}"], (vendor, own - options[f"cameras:{vendor}"])
+
+
+def test_example_documents_every_live_stream_option() -> None:
+    assert fields(schema.LiveStream) <= documented_options()["cameras.live"]
 
 
 def test_example_documents_every_trigger_option() -> None:

@@ -31,7 +31,7 @@ def web_simulator() -> Iterator[Simulator]:
 
 
 def rule_file(sim: Simulator, root: Path, web: str) -> str:
-    """A rule file with three cameras on two lines, an http trigger and two rules."""
+    """A rule file with four cameras on two lines (one stream-backed), an http trigger, two rules."""
     camera = 'host = "127.0.0.1"\ntimeout_s = 3\ndeadline_s = 5\n'
     auth = 'user = "admin"\npassword_env = "WEB_CAMERA_PASSWORD"\n'
     return f"""
@@ -75,6 +75,11 @@ port = {sim.port_of("gate")}
 path = "/snap.jpg"
 line = "Line B"
 {camera}
+# Stream-backed, with a stream the camera does not have: down, its snapshots the fallback.
+[cameras.gate_cam.live]
+url = "/no-such-stream.mjpg"
+reconnect_max_s = 1
+
 [triggers.plc]
 type = "http"
 fields = ["result", "part"]

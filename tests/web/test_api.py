@@ -32,10 +32,30 @@ def test_cameras_are_grouped_by_line_with_latest_picture_status_and_hour_figures
     picture = web.client.get(cam_a["latest"]["thumb_url"])
     assert picture.status_code == 200
     assert picture.content.startswith(b"\xff\xd8")
+    assert cam_a["stream"] is None  # a snapshot camera holds no stream
     assert cam_b["status"] == "unknown"
     assert cam_b["latest"] is None
     assert [rule["name"] for rule in document["rules"]] == ["plc_check", "line_b_view"]
     assert document["rules"][1]["cameras"] == ["cam_c", "gate_cam"]
+
+
+def test_a_stream_backed_camera_shows_its_stream_down_and_its_fallback_pictures(
+    web: Running,
+) -> None:
+    event_id = web.snap("gate_cam")
+    gate = document_camera(web, "gate_cam")
+    stream = gate["stream"]
+    assert stream["source"].endswith("/no-such-stream.mjpg")
+    assert stream["up"] is False
+    assert "404" in stream["last_error"]
+    assert stream["kbit_s"] == 0.0
+    [row] = [r for r in web.journal_rows(camera="gate_cam") if r.event_id == event_id]
+    assert (row.ok, row.via, row.offset_ms) == (True, "fallback", 0)
+
+
+def document_camera(web: Running, name: str) -> dict:
+    document = web.client.get("/api/cameras").json()
+    return next(c for line in document["lines"] for c in line["cameras"] if c["name"] == name)
 
 
 def test_a_failing_camera_shows_error_status_with_its_last_error(web: Running) -> None:

@@ -80,9 +80,16 @@
       : "";
   }
 
-  function showStats(tile, stats) {
+  function showStats(tile, stats, stream) {
     const rate = stats.success_rate === null ? "–" : `${(stats.success_rate * 100).toFixed(stats.success_rate === 1 ? 0 : 1)} %`;
-    tile.stats.textContent = `last hour: ${rate} ok of ${stats.captures} · median ${EC.ms(stats.median_latency_ms)}`;
+    let text = `last hour: ${rate} ok of ${stats.captures} · median ${EC.ms(stats.median_latency_ms)}`;
+    // A stream-backed camera holds its stream all the time: say so, and what it costs.
+    if (stream) {
+      text += stream.up
+        ? ` · stream ${stream.fps} fps, ${Math.round(stream.kbit_s)} kbit/s, ${stream.buffered_s} s buffered`
+        : ` · stream DOWN (${stream.last_error || "connecting"})`;
+    }
+    tile.stats.textContent = text;
   }
 
   function updateAge(tile) {
@@ -106,7 +113,7 @@
         tile.camera = { ...tile.camera, ...camera };
         showLatest(tile, camera.latest);
         showHealth(tile, camera.status, camera.last_error);
-        showStats(tile, camera.stats);
+        showStats(tile, camera.stats, camera.stream);
         grid.append(tile.root);
       }
       return h("section", { class: "line", "data-line": line.name }, h("h2", {}, line.name), grid);
