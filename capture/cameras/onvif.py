@@ -124,6 +124,27 @@ class OnvifCamera(HttpCamera):
         finally:
             self.warmed_up.set()
 
+    def stream_url(self) -> str:
+        """The RTSP URI of the profile to keep warm (`[cameras.X.live]` without `url`).
+
+        Asked anew before every connection of the stream (a reconnect after a
+        firmware update or an edited profile finds the new one); the sub-stream
+        unless the section says `stream = "main"`, since a stream costs the
+        network all the time. The URI comes without credentials: the stream
+        adds the section's user and password when it connects.
+        """
+        wanted = self.config.stream if "stream" in self.config.model_fields_set else "sub"
+        self._backoff.check(self.name)
+        media = ask_device(
+            target_of(self.name, self.config), self.config.timeout_s, cancel=self._closing
+        )
+        try:
+            profile = media.profile_for(wanted, needs="stream")
+        except LookupError as exc:
+            raise Unsupported(self.name, f"ONVIF device has no stream to keep: {exc}") from None
+        assert profile.stream_uri is not None  # profile_for(needs="stream") offers one
+        return profile.stream_uri
+
     def _fetch(self, deadline: Deadline) -> Frame:
         uri = self._snapshot_uri(deadline)
         try:

@@ -596,6 +596,8 @@ class GenericCamera(CameraBase):
 class OnvifCamera(CameraBase):
     """Any ONVIF (Profile S) device: its snapshot URI is asked over ONVIF, then fetched over HTTP."""
 
+    own_stream: ClassVar[str | None] = "GetStreamUri (the sub-stream unless stream = 'main')"
+
     vendor: Literal["onvif"] = Field(description="Camera driver; see docs/cameras.md.")
     profile: str | None = Field(
         None,

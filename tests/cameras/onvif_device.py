@@ -91,6 +91,8 @@ class OnvifDevice:
         Profile("Profile_2", "subStream", "H264", 640, 360),
     )
     media: bool = True
+    #: GetStreamUri's answer, `{token}` replaced; default: a Hikvision-style RTSP address.
+    stream_uri: str = "rtsp://127.0.0.1:554/Streaming/Channels/10{channel}?transportmode=unicast"
     #: Refuse a wrong password with a bare fault and a text, as most devices do.
     bare_auth_fault: bool = False
     calls: list[str] = field(default_factory=list)
@@ -242,7 +244,7 @@ class OnvifDevice:
             uri = self.snapshot_uri.replace("{token}", profile.token)
         elif name == "GetStreamUri":
             channel = profile.token.rsplit("_", 1)[-1]
-            uri = f"rtsp://127.0.0.1:554/Streaming/Channels/10{channel}?transportmode=unicast"
+            uri = self.stream_uri.replace("{channel}", channel).replace("{token}", profile.token)
         else:
             raise AssertionError(f"media service call not served: {name}")
         return 200, ENVELOPE.format(
