@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME_LOCK = REPO / "deploy" / "requirements.lock"
 DEV_LOCK = REPO / "deploy" / "requirements-dev.lock"
+EXTRAS_LOCK = REPO / "deploy" / "requirements-extras.lock"
 PIN = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)(?:\s*;\s*(?P<marker>[^\\]+?))?\s*\\?$"
 )

@@ -1,7 +1,9 @@
 """deploy/*.lock: in step with pyproject.toml, hashed, and exactly what this test run uses.
 
-A Pi installs deploy/requirements.lock (deploy/install.sh); ./dev installs
-deploy/requirements-dev.lock, the same releases plus the test tools. These
+A Pi installs deploy/requirements.lock (deploy/install.sh), or
+deploy/requirements-extras.lock with the factory triggers' extras (install.sh
+--extras); ./dev installs deploy/requirements-dev.lock, the same releases plus
+the test tools. These
 tests fail when pyproject.toml changed without `./dev lock`, or when the
 venv running them drifted from the lock, so "what CI tested" stays "what a
 Pi gets".
@@ -17,16 +19,21 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.deploy.locks import DEV_LOCK, REPO, RUNTIME_LOCK, pins
+from tests.deploy.locks import DEV_LOCK, EXTRAS_LOCK, REPO, RUNTIME_LOCK, pins
 
 
 def project() -> dict[str, list[str]]:
     data = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return {"runtime": data["dependencies"], "dev": data["optional-dependencies"]["dev"]}
+    return {"runtime": data["dependencies"], **data["optional-dependencies"]}
 
 
 @pytest.mark.parametrize(
-    ("lock", "groups"), [(RUNTIME_LOCK, ["runtime"]), (DEV_LOCK, ["runtime", "dev"])]
+    ("lock", "groups"),
+    [
+        (RUNTIME_LOCK, ["runtime"]),
+        (EXTRAS_LOCK, ["runtime", "modbus", "opcua"]),
+        (DEV_LOCK, ["runtime", "dev", "modbus", "opcua"]),
+    ],
 )
 def test_every_requirement_of_pyproject_is_met_by_a_pin_of_the_lock(
     lock: Path, groups: list[str]
@@ -50,6 +57,16 @@ def test_every_pin_is_hashed_and_the_install_lock_is_part_of_the_dev_lock() -> N
         assert dev[name].version == pin.version, f"{name}: {pin.version} vs {dev[name].version}"
     unhashed = [name for name, pin in {**runtime, **dev}.items() if pin.hashes == 0]
     assert unhashed == []  # pip --require-hashes would refuse the lock
+
+
+def test_the_extras_lock_is_the_install_lock_plus_the_factory_triggers() -> None:
+    """A Pi with --extras gets the releases CI tested, the same as one without."""
+    runtime, extras, dev = pins(RUNTIME_LOCK), pins(EXTRAS_LOCK), pins(DEV_LOCK)
+    assert set(runtime) < set(extras) <= set(dev)
+    assert {"pymodbus", "asyncua"} <= set(extras) - set(runtime)
+    for name, pin in extras.items():
+        assert pin.hashes > 0, name
+        assert dev[name].version == pin.version, f"{name}: {pin.version} vs {dev[name].version}"
 
 
 def test_this_run_uses_exactly_the_locked_releases() -> None:
