@@ -134,18 +134,50 @@ class ModbusDevice:
         self._loop.close()
 
 
+def make_certificate(folder: Path, name: str, uri: str, server: bool) -> tuple[Path, Path]:
+    """A self-signed OPC UA application certificate (DER) and its key (PEM), as a technician makes one."""
+    import socket as sockets  # noqa: PLC0415
+
+    from asyncua.crypto import cert_gen  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
+    from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: PLC0415
+
+    key = cert_gen.generate_private_key()
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    certificate = cert_gen.generate_self_signed_app_certificate(
+        key,
+        name,
+        {"organizationName": "event-capture tests"},
+        [
+            x509.UniformResourceIdentifier(uri),
+            x509.DNSName(sockets.gethostname()),
+            x509.DNSName("localhost"),
+        ],
+        [usage],
+    )
+    certificate_path, key_path = folder / f"{name}.der", folder / f"{name}.pem"
+    certificate_path.write_bytes(certificate.public_bytes(Encoding.DER))
+    key_path.write_bytes(cert_gen.dump_private_key_as_pem(key))
+    return certificate_path, key_path
+
+
 class OpcuaServer:
     """An OPC UA server with a Line1 object: Gate (Boolean) and Count (Int32) variables.
 
     `node(name)` gives a variable's node id as a rule file writes it.
-    With `certificate` and `private_key` it also offers Basic256Sha256
-    Sign and SignAndEncrypt, trusting every client certificate (the test's).
+    With `security` (its certificate and key) it offers only Basic256Sha256
+    Sign and SignAndEncrypt, trusting every client certificate (the test's),
+    and with `users` it accepts only those user names and passwords.
     """
 
-    def __init__(self, security: tuple[Path, Path] | None = None) -> None:
+    def __init__(
+        self, security: tuple[Path, Path] | None = None, users: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.endpoint = f"opc.tcp://127.0.0.1:{self.port}/capture/"
         self._security = security
+        self._users = users
         self._loop = LoopThread("opcua-server")
         self._server: Any = None
         self.namespace = 0
@@ -163,12 +195,15 @@ class OpcuaServer:
     async def _serve(self) -> Any:
         from asyncua import Server, ua  # noqa: PLC0415
 
-        server = Server()
+        server = Server(user_manager=_Users(self._users) if self._users is not None else None)
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name("event-capture test PLC")
+        if self._users is not None:
+            server.set_security_IDs(["Username"])
         if self._security is not None:
             certificate, key = self._security
+            await server.set_application_uri("urn:event-capture:test-plc")
             await server.load_certificate(str(certificate))
             await server.load_private_key(str(key))
             server.set_security_policy(
@@ -210,3 +245,23 @@ class OpcuaServer:
     def close(self) -> None:
         self.stop()
         self._loop.close()
+
+
+class _Users:
+    """asyncua's user manager protocol: a user name and password pair is accepted or not."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self._users = users
+
+    def get_user(
+        self,
+        iserver: Any,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: Any = None,
+    ) -> Any:
+        from asyncua.crypto.permission_rules import User, UserRole  # noqa: PLC0415
+
+        if username is not None and self._users.get(username) == password:
+            return User(role=UserRole.User, name=username)
+        return None

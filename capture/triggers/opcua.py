@@ -43,6 +43,12 @@ from capture.triggers.base import (
 
 log = logging.getLogger(__name__)
 
+# asyncua logs every request it sends in full at DEBUG, the ActivateSession
+# request with the user's password in clear included: never below INFO, even
+# with [service].log_level = "debug".
+for _name in ("asyncua.client.ua_client", "asyncua.client.ua_client.UASocketProtocol"):
+    logging.getLogger(_name).setLevel(logging.INFO)
+
 FIRST_BACKOFF_S = 0.5
 WATCHDOG_S = 1.0
 """How often asyncua probes a quiet connection; a closed socket is seen at once anyway."""
@@ -212,7 +218,11 @@ class OpcuaTrigger:
             ValueError,
         ) as exc:  # a certificate or key that does not load, no such policy
             raise OpcuaRefused(
-                self.name, f"cannot set up security: {_reason(exc)}", self.source
+                self.name,
+                f"no session with security = {config.security!r}"
+                + (f", policy {config.policy}" if config.security != "none" else "")
+                + f": {_reason(exc)}; check security, policy and the certificate files",
+                self.source,
             ) from exc
 
     async def _subscribe(self, client: Client) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from capture.condition import parse_condition
 from capture.config import schema
+from capture.config.loader import parse_rules
 from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigger
 from tests.conftest import wait_for
-from tests.factory import OpcuaServer, free_port
+from tests.factory import OpcuaServer, free_port, make_certificate
 from tests.triggers.conftest import Collector
 
 Start = Callable[[Trigger], Trigger]
@@ -107,3 +109,80 @@ def test_a_server_down_at_start_is_an_outage_not_an_error(start: Start) -> None:
     stats = trigger.stats()
     assert stats.connected is False
     assert "cannot connect" in (stats.last_error or "")
+
+
+# ----------------------------------------------------------------- security and users
+
+OPCUA_PASSWORD = "Plc-Line4-2026!"
+
+
+@pytest.fixture
+def secured_server(tmp_path: Path) -> Iterator[OpcuaServer]:
+    """A server offering only Basic256Sha256 Sign / SignAndEncrypt, user capture with a password."""
+    security = make_certificate(tmp_path, "plc", "urn:event-capture:test-plc", server=True)
+    server = OpcuaServer(security=security, users={"capture": OPCUA_PASSWORD})
+    yield server
+    server.close()
+
+
+def secured_trigger(
+    tmp_path: Path, server: OpcuaServer, security: str, password_file: Path
+) -> Trigger:
+    """The trigger as a rule file configures it: certificate files, the password in a secret file."""
+    certificate, key = make_certificate(
+        tmp_path, "client", "urn:event-capture:client", server=False
+    )
+    text = f"""
+[triggers.plc]
+type = "opcua"
+endpoint = "{server.endpoint}"
+nodes = ["{server.node("Gate")}"]
+security = "{security}"
+certificate_file = "{certificate}"
+private_key_file = "{key}"
+user = "capture"
+password_file = "{password_file}"
+reconnect_max_s = 0.5
+"""
+    config = parse_rules(text, "rules.toml", {}, require_rules=False).rules.triggers["plc"]
+    return build_trigger("plc", config, TriggerContext())
+
+
+@pytest.mark.parametrize("security", ["sign", "sign_and_encrypt"])
+def test_a_secured_server_is_subscribed_with_certificate_and_password_from_a_file(
+    tmp_path: Path, secured_server: OpcuaServer, start: Start, events: Collector, security: str
+) -> None:
+    password_file = tmp_path / "opcua-password"
+    password_file.write_text(OPCUA_PASSWORD + "\n", encoding="utf-8")
+    trigger = start(secured_trigger(tmp_path, secured_server, security, password_file))
+    assert trigger.stats().connected is True
+    secured_server.write("Gate", True)
+    wait_for(lambda: len(events) == 1)
+    assert events.values("value") == [True]
+
+
+def test_a_rejected_password_is_an_error_naming_the_trigger_without_the_password(
+    tmp_path: Path, secured_server: OpcuaServer
+) -> None:
+    password_file = tmp_path / "opcua-password"
+    password_file.write_text("not-" + OPCUA_PASSWORD, encoding="utf-8")
+    trigger = secured_trigger(tmp_path, secured_server, "sign_and_encrypt", password_file)
+    with pytest.raises(TriggerError) as caught:
+        trigger.start(Collector())
+    message = str(caught.value)
+    assert message.startswith(f"trigger plc (opcua {secured_server.endpoint}): ")
+    assert "the server refused the session" in message
+    assert message.endswith("check user and password_env")
+    assert OPCUA_PASSWORD not in message
+
+
+def test_security_none_against_a_server_without_it_is_an_error_naming_the_trigger(
+    secured_server: OpcuaServer,
+) -> None:
+    trigger = opcua(secured_server, [secured_server.node("Gate")])
+    with pytest.raises(TriggerError) as caught:
+        trigger.start(Collector())
+    assert str(caught.value).startswith(
+        f"trigger plc (opcua {secured_server.endpoint}): no session with security = 'none': "
+    )
+    assert str(caught.value).endswith("check security, policy and the certificate files")
