@@ -6,6 +6,7 @@ from pathlib import Path
 
 from capture.cameras.jpeg import validate_jpeg
 from capture.journal import JournalReader
+from capture.run_command import status_line
 from capture.service import JOURNAL_NAME
 from capture.simulator import Simulator
 from tests.broker import Broker
@@ -131,3 +132,32 @@ filename = "opcua/{{camera}}_{{seq}}.jpg"
         "opcua/cam_b_1.jpg",
     ]
     assert_saved(root, message, "plc_part")
+
+
+def test_a_device_that_stops_answering_shows_in_the_status_line_and_fires_nothing(
+    tmp_path: Path,
+    simulator: Simulator,
+    modbus_device: ModbusDevice,
+    start_service: ServiceFactory,
+) -> None:
+    rules = f"""
+[triggers.io_gate]
+type = "modbus"
+host = "{modbus_device.host}"
+port = {modbus_device.port}
+reconnect_max_s = 0.5
+
+[[rules]]
+name = "io_part"
+when = "io_gate"
+cameras = ["cam_a"]
+"""
+    root = tmp_path / "data"
+    service = start_service(base_sections(root, None) + camera_sections(simulator) + rules)
+    assert status_line(service) == "capturing: 2 camera(s), 1/1 trigger(s) running, 1 rule(s)"
+    modbus_device.stop()
+    wait_for(lambda: "waiting" in status_line(service))
+    assert status_line(service).endswith("; triggers waiting for their device: io_gate")
+    modbus_device.start()
+    wait_for(lambda: "waiting" not in status_line(service))
+    assert jpegs_under(root) == []
