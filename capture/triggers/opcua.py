@@ -205,7 +205,14 @@ class OpcuaTrigger:
                     mode=MODES[config.security],
                 )
             await client.connect()
-        except (OSError, TimeoutError) as exc:
+        except OSError as exc:  # TimeoutError included
+            if exc.filename is not None:  # a certificate or key file, not the network
+                raise OpcuaRefused(
+                    self.name,
+                    f"cannot read {exc.filename}: {exc.strerror}; check certificate_file, "
+                    "private_key_file and server_certificate_file",
+                    self.source,
+                ) from exc
             raise TriggerError(self.name, f"cannot connect: {_reason(exc)}", self.source) from exc
         except UaStatusCodeError as exc:
             raise OpcuaRefused(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from pydantic import SecretStr
 
 from capture.config.loader import parse_rules
@@ -69,3 +72,30 @@ def test_a_node_id_that_is_not_one_is_an_error_at_its_line() -> None:
     assert problem.startswith(
         f"rules.toml:{line_of(text, 'Line4.PartPresent')}: triggers.plc.nodes[0]"
     )
+
+
+def test_check_warns_of_a_missing_extra_and_missing_certificate_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.util  # noqa: PLC0415
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "asyncua" else real(name, *a)
+    )
+    key = tmp_path / "client.pem"
+    key.write_text("not checked here", encoding="utf-8")
+    missing = tmp_path / "client.der"
+    text = MINIMAL.replace('when = "gate"', 'when = ["gate", "plc"]') + OPCUA.replace(
+        'security = "sign"\n',
+        f'security = "sign"\ncertificate_file = "{missing}"\nprivate_key_file = "{key}"\n',
+    )
+    loaded = parse_rules(text, "rules.toml", {"OPCUA_PW": "x"})
+    opcua_type = line_of(text, "[triggers.plc]") + 1
+    assert [str(problem) for problem in loaded.warnings] == [
+        f"rules.toml:{opcua_type}: warning: triggers.plc.type: the opcua "
+        "trigger needs asyncua, which is not installed: pip install 'event-capture[opcua]' "
+        "(on a Pi: deploy/install.sh --extras opcua)",
+        f"rules.toml:{line_of(text, 'client.der')}: warning: triggers.plc.certificate_file: "
+        f"no file '{missing}' here; the trigger cannot start without it",
+    ]

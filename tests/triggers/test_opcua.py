@@ -186,3 +186,25 @@ def test_security_none_against_a_server_without_it_is_an_error_naming_the_trigge
         f"trigger plc (opcua {secured_server.endpoint}): no session with security = 'none': "
     )
     assert str(caught.value).endswith("check security, policy and the certificate files")
+
+
+def test_a_missing_key_file_is_an_error_naming_the_file(
+    tmp_path: Path, secured_server: OpcuaServer
+) -> None:
+    certificate, _ = make_certificate(tmp_path, "client", "urn:event-capture:client", server=False)
+    config = schema.OpcuaTrigger(
+        type="opcua",
+        endpoint=secured_server.endpoint,
+        nodes=[secured_server.node("Gate")],
+        security="sign",
+        certificate_file=certificate,
+        private_key_file=tmp_path / "missing.pem",
+    )
+    trigger = build_trigger("plc", config, TriggerContext())
+    with pytest.raises(TriggerError) as caught:
+        trigger.start(Collector())
+    assert str(caught.value) == (
+        f"trigger plc (opcua {secured_server.endpoint}): cannot read {tmp_path / 'missing.pem'}: "
+        "No such file or directory; check certificate_file, private_key_file and "
+        "server_certificate_file"
+    )
