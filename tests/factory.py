@@ -9,6 +9,7 @@ change its inputs: `set_bits`, `set_registers`, `write`. `stop()` and
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections.abc import Callable, Coroutine
@@ -132,6 +133,17 @@ class ModbusDevice:
     def close(self) -> None:
         self.stop()
         self._loop.close()
+
+    def trigger_section(self, name: str, **options: object) -> str:
+        """A `[triggers.NAME]` section of type modbus reading this device, with `options`."""
+        lines = [
+            f"[triggers.{name}]",
+            'type = "modbus"',
+            f'host = "{self.host}"',
+            f"port = {self.port}",
+        ]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in options.items()]
+        return "\n".join(lines) + "\n\n"
 
 
 def make_certificate(folder: Path, name: str, uri: str, server: bool) -> tuple[Path, Path]:

@@ -44,35 +44,25 @@ def test_a_modbus_input_edge_gives_a_picture_and_an_mqtt_event(
     start_service: ServiceFactory,
 ) -> None:
     root = tmp_path / "data"
-    rules = f"""
-[triggers.io_gate]
-type = "modbus"
-host = "{modbus_device.host}"
-port = {modbus_device.port}
-address = 0
-count = 4
-
-[triggers.io_counter]
-type = "modbus"
-host = "{modbus_device.host}"
-port = {modbus_device.port}
-table = "holding_registers"
-address = 10
-
+    rules = (
+        modbus_device.trigger_section("io_gate", address=0, count=4)
+        + modbus_device.trigger_section("io_counter", table="holding_registers", address=10)
+        + """
 [[rules]]
 name = "io_part"
 when = "io_gate"
 condition = "address == 3"
 cameras = ["cam_a"]
-filename = "modbus/part_{{address}}_{{state}}_{{seq}}.jpg"
+filename = "modbus/part_{address}_{state}_{seq}.jpg"
 
 [[rules]]
 name = "io_full"
 when = "io_counter"
 condition = "value >= 500 and previous < 500"
 cameras = ["cam_b"]
-filename = "modbus/full_{{value}}_{{seq}}.jpg"
+filename = "modbus/full_{value}_{seq}.jpg"
 """
+    )
     service = start_service(
         base_sections(root, broker, prefix="mb") + camera_sections(simulator) + rules
     )
@@ -140,18 +130,15 @@ def test_a_device_that_stops_answering_shows_in_the_status_line_and_fires_nothin
     modbus_device: ModbusDevice,
     start_service: ServiceFactory,
 ) -> None:
-    rules = f"""
-[triggers.io_gate]
-type = "modbus"
-host = "{modbus_device.host}"
-port = {modbus_device.port}
-reconnect_max_s = 0.5
-
+    rules = (
+        modbus_device.trigger_section("io_gate", reconnect_max_s=0.5)
+        + """
 [[rules]]
 name = "io_part"
 when = "io_gate"
 cameras = ["cam_a"]
 """
+    )
     root = tmp_path / "data"
     service = start_service(base_sections(root, None) + camera_sections(simulator) + rules)
     assert status_line(service) == "capturing: 2 camera(s), 1/1 trigger(s) running, 1 rule(s)"

@@ -267,17 +267,14 @@ def test_pages_and_static_files_are_served_with_a_strict_content_policy(web: Run
 def test_trigger_health_shows_a_modbus_device_that_stops_answering_and_a_failed_trigger(
     start_web: WebFactory, modbus_device: ModbusDevice
 ) -> None:
-    extra = f"""
-[triggers.io_gate]
-type = "modbus"
-host = "{modbus_device.host}"
-port = {modbus_device.port}
-reconnect_max_s = 0.5
-
+    extra = (
+        modbus_device.trigger_section("io_gate", reconnect_max_s=0.5)
+        + """
 [triggers.pin]
 type = "gpio"
 pin = 17
 """
+    )
     running = start_web(extra=extra)
 
     def health(name: str) -> dict:
