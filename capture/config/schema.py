@@ -815,12 +815,10 @@ class OpcuaTrigger(SecretRef, TriggerBase):
 
     type: Literal["opcua"] = Field(description="Trigger kind; see docs/triggers.md.")
     endpoint: str = Field(
-        pattern=r"^opc\.tcp://[^/\s@]+(/\S*)?$",
+        min_length=1,
         description="Server endpoint URL, e.g. opc.tcp://10.0.0.20:4840 (no user or password in it).",
     )
-    nodes: Annotated[
-        list[Annotated[str, Field(pattern=OPCUA_NODE_PATTERN)]], Field(min_length=1)
-    ] = Field(
+    nodes: Annotated[list[str], Field(min_length=1)] = Field(
         description="Node ids of the variables to watch, e.g. 'ns=2;s=Line1.Gate' or 'ns=3;i=1002'."
     )
     sampling_ms: float = Field(
@@ -876,6 +874,30 @@ class OpcuaTrigger(SecretRef, TriggerBase):
         le=600,
         description="Reconnect and resubscribe with back-off after a loss: 0.5 s, doubling up to this.",
     )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _opc_tcp_url(cls, value: str) -> str:
+        # The value is never quoted back: opc.tcp://user:password@host would show a password.
+        address = value.strip()
+        if not address.startswith("opc.tcp://") or any(c.isspace() for c in address):
+            raise ValueError(
+                "write the endpoint as opc.tcp://HOST:PORT, e.g. opc.tcp://10.0.0.20:4840"
+            )
+        if "@" in address.removeprefix("opc.tcp://").partition("/")[0]:
+            raise ValueError("no user or password in the endpoint: use user and password_env")
+        return address
+
+    @field_validator("nodes")
+    @classmethod
+    def _node_ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(OPCUA_NODE_PATTERN, value.strip()):
+                raise ValueError(
+                    f"node id {value!r}: write ns=N;s=Name or ns=N;i=1234 (also g=, b=), "
+                    "e.g. 'ns=2;s=Line1.Gate', as the PLC tool or an OPC UA browser shows it"
+                )
+        return [value.strip() for value in values]
 
     @model_validator(mode="after")
     def _security_needs_certificate(self) -> OpcuaTrigger:

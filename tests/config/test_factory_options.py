@@ -69,8 +69,19 @@ def test_the_opcua_password_is_read_from_the_environment_like_a_camera_password(
 def test_a_node_id_that_is_not_one_is_an_error_at_its_line() -> None:
     text = MINIMAL + OPCUA.replace('"ns=3;s=Line4.PartPresent"', '"Line4.PartPresent"')
     [problem] = problems_of(text.replace('security = "sign"\n', ""), {"OPCUA_PW": "x"})
-    assert problem.startswith(
-        f"rules.toml:{line_of(text, 'Line4.PartPresent')}: triggers.plc.nodes[0]"
+    assert problem == (
+        f"rules.toml:{line_of(text, 'Line4.PartPresent')}: triggers.plc.nodes: node id "
+        "'Line4.PartPresent': write ns=N;s=Name or ns=N;i=1234 (also g=, b=), e.g. "
+        "'ns=2;s=Line1.Gate', as the PLC tool or an OPC UA browser shows it"
+    )
+
+
+def test_a_password_in_the_endpoint_is_refused_without_quoting_it() -> None:
+    text = MINIMAL + OPCUA.replace("opc.tcp://10.0.0.20", "opc.tcp://capture:Plc-Pw-77@10.0.0.20")
+    [problem] = problems_of(text.replace('security = "sign"\n', ""), {"OPCUA_PW": "x"})
+    assert problem == (
+        f"rules.toml:{line_of(text, 'endpoint')}: triggers.plc.endpoint: no user or password "
+        "in the endpoint: use user and password_env"
     )
 
 
