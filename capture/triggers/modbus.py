@@ -206,6 +206,11 @@ class ModbusTrigger:
             except (ModbusUnreachable, ModbusRefused) as exc:
                 self._outage(exc)
                 continue
+            except Exception as exc:  # pymodbus failing otherwise: keep trying, never die silently
+                log.exception("modbus read failed trigger=%s %s", self.name, self._where())
+                self._close()
+                self._outage(ModbusUnreachable(self.name, f"unexpected error: {exc}", self.source))
+                continue
             now = time.monotonic()
             if self._outage_since is not None:
                 self._recovered(values, now)

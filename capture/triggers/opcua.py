@@ -148,6 +148,13 @@ class OpcuaTrigger:
                 self._outage(exc)
             except TriggerError as exc:
                 self._outage(exc)
+            except Exception as exc:  # asyncua failing otherwise: keep trying, never die silently
+                log.exception(
+                    "opcua session failed trigger=%s endpoint=%s", self.name, self.config.endpoint
+                )
+                self._outage(
+                    TriggerError(self.name, f"unexpected error: {_reason(exc)}", self.source)
+                )
             self._first_attempt.set()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), backoff)
