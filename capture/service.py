@@ -23,6 +23,7 @@ from capture.config.problems import ConfigError
 from capture.config.schema import CameraConfig, RuleFile
 from capture.engine import Engine
 from capture.events import Event
+from capture.homeassistant import HomeAssistant
 from capture.journal import Journal, JournalError
 from capture.logs import SCRUBBER
 from capture.publish import Publisher
@@ -85,6 +86,7 @@ class Service:
         self._stopped: bool | None = None
         self.web: WebServer | None = None
         self.publisher: Publisher | None = None
+        self.homeassistant: HomeAssistant | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -104,12 +106,17 @@ class Service:
             if (camera := self._build_camera(name, config)) is not None
         }
         if rules.mqtt.enabled:
+            if rules.homeassistant.enabled:
+                self.homeassistant = HomeAssistant(
+                    rules, rules.mqtt.client_id_for(rules.service.site)
+                )
             self.publisher = Publisher(
                 rules.mqtt,
                 rules.service.site,
                 rules.service.timezone,
                 self.journal,
                 self.handle_command,
+                companion=self.homeassistant,
             )
         self.engine = Engine(rules, self.cameras, self.storage, self.journal, self.publisher)
         # Before the publisher starts and any trigger listens: the interrupted firings'
@@ -124,6 +131,8 @@ class Service:
         # cameras' pictures for retention too.
         recovered = self.storage.recover(self.journal.snapshot_owners())
         log.info("storage root=%s %s", rules.storage.root, recovered)
+        if self.homeassistant is not None:
+            self.homeassistant.start()
         if self.publisher is not None:
             self.publisher.start()
         self._trigger_context = self._make_trigger_context(rules)
@@ -266,7 +275,12 @@ class Service:
 
     def _apply(self, new: RuleFile) -> None:
         old = self.rules
-        for section in ("storage", "mqtt", "web"):  # the engine takes [service] anew on reload
+        for section in (
+            "storage",
+            "mqtt",
+            "web",
+            "homeassistant",
+        ):  # the engine takes [service] anew on reload
             if getattr(old, section) != getattr(new, section):
                 log.warning(
                     "[%s] changed: it applies after a restart (systemctl restart event-capture)",
@@ -299,6 +313,8 @@ class Service:
         self.cameras = cameras
         self.rules = new
         self._start_triggers(new, {name for name in changed_triggers if name in new.triggers})
+        if self.homeassistant is not None:
+            self.homeassistant.reload(new)
         # Retired cameras finish their queued frames, then the engine closes them.
         log.info(
             "rule file applied: cameras=%d triggers=%d rules=%d (changed triggers: %s)",
@@ -352,6 +368,8 @@ class Service:
         finished = self.engine.stop(grace)
         if not finished:
             log.warning("captures still running after %.0f s grace; stopping anyway", grace)
+        if self.homeassistant is not None:
+            self.homeassistant.stop()
         if self.publisher is not None:
             self.publisher.stop()
         for camera in self.cameras.values():
