@@ -104,6 +104,12 @@ def status_line(service: Any) -> str:
     )
     if service.trigger_failures:
         text += f"; failed triggers: {', '.join(sorted(service.trigger_failures))}"
+    # Running, but their device, PLC server or broker does not answer (they keep trying).
+    waiting = sorted(
+        name for name, trigger in service.triggers.items() if trigger.stats().connected is False
+    )
+    if waiting:
+        text += f"; triggers waiting for their device: {', '.join(waiting)}"
     if service.reload_errors:
         text += f"; last save of the rule file NOT applied ({len(service.reload_errors)} error(s), see journalctl -u event-capture)"
     return text

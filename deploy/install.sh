@@ -4,6 +4,7 @@
 #
 #     sudo deploy/install.sh                      # install or upgrade
 #     sudo deploy/install.sh --config rules.toml  # ... with your rule file (first install only)
+#     sudo deploy/install.sh --extras modbus,opcua  # ... with optional features' libraries
 #     sudo deploy/install.sh --uninstall          # remove; snapshots and config stay
 #
 # Safe to run again: an existing /etc/event-capture/rules.toml or secrets.env
@@ -34,12 +35,15 @@ SYSTEMD_RUNTIME_DIR=${SYSTEMD_RUNTIME_DIR:-/run/systemd/system}
 
 usage() {
     cat <<'EOF'
-usage: install.sh [--config FILE] [--wheel FILE] [--no-start] [--root DIR]
+usage: install.sh [--config FILE] [--wheel FILE] [--extras LIST] [--no-start] [--root DIR]
        install.sh --uninstall [--root DIR]
 
   --config FILE   rule file to install as /etc/event-capture/rules.toml when
                   there is none yet (default: rules.example.toml)
   --wheel FILE    install this event-capture wheel instead of the checkout
+  --extras LIST   also install the libraries of optional features, each from
+                  its deploy/extras/NAME.lock (comma-separated: detect, modbus,
+                  opcua, stream, upload); also $CAPTURE_EXTRAS
   --no-start      install and enable, but do not (re)start the service
   --root DIR      install under DIR instead of / (tests, staging); also $DESTDIR
   --uninstall     stop and remove the service, program and unit; keep the
@@ -57,6 +61,7 @@ die() {
 ROOT=${DESTDIR:-}
 CONFIG_SOURCE=""
 WHEEL=""
+EXTRAS=${CAPTURE_EXTRAS:-}
 START=yes
 ACTION=install
 while [ $# -gt 0 ]; do
@@ -64,6 +69,7 @@ while [ $# -gt 0 ]; do
         --root) ROOT=${2:?--root needs a directory}; shift 2 ;;
         --config) CONFIG_SOURCE=${2:?--config needs a file}; shift 2 ;;
         --wheel) WHEEL=${2:?--wheel needs a file}; shift 2 ;;
+        --extras) EXTRAS=${2:?--extras needs a list, e.g. modbus,opcua}; shift 2 ;;
         --no-start) START=no; shift ;;
         --uninstall) ACTION=uninstall; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -71,8 +77,20 @@ while [ $# -gt 0 ]; do
     esac
 done
 ROOT=${ROOT%/}
-
 CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+EXTRA_LOCKS=()
+for extra in ${EXTRAS//,/ }; do
+    if [ ! -f "$CHECKOUT/deploy/extras/$extra.lock" ]; then
+        known=()
+        for lock in "$CHECKOUT"/deploy/extras/*.lock; do
+            known+=("$(basename "$lock" .lock)")
+        done
+        listing=$(IFS=,; echo "${known[*]}")
+        die "unknown extra: $extra (known: ${listing//,/, })"
+    fi
+    EXTRA_LOCKS+=(--requirement "$CHECKOUT/deploy/extras/$extra.lock")
+done
+
 PREFIX=/opt/event-capture
 VENV=$PREFIX/venv
 CONFIG_DIR=/etc/event-capture
@@ -175,9 +193,12 @@ install_program() {
     # then the program itself without resolving anything again. (CI proves the lock
     # meets pyproject.toml: tests/deploy/test_lock.py. No `pip check` here: the venv
     # sees the system's packages, for Debian's GPIO libraries, and their conflicts.)
-    log "installing the locked dependencies (deploy/requirements.lock)"
+    # With --extras, each extra's lock too: the install lock plus that extra's
+    # libraries, the releases they share equal (./dev lock resolves them with the
+    # install lock as constraints; tests/deploy/test_lock.py checks it).
+    log "installing the locked dependencies (deploy/requirements.lock${EXTRAS:+, extras: $EXTRAS})"
     "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        --require-hashes --requirement "$CHECKOUT/deploy/requirements.lock"
+        --require-hashes --requirement "$CHECKOUT/deploy/requirements.lock" "${EXTRA_LOCKS[@]}"
     log "installing event-capture from $source"
     "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         --no-deps --upgrade "$source"

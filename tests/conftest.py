@@ -32,6 +32,7 @@ from hypothesis import settings
 
 from capture.simulator import SimulatedCamera, Simulator
 from tests.broker import Broker
+from tests.factory import ModbusDevice, OpcuaServer
 
 # Hypothesis draws the same examples on every run (a red CI run is reproducible, never
 # the luck of the draw); CAPTURE_FUZZ=1 draws new ones, for a hunt (docs/testing.md).
@@ -330,3 +331,19 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s: {predicate}")
         time.sleep(interval)
+
+
+@pytest.fixture
+def modbus_device() -> Iterator[ModbusDevice]:
+    """A Modbus TCP remote I/O module (pymodbus's server) on a free loopback port."""
+    device = ModbusDevice()
+    yield device
+    device.close()
+
+
+@pytest.fixture
+def opcua_server() -> Iterator[OpcuaServer]:
+    """An OPC UA server (asyncua's) with Line1.Gate and Line1.Count, on a free loopback port."""
+    server = OpcuaServer()
+    yield server
+    server.close()

@@ -36,7 +36,7 @@ def test_importing_the_registries_loads_no_driver_or_trigger_library() -> None:
     code = (
         "import sys, capture.cameras, capture.triggers;"
         "print(sorted(m for m in sys.modules if m.startswith(('gpiozero', 'watchdog', 'serial',"
-        " 'capture.cameras.hikvision', 'capture.triggers.gpio'))))"
+        " 'pymodbus', 'asyncua', 'capture.cameras.hikvision', 'capture.triggers.gpio'))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60

@@ -17,6 +17,7 @@ from tests.conftest import wait_for
 #: Libraries (and our modules wrapping them) a rule file may not need, each worth memory.
 OPTIONAL_MODULES = (
     "gpiozero", "watchdog", "serial", "capture.web", "PIL", "fastapi", "starlette", "uvicorn",
+    "pymodbus", "asyncua",
 )  # fmt: skip
 
 # Run in a fresh interpreter: other tests have long since imported everything.
@@ -87,7 +88,7 @@ MQTT_TRIGGER = 'type = "mqtt"\ntopic = "line3/plc"'
 WEB_OFF = "enabled = false"
 
 
-def test_a_service_without_web_gpio_file_or_serial_triggers_does_not_import_their_libraries(
+def test_a_service_without_web_gpio_file_serial_or_factory_triggers_does_not_import_their_libraries(
     tmp_path: Path, broker: Broker
 ) -> None:
     rules = _rule_file(tmp_path, broker, web=WEB_OFF, trigger=MQTT_TRIGGER)
@@ -99,8 +100,15 @@ def test_a_service_without_web_gpio_file_or_serial_triggers_does_not_import_thei
     [
         ("port = 0", MQTT_TRIGGER, ["PIL", "capture.web", "fastapi", "starlette", "uvicorn"]),
         (WEB_OFF, 'type = "file"\npath = "{tmp}/thermo.log"', ["watchdog"]),
+        # pymodbus imports pyserial for its RTU client, whether used or not.
+        (WEB_OFF, 'type = "modbus"\nhost = "127.0.0.1"\nport = 9', ["pymodbus", "serial"]),
+        (
+            WEB_OFF,
+            'type = "opcua"\nendpoint = "opc.tcp://127.0.0.1:9"\nnodes = ["ns=2;i=1"]',
+            ["asyncua"],
+        ),
     ],
-    ids=["dashboard", "file-trigger"],
+    ids=["dashboard", "file-trigger", "modbus-trigger", "opcua-trigger"],
 )
 def test_a_configured_dashboard_or_trigger_kind_imports_its_library(
     tmp_path: Path, broker: Broker, web: str, trigger: str, expected: list[str]

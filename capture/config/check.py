@@ -26,11 +26,13 @@ from capture.config.schema import (
     MjpegCamera,
     MqttTrigger,
     OnvifCamera,
+    OpcuaTrigger,
     RuleConfig,
     RuleFile,
     SerialTrigger,
 )
 from capture.template import BUILTIN_FIELDS, TemplateError, parse_template
+from capture.triggers.base import missing_library
 
 
 def cross_check(rules: RuleFile, where: Where, skipped: Skipped | None = None) -> list[Problem]:
@@ -51,6 +53,8 @@ def cross_check(rules: RuleFile, where: Where, skipped: Skipped | None = None) -
         *checker.services_needed(),
         *checker.unused_triggers(),
         *checker.frames_before_the_trigger(),
+        *checker.trigger_libraries(),
+        *checker.opcua_files(),
     ]
     return sorted(problems, key=lambda problem: (problem.line or 0, problem.path))
 
@@ -352,6 +356,27 @@ class _Checker:
                 yield self.problem(
                     ("triggers", name), "no rule uses this trigger", severity="warning"
                 )
+
+    def trigger_libraries(self) -> Iterator[Problem]:
+        # A warning, not an error: the service runs the other triggers without it.
+        for name, trigger in self.rules.triggers.items():
+            missing = missing_library(trigger.type)
+            if missing:
+                yield self.problem(("triggers", name, "type"), missing, severity="warning")
+
+    def opcua_files(self) -> Iterator[Problem]:
+        # Warnings: a key under /run/credentials exists only while the service runs.
+        for name, trigger in self.rules.triggers.items():
+            if not isinstance(trigger, OpcuaTrigger):
+                continue
+            for key in ("certificate_file", "private_key_file", "server_certificate_file"):
+                path = getattr(trigger, key)
+                if path is not None and not Path(path).is_file():
+                    yield self.problem(
+                        ("triggers", name, key),
+                        f"no file {str(path)!r} here; the trigger cannot start without it",
+                        severity="warning",
+                    )
 
 
 def ca_file_problem(path: Path) -> str | None:

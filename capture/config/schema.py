@@ -868,8 +868,220 @@ class HttpTrigger(TriggerBase):
         return super().value_names() | {"client"}
 
 
+ModbusTable = Literal["discrete_inputs", "coils", "holding_registers", "input_registers"]
+MODBUS_BITS: frozenset[str] = frozenset({"discrete_inputs", "coils"})
+"""The tables of single bits: edges and min_active_ms apply to them; registers fire on change."""
+
+
+class ModbusTrigger(TriggerBase):
+    """Inputs of a Modbus TCP device (remote I/O module, PLC), polled over the network."""
+
+    type: Literal["modbus"] = Field(description="Trigger kind; see docs/triggers.md.")
+    host: str = Field(min_length=1, description="Device host name or IP address.")
+    port: int = Field(502, ge=1, le=65535, description="Modbus TCP port.")
+    unit_id: int = Field(
+        1,
+        ge=0,
+        le=255,
+        description="Unit (slave) id; behind a gateway the address of the serial device, on most "
+        "I/O modules 1 or 255.",
+    )
+    table: ModbusTable = Field(
+        "discrete_inputs",
+        description="discrete_inputs or coils (bits: fire on edges), holding_registers or "
+        "input_registers (16-bit words: fire on every change).",
+    )
+    address: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="First address, 0-based as sent on the wire (manuals writing 10001 or "
+        "40001 count from 1: subtract the table's offset and 1).",
+    )
+    count: int = Field(
+        1, ge=1, le=125, description="How many consecutive bits or registers to watch."
+    )
+    poll_ms: int = Field(
+        50,
+        ge=10,
+        le=60000,
+        description="Read the device this often; a pulse shorter than this may be missed.",
+    )
+    timeout_s: float = Field(
+        1.0, gt=0, le=30, description="Connect and answer timeout of one read."
+    )
+    reconnect_max_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Reconnect with back-off after a failure: 0.5 s, doubling up to this.",
+    )
+    edge: Literal["activated", "deactivated", "both"] = Field(
+        "activated", description="Bits: fire when a bit becomes 1, becomes 0, or both."
+    )
+    bounce_ms: int = Field(
+        0,
+        ge=0,
+        le=5000,
+        description="Bits: ignore changes of a bit within this time after its last accepted one.",
+    )
+    min_active_ms: int = Field(
+        0,
+        ge=0,
+        le=60000,
+        description="Bits: ignore pulses shorter than this: an activation fires once the bit has been "
+        "read as 1 this long (stamped at the first such read), a deactivation only after such a pulse.",
+    )
+
+    @model_validator(mode="after")
+    def _bit_options_for_bits(self) -> ModbusTrigger:
+        if self.table not in MODBUS_BITS:
+            given = [
+                key
+                for key, default in (("edge", "activated"), ("bounce_ms", 0), ("min_active_ms", 0))
+                if getattr(self, key) != default
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only for bits (table = 'discrete_inputs' or 'coils'); "
+                    "registers fire on every change, filter them with a rule's condition"
+                )
+        if self.address + self.count > 65536:
+            raise ValueError(f"address {self.address} + count {self.count} passes 65535")
+        return self
+
+    def value_names(self) -> frozenset[str]:
+        names = {"address", "value", "previous", "host", "unit_id", "table"}
+        if self.table in MODBUS_BITS:
+            names |= {"state", "duration_ms"}
+        return super().value_names() | names
+
+
+OPCUA_NODE_PATTERN = r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$"
+
+
+class OpcuaTrigger(SecretRef, TriggerBase):
+    """Variables of an OPC UA server (a PLC, a SCADA gateway), subscribed to."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("password",)
+
+    type: Literal["opcua"] = Field(description="Trigger kind; see docs/triggers.md.")
+    endpoint: str = Field(
+        min_length=1,
+        description="Server endpoint URL, e.g. opc.tcp://10.0.0.20:4840 (no user or password in it).",
+    )
+    nodes: Annotated[list[str], Field(min_length=1)] = Field(
+        description="Node ids of the variables to watch, e.g. 'ns=2;s=Line1.Gate' or 'ns=3;i=1002'."
+    )
+    sampling_ms: float = Field(
+        0,
+        ge=0,
+        le=60000,
+        description="How often the server samples each variable; 0 asks for its fastest rate.",
+    )
+    publishing_ms: float = Field(
+        50,
+        ge=10,
+        le=60000,
+        description="How often the server sends the changes it sampled (the subscription's publishing interval).",
+    )
+    security: Literal["none", "sign", "sign_and_encrypt"] = Field(
+        "none",
+        description="Message security: none, sign, or sign_and_encrypt (both need certificate_file and "
+        "private_key_file).",
+    )
+    policy: Literal["Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"] = Field(
+        "Basic256Sha256", description="Security policy, with security sign or sign_and_encrypt."
+    )
+    certificate_file: Path | None = Field(
+        None,
+        description="This client's certificate (PEM or DER), trusted on the server; its URI must be "
+        "urn:event-capture:client unless application_uri says otherwise.",
+    )
+    private_key_file: Path | None = Field(
+        None,
+        description="This client's private key (PEM or DER), e.g. /run/credentials/event-capture.service/opcua.key.",
+    )
+    server_certificate_file: Path | None = Field(
+        None,
+        description="The server's certificate to trust; omitted, it is taken from the server's endpoint list.",
+    )
+    application_uri: str = Field(
+        "urn:event-capture:client",
+        min_length=1,
+        description="This client's application URI; must match the URI in certificate_file.",
+    )
+    user: str | None = Field(None, description="User name on the server; anonymous if omitted.")
+    password: SecretStr | None = Field(
+        None, description="Password in clear (prefer password_env or password_file)."
+    )
+    password_env: str | None = Field(
+        None, description="Environment variable holding the OPC UA password."
+    )
+    password_file: Path | None = Field(None, description="File holding the OPC UA password.")
+    timeout_s: float = Field(4.0, gt=0, le=60, description="Timeout of one request to the server.")
+    reconnect_max_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Reconnect and resubscribe with back-off after a loss: 0.5 s, doubling up to this.",
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _opc_tcp_url(cls, value: str) -> str:
+        # The value is never quoted back: opc.tcp://user:password@host would show a password.
+        address = value.strip()
+        if not address.startswith("opc.tcp://") or any(c.isspace() for c in address):
+            raise ValueError(
+                "write the endpoint as opc.tcp://HOST:PORT, e.g. opc.tcp://10.0.0.20:4840"
+            )
+        if "@" in address.removeprefix("opc.tcp://").partition("/")[0]:
+            raise ValueError("no user or password in the endpoint: use user and password_env")
+        return address
+
+    @field_validator("nodes")
+    @classmethod
+    def _node_ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(OPCUA_NODE_PATTERN, value.strip()):
+                raise ValueError(
+                    f"node id {value!r}: write ns=N;s=Name or ns=N;i=1234 (also g=, b=), "
+                    "e.g. 'ns=2;s=Line1.Gate', as the PLC tool or an OPC UA browser shows it"
+                )
+        return [value.strip() for value in values]
+
+    @model_validator(mode="after")
+    def _security_needs_certificate(self) -> OpcuaTrigger:
+        if self.security != "none" and (
+            self.certificate_file is None or self.private_key_file is None
+        ):
+            raise ValueError(
+                f"security = {self.security!r} needs certificate_file and private_key_file"
+            )
+        if self.security == "none" and self.certificate_file is not None:
+            raise ValueError(
+                "certificate_file is only used with security = 'sign' or 'sign_and_encrypt'"
+            )
+        if self.user is None and any(
+            getattr(self, key) is not None for key in ("password", "password_env", "password_file")
+        ):
+            raise ValueError("a password needs a user")
+        return self
+
+    def value_names(self) -> frozenset[str]:
+        return super().value_names() | {"node", "value", "source_time", "status"}
+
+
 TriggerConfig = Annotated[
-    GpioTrigger | MqttTrigger | FileTrigger | SerialTrigger | IntervalTrigger | HttpTrigger,
+    GpioTrigger
+    | MqttTrigger
+    | FileTrigger
+    | SerialTrigger
+    | IntervalTrigger
+    | HttpTrigger
+    | ModbusTrigger
+    | OpcuaTrigger,
     Field(discriminator="type"),
 ]
 
@@ -997,7 +1209,12 @@ class RuleFile(Model):
 
     def secret_values(self) -> list[str]:
         """Every secret the file configures (resolved), for log scrubbing and leak tests."""
-        holders: list[BaseModel] = [self.mqtt, self.web, *self.cameras.values()]
+        holders: list[BaseModel] = [
+            self.mqtt,
+            self.web,
+            *self.cameras.values(),
+            *self.triggers.values(),
+        ]
         values = []
         for holder in holders:
             for name in getattr(holder, "secret_fields", ()):

@@ -1,6 +1,6 @@
 """Secrets in a rule file: read from the environment or files, and kept out of every message.
 
-Camera, MQTT and web passwords are given as `password_env` / `password_file`
+Camera, MQTT, web and OPC UA trigger passwords are given as `password_env` / `password_file`
 (or written in clear, with a warning); `resolve_secrets` reads them into
 SecretStr fields. Whatever a file writes in clear is found in its *text*
 (`clear_secrets`), so no message, summary or log quoting a value can show it.
@@ -110,6 +110,13 @@ def resolve_secrets(
             "web": resolve(rules.web, ("web",)),
             "cameras": {
                 name: resolve(camera, ("cameras", name)) for name, camera in rules.cameras.items()
+            },
+            # Trigger kinds that log in (opcua) hold their password like cameras do.
+            "triggers": {
+                name: resolve(trigger, ("triggers", name))
+                if isinstance(trigger, SecretRef)
+                else trigger
+                for name, trigger in rules.triggers.items()
             },
         }
     )

@@ -8,6 +8,7 @@ web need no change.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
@@ -160,7 +161,7 @@ TriggerFactory = Callable[[str, Any, TriggerContext], Trigger]
 
 #: Trigger kind -> "module:factory" that builds it. A kind's module is imported
 #: only when a rule file uses the kind: a service with MQTT triggers alone never
-#: loads gpiozero, watchdog or pyserial (each costs memory on a Pi).
+#: loads gpiozero, watchdog, pyserial, pymodbus or asyncua (each costs memory on a Pi).
 TRIGGER_KINDS: Registry[TriggerFactory] = Registry(
     "trigger type",
     {
@@ -168,10 +169,34 @@ TRIGGER_KINDS: Registry[TriggerFactory] = Registry(
         "gpio": "capture.triggers.gpio:GpioTrigger",
         "http": "capture.triggers.http:HttpTrigger",
         "interval": "capture.triggers.interval:IntervalTrigger",
+        "modbus": "capture.triggers.modbus:ModbusTrigger",
         "mqtt": "capture.triggers.mqtt:MqttTrigger",
+        "opcua": "capture.triggers.opcua:OpcuaTrigger",
         "serial": "capture.triggers.serial:SerialTrigger",
     },
 )
+
+
+#: Trigger kinds whose library is an optional extra of the package: kind ->
+#: (the library's import name, the extra). A Pi without a factory network
+#: does not carry pymodbus or asyncua (and asyncua's cryptography).
+OPTIONAL_LIBRARIES: dict[str, tuple[str, str]] = {
+    "modbus": ("pymodbus", "modbus"),
+    "opcua": ("asyncua", "opcua"),
+}
+
+
+def missing_library(kind: str) -> str | None:
+    """What to install for trigger kind `kind` when its optional library is missing, else None."""
+    if kind not in OPTIONAL_LIBRARIES:
+        return None
+    library, extra = OPTIONAL_LIBRARIES[kind]
+    if importlib.util.find_spec(library) is not None:
+        return None
+    return (
+        f"the {kind} trigger needs {library}, which is not installed: "
+        f"pip install 'event-capture[{extra}]' (on a Pi: deploy/install.sh --extras {extra})"
+    )
 
 
 def trigger_factory(kind: str) -> TriggerFactory:
@@ -181,6 +206,9 @@ def trigger_factory(kind: str) -> TriggerFactory:
 
 def build_trigger(name: str, config: Any, context: TriggerContext) -> Trigger:
     """Build the trigger `name` from its config model (one of `TriggerConfig`)."""
+    missing = missing_library(config.type)
+    if missing:
+        raise TriggerError(name, f"cannot start: {missing}")
     try:
         factory = TRIGGER_KINDS.load(config.type)
     except KeyError as exc:

@@ -85,6 +85,31 @@ class Api:
                 }
                 for rule in rules.rules
             ],
+            "triggers": [self.trigger_health(name) for name in rules.triggers],
+        }
+
+    def trigger_health(self, name: str) -> dict[str, Any]:
+        """A trigger's kind, state and counters, for the dashboard's trigger list."""
+        config = self.service.rules.triggers[name]
+        trigger = self.service.triggers.get(name)
+        failure = self.service.trigger_failures.get(name)
+        stats = trigger.stats() if trigger is not None else None
+        if stats is None:
+            status = "failed" if failure else "waiting"
+        else:
+            status = "waiting" if stats.connected is False else "ok"
+        last_event = stats.last_event if stats else None
+        return {
+            "name": name,
+            "type": config.type,
+            "description": config.description,
+            "status": status,
+            "error": failure or (stats.last_error if stats else None),
+            "emitted": stats.emitted if stats else 0,
+            "rejected": stats.rejected if stats else 0,
+            "ignored": stats.ignored if stats else 0,
+            "connected": stats.connected if stats else None,
+            "last_event": site_iso(last_event, self.zone) if last_event else None,
         }
 
     def camera(self, name: str, stats: CameraStats | None) -> dict[str, Any]:

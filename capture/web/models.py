@@ -108,6 +108,30 @@ class RuleSummary(Document):
     description: str
 
 
+class TriggerHealth(Document):
+    """A trigger of the rule file, as the dashboard's trigger list shows it."""
+
+    name: str
+    type: str = Field(description="Trigger kind: gpio, mqtt, modbus, opcua...")
+    description: str
+    status: Literal["ok", "waiting", "failed"] = Field(
+        description="failed: it did not start (see error); waiting: its device, server or "
+        "broker does not answer and it keeps trying; ok otherwise."
+    )
+    error: str | None = Field(
+        description="Why it did not start, or its last problem (shown also after it recovered)."
+    )
+    emitted: int = Field(description="Events fired since it started.")
+    rejected: int = Field(description="Input that could not be read (a sender to fix).")
+    ignored: int = Field(description="Input dropped on purpose (a pulse too short...).")
+    connected: bool | None = Field(
+        description="Whether its device, server or broker answers; null for kinds without one."
+    )
+    last_event: str | None = Field(
+        description="When it last fired, ISO 8601 with the site's offset."
+    )
+
+
 class CamerasDocument(Document):
     """GET /api/cameras."""
 
@@ -117,6 +141,9 @@ class CamerasDocument(Document):
     stats_period_s: int
     lines: list[LineOfCameras]
     rules: list[RuleSummary]
+    triggers: list[TriggerHealth] = Field(
+        description="Every trigger of the rule file with its health, in file order."
+    )
 
 
 class FrameError(Document):

@@ -86,6 +86,11 @@ class ServiceView(Protocol):
         """The running cameras by name (their state: a stream-backed camera's stream)."""
         ...
 
+    @property
+    def trigger_failures(self) -> Mapping[str, str]:
+        """Why each trigger of the rule file that did not start did not, by name."""
+        ...
+
 
 def http_trigger_names(view: ServiceView) -> list[str]:
     """The http triggers of the rule file in force that are running, sorted."""

@@ -12,6 +12,14 @@ from packaging.utils import canonicalize_name
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME_LOCK = REPO / "deploy" / "requirements.lock"
 DEV_LOCK = REPO / "deploy" / "requirements-dev.lock"
+EXTRAS_DIR = REPO / "deploy" / "extras"
+
+
+def extra_lock(extra: str) -> Path:
+    """deploy/extras/EXTRA.lock: the install lock plus one optional extra (install.sh --extras)."""
+    return EXTRAS_DIR / f"{extra}.lock"
+
+
 PIN = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)(?:\s*;\s*(?P<marker>[^\\]+?))?\s*\\?$"
 )

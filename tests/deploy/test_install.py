@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_tool
-from tests.deploy.locks import RUNTIME_LOCK, pins
+from tests.deploy.locks import RUNTIME_LOCK, extra_lock, pins
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALLER = REPO / "deploy" / "install.sh"
@@ -332,6 +332,42 @@ def test_uninstall_removes_program_and_unit_and_keeps_snapshots_config_and_user(
 
     again, calls = target.run("--uninstall")
     assert again.returncode == 0 and calls == []
+
+
+@installs
+def test_extras_install_each_extra_s_libraries_from_its_lock(
+    target: Target,
+) -> None:
+    result, _ = target.run("--extras", "modbus,opcua", "--no-start")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "extras: modbus,opcua" in result.stdout
+    venv_python = target.path(f"{PROGRAM}/venv/bin/python")
+    locked = {
+        name: pin.version
+        for extra in ("modbus", "opcua")
+        for name, pin in pins(extra_lock(extra)).items()
+        if pin.applies()
+    }
+    report = subprocess.run(
+        [venv_python, "-c", INSTALLED_VERSIONS, "pymodbus", "asyncua"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(report.stdout) == {
+        "pymodbus": locked["pymodbus"],
+        "asyncua": locked["asyncua"],
+    }
+
+
+def test_an_unknown_extra_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["bash", str(INSTALLER), "--root", str(tmp_path), "--extras", "modbus,profinet"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "unknown extra: profinet (known: " in result.stderr
+    assert "modbus, opcua" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unknown_argument_is_refused_with_the_usage(tmp_path: Path) -> None:

@@ -38,6 +38,8 @@ EXAMPLES: dict[str, dict[str, object]] = {
     "serial": {"port": "/dev/ttyUSB0"},
     "interval": {"every_s": 60},
     "http": {},
+    "modbus": {"host": "10.0.0.9"},
+    "opcua": {"endpoint": "opc.tcp://10.0.0.20:4840", "nodes": ["ns=2;s=Line1.Gate"]},
 }
 
 

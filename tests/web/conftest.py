@@ -30,11 +30,12 @@ def web_simulator() -> Iterator[Simulator]:
         yield sim
 
 
-def rule_file(sim: Simulator, root: Path, web: str) -> str:
+def rule_file(sim: Simulator, root: Path, web: str, extra: str = "") -> str:
     """A rule file with four cameras on two lines (one stream-backed), an http trigger, two rules."""
     camera = 'host = "127.0.0.1"\ntimeout_s = 3\ndeadline_s = 5\n'
     auth = 'user = "admin"\npassword_env = "WEB_CAMERA_PASSWORD"\n'
-    return f"""
+    return (
+        f"""
 [service]
 site = "web-test-plant"
 line = "Line A"
@@ -99,6 +100,8 @@ when = "plc"
 condition = 'result == "VIEW"'
 cameras = ["line:Line B"]
 """
+        + extra
+    )
 
 
 @dataclass
@@ -137,11 +140,13 @@ def start_web(tmp_path: Path, web_simulator: Simulator) -> Iterator[WebFactory]:
     started: list[Running] = []
 
     def start(
-        web: str = 'enabled = true\nbind = "127.0.0.1"\nport = 0', headers: dict | None = None
+        web: str = 'enabled = true\nbind = "127.0.0.1"\nport = 0',
+        headers: dict | None = None,
+        extra: str = "",
     ) -> Running:
         root = tmp_path / f"snapshots{len(started)}"
         path = tmp_path / f"rules{len(started)}.toml"
-        path.write_text(rule_file(web_simulator, root, web), encoding="utf-8")
+        path.write_text(rule_file(web_simulator, root, web, extra), encoding="utf-8")
         service = Service(path, environ=ENVIRON)
         service.start()
         assert service.web is not None, "the web server did not start"

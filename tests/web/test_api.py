@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 from capture.events import CaptureResult
 from capture.triggers.values import MAX_DEPTH, MAX_VALUES
 from tests.conftest import wait_for
-from tests.web.conftest import Running
+from tests.factory import ModbusDevice
+from tests.web.conftest import Running, WebFactory
 
 
 def test_cameras_are_grouped_by_line_with_latest_picture_status_and_hour_figures(
@@ -281,3 +282,55 @@ def test_pages_and_static_files_are_served_with_a_strict_content_policy(web: Run
     assert "EventSource" in web.client.get("/static/common.js").text
     assert web.client.get("/static/nope.js").status_code == 404
     assert web.client.get("/static/dashboard.html").status_code == 404
+
+
+def test_trigger_health_shows_a_modbus_device_that_stops_answering_and_a_failed_trigger(
+    start_web: WebFactory, modbus_device: ModbusDevice
+) -> None:
+    extra = (
+        modbus_device.trigger_section("io_gate", reconnect_max_s=0.5)
+        + """
+[triggers.pin]
+type = "gpio"
+pin = 17
+"""
+    )
+    running = start_web(extra=extra)
+
+    def health(name: str) -> dict:
+        document = running.client.get("/api/cameras").json()
+        return next(trigger for trigger in document["triggers"] if trigger["name"] == name)
+
+    modbus_device.set_bits(0, True)
+    wait_for(lambda: health("io_gate")["emitted"] == 1)
+    gate = health("io_gate")
+    assert (gate["type"], gate["status"], gate["connected"], gate["error"]) == (
+        "modbus",
+        "ok",
+        True,
+        None,
+    )
+    assert gate["last_event"] is not None and gate["last_event"].endswith("+01:00")
+    assert health("pin")["status"] == "failed" and "cannot start" in health("pin")["error"]
+    assert health("plc") == {
+        "name": "plc",
+        "type": "http",
+        "description": "",
+        "status": "ok",
+        "error": None,
+        "emitted": 0,
+        "rejected": 0,
+        "ignored": 0,
+        "connected": None,
+        "last_event": None,
+    }
+
+    modbus_device.stop()
+    wait_for(lambda: health("io_gate")["status"] == "waiting")
+    gate = health("io_gate")
+    assert gate["connected"] is False and gate["emitted"] == 1
+    assert gate["error"].startswith(
+        f"trigger io_gate (modbus 127.0.0.1:{modbus_device.port} unit 1)"
+    )
+    modbus_device.start()
+    wait_for(lambda: health("io_gate")["status"] == "ok")

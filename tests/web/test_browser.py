@@ -134,6 +134,9 @@ def test_dashboard_shows_live_pictures_snaps_and_the_events_page_filters(
         lambda: browser.run("return document.getElementById('live').textContent") == "● live",
         timeout=WAIT_S,
     )
+    # Each trigger's health: the http trigger has fired once and has no connection to lose.
+    trigger_row = "return [...document.querySelectorAll(`#triggers tr[data-trigger='plc'] td`)].map(td => td.textContent)"
+    assert browser.run(trigger_row)[:4] == ["plc", "http", "OK", "1 fired"]
 
     # A click on a tile opens its full picture.
     browser.click(".tile[data-camera='cam_a'] a.shot")

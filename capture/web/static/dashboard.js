@@ -121,6 +121,27 @@
     for (const name of [...tiles.keys()]) if (!seen.has(name)) tiles.delete(name);
     container.replaceChildren(...sections);
     renderRules(doc.rules);
+    renderTriggers(doc.triggers);
+  }
+
+  // Each trigger's health: a Modbus device or OPC UA server that stops answering
+  // shows as "waiting" with its last error, a trigger that could not start as "failed".
+  function renderTriggers(triggers) {
+    const rows = triggers.map((trigger) =>
+      h("tr", { "data-trigger": trigger.name, class: trigger.status },
+        h("td", {}, trigger.name),
+        h("td", {}, trigger.type),
+        h("td", {}, h("span", { class: `badge ${trigger.status === "ok" ? "ok" : "error"}` },
+          { ok: "OK", waiting: "WAITING", failed: "FAILED" }[trigger.status] || trigger.status)),
+        h("td", {}, `${trigger.emitted} fired` + (trigger.rejected ? ` · ${trigger.rejected} rejected` : "")
+          + (trigger.ignored ? ` · ${trigger.ignored} ignored` : "")),
+        h("td", {}, trigger.last_event ? EC.clockTime(trigger.last_event) : "never"),
+        h("td", { class: "err" }, trigger.error || "")));
+    document.getElementById("triggers").replaceChildren(...(rows.length ? [
+      h("h2", {}, "Triggers"),
+      h("table", {}, h("thead", {}, h("tr", {}, ...["trigger", "kind", "status", "events", "last", "last problem"].map((title) => h("th", {}, title)))),
+        h("tbody", {}, ...rows)),
+    ] : []));
   }
 
   function renderRules(rules) {
@@ -211,7 +232,7 @@
   document.getElementById("viewer").addEventListener("click", (e) => { if (e.target.tagName === "IMG") e.currentTarget.close(); });
   EC.startClock(document.getElementById("clock"));
   setInterval(() => tiles.forEach(updateAge), 1000);
-  setInterval(refresh, 60000); // figures age out of the last hour even when nothing happens
+  setInterval(refresh, 15000); // figures age out of the last hour; trigger health changes quietly
   let everConnected = false;
   const indicator = EC.liveIndicator(document.getElementById("live"));
   EC.stream({ capture: onCapture }, (connected) => {
