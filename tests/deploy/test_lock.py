@@ -17,16 +17,22 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.deploy.locks import DEV_LOCK, REPO, RUNTIME_LOCK, pins
+from tests.deploy.locks import DETECT_LOCK, DEV_LOCK, REPO, RUNTIME_LOCK, pins
 
 
 def project() -> dict[str, list[str]]:
     data = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return {"runtime": data["dependencies"], "dev": data["optional-dependencies"]["dev"]}
+    extras = data["optional-dependencies"]
+    return {"runtime": data["dependencies"], "dev": extras["dev"], "detect": extras["detect"]}
 
 
 @pytest.mark.parametrize(
-    ("lock", "groups"), [(RUNTIME_LOCK, ["runtime"]), (DEV_LOCK, ["runtime", "dev"])]
+    ("lock", "groups"),
+    [
+        (RUNTIME_LOCK, ["runtime"]),
+        (DETECT_LOCK, ["runtime", "detect"]),
+        (DEV_LOCK, ["runtime", "dev", "detect"]),
+    ],
 )
 def test_every_requirement_of_pyproject_is_met_by_a_pin_of_the_lock(
     lock: Path, groups: list[str]
@@ -43,8 +49,11 @@ def test_every_requirement_of_pyproject_is_met_by_a_pin_of_the_lock(
             )
 
 
-def test_every_pin_is_hashed_and_the_install_lock_is_part_of_the_dev_lock() -> None:
-    runtime, dev = pins(RUNTIME_LOCK), pins(DEV_LOCK)
+@pytest.mark.parametrize("install_lock", [RUNTIME_LOCK, DETECT_LOCK])
+def test_every_pin_is_hashed_and_the_install_lock_is_part_of_the_dev_lock(
+    install_lock: Path,
+) -> None:
+    runtime, dev = pins(install_lock), pins(DEV_LOCK)
     assert runtime and set(runtime) <= set(dev)
     for name, pin in runtime.items():
         assert dev[name].version == pin.version, f"{name}: {pin.version} vs {dev[name].version}"
