@@ -33,6 +33,8 @@ from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigge
 from capture.triggers.values import PayloadFormatError, flatten
 
 if TYPE_CHECKING:
+    from capture.config.schema import DetectOptions
+    from capture.detect.worker import DetectionWorker
     from capture.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class Service:
         self._stopped: bool | None = None
         self.web: WebServer | None = None
         self.publisher: Publisher | None = None
+        self.detection: DetectionWorker | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -112,6 +115,8 @@ class Service:
                 self.handle_command,
             )
         self.engine = Engine(rules, self.cameras, self.storage, self.journal, self.publisher)
+        if rules.detection.model is not None:
+            self._start_detection()
         # Before the publisher starts and any trigger listens: the interrupted firings'
         # messages queue behind the outbox's older ones and ahead of every new event.
         finish_interrupted_firings(
@@ -191,6 +196,46 @@ class Service:
             return
         self.web = web
 
+    def _start_detection(self) -> None:
+        # Imported here: onnxruntime and numpy (the detect extra) cost memory and start-up
+        # time a service without [detection] never pays (README, Performance).
+        from capture.detect import DetectError, load_detector  # noqa: PLC0415
+        from capture.detect.worker import DetectionWorker  # noqa: PLC0415
+
+        config = self.rules.detection
+        try:
+            detector = load_detector(config)
+        except DetectError as exc:
+            log.error("%s; capturing continues without object detection", exc)
+            return
+        publisher = self.publisher
+        worker = DetectionWorker(
+            detector,
+            root=Path(self.rules.storage.root),
+            store=self.storage,
+            journal=self.journal,
+            options_for=self._detect_options,
+            queue_size=config.queue,
+            publish=publisher.publish if publisher is not None else None,
+            topic_prefix=self.rules.mqtt.topic_prefix,
+            zone=ZoneInfo(self.rules.service.timezone),
+        )
+        worker.start()
+        self.engine.add_report_listener(worker.offer)
+        self.detection = worker
+        log.info("object detection on model=%s queue=%d", config.model, config.queue)
+
+    def _detect_options(self, rule: str, camera: str) -> DetectOptions | None:
+        """What the rules in force ask to detect on a picture of `rule` by `camera` (reloads apply)."""
+        rules = self.rules
+        config = next((candidate for candidate in rules.rules if candidate.name == rule), None)
+        if config is None:  # a camera snap command: the camera's own options
+            camera_config = rules.cameras.get(camera)
+            if rules.detection.model is None or camera_config is None:
+                return None
+            return camera_config.detect
+        return rules.detect_options(config, camera)
+
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=f"service-{name}", daemon=True)
         thread.start()
@@ -266,7 +311,7 @@ class Service:
 
     def _apply(self, new: RuleFile) -> None:
         old = self.rules
-        for section in ("storage", "mqtt", "web"):  # the engine takes [service] anew on reload
+        for section in ("storage", "mqtt", "web", "detection"):  # the engine takes [service] anew
             if getattr(old, section) != getattr(new, section):
                 log.warning(
                     "[%s] changed: it applies after a restart (systemctl restart event-capture)",
@@ -352,6 +397,10 @@ class Service:
         finished = self.engine.stop(grace)
         if not finished:
             log.warning("captures still running after %.0f s grace; stopping anyway", grace)
+        if self.detection is not None:
+            # After the engine (its last firings are offered) and before the publisher
+            # (whose outbox takes the follow-up messages): what still waits is not_analysed.
+            self.detection.stop()
         if self.publisher is not None:
             self.publisher.stop()
         for camera in self.cameras.values():

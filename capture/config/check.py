@@ -47,6 +47,7 @@ def cross_check(rules: RuleFile, where: Where, skipped: Skipped | None = None) -
         *checker.shared_hardware(),
         *checker.services_needed(),
         *checker.unused_triggers(),
+        *checker.detection(),
     ]
     return sorted(problems, key=lambda problem: (problem.line or 0, problem.path))
 
@@ -308,6 +309,43 @@ class _Checker:
                 yield self.problem(
                     ("triggers", name), "no rule uses this trigger", severity="warning"
                 )
+
+    def detection(self) -> Iterator[Problem]:
+        """`detect` options need [detection]'s model; their classes must be the model's."""
+        config = self.rules.detection
+        users: list[tuple[tuple[str | int, ...], list[str]]] = [
+            (("rules", index, "detect"), rule.detect.classes)
+            for index, rule in self.indexed
+            if rule.detect is not None
+        ]
+        users += [
+            (("cameras", name, "detect"), camera.detect.classes)
+            for name, camera in self.rules.cameras.items()
+            if camera.detect is not None
+        ]
+        if config.model is None or config.labels is None:
+            for path, _ in users:
+                yield self.problem(path, "detect needs [detection] model and labels")
+            return
+        if not config.model.is_file():
+            yield self.problem(
+                ("detection", "model"),
+                f"no model file {str(config.model)!r}: `capture models install coco-ssd` "
+                "or copy one in (docs/detection.md)",
+            )
+        try:
+            known = {line.strip() for line in config.labels.read_text("utf-8").splitlines()}
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            yield self.problem(("detection", "labels"), f"cannot read the label file: {reason}")
+            return
+        for path, classes in users:
+            for name in classes:
+                if name not in known:
+                    hint = did_you_mean(name, sorted(label for label in known if label))
+                    yield self.problem(
+                        (*path, "classes"), f"class {name!r} is not in the label file{hint}"
+                    )
 
 
 def ca_file_problem(path: Path) -> str | None:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from capture.errors import CaptureError
 
 #: Newest schema this code writes; `PRAGMA user_version` holds the file's own.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: The statements that bring a journal from version n to n + 1, at index n. A
 #: released step is never edited: a file on a Pi went through it as it was.
@@ -83,6 +83,24 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 3 -> 4: the outbox's `attempts` column, never used (SQLite 3.35+; Bookworm has 3.40).
     "ALTER TABLE outbox DROP COLUMN attempts",
+    # 4 -> 5: what object detection found on each picture (issue 17; capture.detect.journal).
+    """
+    CREATE TABLE detections (
+        event_id TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        status TEXT NOT NULL,
+        objects_json TEXT NOT NULL DEFAULT '[]',
+        classes TEXT NOT NULL DEFAULT ',',
+        elapsed_ms REAL,
+        error TEXT,
+        time TEXT NOT NULL,
+        PRIMARY KEY (event_id, rule, camera, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX detections_time ON detections(time);
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

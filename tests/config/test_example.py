@@ -52,9 +52,16 @@ def test_example_documents_every_service_level_option() -> None:
         ("storage", schema.StorageConfig),
         ("mqtt", schema.MqttConfig),
         ("web", schema.WebConfig),
+        ("detection", schema.DetectionConfig),
         ("rules", schema.RuleConfig),
     ]:
         assert fields(model) <= options[section], (section, fields(model) - options[section])
+
+
+def test_example_documents_every_detect_option() -> None:
+    shown = re.findall(r"detect = \{([^}]*)\}", EXAMPLE.read_text())
+    keys = {key.strip() for text in shown for key in re.findall(r"(\w+)\s*=", text)}
+    assert set(schema.DetectOptions.model_fields) <= keys
 
 
 def test_example_documents_every_camera_option() -> None:
