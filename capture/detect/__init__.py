@@ -57,6 +57,17 @@ class Detection:
         """The object as messages and the journal write it: class, score (3 decimals), box."""
         return {"class": self.label, "score": round(self.score, 3), "box": self.box.as_list()}
 
+    def scaled(self, x: float, y: float) -> Detection:
+        """The same object in a picture `x` times as wide and `y` times as high."""
+        box = self.box
+        return Detection(
+            self.label,
+            self.score,
+            Box(
+                round(box.left * x), round(box.top * y), round(box.right * x), round(box.bottom * y)
+            ),
+        )
+
 
 class Detector(Protocol):
     """Finds objects in one decoded picture; one instance is used by one thread at a time."""
@@ -64,6 +75,11 @@ class Detector(Protocol):
     @property
     def labels(self) -> tuple[str, ...]:
         """Every class this detector can report, in the model's order (blank: unused)."""
+        ...
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(width, height) the model sees pictures at; None when it takes them as they are."""
         ...
 
     def detect(self, picture: Image.Image, min_score: float) -> list[Detection]:

@@ -104,9 +104,10 @@ def _config(args: argparse.Namespace) -> DetectionConfig | None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the objects found on args.image; 0 when the detector ran, 1 otherwise."""
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 - this command's own libraries
+    from PIL import UnidentifiedImageError  # noqa: PLC0415 - this command's own libraries
 
     from capture.detect import DetectError, load_detector  # noqa: PLC0415
+    from capture.detect.picture import detect_file  # noqa: PLC0415
 
     config = _config(args)
     if config is None:
@@ -115,10 +116,7 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         detector = load_detector(config)
         loaded = time.perf_counter()
-        with Image.open(args.image) as picture:
-            picture.load()
-            found = detector.detect(picture, args.min_score)
-            size = picture.size
+        found, size = detect_file(detector, args.image, args.min_score)
         done = time.perf_counter()
     except (OSError, UnidentifiedImageError) as exc:
         print(f"{args.image}: cannot read the picture ({exc})", file=sys.stderr)

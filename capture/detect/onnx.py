@@ -95,6 +95,10 @@ class OnnxDetector:
     def labels(self) -> tuple[str, ...]:
         return self._labels
 
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        return self._size
+
     def detect(self, picture: Image.Image, min_score: float) -> list[Detection]:
         width, height = picture.size
         boxes, scores = self._run(picture)

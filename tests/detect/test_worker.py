@@ -35,6 +35,10 @@ class _GatedDetector:
     def labels(self) -> tuple[str, ...]:
         return self.inner.labels
 
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        return self.inner.input_size
+
     def detect(self, picture: Image.Image, min_score: float) -> list[Detection]:
         self.entered.set()
         self.gate.wait(10)
