@@ -96,6 +96,20 @@ cameras = ["line:Line B"]
 """
 
 
+def with_detection(text: str, folder: Path) -> str:
+    """The rule file with object detection (tests/detect/models.py's colour model) on line_b_view."""
+    from tests.detect.models import colour_detector  # noqa: PLC0415 - onnx, for these tests only
+
+    model, labels = colour_detector(folder)
+    text = text.replace(
+        'cameras = ["line:Line B"]\n', 'cameras = ["line:Line B"]\ndetect = { min_score = 0.05 }\n'
+    )
+    return (
+        text
+        + f"\n[detection]\nmodel = {json.dumps(str(model))}\nlabels = {json.dumps(str(labels))}\n"
+    )
+
+
 @dataclass
 class Running:
     """A started service and an HTTP client pointed at its dashboard."""
@@ -132,11 +146,17 @@ def start_web(tmp_path: Path, web_simulator: Simulator) -> Iterator[WebFactory]:
     started: list[Running] = []
 
     def start(
-        web: str = 'enabled = true\nbind = "127.0.0.1"\nport = 0', headers: dict | None = None
+        web: str = 'enabled = true\nbind = "127.0.0.1"\nport = 0',
+        headers: dict | None = None,
+        *,
+        detection: bool = False,
     ) -> Running:
         root = tmp_path / f"snapshots{len(started)}"
         path = tmp_path / f"rules{len(started)}.toml"
-        path.write_text(rule_file(web_simulator, root, web), encoding="utf-8")
+        text = rule_file(web_simulator, root, web)
+        if detection:
+            text = with_detection(text, tmp_path)
+        path.write_text(text, encoding="utf-8")
         service = Service(path, environ=ENVIRON)
         service.start()
         assert service.web is not None, "the web server did not start"
