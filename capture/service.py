@@ -22,7 +22,7 @@ from capture.config.loader import LoadedRules, load_rules
 from capture.config.problems import ConfigError
 from capture.config.schema import CameraConfig, RuleFile
 from capture.engine import Engine
-from capture.events import Event
+from capture.events import Event, FiringReport
 from capture.journal import Journal, JournalError
 from capture.logs import SCRUBBER
 from capture.publish import Publisher
@@ -34,6 +34,7 @@ from capture.triggers.values import PayloadFormatError, flatten
 
 if TYPE_CHECKING:
     from capture.config.schema import DetectOptions
+    from capture.detect.journal import PictureAnalysis
     from capture.detect.worker import DetectionWorker
     from capture.web.server import WebServer
 
@@ -219,11 +220,24 @@ class Service:
             publish=publisher.publish if publisher is not None else None,
             topic_prefix=self.rules.mqtt.topic_prefix,
             zone=ZoneInfo(self.rules.service.timezone),
+            on_done=self._detections_done,
         )
         worker.start()
         self.engine.add_report_listener(worker.offer)
         self.detection = worker
         log.info("object detection on model=%s queue=%d", config.model, config.queue)
+
+    def _detections_done(self, report: FiringReport, analyses: list[PictureAnalysis]) -> None:
+        """Hand a finished analysis to the `detection` triggers (on the detection thread)."""
+        from capture.detect.journal import trigger_values  # noqa: PLC0415 - loaded with detection
+        from capture.triggers.detection import DetectionTrigger  # noqa: PLC0415
+
+        triggers = [t for t in self.triggers.values() if isinstance(t, DetectionTrigger)]
+        if not triggers or report.event.trigger in {t.name for t in triggers}:
+            return  # a follow-up's own pictures never fire a follow-up: no chains, no loops
+        values = trigger_values(report.event.id, report.rule, analyses)
+        for trigger in triggers:
+            trigger.fire(report.rule, values)
 
     def _detect_options(self, rule: str, camera: str) -> DetectOptions | None:
         """What the rules in force ask to detect on a picture of `rule` by `camera` (reloads apply)."""

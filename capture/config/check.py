@@ -19,6 +19,7 @@ from capture.config.pins import bcm_number
 from capture.config.problems import Problem, Severity, Skipped, did_you_mean, format_path
 from capture.config.schema import (
     LINE_PREFIX,
+    DetectionTrigger,
     GenericCamera,
     GpioTrigger,
     HttpTrigger,
@@ -323,6 +324,21 @@ class _Checker:
             for name, camera in self.rules.cameras.items()
             if camera.detect is not None
         ]
+        rule_names = {rule.name for _, rule in self.indexed}
+        for name, trigger in self.rules.triggers.items():
+            if not isinstance(trigger, DetectionTrigger):
+                continue
+            if config.model is None:
+                yield self.problem(
+                    ("triggers", name, "type"),
+                    "detection trigger needs [detection] model and labels",
+                )
+            for index, rule in enumerate(trigger.rules):
+                if rule not in rule_names and not self.skipped.rules_incomplete:
+                    yield self.problem(
+                        ("triggers", name, "rules", index),
+                        f"unknown rule {rule!r}{did_you_mean(rule, sorted(rule_names))}",
+                    )
         if config.model is None or config.labels is None:
             for path, _ in users:
                 yield self.problem(path, "detect needs [detection] model and labels")

@@ -805,8 +805,31 @@ class HttpTrigger(TriggerBase):
         return super().value_names() | {"client"}
 
 
+class DetectionTrigger(TriggerBase):
+    """What object detection found on a rule's pictures, for follow-up rules (docs/detection.md)."""
+
+    type: Literal["detection"] = Field(description="Trigger kind; see docs/triggers.md.")
+    rules: list[Name] = Field(
+        default_factory=list,
+        description="Fire for the detections of these rules only; empty: of every rule (never of "
+        "a rule a detection trigger fired, so follow-ups cannot chain).",
+    )
+
+    def value_names(self) -> frozenset[str]:
+        # A class's count is a value named after it ("stop sign" -> stop_sign): list the
+        # classes your conditions use in `fields`.
+        names = {"rule", "event", "objects", "classes", "analysed", "not_analysed"}
+        return super().value_names() | names
+
+
 TriggerConfig = Annotated[
-    GpioTrigger | MqttTrigger | FileTrigger | SerialTrigger | IntervalTrigger | HttpTrigger,
+    GpioTrigger
+    | MqttTrigger
+    | FileTrigger
+    | SerialTrigger
+    | IntervalTrigger
+    | HttpTrigger
+    | DetectionTrigger,
     Field(discriminator="type"),
 ]
 

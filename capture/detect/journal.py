@@ -12,6 +12,7 @@ so that a filter by class is one indexed-free LIKE on a small table.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from capture.detect import Detection
+from capture.events import Value
 from capture.journal import Journal, JournalReader
 from capture.journal.schema import db_time
 
@@ -62,6 +64,28 @@ class PictureAnalysis:
             "files": list(self.derived),
             "error": self.error,
         }
+
+
+def trigger_values(
+    event_id: str, rule: str, analyses: Sequence[PictureAnalysis]
+) -> dict[str, Value]:
+    """The values of a `detection` trigger's event (capture.triggers.detection) for a firing."""
+    counts: dict[str, int] = {}
+    for analysis in analyses:
+        for detection in analysis.detections:
+            counts[detection.label] = counts.get(detection.label, 0) + 1
+    values: dict[str, Value] = {
+        "rule": rule,
+        "event": event_id,
+        "objects": sum(counts.values()),
+        "classes": ",".join(sorted(counts)),
+        "analysed": sum(1 for analysis in analyses if analysis.status == "analysed"),
+        "not_analysed": sum(1 for analysis in analyses if analysis.status != "analysed"),
+    }
+    for label, count in counts.items():
+        name = re.sub(r"\W", "_", label)
+        values.setdefault(name, count)  # a class named like a value above keeps the value
+    return values
 
 
 def record(journal: Journal, analyses: Sequence[PictureAnalysis]) -> None:

@@ -88,6 +88,7 @@ class DetectionWorker:
         publish: Callable[[str, bytes], None] | None = None,
         topic_prefix: str = "event-capture",
         zone: ZoneInfo | None = None,
+        on_done: Callable[[FiringReport, list[PictureAnalysis]], None] | None = None,
     ) -> None:
         self._detector = detector
         self._root = root
@@ -98,6 +99,7 @@ class DetectionWorker:
         self._publish = publish
         self._prefix = topic_prefix
         self._zone = zone or ZoneInfo("UTC")
+        self._on_done = on_done
         self._lock = threading.Lock()
         self.stats = DetectionStats()
         self._thread = threading.Thread(target=self._run, name="detection", daemon=True)
@@ -255,6 +257,8 @@ class DetectionWorker:
                 f"{self._prefix}/detections/{report.rule}",
                 json.dumps(message, separators=(",", ":")).encode(),
             )
+        if self._on_done is not None:
+            self._on_done(report, analyses)
 
 
 def _yield_cpu_to_captures() -> None:

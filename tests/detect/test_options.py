@@ -68,3 +68,23 @@ def test_detect_without_a_model_is_an_error_and_model_needs_labels() -> None:
     )
     [message] = problems_of(MINIMAL + '\n[detection]\nmodel = "/m.onnx"\n')
     assert "give both model and labels, or neither" in message
+
+
+def test_a_detection_trigger_needs_a_model_and_names_existing_rules(tmp_path: Path) -> None:
+    trigger = '\n[triggers.seen]\ntype = "detection"\nrules = ["r11"]\n'
+    follow = '\n[[rules]]\nname = "f"\nwhen = "seen"\ncameras = ["cam1"]\n'
+    text = MINIMAL + trigger + follow
+    messages = problems_of(text)
+    kind_line = line_of(text, "detection")
+    assert messages == [
+        f"rules.toml:{kind_line}: triggers.seen.type: "
+        "detection trigger needs [detection] model and labels",
+        f"rules.toml:{line_of(text, 'rules = [')}: triggers.seen.rules[0]: "
+        "unknown rule 'r11' (did you mean 'r1'?)",
+    ]
+    model, labels = colour_detector(tmp_path)
+    fixed = (
+        text.replace('rules = ["r11"]', 'rules = ["r1"]')
+        + f"\n[detection]\nmodel = {json.dumps(str(model))}\nlabels = {json.dumps(str(labels))}\n"
+    )
+    assert parse_rules(fixed, "rules.toml", {}).rules.triggers["seen"].type == "detection"

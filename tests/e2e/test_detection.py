@@ -72,3 +72,80 @@ def test_saved_picture_is_analysed_journaled_drawn_and_announced_after_the_event
     [row] = read_event(service.journal, follow_up["event_id"])
     assert row["status"] == "analysed" and row["objects"] == picture["objects"]
     assert service.detection is not None and service.detection.stats.analysed == 1
+
+
+FOLLOW_UP = """
+[triggers.seen]
+type = "detection"
+rules = ["inspect"]
+fields = ["person", "dog"]
+
+[[rules]]
+name = "person_follow_up"
+when = "seen"
+condition = "person >= 1"
+cameras = ["cam_b"]
+detect = { min_score = 0.05 }
+filename = "follow_{event}.jpg"
+
+[[rules]]
+name = "dog_follow_up"
+when = "seen"
+condition = "dog >= 1"
+cameras = ["cam_b"]
+"""
+
+
+def test_a_follow_up_rule_fires_on_what_detection_found_and_never_chains(
+    tmp_path: Path, broker: Broker, simulator: Simulator, start_service: ServiceFactory
+) -> None:
+    root = tmp_path / "data"
+    model, labels = colour_detector(tmp_path)
+    detection = (
+        f"\n[detection]\nmodel = {json.dumps(str(model))}\nlabels = {json.dumps(str(labels))}\n"
+    )
+    rules = RULE.replace("annotate = true, crops = true", "annotate = false")
+    service = start_service(
+        base_sections(root, broker, prefix="d2")
+        + camera_sections(simulator)
+        + rules
+        + FOLLOW_UP
+        + detection
+    )
+    messages = Recorder(broker, "d2/#")
+    publish(broker, "plc/result", '{"id": 8}')
+    # The follow-up's own pictures are analysed too (its rule asks), which fires no trigger.
+    detection = service.detection
+    assert detection is not None
+    wait_for(lambda: detection.stats.analysed == 2)
+    detection.stop()  # returns once the last analysis (and what it fired) is done
+    service.journal.flush()
+    fired = service.journal.select("SELECT rules_json FROM events WHERE trigger = 'seen'")
+    # One event, and only the person rule fired: the dog rule's condition was false.
+    assert [json.loads(row[0]) for row in fired] == [["person_follow_up"]]
+    try:
+        wait_for(lambda: len([t for t, _ in messages.messages if t.startswith("d2/events/")]) == 2)
+    finally:
+        messages.close()
+
+    events = {
+        topic: json.loads(payload)
+        for topic, payload in messages.messages
+        if topic.startswith("d2/events/")
+    }
+    assert set(events) == {"d2/events/inspect", "d2/events/person_follow_up"}
+    first, follow = events["d2/events/inspect"], events["d2/events/person_follow_up"]
+    assert follow["trigger"] == "seen"
+    assert follow["values"] == {
+        "rule": "inspect",
+        "event": first["event_id"],
+        "objects": 2,
+        "classes": "person,truck",
+        "analysed": 1,
+        "not_analysed": 0,
+        "person": 1,
+        "truck": 1,
+    }
+    assert follow["captures"][0]["path"] == f"follow_{first['event_id']}.jpg"
+    seen = service.triggers["seen"].stats()
+    assert seen.emitted == 1 and seen.ignored == 0  # not fired again by the follow-up's analysis

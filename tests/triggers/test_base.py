@@ -38,6 +38,7 @@ EXAMPLES: dict[str, dict[str, object]] = {
     "serial": {"port": "/dev/ttyUSB0"},
     "interval": {"every_s": 60},
     "http": {},
+    "detection": {"rules": ["ng_part"]},
 }
 
 
