@@ -11,6 +11,7 @@ test picks what it finds by the colour it paints:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +54,9 @@ def colour_detector(folder: Path, *, size: int | None = 8, opset: int = 13) -> t
     onnx.save(model, model_path)
     labels_path.write_text("\n".join(COLOUR_LABELS) + "\n", encoding="utf-8")
     return model_path, labels_path
+
+
+def detection_section(folder: Path) -> str:
+    """`[detection]` naming the colour detector, written into `folder`: for rule files."""
+    model, labels = colour_detector(folder)
+    return f"\n[detection]\nmodel = {json.dumps(str(model))}\nlabels = {json.dumps(str(labels))}\n"

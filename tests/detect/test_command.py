@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from PIL import Image
 
 from capture.cli import main
 from tests.config.test_loader import MINIMAL
-from tests.detect.models import colour_detector
+from tests.detect.models import colour_detector, detection_section
 
 
 def _picture(tmp_path: Path) -> Path:
@@ -38,13 +37,8 @@ def test_prints_each_object_with_class_score_and_box(
 def test_takes_the_model_from_the_rule_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model, labels = colour_detector(tmp_path)
     rules = tmp_path / "rules.toml"
-    rules.write_text(
-        MINIMAL + f"\n[detection]\nmodel = {json.dumps(str(model))}\n"
-        f"labels = {json.dumps(str(labels))}\n",
-        encoding="utf-8",
-    )
+    rules.write_text(MINIMAL + detection_section(tmp_path), encoding="utf-8")
     assert main(["detect", str(_picture(tmp_path)), "-c", str(rules), "--min-score", "0.9"]) == 0
     assert "0 object(s) scoring >= 0.9" in capsys.readouterr().out
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from capture.config.loader import parse_rules
 from capture.config.problems import ConfigError
 from tests.config.conftest import line_of
 from tests.config.test_loader import MINIMAL
-from tests.detect.models import colour_detector
+from tests.detect.models import detection_section
 
 
 def problems_of(text: str) -> list[str]:
@@ -21,14 +20,10 @@ def problems_of(text: str) -> list[str]:
 
 
 def _with_detection(tmp_path: Path, rule_detect: str, camera_detect: str = "") -> str:
-    model, labels = colour_detector(tmp_path)
     text = MINIMAL.replace('cameras = ["cam1"]', f'cameras = ["cam1"]\ndetect = {rule_detect}')
     if camera_detect:
         text = text.replace('host = "10.0.0.1"', f'host = "10.0.0.1"\ndetect = {camera_detect}')
-    return (
-        text
-        + f"\n[detection]\nmodel = {json.dumps(str(model))}\nlabels = {json.dumps(str(labels))}\n"
-    )
+    return text + detection_section(tmp_path)
 
 
 def test_rule_detect_wins_over_the_camera_and_the_camera_serves_other_rules(tmp_path: Path) -> None:
@@ -82,9 +77,5 @@ def test_a_detection_trigger_needs_a_model_and_names_existing_rules(tmp_path: Pa
         f"rules.toml:{line_of(text, 'rules = [')}: triggers.seen.rules[0]: "
         "unknown rule 'r11' (did you mean 'r1'?)",
     ]
-    model, labels = colour_detector(tmp_path)
-    fixed = (
-        text.replace('rules = ["r11"]', 'rules = ["r1"]')
-        + f"\n[detection]\nmodel = {json.dumps(str(model))}\nlabels = {json.dumps(str(labels))}\n"
-    )
+    fixed = text.replace('rules = ["r11"]', 'rules = ["r1"]') + detection_section(tmp_path)
     assert parse_rules(fixed, "rules.toml", {}).rules.triggers["seen"].type == "detection"

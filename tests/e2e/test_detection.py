@@ -11,7 +11,7 @@ from capture.detect.journal import read_event
 from capture.simulator import Simulator
 from tests.broker import Broker
 from tests.conftest import wait_for
-from tests.detect.models import colour_detector
+from tests.detect.models import detection_section
 from tests.e2e.conftest import ServiceFactory, base_sections, camera_sections
 from tests.mqtt_client import Recorder, publish
 
@@ -34,10 +34,7 @@ def test_saved_picture_is_analysed_journaled_drawn_and_announced_after_the_event
     tmp_path: Path, broker: Broker, simulator: Simulator, start_service: ServiceFactory
 ) -> None:
     root = tmp_path / "data"
-    model, labels = colour_detector(tmp_path)
-    detection = (
-        f"\n[detection]\nmodel = {json.dumps(str(model))}\nlabels = {json.dumps(str(labels))}\n"
-    )
+    detection = detection_section(tmp_path)
     service = start_service(
         base_sections(root, broker, prefix="d1") + camera_sections(simulator) + RULE + detection
     )
@@ -100,10 +97,7 @@ def test_a_follow_up_rule_fires_on_what_detection_found_and_never_chains(
     tmp_path: Path, broker: Broker, simulator: Simulator, start_service: ServiceFactory
 ) -> None:
     root = tmp_path / "data"
-    model, labels = colour_detector(tmp_path)
-    detection = (
-        f"\n[detection]\nmodel = {json.dumps(str(model))}\nlabels = {json.dumps(str(labels))}\n"
-    )
+    detection = detection_section(tmp_path)
     rules = RULE.replace("annotate = true, crops = true", "annotate = false")
     service = start_service(
         base_sections(root, broker, prefix="d2")

@@ -98,16 +98,12 @@ cameras = ["line:Line B"]
 
 def with_detection(text: str, folder: Path) -> str:
     """The rule file with object detection (tests/detect/models.py's colour model) on line_b_view."""
-    from tests.detect.models import colour_detector  # noqa: PLC0415 - onnx, for these tests only
+    from tests.detect.models import detection_section  # noqa: PLC0415 - onnx, for these tests only
 
-    model, labels = colour_detector(folder)
     text = text.replace(
         'cameras = ["line:Line B"]\n', 'cameras = ["line:Line B"]\ndetect = { min_score = 0.05 }\n'
     )
-    return (
-        text
-        + f"\n[detection]\nmodel = {json.dumps(str(model))}\nlabels = {json.dumps(str(labels))}\n"
-    )
+    return text + detection_section(folder)
 
 
 @dataclass
