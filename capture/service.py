@@ -23,6 +23,7 @@ from capture.config.problems import ConfigError
 from capture.config.schema import CameraConfig, RuleFile
 from capture.engine import Engine
 from capture.events import Event, FiringReport
+from capture.homeassistant import HomeAssistant
 from capture.journal import Journal, JournalError
 from capture.logs import SCRUBBER
 from capture.publish import Publisher
@@ -89,6 +90,7 @@ class Service:
         self.web: WebServer | None = None
         self.publisher: Publisher | None = None
         self.detection: DetectionWorker | None = None
+        self.homeassistant: HomeAssistant | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -108,12 +110,17 @@ class Service:
             if (camera := self._build_camera(name, config)) is not None
         }
         if rules.mqtt.enabled:
+            if rules.homeassistant.enabled:
+                self.homeassistant = HomeAssistant(
+                    rules, rules.mqtt.client_id_for(rules.service.site)
+                )
             self.publisher = Publisher(
                 rules.mqtt,
                 rules.service.site,
                 rules.service.timezone,
                 self.journal,
                 self.handle_command,
+                companion=self.homeassistant,
             )
         self.engine = Engine(rules, self.cameras, self.storage, self.journal, self.publisher)
         if rules.detection.model is not None:
@@ -130,6 +137,8 @@ class Service:
         # cameras' pictures for retention too.
         recovered = self.storage.recover(self.journal.snapshot_owners())
         log.info("storage root=%s %s", rules.storage.root, recovered)
+        if self.homeassistant is not None:
+            self.homeassistant.start()
         if self.publisher is not None:
             self.publisher.start()
         self._trigger_context = self._make_trigger_context(rules)
@@ -325,7 +334,13 @@ class Service:
 
     def _apply(self, new: RuleFile) -> None:
         old = self.rules
-        for section in ("storage", "mqtt", "web", "detection"):  # the engine takes [service] anew
+        for section in (
+            "storage",
+            "mqtt",
+            "web",
+            "homeassistant",
+            "detection",
+        ):  # the engine takes [service] anew on reload
             if getattr(old, section) != getattr(new, section):
                 log.warning(
                     "[%s] changed: it applies after a restart (systemctl restart event-capture)",
@@ -358,6 +373,8 @@ class Service:
         self.cameras = cameras
         self.rules = new
         self._start_triggers(new, {name for name in changed_triggers if name in new.triggers})
+        if self.homeassistant is not None:
+            self.homeassistant.reload(new)
         # Retired cameras finish their queued frames, then the engine closes them.
         log.info(
             "rule file applied: cameras=%d triggers=%d rules=%d (changed triggers: %s)",
@@ -415,6 +432,8 @@ class Service:
             # After the engine (its last firings are offered) and before the publisher
             # (whose outbox takes the follow-up messages): what still waits is not_analysed.
             self.detection.stop()
+        if self.homeassistant is not None:
+            self.homeassistant.stop()
         if self.publisher is not None:
             self.publisher.stop()
         for camera in self.cameras.values():
