@@ -34,7 +34,6 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image, UnidentifiedImageError
 
-from capture.clock import site_iso
 from capture.config.schema import DetectOptions
 from capture.detect import DetectError, Detection, Detector
 from capture.detect.draw import annotated, annotated_name, crop, crop_name
@@ -42,6 +41,7 @@ from capture.detect.journal import PictureAnalysis, Status, record
 from capture.detect.picture import detect_file
 from capture.events import CaptureResult, FiringReport
 from capture.journal import Journal
+from capture.publish import firing_head
 
 log = logging.getLogger(__name__)
 
@@ -289,11 +289,7 @@ def detection_message(
 ) -> dict[str, Any]:
     """The follow-up message published on {prefix}/detections/{rule} (docs/integration.md)."""
     return {
-        "schema": SCHEMA,
-        "event_id": report.event.id,
-        "time": site_iso(report.event.wall_time, zone),
-        "site": report.site,
-        "rule": report.rule,
+        **firing_head(report, zone, SCHEMA),
         "classes": sorted({d.label for analysis in analyses for d in analysis.detections}),
         "pictures": [analysis.as_json() for analysis in analyses],
     }
