@@ -34,12 +34,14 @@ SYSTEMD_RUNTIME_DIR=${SYSTEMD_RUNTIME_DIR:-/run/systemd/system}
 
 usage() {
     cat <<'EOF'
-usage: install.sh [--config FILE] [--wheel FILE] [--no-start] [--root DIR]
+usage: install.sh [--config FILE] [--wheel FILE] [--detect] [--no-start] [--root DIR]
        install.sh --uninstall [--root DIR]
 
   --config FILE   rule file to install as /etc/event-capture/rules.toml when
                   there is none yet (default: rules.example.toml)
   --wheel FILE    install this event-capture wheel instead of the checkout
+  --detect        also install object detection's runtime (onnxruntime, numpy:
+                  deploy/requirements-detect.lock; docs/detection.md)
   --no-start      install and enable, but do not (re)start the service
   --root DIR      install under DIR instead of / (tests, staging); also $DESTDIR
   --uninstall     stop and remove the service, program and unit; keep the
@@ -57,6 +59,8 @@ die() {
 ROOT=${DESTDIR:-}
 CONFIG_SOURCE=""
 WHEEL=""
+# The lock of the releases to install: with --detect, the same plus the detect extra's.
+LOCK=requirements.lock
 START=yes
 ACTION=install
 while [ $# -gt 0 ]; do
@@ -64,6 +68,7 @@ while [ $# -gt 0 ]; do
         --root) ROOT=${2:?--root needs a directory}; shift 2 ;;
         --config) CONFIG_SOURCE=${2:?--config needs a file}; shift 2 ;;
         --wheel) WHEEL=${2:?--wheel needs a file}; shift 2 ;;
+        --detect) LOCK=requirements-detect.lock; shift ;;
         --no-start) START=no; shift ;;
         --uninstall) ACTION=uninstall; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -175,9 +180,9 @@ install_program() {
     # then the program itself without resolving anything again. (CI proves the lock
     # meets pyproject.toml: tests/deploy/test_lock.py. No `pip check` here: the venv
     # sees the system's packages, for Debian's GPIO libraries, and their conflicts.)
-    log "installing the locked dependencies (deploy/requirements.lock)"
+    log "installing the locked dependencies (deploy/$LOCK)"
     "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        --require-hashes --requirement "$CHECKOUT/deploy/requirements.lock"
+        --require-hashes --requirement "$CHECKOUT/deploy/$LOCK"
     log "installing event-capture from $source"
     "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         --no-deps --upgrade "$source"

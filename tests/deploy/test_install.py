@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_tool
-from tests.deploy.locks import RUNTIME_LOCK, pins
+from tests.deploy.locks import DETECT_LOCK, RUNTIME_LOCK, pins
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALLER = REPO / "deploy" / "install.sh"
@@ -218,6 +218,21 @@ def test_first_install_lays_out_program_config_and_unit_and_enables_without_star
     assert "chown root:root " + str(target.path(SECRETS_ENV)) in calls
     assert files[UNIT][0] == (REPO / "deploy" / "event-capture.service").read_bytes()
     assert target.path(STATE).is_dir() and files[STATE][1] == 0o750
+
+
+@installs
+def test_detect_adds_the_detection_runtime_from_its_lock(target: Target) -> None:
+    """docs/detection.md's setup on a Pi: the detect extra's releases, checked by hash."""
+    result, _ = target.run("--detect", "--no-start")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "installing the locked dependencies (deploy/requirements-detect.lock)" in result.stdout
+    venv_python = target.path(f"{PROGRAM}/venv/bin/python")
+    locked = {name: pin.version for name, pin in pins(DETECT_LOCK).items() if pin.applies()}
+    report = subprocess.run(
+        [venv_python, "-c", INSTALLED_VERSIONS, *locked], capture_output=True, text=True, check=True
+    )
+    assert json.loads(report.stdout) == locked
+    assert {"onnxruntime", "numpy"} <= set(locked)
 
 
 @installs
