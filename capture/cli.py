@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "run": "capture.run_command",
     "fire": "capture.run_command",
     "events": "capture.journal_command",
+    "detect": "capture.detect.command",
+    "models": "capture.detect.command",
     "demo": "capture.demo",
     "simulate": "capture.simulator.command",
 }
@@ -41,6 +43,8 @@ SUMMARIES: dict[str, str] = {
     "run": "run the service (what systemd starts)",
     "fire": "inject an event as if a trigger had fired",
     "events": "list recent events and capture outcomes from the journal",
+    "detect": "run the object detector on a picture and print what it finds",
+    "models": "install a detection model (COCO-SSD)",
     "demo": "run simulator + service on a built-in demo configuration",
     "simulate": "run simulated IP cameras (Hikvision, Dahua, EDIMAX, XRC, MJPEG, generic)",
 }

@@ -81,14 +81,21 @@ def capture_json(result: CaptureResult, zone: ZoneInfo) -> dict[str, Any]:
     return entry
 
 
-def event_message(report: FiringReport, zone: ZoneInfo) -> dict[str, Any]:
-    """The JSON document published on {prefix}/events/{rule}."""
+def firing_head(report: FiringReport, zone: ZoneInfo, schema: str) -> dict[str, Any]:
+    """The fields every message about a rule firing starts with: which firing, where, when."""
     return {
-        "schema": SCHEMA,
+        "schema": schema,
         "event_id": report.event.id,
         "time": site_iso(report.event.wall_time, zone),
         "site": report.site,
         "rule": report.rule,
+    }
+
+
+def event_message(report: FiringReport, zone: ZoneInfo) -> dict[str, Any]:
+    """The JSON document published on {prefix}/events/{rule}."""
+    return {
+        **firing_head(report, zone, SCHEMA),
         "trigger": report.event.trigger,
         "manual": report.manual,
         "interrupted": report.interrupted,

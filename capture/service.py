@@ -22,7 +22,7 @@ from capture.config.loader import LoadedRules, load_rules
 from capture.config.problems import ConfigError
 from capture.config.schema import CameraConfig, RuleFile
 from capture.engine import Engine
-from capture.events import Event
+from capture.events import Event, FiringReport
 from capture.homeassistant import HomeAssistant
 from capture.journal import Journal, JournalError
 from capture.logs import SCRUBBER
@@ -34,6 +34,9 @@ from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigge
 from capture.triggers.values import PayloadFormatError, flatten
 
 if TYPE_CHECKING:
+    from capture.config.schema import DetectOptions
+    from capture.detect.journal import PictureAnalysis
+    from capture.detect.worker import DetectionWorker
     from capture.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ class Service:
         self._stopped: bool | None = None
         self.web: WebServer | None = None
         self.publisher: Publisher | None = None
+        self.detection: DetectionWorker | None = None
         self.homeassistant: HomeAssistant | None = None
 
     # ------------------------------------------------------------------ start
@@ -119,6 +123,8 @@ class Service:
                 companion=self.homeassistant,
             )
         self.engine = Engine(rules, self.cameras, self.storage, self.journal, self.publisher)
+        if rules.detection.model is not None:
+            self._start_detection()
         # Before the publisher starts and any trigger listens: the interrupted firings'
         # messages queue behind the outbox's older ones and ahead of every new event.
         finish_interrupted_firings(
@@ -200,6 +206,59 @@ class Service:
             return
         self.web = web
 
+    def _start_detection(self) -> None:
+        # Imported here: onnxruntime and numpy (the detect extra) cost memory and start-up
+        # time a service without [detection] never pays (README, Performance).
+        from capture.detect import DetectError, load_detector  # noqa: PLC0415
+        from capture.detect.worker import DetectionWorker  # noqa: PLC0415
+
+        config = self.rules.detection
+        try:
+            detector = load_detector(config)
+        except DetectError as exc:
+            log.error("%s; capturing continues without object detection", exc)
+            return
+        publisher = self.publisher
+        worker = DetectionWorker(
+            detector,
+            root=Path(self.rules.storage.root),
+            store=self.storage,
+            journal=self.journal,
+            options_for=self._detect_options,
+            queue_size=config.queue,
+            publish=publisher.publish if publisher is not None else None,
+            topic_prefix=self.rules.mqtt.topic_prefix,
+            zone=ZoneInfo(self.rules.service.timezone),
+            on_done=self._detections_done,
+        )
+        worker.start()
+        self.engine.add_report_listener(worker.offer)
+        self.detection = worker
+        log.info("object detection on model=%s queue=%d", config.model, config.queue)
+
+    def _detections_done(self, report: FiringReport, analyses: list[PictureAnalysis]) -> None:
+        """Hand a finished analysis to the `detection` triggers (on the detection thread)."""
+        from capture.detect.journal import trigger_values  # noqa: PLC0415 - loaded with detection
+        from capture.triggers.detection import DetectionTrigger  # noqa: PLC0415
+
+        triggers = [t for t in self.triggers.values() if isinstance(t, DetectionTrigger)]
+        if not triggers or report.event.trigger in {t.name for t in triggers}:
+            return  # a follow-up's own pictures never fire a follow-up: no chains, no loops
+        values = trigger_values(report.event.id, report.rule, analyses)
+        for trigger in triggers:
+            trigger.fire(report.rule, values)
+
+    def _detect_options(self, rule: str, camera: str) -> DetectOptions | None:
+        """What the rules in force ask to detect on a picture of `rule` by `camera` (reloads apply)."""
+        rules = self.rules
+        config = next((candidate for candidate in rules.rules if candidate.name == rule), None)
+        if config is None:  # a camera snap command: the camera's own options
+            camera_config = rules.cameras.get(camera)
+            if rules.detection.model is None or camera_config is None:
+                return None
+            return camera_config.detect
+        return rules.detect_options(config, camera)
+
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=f"service-{name}", daemon=True)
         thread.start()
@@ -280,6 +339,7 @@ class Service:
             "mqtt",
             "web",
             "homeassistant",
+            "detection",
         ):  # the engine takes [service] anew on reload
             if getattr(old, section) != getattr(new, section):
                 log.warning(
@@ -368,6 +428,10 @@ class Service:
         finished = self.engine.stop(grace)
         if not finished:
             log.warning("captures still running after %.0f s grace; stopping anyway", grace)
+        if self.detection is not None:
+            # After the engine (its last firings are offered) and before the publisher
+            # (whose outbox takes the follow-up messages): what still waits is not_analysed.
+            self.detection.stop()
         if self.homeassistant is not None:
             self.homeassistant.stop()
         if self.publisher is not None:

@@ -257,8 +257,15 @@ class Storage:
 
     # ------------------------------------------------------------------ saving
 
-    def save(self, relative: PurePosixPath | str, jpeg: bytes, camera: str) -> StoredFile:
+    def save(
+        self, relative: PurePosixPath | str, jpeg: bytes, camera: str, *, taken: bool = True
+    ) -> StoredFile:
         """Store one snapshot atomically under the root and return where it went.
+
+        `taken=False` is for a picture made from a snapshot (a detection's
+        annotated copy, its crops): stored the same way, but it leaves
+        `latest/<camera>.jpg` alone and is not the camera's newest picture
+        for retention (as after a restart, when the journal does not name it).
 
         On a full disk the temporary file is removed (no partial file is ever
         left), one retention pass runs at once - it deletes the oldest
@@ -268,7 +275,7 @@ class Storage:
         """
         relative = self._checked(relative, camera)
         try:
-            return self._save_once(relative, jpeg, camera)
+            return self._save_once(relative, jpeg, camera, taken)
         except OSError as exc:
             if not _is_disk_full(exc):
                 raise self._error(StorageError, exc, relative, camera) from exc
@@ -283,7 +290,7 @@ class Storage:
         except OSError as exc:
             log.error("retention failed root=%s error=%s", self.root, exc.strerror or exc)
         try:
-            return self._save_once(relative, jpeg, camera)
+            return self._save_once(relative, jpeg, camera, taken)
         except OSError as exc:
             kind = DiskFull if _is_disk_full(exc) else StorageError
             raise self._error(kind, exc, relative, camera) from exc
@@ -353,7 +360,9 @@ class Storage:
             code=exc.errno,
         )
 
-    def _save_once(self, relative: PurePosixPath, jpeg: bytes, camera: str) -> StoredFile:
+    def _save_once(
+        self, relative: PurePosixPath, jpeg: bytes, camera: str, taken: bool = True
+    ) -> StoredFile:
         target = self.root / relative
         temp = target.parent / f".capture-{os.getpid()}-{next(self._temp_counter)}.tmp"
         with self._lock:
@@ -377,11 +386,11 @@ class Storage:
             with self._lock:
                 self._inflight.discard(temp.name)
         order = next(self._order)
-        entry = IndexEntry(final.as_posix(), camera, len(jpeg), mtime_ns, order)
+        entry = IndexEntry(final.as_posix(), camera if taken else None, len(jpeg), mtime_ns, order)
         with self._lock:
             self._index.add(entry)
         stored = StoredFile(final, self.root / final, len(jpeg))
-        if self.config.latest:
+        if self.config.latest and taken:
             self._update_latest(camera, stored, jpeg, order)
         return stored
 

@@ -13,11 +13,12 @@ import pytest
 from capture.service import Service
 from tests.broker import Broker
 from tests.conftest import wait_for
+from tests.detect.models import detection_section
 
 #: Libraries (and our modules wrapping them) a rule file may not need, each worth memory.
 OPTIONAL_MODULES = (
     "gpiozero", "watchdog", "serial", "capture.web", "PIL", "fastapi", "starlette", "uvicorn",
-    "pymodbus", "asyncua",
+    "pymodbus", "asyncua", "capture.detect", "numpy", "onnxruntime",
 )  # fmt: skip
 
 # Run in a fresh interpreter: other tests have long since imported everything.
@@ -115,6 +116,14 @@ def test_a_configured_dashboard_or_trigger_kind_imports_its_library(
 ) -> None:
     rules = _rule_file(tmp_path, broker, web=web, trigger=trigger.replace("{tmp}", str(tmp_path)))
     assert _loaded_optional_modules(rules) == expected
+
+
+def test_a_configured_detector_imports_onnxruntime_numpy_and_pillow(
+    tmp_path: Path, broker: Broker
+) -> None:
+    rules = _rule_file(tmp_path, broker, web=WEB_OFF, trigger=MQTT_TRIGGER)
+    rules.write_text(rules.read_text(encoding="utf-8") + detection_section(tmp_path))
+    assert _loaded_optional_modules(rules) == ["PIL", "capture.detect", "numpy", "onnxruntime"]
 
 
 # --------------------------------------------------------------------------- health and survival

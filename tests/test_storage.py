@@ -523,6 +523,20 @@ def test_retention_of_a_future_now_keeps_only_newest_per_camera(make_storage) ->
     assert set(snapshots(storage.root)) == {"t/2.jpg"}
 
 
+def test_a_picture_made_from_a_snapshot_is_neither_latest_nor_the_newest_kept(
+    make_storage,
+) -> None:
+    """A detection's crop, saved after its snapshot, must not stand in for it."""
+    storage = make_storage(keep_days=7)
+    storage.save(PurePosixPath("t/shot.jpg"), jpeg(1000, 1), "cam1")
+    storage.save(PurePosixPath("t/shot_person_1.jpg"), jpeg(300, 2), "cam1", taken=False)
+
+    assert storage.root.joinpath("latest/cam1.jpg").read_bytes() == jpeg(1000, 1)
+    report = storage.enforce_retention(now=datetime.now(UTC) + timedelta(days=8))
+    assert report.deleted_files == 1
+    assert set(snapshots(storage.root)) == {"t/shot.jpg"}
+
+
 def test_saves_keep_working_while_retention_runs(make_storage) -> None:
     storage = make_storage(keep_days=None, max_total_mb=0.2, fsync=False)
     errors: list[BaseException] = []

@@ -20,6 +20,7 @@ from capture.config.pins import bcm_number
 from capture.config.problems import Problem, Severity, Skipped, did_you_mean, format_path
 from capture.config.schema import (
     LINE_PREFIX,
+    DetectionTrigger,
     GenericCamera,
     GpioTrigger,
     HttpTrigger,
@@ -55,6 +56,7 @@ def cross_check(rules: RuleFile, where: Where, skipped: Skipped | None = None) -
         *checker.frames_before_the_trigger(),
         *checker.trigger_libraries(),
         *checker.opcua_files(),
+        *checker.detection(),
     ]
     return sorted(problems, key=lambda problem: (problem.line or 0, problem.path))
 
@@ -376,6 +378,58 @@ class _Checker:
                         ("triggers", name, key),
                         f"no file {str(path)!r} here; the trigger cannot start without it",
                         severity="warning",
+                    )
+
+    def detection(self) -> Iterator[Problem]:
+        """`detect` options need [detection]'s model; their classes must be the model's."""
+        config = self.rules.detection
+        users: list[tuple[tuple[str | int, ...], list[str]]] = [
+            (("rules", index, "detect"), rule.detect.classes)
+            for index, rule in self.indexed
+            if rule.detect is not None
+        ]
+        users += [
+            (("cameras", name, "detect"), camera.detect.classes)
+            for name, camera in self.rules.cameras.items()
+            if camera.detect is not None
+        ]
+        rule_names = {rule.name for _, rule in self.indexed}
+        for name, trigger in self.rules.triggers.items():
+            if not isinstance(trigger, DetectionTrigger):
+                continue
+            if config.model is None:
+                yield self.problem(
+                    ("triggers", name, "type"),
+                    "detection trigger needs [detection] model and labels",
+                )
+            for index, rule in enumerate(trigger.rules):
+                if rule not in rule_names and not self.skipped.rules_incomplete:
+                    yield self.problem(
+                        ("triggers", name, "rules", index),
+                        f"unknown rule {rule!r}{did_you_mean(rule, sorted(rule_names))}",
+                    )
+        if config.model is None or config.labels is None:
+            for path, _ in users:
+                yield self.problem(path, "detect needs [detection] model and labels")
+            return
+        if not config.model.is_file():
+            yield self.problem(
+                ("detection", "model"),
+                f"no model file {str(config.model)!r}: `capture models install coco-ssd` "
+                "or copy one in (docs/detection.md)",
+            )
+        try:
+            known = {line.strip() for line in config.labels.read_text("utf-8").splitlines()}
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            yield self.problem(("detection", "labels"), f"cannot read the label file: {reason}")
+            return
+        for path, classes in users:
+            for name in classes:
+                if name not in known:
+                    hint = did_you_mean(name, sorted(label for label in known if label))
+                    yield self.problem(
+                        (*path, "classes"), f"class {name!r} is not in the label file{hint}"
                     )
 
 

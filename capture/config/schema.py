@@ -254,6 +254,90 @@ class WebConfig(SecretRef):
         return self
 
 
+# --------------------------------------------------------------------------- detection
+
+
+class DetectionConfig(Model):
+    """The object detector run on saved pictures (docs/detection.md); off without a model."""
+
+    runtime: Literal["onnx"] = Field(
+        "onnx", description="Detector runtime: onnx (onnxruntime on the CPU; the detect extra)."
+    )
+    model: Path | None = Field(
+        None,
+        description="ONNX model file, e.g. /var/lib/event-capture/models/coco-ssd/model.onnx "
+        "(`capture models install coco-ssd`); omit to detect nothing.",
+    )
+    labels: Path | None = Field(
+        None,
+        description="Label file: one class name per line, in the order of the model's score "
+        "columns; a blank line is a column never reported.",
+    )
+    input_size: (
+        Annotated[list[Annotated[int, Field(ge=16, le=4096)]], Field(min_length=2, max_length=2)]
+        | None
+    ) = Field(
+        None,
+        description="[width, height] pictures are scaled to before the model sees them, when the "
+        "model does not fix it itself; omit to give the picture as it is (COCO-SSD: [300, 300], faster).",
+    )
+    box_order: Literal["yxyx", "xyxy"] = Field(
+        "yxyx",
+        description="Coordinate order of the model's boxes (0-1 of the picture): yxyx as TensorFlow "
+        "detection models (COCO-SSD), xyxy as most others.",
+    )
+    iou_threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Boxes of one class overlapping a better one by more than this (intersection "
+        "over union) are the same object.",
+    )
+    queue: int = Field(
+        32,
+        ge=1,
+        le=10_000,
+        description="Firings waiting for the detector; beyond, their pictures are journaled "
+        "'not_analysed' and counted (never dropped), and captures never wait.",
+    )
+    threads: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="CPU threads the detector may use; 1 leaves the other cores to the captures.",
+    )
+
+    @model_validator(mode="after")
+    def _model_and_labels_together(self) -> DetectionConfig:
+        if (self.model is None) != (self.labels is None):
+            raise ValueError("give both model and labels, or neither")
+        return self
+
+
+class DetectOptions(Model):
+    """What to detect on a rule's or a camera's pictures: `detect = { classes = [...], ... }`."""
+
+    classes: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Classes to report, as the label file names them (e.g. ['person', 'truck']); "
+        "empty: every class.",
+    )
+    min_score: float = Field(
+        0.5, gt=0, le=1, description="Least score (0-1) of an object that is reported."
+    )
+    max_objects: int = Field(
+        20, ge=1, le=500, description="Most objects reported per picture, best scores first."
+    )
+    annotate: bool = Field(
+        False,
+        description="Also save a copy with the boxes drawn, beside the picture: <name>_boxes.jpg.",
+    )
+    crops: bool = Field(
+        False,
+        description="Also save each object cut out, beside the picture: <name>_<class>_<n>.jpg.",
+    )
+
+
 # --------------------------------------------------------------------------- homeassistant
 
 
@@ -457,6 +541,12 @@ class CameraBase(SecretRef):
                 "(/video.mjpg) or an rtsp:// URL"
             )
         return value
+
+    detect: DetectOptions | None = Field(
+        None,
+        description="Detect objects on this camera's pictures, e.g. { classes = ['person'], "
+        "min_score = 0.5 }; a rule's own `detect` wins (docs/detection.md).",
+    )
 
     @field_validator("host")
     @classmethod
@@ -1073,6 +1163,23 @@ class OpcuaTrigger(SecretRef, TriggerBase):
         return super().value_names() | {"node", "value", "source_time", "status"}
 
 
+class DetectionTrigger(TriggerBase):
+    """What object detection found on a rule's pictures, for follow-up rules (docs/detection.md)."""
+
+    type: Literal["detection"] = Field(description="Trigger kind; see docs/triggers.md.")
+    rules: list[Name] = Field(
+        default_factory=list,
+        description="Fire for the detections of these rules only; empty: of every rule (never of "
+        "a rule a detection trigger fired, so follow-ups cannot chain).",
+    )
+
+    def value_names(self) -> frozenset[str]:
+        # A class's count is a value named after it ("stop sign" -> stop_sign): list the
+        # classes your conditions use in `fields`.
+        names = {"rule", "event", "objects", "classes", "analysed", "not_analysed"}
+        return super().value_names() | names
+
+
 TriggerConfig = Annotated[
     GpioTrigger
     | MqttTrigger
@@ -1081,7 +1188,8 @@ TriggerConfig = Annotated[
     | IntervalTrigger
     | HttpTrigger
     | ModbusTrigger
-    | OpcuaTrigger,
+    | OpcuaTrigger
+    | DetectionTrigger,
     Field(discriminator="type"),
 ]
 
@@ -1154,6 +1262,12 @@ class RuleConfig(Model):
     )
     enabled: bool = Field(True, description="false keeps the rule in the file but never fires it.")
     description: str = Field("", description="Free text for people.")
+    detect: DetectOptions | None = Field(
+        None,
+        description="Detect objects on this rule's pictures after they are saved, e.g. "
+        "{ classes = ['person', 'truck'], min_score = 0.5 }; overrides the cameras' `detect` "
+        "(docs/detection.md).",
+    )
 
     _normalize_lists = field_validator("when", "cameras", mode="before")(_as_list)
 
@@ -1198,6 +1312,9 @@ class RuleFile(Model):
     )
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT broker.")
     web: WebConfig = Field(default_factory=WebConfig, description="Dashboard and API.")
+    detection: DetectionConfig = Field(
+        default_factory=DetectionConfig, description="Object detection on saved pictures."
+    )
     homeassistant: HomeAssistantConfig = Field(
         default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery."
     )
@@ -1226,6 +1343,13 @@ class RuleFile(Model):
     def camera_line(self, name: str) -> str:
         """The production line of a camera, falling back to the service's line."""
         return self.cameras[name].line or self.service.line
+
+    def detect_options(self, rule: RuleConfig, camera: str) -> DetectOptions | None:
+        """What to detect on a picture of `rule` by `camera`: the rule's, else the camera's, else None."""
+        if self.detection.model is None:
+            return None
+        config = self.cameras.get(camera)
+        return rule.detect or (config.detect if config is not None else None)
 
     def rule_cameras(self, rule: RuleConfig) -> list[str]:
         """Camera names a rule photographs: names and `line:NAME` tags, in order, once each."""

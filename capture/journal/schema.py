@@ -17,7 +17,7 @@ from urllib.parse import quote
 from capture.errors import CaptureError
 
 #: Newest schema this code writes; `PRAGMA user_version` holds the file's own.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # 4 -> 5 (issue 18, frames relative to the trigger): each frame's planned offset from the
 # trigger (frames_ms, or delay_ms + the burst's interval) and how it was taken: "snapshot",
@@ -94,6 +94,24 @@ MIGRATIONS: tuple[str, ...] = (
     "ALTER TABLE outbox DROP COLUMN attempts",
     # 4 -> 5: see _V5_FRAME_OFFSETS.
     _V5_FRAME_OFFSETS,
+    # 5 -> 6: what object detection found on each picture (issue 17; capture.detect.journal).
+    """
+    CREATE TABLE detections (
+        event_id TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        status TEXT NOT NULL,
+        objects_json TEXT NOT NULL DEFAULT '[]',
+        classes TEXT NOT NULL DEFAULT ',',
+        elapsed_ms REAL,
+        error TEXT,
+        time TEXT NOT NULL,
+        PRIMARY KEY (event_id, rule, camera, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX detections_time ON detections(time);
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

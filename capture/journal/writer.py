@@ -105,6 +105,13 @@ _PRUNE_CAPTURES = """
         FROM (SELECT DISTINCT camera FROM captures) cameras
     )
 """
+# A picture's detections go with its capture row (the newest kept, as above).
+_PRUNE_DETECTIONS = """
+    DELETE FROM detections WHERE time < ?1 AND NOT EXISTS (
+        SELECT 1 FROM captures WHERE captures.event_id = detections.event_id
+            AND captures.rule = detections.rule AND captures.camera = detections.camera
+            AND captures.seq = detections.seq)
+"""
 _PRUNE_EVENTS = """
     DELETE FROM events WHERE time < ?1
         AND NOT EXISTS (SELECT 1 FROM captures WHERE captures.event_id = events.id)
@@ -404,6 +411,7 @@ class Journal(JournalReader):
             return op.args[0](self._writer)
         elif op.kind == "prune":
             deleted = self._writer.execute(_PRUNE_CAPTURES, op.args).rowcount
+            deleted += self._writer.execute(_PRUNE_DETECTIONS, op.args).rowcount
             deleted += self._writer.execute(_PRUNE_EVENTS, op.args).rowcount
             return deleted
         return None

@@ -165,6 +165,7 @@ TriggerFactory = Callable[[str, Any, TriggerContext], Trigger]
 TRIGGER_KINDS: Registry[TriggerFactory] = Registry(
     "trigger type",
     {
+        "detection": "capture.triggers.detection:DetectionTrigger",
         "file": "capture.triggers.file:FileTrigger",
         "gpio": "capture.triggers.gpio:GpioTrigger",
         "http": "capture.triggers.http:HttpTrigger",

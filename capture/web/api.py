@@ -207,6 +207,7 @@ class Api:
         camera: str | None = None,
         rule: str | None = None,
         failed: bool = False,
+        detected: str | None = None,
         limit: int = DEFAULT_PAGE,
         offset: int = 0,
     ) -> dict[str, Any]:
@@ -217,7 +218,9 @@ class Api:
             cameras = [name for name in rules.cameras if rules.camera_line(name) == line]
         if camera:
             cameras = [camera] if cameras is None or camera in cameras else []
-        where = EventFilter(cameras=cameras, rule=rule or None, failed_only=failed)
+        where = EventFilter(
+            cameras=cameras, rule=rule or None, failed_only=failed, detected=detected or None
+        )
         # One more than asked tells whether a next page exists without a COUNT(*).
         entries = self.queries.events(where, limit + 1, offset)
         return {
@@ -244,6 +247,7 @@ class Api:
             "rules": list(entry.rules),
             "ok": all(frame.ok for frame in entry.frames) if entry.frames else None,
             "captures": [self.frame_json(frame) for frame in entry.frames],
+            "detections": entry.detections,
         }
 
     def frame_json(self, result: CaptureResult) -> dict[str, Any]:

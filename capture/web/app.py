@@ -289,11 +289,25 @@ def _api_routes(app: FastAPI, parts: WebParts) -> None:
         camera: Annotated[str | None, Query(description="Camera name.")] = None,
         rule: Annotated[str | None, Query(description="Rule name; `snap` for snaps.")] = None,
         failed: Annotated[bool, Query(description="Only events with a failed frame.")] = False,
+        detected: Annotated[
+            str | None,
+            Query(
+                alias="class",
+                max_length=64,
+                description="Only events where object detection found this class.",
+            ),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> JSONResponse:
         page = api.events(
-            line=line, camera=camera, rule=rule, failed=failed, limit=limit, offset=offset
+            line=line,
+            camera=camera,
+            rule=rule,
+            failed=failed,
+            detected=detected,
+            limit=limit,
+            offset=offset,
         )
         return api_json(page)
 

@@ -184,6 +184,29 @@ class Capture(Document):
     thumb_url: str | None = Field(description="Null for a failed frame.")
 
 
+class DetectedObject(Document):
+    """One object found on a picture (docs/detection.md)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    class_: str = Field(alias="class", description="The class, as the model's label file names it.")
+    score: float = Field(description="0-1.")
+    box: list[int] = Field(description="[left, top, right, bottom] in the picture's pixels.")
+
+
+class PictureDetections(Document):
+    """What object detection made of one frame's picture."""
+
+    rule: str
+    camera: str
+    seq: int
+    status: Literal["analysed", "not_analysed", "failed"] = Field(
+        description="not_analysed: the detector was behind or stopping; failed: see error."
+    )
+    objects: list[DetectedObject]
+    error: str | None
+
+
 class EventDocument(Document):
     """An event with every frame of every rule it fired."""
 
@@ -196,6 +219,9 @@ class EventDocument(Document):
     rules: list[str]
     ok: bool | None = Field(description="Every frame saved; null before the first frame.")
     captures: list[Capture]
+    detections: list[PictureDetections] = Field(
+        description="Object detection's outcome per picture, once it has run (docs/detection.md)."
+    )
 
 
 class EventsPage(Document):

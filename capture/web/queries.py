@@ -28,6 +28,8 @@ class EventEntry:
     values: dict[str, Value]
     rules: tuple[str, ...]
     frames: list[CaptureResult] = field(default_factory=list)
+    #: What object detection made of its pictures (capture.detect.journal's rows).
+    detections: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class EventFilter:
     cameras: Sequence[str] | None = None
     rule: str | None = None
     failed_only: bool = False
+    #: Only events where object detection found this class.
+    detected: str | None = None
 
 
 _EVENTS = """
@@ -47,7 +51,17 @@ _EVENTS = """
             AND (:cameras IS NULL OR c.camera IN (SELECT value FROM json_each(:cameras)))
             AND (:failed = 0 OR c.error_type IS NOT NULL)
     )
+    AND (:detected IS NULL OR EXISTS (
+        SELECT 1 FROM detections d
+        WHERE d.event_id = e.id AND instr(d.classes, ',' || :detected || ',') > 0
+    ))
     ORDER BY e.time DESC, e.id DESC LIMIT :limit OFFSET :offset
+"""
+
+_DETECTIONS = """
+    SELECT event_id, rule, camera, seq, status, objects_json, error FROM detections
+    WHERE event_id IN (SELECT value FROM json_each(?))
+    ORDER BY rule, camera, seq
 """
 
 _ONE_EVENT = "SELECT id, time, trigger, values_json, rules_json FROM events WHERE id = ?"
@@ -74,6 +88,7 @@ class EventQueries(JournalReader):
                 "rule": where.rule,
                 "cameras": json.dumps(list(where.cameras)) if where.cameras is not None else None,
                 "failed": int(where.failed_only),
+                "detected": where.detected,
                 "limit": limit,
                 "offset": offset,
             },
@@ -97,6 +112,18 @@ class EventQueries(JournalReader):
             for row in rows
         }
         if entries:
-            for frame in self.select(_FRAMES, (json.dumps(list(entries)),)):
+            ids = json.dumps(list(entries))
+            for frame in self.select(_FRAMES, (ids,)):
                 entries[frame[0]].frames.append(capture_result(frame))
+            for row in self.select(_DETECTIONS, (ids,)):
+                entries[row[0]].detections.append(
+                    {
+                        "rule": row[1],
+                        "camera": row[2],
+                        "seq": row[3],
+                        "status": row[4],
+                        "objects": json.loads(row[5]),
+                        "error": row[6],
+                    }
+                )
         return list(entries.values())

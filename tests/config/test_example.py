@@ -55,9 +55,15 @@ def fields(model: type[BaseModel]) -> set[str]:
 def test_example_documents_every_service_level_option() -> None:
     options = documented_options()
     sections = [*schema.top_sections(), ("rules", schema.RuleConfig)]
-    assert {"service", "storage", "mqtt", "web"} <= {name for name, _ in sections}
+    assert {"service", "storage", "mqtt", "web", "detection"} <= {name for name, _ in sections}
     for section, model in sections:
         assert fields(model) <= options[section], (section, fields(model) - options[section])
+
+
+def test_example_documents_every_detect_option() -> None:
+    shown = re.findall(r"detect = \{([^}]*)\}", EXAMPLE.read_text())
+    keys = {key.strip() for text in shown for key in re.findall(r"(\w+)\s*=", text)}
+    assert set(schema.DetectOptions.model_fields) <= keys
 
 
 def test_example_documents_every_camera_option() -> None:

@@ -37,16 +37,26 @@ class Pin:
 
 
 def pins(path: Path) -> dict[str, Pin]:
+    """Each release of the lock by name; of a fork (numpy: one release for Python 3.11, a
+    newer one where it needs 3.12), the one this machine's Python installs."""
     found: dict[str, Pin] = {}
+    forks: dict[str, list[Pin]] = {}
     name: str | None = None
     for line in path.read_text(encoding="utf-8").splitlines():
         match = PIN.match(line)
         if match:
             name = canonicalize_name(match["name"])
             marker = Marker(match["marker"]) if match["marker"] else None
-            assert name not in found, f"{path.name}: {name} pinned twice"
-            found[name] = Pin(match["version"], marker, 0)
+            forks.setdefault(name, []).append(Pin(match["version"], marker, 0))
         elif line.strip().startswith("--hash=sha256:") and name is not None:
-            pin = found[name]
-            found[name] = Pin(pin.version, pin.marker, pin.hashes + 1)
+            pin = forks[name][-1]
+            forks[name][-1] = Pin(pin.version, pin.marker, pin.hashes + 1)
+    for name, releases in forks.items():
+        if len(releases) == 1:
+            found[name] = releases[0]
+            continue
+        assert all(pin.marker is not None for pin in releases), f"{path.name}: {name} pinned twice"
+        applying = [pin for pin in releases if pin.applies()]
+        assert len(applying) <= 1, f"{path.name}: {name} pinned twice for this Python"
+        found[name] = applying[0] if applying else releases[0]
     return found

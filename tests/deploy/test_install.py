@@ -221,6 +221,25 @@ def test_first_install_lays_out_program_config_and_unit_and_enables_without_star
 
 
 @installs
+def test_detect_adds_the_detection_runtime_from_its_lock(target: Target) -> None:
+    """docs/detection.md's setup on a Pi: the detect extra's releases, checked by hash."""
+    result, _ = target.run("--extras", "detect", "--no-start")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "installing the locked dependencies (deploy/requirements.lock, extras: detect)" in (
+        result.stdout
+    )
+    venv_python = target.path(f"{PROGRAM}/venv/bin/python")
+    locked = {
+        name: pin.version for name, pin in pins(extra_lock("detect")).items() if pin.applies()
+    }
+    report = subprocess.run(
+        [venv_python, "-c", INSTALLED_VERSIONS, *locked], capture_output=True, text=True, check=True
+    )
+    assert json.loads(report.stdout) == locked
+    assert {"onnxruntime", "numpy"} <= set(locked)
+
+
+@installs
 def test_a_second_run_over_the_untouched_example_starts_nothing_and_says_what_to_edit(
     target: Target,
 ) -> None:

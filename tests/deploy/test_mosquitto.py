@@ -141,6 +141,8 @@ def delivered(clients: dict[str, Client], sender: str, topic: str, payload: str)
     ("sender", "topic", "allowed"),
     [
         ("line3-capture", f"{PREFIX}/events/ng_part", True),
+        ("line3-capture", f"{PREFIX}/detections/ng_part", True),
+        ("line3-plc", f"{PREFIX}/detections/ng_part", False),
         ("line3-capture", f"{PREFIX}/status", True),
         ("line3-capture", "plant-a/line3/plc/S2/result", False),  # the service cannot fake the PLC
         ("line3-capture", f"{PREFIX}/cmd/snap", False),

@@ -40,6 +40,7 @@ EXAMPLES: dict[str, dict[str, object]] = {
     "http": {},
     "modbus": {"host": "10.0.0.9"},
     "opcua": {"endpoint": "opc.tcp://10.0.0.20:4840", "nodes": ["ns=2;s=Line1.Gate"]},
+    "detection": {"rules": ["ng_part"]},
 }
 
 

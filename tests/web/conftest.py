@@ -104,6 +104,16 @@ cameras = ["line:Line B"]
     )
 
 
+def with_detection(text: str, folder: Path) -> str:
+    """The rule file with object detection (tests/detect/models.py's colour model) on line_b_view."""
+    from tests.detect.models import detection_section  # noqa: PLC0415 - onnx, for these tests only
+
+    text = text.replace(
+        'cameras = ["line:Line B"]\n', 'cameras = ["line:Line B"]\ndetect = { min_score = 0.05 }\n'
+    )
+    return text + detection_section(folder)
+
+
 @dataclass
 class Running:
     """A started service and an HTTP client pointed at its dashboard."""
@@ -143,10 +153,15 @@ def start_web(tmp_path: Path, web_simulator: Simulator) -> Iterator[WebFactory]:
         web: str = 'enabled = true\nbind = "127.0.0.1"\nport = 0',
         headers: dict | None = None,
         extra: str = "",
+        *,
+        detection: bool = False,
     ) -> Running:
         root = tmp_path / f"snapshots{len(started)}"
         path = tmp_path / f"rules{len(started)}.toml"
-        path.write_text(rule_file(web_simulator, root, web, extra), encoding="utf-8")
+        text = rule_file(web_simulator, root, web, extra)
+        if detection:
+            text = with_detection(text, tmp_path)
+        path.write_text(text, encoding="utf-8")
         service = Service(path, environ=ENVIRON)
         service.start()
         assert service.web is not None, "the web server did not start"

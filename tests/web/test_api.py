@@ -7,9 +7,11 @@ from zoneinfo import ZoneInfo
 
 from capture.events import CaptureResult
 from capture.triggers.values import MAX_DEPTH, MAX_VALUES
+from capture.web import models
 from tests.conftest import wait_for
 from tests.factory import ModbusDevice
 from tests.web.conftest import Running, WebFactory
+from tests.web.test_openapi import check
 
 
 def test_cameras_are_grouped_by_line_with_latest_picture_status_and_hour_figures(
@@ -334,3 +336,34 @@ pin = 17
     )
     modbus_device.start()
     wait_for(lambda: health("io_gate")["status"] == "ok")
+
+
+def test_events_show_what_detection_found_and_filter_by_class(start_web: WebFactory) -> None:
+    web = start_web(detection=True)
+    detection = web.service.detection
+    assert detection is not None
+
+    def ids(**params: object) -> list[str]:
+        page = web.client.get("/api/events", params=params)
+        assert page.status_code == 200, page.text
+        return [event["event_id"] for event in page.json()["events"]]
+
+    fired = web.client.post("/api/trigger/plc", json={"result": "VIEW", "part": "P7"})
+    event_id = fired.json()["event_id"]
+    wait_for(lambda: detection.stats.analysed == 2)
+    web.service.journal.flush()
+    plain = web.snap("cam_a")
+
+    assert ids() == [plain, event_id]
+    assert ids(**{"class": "person"}) == [event_id]
+    assert ids(**{"class": "truck", "line": "Line B"}) == [event_id]
+    assert ids(**{"class": "pers"}) == []  # a whole class, not a part of one
+    document = web.client.get(f"/api/events/{event_id}").json()
+    check(models.EventDocument, document)
+    assert [(d["camera"], d["status"]) for d in document["detections"]] == [
+        ("cam_c", "analysed"),
+        ("gate_cam", "analysed"),
+    ]
+    person = document["detections"][0]["objects"][0]
+    assert person["class"] == "person" and person["box"] == [0, 0, 320, 480]
+    assert web.client.get(f"/api/events/{plain}").json()["detections"] == []

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from tests.web.conftest import Running
+from tests.web.conftest import Running, WebFactory
 from tests.web.webdriver import CHROMEDRIVER, CHROMIUM, Browser
 
 pytestmark = [
@@ -284,6 +284,44 @@ def test_dashboard_shows_live_pictures_snaps_and_the_events_page_filters(
     notes = "return [...document.querySelectorAll('.frame p.err')].map(p => p.textContent)"
     expected = 'not in the event: part (written as "unknown" in the file name)'
     wait_for(lambda: browser.run(notes) == [expected, expected], timeout=WAIT_S)
+
+
+BOXES = """
+return [...document.querySelectorAll('.frame')].map(frame => [
+  [...frame.querySelectorAll('.shot .box-label')].map(label => label.textContent),
+  (frame.querySelector('p.objects') || {}).textContent,
+]);
+"""
+
+
+def test_event_page_draws_the_boxes_and_the_events_page_filters_by_class(
+    start_web: WebFactory, browser: Browser
+) -> None:
+    web = start_web(detection=True)
+    detection = web.service.detection
+    assert detection is not None
+    fired = web.client.post("/api/trigger/plc", json={"result": "VIEW", "part": "P8"})
+    event_id = fired.json()["event_id"]
+    wait_for(lambda: detection.stats.analysed == 2, timeout=WAIT_S)
+    web.service.journal.flush()
+    plain = web.snap("cam_a")
+
+    # What the API says was found, as the page must draw it (the simulator's colours set the scores).
+    found = web.client.get(f"/api/events/{event_id}").json()["detections"]
+    expected = []
+    for picture in found:
+        labels = [f"{o['class']} {o['score']:.2f}" for o in picture["objects"]]
+        expected.append([labels, f"objects: {', '.join(labels)}"])
+    assert len(expected) == 2 and all(labels for labels, _ in expected)
+    browser.get(f"{web.base_url}/events/{event_id}")
+    wait_for(lambda: browser.run(BOXES) == expected, timeout=WAIT_S)
+    left = "return getComputedStyle(document.querySelector('.shot .box')).width"
+    assert browser.run(left) != "0px"
+
+    browser.get(f"{web.base_url}/events?class=person")
+    wait_for(lambda: browser.run(TIMELINE_IDS) == [event_id], timeout=WAIT_S)
+    browser.get(f"{web.base_url}/events")
+    wait_for(lambda: browser.run(TIMELINE_IDS) == [plain, event_id], timeout=WAIT_S)
 
 
 CALL_FROM_DESCRIPTION = """

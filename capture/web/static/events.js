@@ -16,6 +16,8 @@
     const data = new FormData(form);
     const query = new URLSearchParams();
     for (const key of ["line", "camera", "rule"]) if (data.get(key)) query.set(key, data.get(key));
+    const wanted = (data.get("class") || "").trim();
+    if (wanted) query.set("class", wanted);
     if (data.get("failed")) query.set("failed", "1");
     return query;
   }
@@ -38,12 +40,14 @@
       : h("span", { class: "missing", title: capture.error ? capture.error.message : "" },
           `${capture.camera} #${capture.seq}: ${capture.error ? capture.error.type : "failed"}`));
     const hidden = event.captures.length - shown.length;
+    const classes = [...new Set(event.detections.flatMap((d) => d.objects.map((object) => object.class)))];
     return h("li", { class: failed ? "failed" : "ok", "data-event": event.event_id },
       h("div", { class: "head" },
         h("a", { href: `/events/${encodeURIComponent(event.event_id)}` }, EC.dateTime(event.time)),
         h("span", {}, `${event.rules.join(", ")} ← ${event.trigger}`),
         h("span", { class: `badge ${failed ? "error" : "ok"}` }, failed ? "FAILED" : "OK"),
-        h("span", { class: "values" }, summary(event.values))),
+        h("span", { class: "values" }, summary(event.values)),
+        classes.length ? h("span", { class: "objects" }, `objects: ${classes.join(", ")}`) : null),
       h("div", { class: "thumbs" }, shown, hidden > 0 ? h("span", { class: "missing" }, `+${hidden} more`) : null));
   }
 
@@ -79,6 +83,7 @@
     const params = new URLSearchParams(location.search);
     offset = Math.max(0, parseInt(params.get("offset") || "0", 10) || 0);
     form.elements.failed.checked = params.get("failed") === "1";
+    form.elements.class.value = params.get("class") || "";
     try {
       const doc = await EC.getJson("/api/cameras");
       EC.syncClock(doc.time);

@@ -1,0 +1,103 @@
+"""The detection worker when it falls behind: pictures kept, marked not analysed, counted.
+
+In a whole service with cameras and a broker: tests/e2e/test_detection.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from PIL import Image
+
+from capture.config.schema import DetectOptions, StorageConfig
+from capture.detect import Detection
+from capture.detect.journal import read_event
+from capture.detect.onnx import OnnxDetector, read_labels
+from capture.detect.worker import DetectionWorker
+from capture.events import CaptureResult, Event, FiringReport
+from capture.journal import Journal
+from capture.storage import Storage
+from tests.conftest import wait_for
+from tests.detect.models import colour_detector
+
+
+class _GatedDetector:
+    """The colour detector, held at a gate: a detector slower than the captures."""
+
+    def __init__(self, inner: OnnxDetector) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.inner.labels
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        return self.inner.input_size
+
+    def detect(self, picture: Image.Image, min_score: float) -> list[Detection]:
+        self.entered.set()
+        self.gate.wait(10)
+        return self.inner.detect(picture, min_score)
+
+
+def test_when_the_detector_falls_behind_pictures_are_not_analysed_counted_and_kept(
+    tmp_path: Path,
+) -> None:
+    model, labels = colour_detector(tmp_path)
+    detector = _GatedDetector(OnnxDetector(model, read_labels(labels)))
+    root = tmp_path / "data"
+    storage = Storage(StorageConfig(root=root, fsync=False))
+    journal = Journal(root / "journal.sqlite3")
+    sent: list[tuple[str, bytes]] = []
+    worker = DetectionWorker(
+        detector,
+        root=root,
+        store=storage,
+        journal=journal,
+        options_for=lambda rule, camera: DetectOptions(),
+        queue_size=1,
+        publish=lambda topic, payload: sent.append((topic, payload)),
+    )
+    worker.start()
+    try:
+        _fall_behind(worker, detector, root, journal, sent)
+    finally:
+        detector.gate.set()
+        worker.stop()
+        journal.close()
+        storage.close()
+
+
+def _fall_behind(
+    worker: DetectionWorker,
+    detector: _GatedDetector,
+    root: Path,
+    journal: Journal,
+    sent: list[tuple[str, bytes]],
+) -> None:
+    reports = []
+    for number in range(4):
+        name = f"p{number}.jpg"
+        Image.new("RGB", (64, 48), (255, 0, 0)).save(root / name)
+        event = Event.now("plc")
+        result = CaptureResult(event.id, "r", "cam", 1, path=name)
+        reports.append(FiringReport(event, "r", "site", [result]))
+    worker.offer(reports[0])
+    assert detector.entered.wait(10)  # the first is being analysed, the queue is empty
+    for report in reports[1:]:
+        worker.offer(report)  # one fits in the queue, two do not: never blocks
+    assert worker.stats.not_analysed == 2 and worker.queued() == 1
+    detector.gate.set()
+    wait_for(lambda: worker.stats.analysed == 2)
+    journal.flush()
+    statuses = [read_event(journal, report.event.id)[0]["status"] for report in reports]
+    assert statuses == ["analysed", "analysed", "not_analysed", "not_analysed"]
+    assert all((root / f"p{n}.jpg").is_file() for n in range(4))
+    assert [json.loads(payload)["pictures"][0]["status"] for _, payload in sent].count(
+        "not_analysed"
+    ) == 2
