@@ -238,6 +238,9 @@ class _Checker:
         mqtt = self.rules.mqtt
         if mqtt.enabled and mqtt.tls and mqtt.ca_file is not None:
             files.append((("mqtt", "ca_file"), mqtt.ca_file))
+        upload = self.rules.upload
+        if upload.enabled and upload.verify and upload.ca_file is not None:
+            files.append((("upload", "ca_file"), upload.ca_file))
         for path, ca_file in files:
             reason = ca_file_problem(ca_file)
             if reason:

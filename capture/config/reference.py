@@ -55,6 +55,7 @@ def generate() -> str:
         ("[storage]", schema.StorageConfig),
         ("[mqtt]", schema.MqttConfig),
         ("[web]", schema.WebConfig),
+        ("[upload]", schema.UploadConfig),
     ]
     for title, model in sections:
         parts += [f"## `{title}`", "", (model.__doc__ or "").strip(), "", _table(model), ""]

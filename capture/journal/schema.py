@@ -17,7 +17,7 @@ from urllib.parse import quote
 from capture.errors import CaptureError
 
 #: Newest schema this code writes; `PRAGMA user_version` holds the file's own.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: The statements that bring a journal from version n to n + 1, at index n. A
 #: released step is never edited: a file on a Pi went through it as it was.
@@ -84,6 +84,40 @@ MIGRATIONS: tuple[str, ...] = (
     # 3 -> 4: the outbox's `attempts` column, never used (SQLite 3.35+; Bookworm has 3.40).
     "ALTER TABLE outbox DROP COLUMN attempts",
 )
+
+
+def _uploads_table() -> str:
+    """4 -> 5 (issue 20, self-contained): the object store's queue, one row per saved picture.
+
+    A row is written in the commit of its capture row (capture.upload.queue), so
+    a picture on disk and in the journal always has one; (event_id, rule,
+    camera, seq) is the frame, so a recovered or re-recorded frame never gets a
+    second row. `state` is `waiting`, `uploaded` (at `uploaded`, under `key`,
+    kept until the journal is pruned) or `gone` (the file vanished before it
+    could be uploaded; `error` says so).
+    """
+    return """
+    CREATE TABLE uploads (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        key TEXT NOT NULL,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        created TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'waiting',
+        uploaded TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        UNIQUE (event_id, rule, camera, seq)
+    );
+    CREATE INDEX uploads_waiting ON uploads(id) WHERE state = 'waiting';
+    """
+
+
+MIGRATIONS += (_uploads_table(),)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 #: Sorts before every stored time: "since the beginning".

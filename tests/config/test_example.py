@@ -52,6 +52,7 @@ def test_example_documents_every_service_level_option() -> None:
         ("storage", schema.StorageConfig),
         ("mqtt", schema.MqttConfig),
         ("web", schema.WebConfig),
+        ("upload", schema.UploadConfig),
         ("rules", schema.RuleConfig),
     ]:
         assert fields(model) <= options[section], (section, fields(model) - options[section])
