@@ -33,6 +33,7 @@ from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigge
 from capture.triggers.values import PayloadFormatError, flatten
 
 if TYPE_CHECKING:
+    from capture.upload.worker import Uploader
     from capture.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Service:
         self._stopped: bool | None = None
         self.web: WebServer | None = None
         self.publisher: Publisher | None = None
+        self.uploader: Uploader | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -111,6 +113,8 @@ class Service:
                 self.journal,
                 self.handle_command,
             )
+        if rules.upload.enabled:
+            self.uploader = self._make_uploader(rules)
         self.engine = Engine(rules, self.cameras, self.storage, self.journal, self.publisher)
         # Before the publisher starts and any trigger listens: the interrupted firings'
         # messages queue behind the outbox's older ones and ahead of every new event.
@@ -126,6 +130,8 @@ class Service:
         log.info("storage root=%s %s", rules.storage.root, recovered)
         if self.publisher is not None:
             self.publisher.start()
+        if self.uploader is not None:
+            self.uploader.start()
         self._trigger_context = self._make_trigger_context(rules)
         self._start_triggers(rules, set(rules.triggers))
         if rules.web.enabled:
@@ -137,6 +143,27 @@ class Service:
             "started site=%s cameras=%d triggers=%d/%d rules=%d",
             rules.service.site, len(self.cameras), len(self.triggers), len(rules.triggers), len(rules.rules),
         )  # fmt: skip
+
+    def _make_uploader(self, rules: RuleFile) -> Uploader:
+        """The upload worker, attached to the journal before recovery records anything.
+
+        Imported here: minio (the optional extra `upload`) is loaded only when used.
+        """
+        from capture.upload.queue import key_namer  # noqa: PLC0415
+        from capture.upload.worker import Uploader  # noqa: PLC0415
+
+        uploader = Uploader(
+            rules.upload,
+            self.journal,
+            Path(rules.storage.root),
+            site=rules.service.site,
+            key_of=key_namer(rules),
+            holder=self.storage,
+            announcer=self.publisher,
+            timezone=rules.service.timezone,
+        )
+        uploader.attach()
+        return uploader
 
     def _build_camera(self, name: str, config: CameraConfig) -> Camera | None:
         """The camera's driver, or None when it cannot be set up: logged, and the others run."""
@@ -266,7 +293,12 @@ class Service:
 
     def _apply(self, new: RuleFile) -> None:
         old = self.rules
-        for section in ("storage", "mqtt", "web"):  # the engine takes [service] anew on reload
+        for section in (
+            "storage",
+            "mqtt",
+            "web",
+            "upload",
+        ):  # the engine takes [service] anew on reload
             if getattr(old, section) != getattr(new, section):
                 log.warning(
                     "[%s] changed: it applies after a restart (systemctl restart event-capture)",
@@ -328,6 +360,8 @@ class Service:
         if keep_days is not None:
             try:
                 self.journal.prune(now - timedelta(days=keep_days))
+                if self.uploader is not None:
+                    self.uploader.queue.prune(now - timedelta(days=keep_days))
             except JournalError as exc:
                 log.error("journal pruning failed: %s", exc)
 
@@ -352,6 +386,8 @@ class Service:
         finished = self.engine.stop(grace)
         if not finished:
             log.warning("captures still running after %.0f s grace; stopping anyway", grace)
+        if self.uploader is not None:  # before the publisher: its last follow-ups go out too
+            self.uploader.stop(timeout=5.0)
         if self.publisher is not None:
             self.publisher.stop()
         for camera in self.cameras.values():
@@ -370,4 +406,8 @@ class Service:
         # A publisher whose thread died no longer keeps the outbox: nothing would
         # survive a restart. A full disk keeps it alive (its rows wait in memory),
         # so a watchdog restart then would lose them: `alive`, not `outbox_error`.
-        return threads_alive and (self.publisher is None or self.publisher.alive)
+        return (
+            threads_alive
+            and (self.publisher is None or self.publisher.alive)
+            and (self.uploader is None or self.uploader.alive)
+        )

@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from capture.config.schema import RuleFile
 from capture.events import CaptureResult
 from capture.journal import Journal
 from capture.journal.schema import db_time
 from capture.journal.writer import Work
+from capture.upload.keys import KeyFields, render_key
 
 _INSERT = (
     "INSERT OR IGNORE INTO uploads (event_id, rule, camera, seq, path, key, bytes, created) "
@@ -37,6 +39,30 @@ _WAITING = (
 _WAITING_PATHS = "SELECT path FROM uploads WHERE state = 'waiting'"
 _BACKLOG = "SELECT COUNT(*), SUM(bytes), MIN(created) FROM uploads WHERE state = 'waiting'"
 _PRUNE = "DELETE FROM uploads WHERE state != 'waiting' AND created < ?"
+
+
+def key_namer(rules: RuleFile) -> Callable[[CaptureResult], str]:
+    """Names a saved picture's object by `[upload].key`: site, camera's line, path and so on.
+
+    The key is fixed when the picture is queued, so a later change of the
+    template (or of a camera's line) never renames what already waits.
+    """
+    template, site = rules.upload.key, rules.service.site
+    lines = {name: rules.camera_line(name) for name in rules.cameras}
+
+    def key_of(result: CaptureResult) -> str:
+        fields = KeyFields(
+            site=site,
+            line=lines.get(result.camera, rules.service.line),
+            camera=result.camera,
+            rule=result.rule,
+            path=str(result.path),
+            event_id=result.event_id,
+            seq=result.seq,
+        )
+        return render_key(template, fields)
+
+    return key_of
 
 
 @dataclass(frozen=True, slots=True)
