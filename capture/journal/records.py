@@ -92,6 +92,12 @@ class JournalRow:
     error_message: str | None = None
     #: Values the file name used that the event did not carry (written as "unknown").
     missing_fields: tuple[str, ...] = ()
+    #: [upload]: `waiting`, `uploaded` or `gone` (the file vanished first); None: not queued.
+    upload: str | None = None
+    #: The object's key in the store (set when queued; the object exists once `uploaded`).
+    object_key: str | None = None
+    #: Why the last upload attempt failed, while it waits.
+    upload_error: str | None = None
 
     def as_json(self, zone: tzinfo = UTC) -> dict[str, Any]:
         """The row as a JSON-ready dict, times in `zone` (the site's); field names are stable.
@@ -124,6 +130,8 @@ class JournalRow:
             "error_type": self.error_type,
             "error_message": self.error_message,
             "missing_fields": list(self.missing_fields),
+            "upload": self.upload,
+            "object_key": self.object_key,
         }
 
 
