@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from capture.config.schema import RuleFile
 from capture.events import CaptureResult
-from capture.journal import Journal
+from capture.journal import Journal, JournalReader
 from capture.journal.schema import db_time
 from capture.journal.writer import Work
 from capture.upload.keys import KeyFields, render_key
@@ -89,6 +89,12 @@ class Backlog:
     oldest: datetime | None
 
 
+def backlog_of(reader: JournalReader) -> Backlog:
+    """What waits for the store, read on any connection (the dashboard has its own)."""
+    count, size, oldest = reader.select(_BACKLOG)[0]
+    return Backlog(int(count), int(size or 0), datetime.fromisoformat(oldest) if oldest else None)
+
+
 class UploadQueue:
     """The `uploads` table of `journal`'s file; safe from several threads, like the journal."""
 
@@ -128,10 +134,7 @@ class UploadQueue:
 
     def backlog(self) -> Backlog:
         """How many pictures (and bytes) wait, and since when."""
-        count, size, oldest = self._journal.select(_BACKLOG)[0]
-        return Backlog(
-            int(count), int(size or 0), datetime.fromisoformat(oldest) if oldest else None
-        )
+        return backlog_of(self._journal)
 
     def done(self, uploads: Sequence[Upload], also: Work | None = None) -> None:
         """Mark uploads stored, in one commit with `also` (their follow-up messages)."""

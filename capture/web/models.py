@@ -91,6 +91,15 @@ class RuleSummary(Document):
     description: str
 
 
+class UploadBacklog(Document):
+    """Pictures saved here and not yet in the object store ([upload])."""
+
+    bucket: str | None
+    waiting: int = Field(description="Pictures waiting for upload.")
+    waiting_bytes: int
+    oldest: str | None = Field(description="When the oldest waiting picture was queued.")
+
+
 class CamerasDocument(Document):
     """GET /api/cameras."""
 
@@ -100,6 +109,7 @@ class CamerasDocument(Document):
     stats_period_s: int
     lines: list[LineOfCameras]
     rules: list[RuleSummary]
+    upload: UploadBacklog | None = Field(description="Null when [upload] is off.")
 
 
 class FrameError(Document):
