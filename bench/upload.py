@@ -98,6 +98,9 @@ def main() -> int:
     )
     parser.add_argument("--events", type=int, default=400, help="triggers per latency run")
     parser.add_argument(
+        "--rounds", type=int, default=3, help="latency runs per setting, alternating"
+    )
+    parser.add_argument(
         "--rate", type=float, default=20.0, help="triggers per second in latency runs"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for the JSON result")  # fmt: skip
@@ -123,7 +126,7 @@ def main() -> int:
                 print(f"... drain, concurrency {concurrency}", file=sys.stderr, flush=True)
                 results["drain"].append(drain(store, work, sample, args.pictures, concurrency))
             runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
-            for index, mode in enumerate(("off", "on", "off", "on")):
+            for index, mode in enumerate(("off", "on") * args.rounds):
                 print(f"... latency, upload {mode}", file=sys.stderr, flush=True)
                 step = work / f"latency-{index}"
                 step.mkdir()
@@ -150,19 +153,21 @@ def report(results: dict[str, Any]) -> None:
         print(f"drain {d['pictures']} pictures, concurrency {d['concurrency']}: {d['drain_s']:.1f} s, "
               f"{d['pictures_per_s']:.0f} pictures/s, {d['mib_per_s']:.1f} MiB/s")  # fmt: skip
     runs = results["latency"]
-    print("trigger -> file on disk (ms), steady rate, upload off vs on, two runs each:")
+    print(
+        f"trigger -> file on disk (ms), steady rate, upload off vs on, {len(runs['off'])} runs each, alternating:"
+    )
     for mode in ("off", "on"):
         for run in runs[mode]:
             p = run["trigger_to_file_ms"]
             print(f"  upload {mode:3}: p50 {p['p50']:6.1f}  p90 {p['p90']:6.1f}  p99 {p['p99']:6.1f}  "
                   f"lost {run['lost']}  cpu/snapshot {run['service_cpu_ms_per_snapshot']:.2f} ms")  # fmt: skip
-    off = statistics.median(run["trigger_to_file_ms"]["p50"] for run in runs["off"])
-    on = statistics.median(run["trigger_to_file_ms"]["p50"] for run in runs["on"])
-    spread = max(abs(first["trigger_to_file_ms"]["p50"] - second["trigger_to_file_ms"]["p50"])
-                 for first, second in (runs["off"], runs["on"]))  # fmt: skip
-    print(
-        f"p50 upload on / off: {on / off:.2f}x (run-to-run spread of the same setting: {spread:.1f} ms)"
-    )
+    for figure in ("p50", "p90", "p99"):
+        off = statistics.median(run["trigger_to_file_ms"][figure] for run in runs["off"])
+        on = statistics.median(run["trigger_to_file_ms"][figure] for run in runs["on"])
+        spread = max(max(r["trigger_to_file_ms"][figure] for r in runs[mode])
+                     - min(r["trigger_to_file_ms"][figure] for r in runs[mode]) for mode in runs)  # fmt: skip
+        print(f"{figure} median of runs, upload on / off: {on:.1f} / {off:.1f} ms = {on / off:.2f}x "
+              f"(spread between runs of one setting: up to {spread:.1f} ms)")  # fmt: skip
 
 
 if __name__ == "__main__":

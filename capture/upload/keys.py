@@ -58,13 +58,5 @@ class KeyFields:
 
 def render_key(template: str, fields: KeyFields) -> str:
     """The object key of one picture: no leading slash, no empty segment."""
-    rendered = template.format(
-        site=fields.site,
-        line=fields.line,
-        camera=fields.camera,
-        rule=fields.rule,
-        path=fields.path,
-        event_id=fields.event_id,
-        seq=fields.seq,
-    )
+    rendered = template.format_map({name: getattr(fields, name) for name in KEY_FIELDS})
     return "/".join(segment for segment in rendered.split("/") if segment)

@@ -10,24 +10,11 @@ from capture.config.loader import parse_rules
 from capture.config.problems import ConfigError
 from capture.upload.keys import DEFAULT_KEY, KeyFields, key_template_problem, render_key
 from tests.config.conftest import line_of
+from tests.config.test_loader import MINIMAL
 
-BASE = """\
-[service]
-site = "plant"
-
-[cameras.cam1]
-vendor = "edimax"
-host = "10.0.0.1"
-
-[triggers.gate]
-type = "gpio"
-pin = 17
-
-[[rules]]
-name = "r1"
-when = "gate"
-cameras = ["cam1"]
-
+BASE = (
+    MINIMAL
+    + """
 [upload]
 enabled = true
 endpoint = "https://s3.plant.example:9000"
@@ -35,6 +22,7 @@ bucket = "pictures"
 access_key_env = "S3_ID"
 secret_key_env = "S3_KEY"
 """
+)
 ENVIRON = {"S3_ID": "PIACCESS01", "S3_KEY": "Upload-Key-Secret-77"}
 FIELDS = KeyFields("plant", "Line 3", "cam1", "ng", "Line 3/2026-12-03/ng_cam1_1.jpg", "ev1", 2)
 

@@ -139,6 +139,24 @@ def test_a_picture_waiting_for_upload_survives_retention_and_is_released_once_up
     assert not (line.root / path).exists()
 
 
+def test_after_a_restart_pictures_still_waiting_are_held_from_retention(
+    tmp_path: Path, s3_store: SeaweedS3
+) -> None:
+    first = Line(tmp_path / "pi", s3_store, site="restart-hold")
+    waiting = [first.save(n) for n in range(3)]
+    first.close()  # stopped before uploading anything
+
+    second = Line(tmp_path / "pi", s3_store, site="restart-hold")  # attach() reads the queue
+    try:
+        second.storage.recover(second.journal.snapshot_owners())
+        second.storage.config = StorageConfig(root=second.root, keep_days=None, max_total_mb=0.000001, min_free_mb=0)  # fmt: skip
+        report = second.storage.enforce_retention()
+        assert report.deleted_files == 0 and report.kept_for_upload == 2  # + cam1's newest
+        assert all((second.root / path).exists() for path in waiting)
+    finally:
+        second.close()
+
+
 def test_a_picture_deleted_by_hand_is_marked_gone_and_the_rest_still_upload(
     line: Line, s3_store: SeaweedS3
 ) -> None:
