@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from run import PASSWORD, ROOT, run_stream, simulator  # bench/ is sys.path[0]
+from run import PASSWORD, ROOT, cpu_s, run_stream, simulator  # bench/ is sys.path[0]
 
 from capture.config.schema import RuleFile, StorageConfig, UploadConfig
 from capture.events import CaptureResult
@@ -84,10 +84,11 @@ def drain(store: SeaweedS3, workdir: Path, jpegs: list[bytes], pictures: int, co
             "mib_per_s": total / 2**20 / elapsed}  # fmt: skip
 
 
-def upload_section(store: SeaweedS3) -> str:
+def upload_section(store: SeaweedS3, run: int) -> str:
+    """[upload] for latency run `run`: keys of its own, so every run stores new objects."""
     return (
         f'\n[upload]\nenabled = true\nendpoint = "{store.endpoint}"\nbucket = "{BUCKET}"\n'
-        f'access_key = "{S3_ACCESS_KEY}"\nsecret_key = "{S3_SECRET}"\n'
+        f'key = "run{run}/{{path}}"\naccess_key = "{S3_ACCESS_KEY}"\nsecret_key = "{S3_SECRET}"\n'
     )
 
 
@@ -130,9 +131,14 @@ def main() -> int:
                 print(f"... latency, upload {mode}", file=sys.stderr, flush=True)
                 step = work / f"latency-{index}"
                 step.mkdir()
-                extra = upload_section(store) if mode == "on" else ""
+                extra = upload_section(store, index) if mode == "on" else ""
+                store_cpu = cpu_s(store.process.pid) if store.process else 0.0
                 runs[mode].append(run_stream(broker, {"cam0": ports["cam0"]}, step, events=args.events, rate=args.rate,
                                              prefix=f"up{index}", rule_cameras='["cam0"]', extra_rules=extra))  # fmt: skip
+                # The store shares this machine's two cores and disk here; on a plant it does not.
+                runs[mode][-1]["store_cpu_s"] = (
+                    cpu_s(store.process.pid) - store_cpu if store.process else 0.0
+                )
             results["latency"] = runs
         finally:
             broker.stop()
@@ -160,7 +166,8 @@ def report(results: dict[str, Any]) -> None:
         for run in runs[mode]:
             p = run["trigger_to_file_ms"]
             print(f"  upload {mode:3}: p50 {p['p50']:6.1f}  p90 {p['p90']:6.1f}  p99 {p['p99']:6.1f}  "
-                  f"lost {run['lost']}  cpu/snapshot {run['service_cpu_ms_per_snapshot']:.2f} ms")  # fmt: skip
+                  f"lost {run['lost']}  cpu/snapshot {run['service_cpu_ms_per_snapshot']:.2f} ms, "
+                  f"store cpu {run['store_cpu_s']:.1f} s")  # fmt: skip
     for figure in ("p50", "p90", "p99"):
         off = statistics.median(run["trigger_to_file_ms"][figure] for run in runs["off"])
         on = statistics.median(run["trigger_to_file_ms"][figure] for run in runs["on"])

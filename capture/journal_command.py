@@ -172,7 +172,7 @@ def _upload_note(row: JournalRow) -> str:
     if row.upload == "uploaded":
         return " (uploaded)"
     if row.upload == "gone":
-        return " (lost before upload)"
+        return f" (upload given up: {row.upload_error})"
     if row.upload == "waiting":
         return (
             f" (not uploaded yet: {row.upload_error})"

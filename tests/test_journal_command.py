@@ -148,7 +148,7 @@ def test_table_and_json_show_where_each_picture_is_with_the_object_store(
 
     assert [line.split("p/", 1)[1] for line in out.splitlines()[1:]] == [
         "3.jpg (not uploaded yet: object store http://s3:9000: connection refused)",
-        "2.jpg (lost before upload)",
+        "2.jpg (upload given up: p/2.jpg: no longer on local disk)",
         "1.jpg (uploaded)",
     ]
     objects = [json.loads(line) for line in lines.splitlines()]

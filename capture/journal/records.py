@@ -92,11 +92,11 @@ class JournalRow:
     error_message: str | None = None
     #: Values the file name used that the event did not carry (written as "unknown").
     missing_fields: tuple[str, ...] = ()
-    #: [upload]: `waiting`, `uploaded` or `gone` (the file vanished first); None: not queued.
+    #: [upload]: `waiting`, `uploaded` or `gone` (given up, see `upload_error`); None: not queued.
     upload: str | None = None
     #: The object's key in the store (set when queued; the object exists once `uploaded`).
     object_key: str | None = None
-    #: Why the last upload attempt failed, while it waits.
+    #: Why the last upload attempt failed (while it waits), or why it was given up.
     upload_error: str | None = None
 
     def as_json(self, zone: tzinfo = UTC) -> dict[str, Any]:

@@ -90,11 +90,11 @@ def _uploads_table() -> str:
     """4 -> 5 (issue 20, self-contained): the object store's queue, one row per saved picture.
 
     A row is written in the commit of its capture row (capture.upload.queue), so
-    a picture on disk and in the journal always has one; (event_id, rule,
+    while [upload] is on a picture the journal knows always has one; (event_id, rule,
     camera, seq) is the frame, so a recovered or re-recorded frame never gets a
     second row. `state` is `waiting`, `uploaded` (at `uploaded`, under `key`,
-    kept until the journal is pruned) or `gone` (the file vanished before it
-    could be uploaded; `error` says so).
+    kept until the journal is pruned) or `gone` (given up: the file vanished
+    or cannot be read, or the store refuses its key for good; `error` says which).
     """
     return """
     CREATE TABLE uploads (

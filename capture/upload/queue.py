@@ -149,7 +149,7 @@ class UploadQueue:
         self._journal.write(mark, "uploads")
 
     def failed(self, failures: Iterable[tuple[Upload, str]], *, gone: bool = False) -> None:
-        """Count a failed attempt with what went wrong; `gone`: the file is lost, stop trying.
+        """Count a failed attempt with what went wrong; `gone`: it can never be uploaded, give up.
 
         Queued, not waited for: a crash first only loses the count.
         """

@@ -6,7 +6,9 @@ connection errors) become ours in `put`: `StoreUnavailable` for anything
 that may pass by itself (no connection, time-out, 5xx, throttling, and
 refused credentials or a missing bucket, which a technician fixes on the
 store's side without touching the Pi), `PictureGone` when the local file is
-no longer there. No message ever carries a key: only the endpoint, bucket,
+no longer there, `PictureRefused` when this one picture can never be
+uploaded (an unreadable file, a key the store refuses): the worker then
+gives up on it and goes on with the others. No message ever carries a key: only the endpoint, bucket,
 object key and what the store answered.
 """
 
@@ -40,6 +42,16 @@ class StoreUnavailable(UploadError, ConnectionError):
 
 class PictureGone(UploadError, FileNotFoundError):
     """The picture's file is no longer on local disk: there is nothing left to upload."""
+
+
+class PictureRefused(UploadError, ValueError):
+    """This one picture cannot be uploaded, ever (unreadable file, a key the store refuses)."""
+
+
+#: S3 error codes about one object, not the store: trying again cannot help.
+_OBJECT_CODES = frozenset(
+    {"KeyTooLongError", "InvalidObjectName", "EntityTooLarge", "InvalidArgument"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +114,7 @@ class ObjectStore:
         except FileNotFoundError as exc:
             raise PictureGone(f"{path}: no longer on local disk; not uploaded") from exc
         except OSError as exc:
-            raise UploadError(f"{path}: cannot be read ({exc.strerror})") from exc
+            raise PictureRefused(f"{path}: cannot be read ({exc.strerror}); not uploaded") from exc
         with file:
             try:
                 size = path.stat().st_size
@@ -115,6 +127,11 @@ class ObjectStore:
                     metadata=metadata.headers(),  # type: ignore[arg-type]  # minio's own alias
                 )
             except S3Error as exc:
+                if exc.code in _OBJECT_CODES:
+                    raise PictureRefused(
+                        f"object store {self.endpoint} bucket {self.bucket}: refused {key!r} "
+                        f"for good: {exc.code}"
+                    ) from exc
                 raise StoreUnavailable(
                     f"object store {self.endpoint} bucket {self.bucket}: refused {key!r}: "
                     f"{exc.code} ({_hint(exc.code)})"

@@ -32,7 +32,7 @@ from capture.journal import Journal, JournalError
 from capture.journal.writer import Work
 from capture.outbox import insert_messages
 from capture.upload.queue import Backlog, Upload, UploadQueue
-from capture.upload.store import Metadata, ObjectStore, PictureGone, UploadError
+from capture.upload.store import Metadata, ObjectStore, StoreUnavailable, UploadError
 
 log = logging.getLogger(__name__)
 
@@ -173,35 +173,47 @@ class Uploader:
             return -1
 
     def _upload(self, batch: list[Upload]) -> str | None:
-        """Upload a batch; commit what arrived; return the outage's message if the store failed."""
-        outcomes = list(self._pool.map(self._put, batch))
+        """Upload a batch; commit what arrived; return the outage's message if the store failed.
+
+        The first `StoreUnavailable` of a round skips the rest of the batch:
+        an unreachable store answers each request with a time-out, not at once.
+        A picture that can never be uploaded (gone, unreadable, refused for
+        good) is given up with its reason, and the others go on.
+        """
+        outage = threading.Event()
+        outcomes = list(self._pool.map(lambda upload: self._put(upload, outage), batch))
         stored = [upload for upload, error in outcomes if error is None]
-        gone = [
-            (upload, str(error)) for upload, error in outcomes if isinstance(error, PictureGone)
+        lost = [
+            (upload, str(error))
+            for upload, error in outcomes
+            if error is not None and not isinstance(error, (StoreUnavailable, _Skipped))
         ]
         failed = [
             (upload, str(error))
             for upload, error in outcomes
-            if error is not None and not isinstance(error, PictureGone)
+            if isinstance(error, StoreUnavailable)
         ]
         if stored:
             self._commit(stored)
-        if gone:
-            for upload, error in gone:
-                log.warning("upload: picture lost before upload path=%s: %s", upload.path, error)
-            self.queue.failed(gone, gone=True)
-            self._holder.release([upload.path for upload, _ in gone])
-        if failed and not self._stopping.is_set():  # else they were skipped, not failed
+        if lost:
+            for upload, error in lost:
+                log.warning("upload: given up path=%s: %s", upload.path, error)
+            self.queue.failed(lost, gone=True)
+            self._holder.release([upload.path for upload, _ in lost])
+        if failed:
             self.queue.failed(failed)
             return failed[0][1]
         return None
 
-    def _put(self, upload: Upload) -> tuple[Upload, UploadError | None]:
-        if self._stopping.is_set():
-            return upload, UploadError("stopping")
+    def _put(self, upload: Upload, outage: threading.Event) -> tuple[Upload, UploadError | None]:
+        if self._stopping.is_set() or outage.is_set():
+            return upload, _Skipped()
         metadata = Metadata(self._site, upload.event_id, upload.rule, upload.camera, upload.seq)
         try:
             self.store.put(upload.key, self._root / upload.path, metadata)
+        except StoreUnavailable as exc:
+            outage.set()
+            return upload, exc
         except UploadError as exc:
             return upload, exc
         return upload, None
@@ -257,6 +269,10 @@ class Uploader:
             "url": self.store.url(upload.key),
             "uploaded": uploaded,
         }
+
+
+class _Skipped(UploadError):
+    """Not tried this round (the store failed first, or the worker stops): still waiting."""
 
 
 class _Backoff:

@@ -9,7 +9,13 @@ from pydantic import SecretStr
 
 from capture.config.schema import UploadConfig
 from capture.errors import CaptureError
-from capture.upload.store import Metadata, ObjectStore, PictureGone, StoreUnavailable
+from capture.upload.store import (
+    Metadata,
+    ObjectStore,
+    PictureGone,
+    PictureRefused,
+    StoreUnavailable,
+)
 from tests.broker import free_port
 from tests.conftest import needs_tool
 from tests.s3 import BUCKET, S3_ACCESS_KEY, S3_SECRET, SeaweedS3, weed_binary
@@ -86,5 +92,16 @@ def test_a_picture_no_longer_on_disk_is_picture_gone(s3_store: SeaweedS3, tmp_pa
     try:
         with pytest.raises(PictureGone, match="no longer on local disk"):
             store.put("store-test/gone.jpg", tmp_path / "gone.jpg", META)
+    finally:
+        store.close()
+
+
+def test_a_key_the_store_refuses_for_good_is_picture_refused(
+    s3_store: SeaweedS3, picture: Path
+) -> None:
+    store = store_for(s3_store.endpoint)
+    try:
+        with pytest.raises(PictureRefused, match="for good: KeyTooLongError"):
+            store.put("store-test/" + "k" * 1100, picture, META)
     finally:
         store.close()

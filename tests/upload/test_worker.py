@@ -172,6 +172,26 @@ def test_a_picture_deleted_by_hand_is_marked_gone_and_the_rest_still_upload(
     assert stored_under(s3_store, line.site) == line.expected_objects()
 
 
+def test_a_picture_the_store_refuses_for_good_is_given_up_and_the_rest_upload(
+    line: Line, s3_store: SeaweedS3
+) -> None:
+    refused = line.save(1)
+    line.save(2)
+    line.journal.flush()
+    line.journal.write(
+        lambda c: c.execute("UPDATE uploads SET key = ? WHERE path = ?", ("k" * 1100, refused)),
+        "test",
+    )
+    del line.saved[refused]
+    line.uploader.start()
+
+    wait_for(lambda: line.uploader.backlog().waiting == 0)
+
+    assert [row[1] for row in upload_rows(line.journal)] == ["gone", "uploaded"]
+    assert stored_under(s3_store, line.site) == line.expected_objects()
+    assert line.uploader.last_error is None  # one bad picture is no outage
+
+
 def test_each_upload_is_announced_once_with_its_key_and_url(
     tmp_path: Path, s3_store: SeaweedS3, broker: Broker
 ) -> None:
