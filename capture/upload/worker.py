@@ -143,17 +143,20 @@ class Uploader:
 
     def _run(self) -> None:
         retry = _Backoff(self.config.retry_max_s)
+        woken = True
         while not self._stopping.is_set():
             try:
-                self._journal.flush()  # a woken worker must see the row that woke it
+                if woken:
+                    self._journal.flush()  # the row that woke it may not be committed yet
                 batch = self.queue.waiting(BATCH)
             except JournalError as exc:
                 log.error("upload: cannot read the queue, trying again: %s", exc)
                 batch = []
             if not batch:
-                self._wake.wait(IDLE_POLL_S)
+                woken = self._wake.wait(IDLE_POLL_S)
                 self._wake.clear()
                 continue
+            woken = True
             # Rows `capture fire` added were held by no one in this process.
             self._holder.hold([upload.path for upload in batch])
             outage = self._upload(batch)
