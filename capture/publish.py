@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
@@ -96,6 +96,24 @@ def event_message(report: FiringReport, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
+class Companion(Protocol):
+    """Something else the service keeps on the broker over this connection (capture.homeassistant).
+
+    `subscriptions`, `connected`, `disconnected` and `message` run on paho's
+    thread and must not block; `firing` sees every finished firing.
+    """
+
+    def subscriptions(self) -> list[str]: ...
+
+    def connected(self, send: Callable[[str, bytes], bool]) -> None: ...
+
+    def disconnected(self) -> None: ...
+
+    def message(self, topic: str, payload: bytes) -> None: ...
+
+    def firing(self, report: FiringReport) -> None: ...
+
+
 class Publisher:
     """Owns the service's MQTT connection for everything it publishes and its commands.
 
@@ -117,6 +135,7 @@ class Publisher:
         replay_outbox: bool = True,
         announce_status: bool = True,
         client_id: str | None = None,
+        companion: Companion | None = None,
     ) -> None:
         self.config = config
         self.prefix = config.topic_prefix
@@ -129,12 +148,14 @@ class Publisher:
         self._on_command = on_command
         self._replay_outbox = replay_outbox
         self._announce_status = announce_status
+        self._companion = companion
         self._outgoing: queue.Queue[_Outgoing | None] = queue.Queue()  # None stops the thread
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._in_flight: dict[int, int] = {}  # paho mid -> outbox id; this thread's only
         self._reconnected = threading.Event()  # look for rows another process left
         self._connected = threading.Event()
         self._subscribed = threading.Event()  # the broker confirmed the command subscription
+        self._command_mid: int | None = None  # the command subscription's message id
         self._stopping = threading.Event()
         self.published = 0
         self.rejected_commands = 0
@@ -167,7 +188,7 @@ class Publisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
-        client.on_subscribe = lambda *_: self._subscribed.set()
+        client.on_subscribe = self._on_subscribe
         return client
 
     def start(self) -> None:
@@ -228,6 +249,8 @@ class Publisher:
         payload = json.dumps(event_message(report, self._zone), separators=(",", ":"))
         topic = f"{self.prefix}/events/{report.rule}"
         self._outgoing.put(_Outgoing(topic, payload.encode(), (report.event.id, report.rule)))
+        if self._companion is not None:
+            self._companion.firing(report)
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Queue one message (QoS as configured) for the outbox and then the broker; never blocks."""
@@ -381,10 +404,14 @@ class Publisher:
         if self._announce_status:
             client.publish(self.status_topic, b"online", qos=1, retain=True)
         if self._on_command is not None:
-            client.subscribe(self.command_topic, qos=1)
+            self._command_mid = client.subscribe(self.command_topic, qos=1)[1]
         if self._replay_outbox:
             self._reconnected.set()
         self._connected.set()
+        if self._companion is not None:
+            for topic in self._companion.subscriptions():
+                client.subscribe(topic, qos=1)
+            self._companion.connected(self._send_retained)
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
@@ -398,14 +425,30 @@ class Publisher:
             )
         self._connected.clear()
         self._subscribed.clear()
+        if self._companion is not None:
+            self._companion.disconnected()
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, mid: int, *_: Any) -> None:
+        if mid == self._command_mid:
+            self._subscribed.set()
 
     def _on_publish(
         self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _props: Any
     ) -> None:
         self._acks.put(mid)
 
+    def _send_retained(self, topic: str, payload: bytes) -> bool:
+        """A companion's retained message (QoS 1), outside the outbox: it is state, sent again on connect."""
+        if not self._connected.is_set():
+            return False
+        return self._client.publish(topic, payload, qos=1, retain=True).rc == mqtt.MQTT_ERR_SUCCESS
+
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        if message.topic != self.command_topic or self._on_command is None:
+        if message.topic != self.command_topic:
+            if self._companion is not None:
+                self._companion.message(message.topic, bytes(message.payload))
+            return
+        if self._on_command is None:
             return
         try:
             if len(message.payload) > MAX_COMMAND_BYTES:

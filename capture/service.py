@@ -23,6 +23,7 @@ from capture.config.problems import ConfigError
 from capture.config.schema import CameraConfig, RuleFile
 from capture.engine import Engine
 from capture.events import Event
+from capture.homeassistant import HomeAssistant
 from capture.journal import Journal, JournalError
 from capture.logs import SCRUBBER
 from capture.publish import Publisher
@@ -87,6 +88,7 @@ class Service:
         self.web: WebServer | None = None
         self.publisher: Publisher | None = None
         self.uploader: Uploader | None = None
+        self.homeassistant: HomeAssistant | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -106,12 +108,17 @@ class Service:
             if (camera := self._build_camera(name, config)) is not None
         }
         if rules.mqtt.enabled:
+            if rules.homeassistant.enabled:
+                self.homeassistant = HomeAssistant(
+                    rules, rules.mqtt.client_id_for(rules.service.site)
+                )
             self.publisher = Publisher(
                 rules.mqtt,
                 rules.service.site,
                 rules.service.timezone,
                 self.journal,
                 self.handle_command,
+                companion=self.homeassistant,
             )
         if rules.upload.enabled:
             self.uploader = self._make_uploader(rules)
@@ -128,6 +135,8 @@ class Service:
         # cameras' pictures for retention too.
         recovered = self.storage.recover(self.journal.snapshot_owners())
         log.info("storage root=%s %s", rules.storage.root, recovered)
+        if self.homeassistant is not None:
+            self.homeassistant.start()
         if self.publisher is not None:
             self.publisher.start()
         if self.uploader is not None:
@@ -298,6 +307,7 @@ class Service:
             "mqtt",
             "web",
             "upload",
+            "homeassistant",
         ):  # the engine takes [service] anew on reload
             if getattr(old, section) != getattr(new, section):
                 log.warning(
@@ -331,6 +341,8 @@ class Service:
         self.cameras = cameras
         self.rules = new
         self._start_triggers(new, {name for name in changed_triggers if name in new.triggers})
+        if self.homeassistant is not None:
+            self.homeassistant.reload(new)
         # Retired cameras finish their queued frames, then the engine closes them.
         log.info(
             "rule file applied: cameras=%d triggers=%d rules=%d (changed triggers: %s)",
@@ -386,6 +398,8 @@ class Service:
         finished = self.engine.stop(grace)
         if not finished:
             log.warning("captures still running after %.0f s grace; stopping anyway", grace)
+        if self.homeassistant is not None:
+            self.homeassistant.stop()
         if self.uploader is not None:  # before the publisher: its last follow-ups go out too
             self.uploader.stop(timeout=5.0)
         if self.publisher is not None:

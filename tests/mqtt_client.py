@@ -53,13 +53,15 @@ class Recorder:
         self.client.loop_stop()
 
 
-def publish(broker: Broker, topic: str, payload: bytes | str, qos: int = 1) -> None:
+def publish(
+    broker: Broker, topic: str, payload: bytes | str, qos: int = 1, *, retain: bool = False
+) -> None:
     """Publish one message and wait until the broker acknowledged it."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:
-        client.publish(topic, payload, qos=qos).wait_for_publish(10)
+        client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
     finally:
         client.disconnect()
         client.loop_stop()

@@ -271,6 +271,11 @@ class _Checker:
                 )
 
     def services_needed(self) -> Iterator[Problem]:
+        if self.rules.homeassistant.enabled and not self.rules.mqtt.enabled:
+            yield self.problem(
+                ("homeassistant", "enabled"),
+                "Home Assistant discovery goes over the broker: it needs [mqtt] enabled = true",
+            )
         for name, trigger in self.rules.triggers.items():
             if isinstance(trigger, MqttTrigger) and not self.rules.mqtt.enabled:
                 yield self.problem(

@@ -50,15 +50,8 @@ def generate() -> str:
         "# Rule file option reference",
         "",
     ]
-    sections: list[tuple[str, type[BaseModel]]] = [
-        ("[service]", schema.ServiceConfig),
-        ("[storage]", schema.StorageConfig),
-        ("[mqtt]", schema.MqttConfig),
-        ("[web]", schema.WebConfig),
-        ("[upload]", schema.UploadConfig),
-    ]
-    for title, model in sections:
-        parts += [f"## `{title}`", "", (model.__doc__ or "").strip(), "", _table(model), ""]
+    for name, model in schema.top_sections():
+        parts += [f"## `[{name}]`", "", (model.__doc__ or "").strip(), "", _table(model), ""]
     common = set(schema.CameraBase.model_fields)
     parts += [
         "## `[cameras.NAME]`",

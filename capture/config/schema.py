@@ -371,6 +371,48 @@ class WebConfig(SecretRef):
         return self
 
 
+# --------------------------------------------------------------------------- homeassistant
+
+
+#: Home Assistant's own rule for node and object ids in discovery topics.
+DISCOVERY_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class HomeAssistantConfig(Model):
+    """Home Assistant MQTT discovery: cameras as `image` entities, rules as `event` entities."""
+
+    enabled: bool = Field(
+        False, description="Publish discovery configs on the [mqtt] broker (needs [mqtt] enabled)."
+    )
+    discovery_prefix: str = Field(
+        "homeassistant",
+        pattern=r"^[^#+\x00/]+(/[^#+\x00/]+)*$",
+        description="Home Assistant's discovery prefix (its MQTT integration's setting).",
+    )
+    node_id: str | None = Field(
+        None,
+        pattern=DISCOVERY_ID_PATTERN,
+        description="This Pi's id in discovery topics and unique ids; default: the MQTT client id with other characters as '_'.",
+    )
+    device_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Device name shown in Home Assistant; default: 'event-capture SITE LINE'.",
+    )
+    images: bool = Field(
+        True,
+        description="Each camera's latest picture as an image entity: the JPEG is published, retained, on {prefix}/cameras/{camera}/image.",
+    )
+    image_interval_s: float = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        description="At most one picture per camera per interval on the broker; the newest always follows.",
+    )
+    events: bool = Field(True, description="Each rule's firings as an event entity.")
+
+
 # --------------------------------------------------------------------------- cameras
 
 
@@ -913,6 +955,9 @@ class RuleFile(Model):
     upload: UploadConfig = Field(
         default_factory=UploadConfig, description="Pictures to S3-compatible object storage."
     )
+    homeassistant: HomeAssistantConfig = Field(
+        default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery."
+    )
     cameras: dict[Name, CameraConfig] = Field(default_factory=dict, description="Cameras by name.")
     triggers: dict[Name, TriggerConfig] = Field(
         default_factory=dict, description="Triggers by name."
@@ -946,3 +991,15 @@ class RuleFile(Model):
             elif entry in self.cameras:
                 selected[entry] = None
         return list(selected)
+
+
+def top_sections() -> list[tuple[str, type[Model]]]:
+    """The single-table sections of a rule file ([service], [storage], ...), in the file's order.
+
+    Read off RuleFile, so the reference and the example's test see a new section at once.
+    """
+    return [
+        (name, annotation)
+        for name, field in RuleFile.model_fields.items()
+        if isinstance(annotation := field.annotation, type) and issubclass(annotation, Model)
+    ]

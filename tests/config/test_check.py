@@ -233,3 +233,13 @@ def test_a_default_template_with_a_syntax_error_is_reported_at_storage_filename(
     text = MINIMAL.replace("[service]", '[storage]\nfilename = "{camera"\n\n[service]')
     [message] = problems_of(text)
     assert f":{line_of(text, 'filename =')}: storage.filename: invalid filename template" in message
+
+
+def test_home_assistant_discovery_without_the_broker_is_an_error_at_its_line() -> None:
+    text = "[mqtt]\nenabled = false\n\n[homeassistant]\nenabled = true\n\n" + MINIMAL
+    [message] = problems_of(text)
+    assert message == (
+        "rules.toml:5: homeassistant.enabled: Home Assistant discovery goes over the broker: "
+        "it needs [mqtt] enabled = true"
+    )
+    assert parse_rules(text.replace("enabled = false\n", ""), "rules.toml", {}).rules

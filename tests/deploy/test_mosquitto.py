@@ -17,7 +17,7 @@ from tests.broker import Broker
 from tests.conftest import wait_for
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
-USERS = ("line3-capture", "line3-plc", "line3-mes", "line3-monitor")
+USERS = ("line3-capture", "line3-plc", "line3-mes", "line3-monitor", "homeassistant")
 PREFIX = "plant-a/line3/capture"
 
 
@@ -201,3 +201,31 @@ def test_wrong_password_and_anonymous_clients_are_refused(
         assert client.refused is not None and "not authorized" in str(client.refused).lower()
     finally:
         client.close()
+
+
+def test_home_assistant_gets_this_pi_s_discovery_and_pictures_and_nothing_else(
+    clients: dict[str, Client],
+) -> None:
+    home = clients["homeassistant"]
+    home.subscribe("homeassistant/#")
+    home.subscribe("plant-a/+/capture/#")
+    service = clients["line3-capture"]
+    own = "homeassistant/image/event-capture-plant-a-line3/cam/config"
+    service.subscribe("homeassistant/+/event-capture-plant-a-line3/+/config")
+    service.subscribe("homeassistant/status")
+    service.publish("homeassistant/image/another-pi/cam/config", '{"name": "not ours"}')
+    service.publish("homeassistant/status", "online")  # only Home Assistant announces itself
+    service.publish(own, '{"name": "cam"}')
+    service.publish(f"{PREFIX}/cameras/cam/image", "JPEG")
+    home.publish("homeassistant/status", "online")
+    wait_for(lambda: len(home.received()) == 3)
+    assert sorted(home.received()) == [
+        ("homeassistant/image/event-capture-plant-a-line3/cam/config", b'{"name": "cam"}'),
+        ("homeassistant/status", b"online"),
+        (f"{PREFIX}/cameras/cam/image", b"JPEG"),
+    ]
+    wait_for(lambda: len(service.received()) == 2)
+    assert sorted(service.received()) == [
+        (own, b'{"name": "cam"}'),
+        ("homeassistant/status", b"online"),
+    ]
