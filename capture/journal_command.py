@@ -159,11 +159,27 @@ def _cells(row: JournalRow, zone: tzinfo) -> tuple[str, ...]:
         detail = row.path or ""
         if row.missing_fields:
             detail += f" (not in the event: {', '.join(row.missing_fields)})"
+        detail += _upload_note(row)
     else:
         result = row.error_type or "error"
         detail = row.error_message or ""
     latency = f"{row.latency_ms:.0f} ms" if row.latency_ms else ""
     return (time, row.trigger or "-", row.rule or "-", row.camera or "-", result, latency, detail)
+
+
+def _upload_note(row: JournalRow) -> str:
+    """Where the picture is with the object store ([upload]); nothing when it was never queued."""
+    if row.upload == "uploaded":
+        return " (uploaded)"
+    if row.upload == "gone":
+        return f" (upload given up: {row.upload_error})"
+    if row.upload == "waiting":
+        return (
+            f" (not uploaded yet: {row.upload_error})"
+            if row.upload_error
+            else " (not uploaded yet)"
+        )
+    return ""
 
 
 def format_table(rows: Sequence[JournalRow], zone: tzinfo) -> str:

@@ -31,6 +31,7 @@ from capture.journal import Journal
 from capture.publish import Publisher
 from capture.service import JOURNAL_NAME
 from capture.storage import Storage
+from capture.upload.queue import UploadQueue, key_namer
 
 CONNECT_WAIT_S = 3.0
 #: The longest client id the service itself uses ([mqtt].client_id's own limit).
@@ -56,6 +57,9 @@ class OneShot:
         self.journal = Journal(
             Path(rules.storage.root) / JOURNAL_NAME, sync_firings=rules.storage.fsync
         )
+        if rules.upload.enabled:
+            # Queued in the journal only: the running service uploads them (capture.upload).
+            self.journal.with_result = UploadQueue(self.journal).hook(key_namer(rules))
         self.cameras = {name: build_camera(name, config) for name, config in rules.cameras.items()}
         self.publisher: Publisher | None = None
         self.broker_reachable = True

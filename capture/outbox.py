@@ -38,6 +38,22 @@ class OutboxMessage:
 Message = tuple[str, bytes, int, bool]
 
 
+def insert_messages(connection: sqlite3.Connection, messages: Sequence[Message]) -> list[int]:
+    """Add messages inside a commit another table's owner runs; return their ids, in order.
+
+    For rows that must commit with the message announcing them (capture.upload:
+    an upload marked done and its follow-up message); the publisher then sends
+    them (`Publisher.send_outbox`).
+    """
+    created = db_time(datetime.now(UTC))
+    ids = []
+    for topic, body, qos, retain in messages:
+        cursor = connection.execute(_INSERT, (topic, body, qos, int(retain), created))
+        assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
+        ids.append(cursor.lastrowid)
+    return ids
+
+
 class Outbox:
     """The outbox table of `journal`'s file; safe from several threads, like the journal."""
 
@@ -57,16 +73,10 @@ class Outbox:
         they end in the same commit, so a crash leaves each firing either open
         or announced, never neither.
         """
-        created = db_time(datetime.now(UTC))
-        rows = [(topic, body, qos, int(retain), created) for topic, body, qos, retain in messages]
         ended = list(closing)
 
         def insert(connection: sqlite3.Connection) -> list[int]:
-            ids = []
-            for row in rows:
-                cursor = connection.execute(_INSERT, row)
-                assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
-                ids.append(cursor.lastrowid)
+            ids = insert_messages(connection, messages)
             close_firings(connection, ended)
             return ids
 

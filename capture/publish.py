@@ -265,6 +265,10 @@ class Publisher:
         """Queue one message (QoS as configured) for the outbox and then the broker; never blocks."""
         self._outgoing.put(_Outgoing(topic, payload))
 
+    def send_outbox(self) -> None:
+        """Send, soon, outbox rows another module committed (capture.upload's follow-up messages)."""
+        self._reconnected.set()
+
     def _run(self) -> None:
         """The one thread that writes the outbox, hands messages to paho and forgets acknowledged ones.
 

@@ -29,7 +29,9 @@ class RetentionReport:
     `by_reason` counts deletions per rule that asked for them: `age`
     (keep_days), `size` (max_total_mb) and `free_space` (min_free_mb, or room
     for a write that found the disk full). `kept_newest` counts files that were
-    due but kept because they are the newest picture of their camera.
+    due but kept because they are the newest picture of their camera,
+    `kept_for_upload` those kept because the object store does not have them
+    yet ([upload]).
     """
 
     deleted_files: int
@@ -40,13 +42,15 @@ class RetentionReport:
     remaining_files: int
     remaining_bytes: int
     free_bytes: int
+    kept_for_upload: int = 0
 
     def __str__(self) -> str:
         """`key=value` pairs, as every log line has them (never a Python repr)."""
         reasons = ",".join(f"{reason}:{count}" for reason, count in sorted(self.by_reason.items()))
         return (
             f"deleted={self.deleted_files} freed_mib={self.freed_bytes / 2**20:.1f} "
-            f"reasons={reasons or 'none'} kept_newest={self.kept_newest} failed={self.failed} "
+            f"reasons={reasons or 'none'} kept_newest={self.kept_newest} "
+            f"kept_for_upload={self.kept_for_upload} failed={self.failed} "
             f"remaining={self.remaining_files} remaining_mib={self.remaining_bytes / 2**20:.1f} "
             f"free_mib={self.free_bytes / 2**20:.1f}"
         )
@@ -64,6 +68,7 @@ class RetentionPass:
     done: bool = False
     reasons: Counter[str] = field(default_factory=Counter)
     kept: set[str] = field(default_factory=set)
+    held: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -79,9 +84,13 @@ class IndexEntry:
 
 @dataclass(slots=True)
 class RetentionIndex:
-    """Snapshots by path, a heap oldest first, and each camera's newest file."""
+    """Snapshots by path, a heap oldest first, each camera's newest file, the ones held.
+
+    `held` are pictures the object store does not have yet ([upload]): never due.
+    """
 
     entries: dict[str, IndexEntry] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)
     heap: list[tuple[int, int, str]] = field(default_factory=list)
     newest: dict[str, str] = field(default_factory=dict)
     total_bytes: int = 0
@@ -135,9 +144,9 @@ class RetentionIndex:
                 pass_.done = False
                 break
             item = heapq.heappop(self.heap)
-            if relative in protected:
+            if relative in protected or relative in self.held:
                 kept.append(item)
-                pass_.kept.add(relative)
+                (pass_.kept if relative in protected else pass_.held).add(relative)
                 continue
             victims.append(self.remove(relative))
             pass_.selected_bytes += entry.size

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from capture.config.schema import DetectOptions
     from capture.detect.journal import PictureAnalysis
     from capture.detect.worker import DetectionWorker
+    from capture.upload.worker import Uploader
     from capture.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Service:
         self.web: WebServer | None = None
         self.publisher: Publisher | None = None
         self.detection: DetectionWorker | None = None
+        self.uploader: Uploader | None = None
         self.homeassistant: HomeAssistant | None = None
 
     # ------------------------------------------------------------------ start
@@ -122,6 +124,8 @@ class Service:
                 self.handle_command,
                 companion=self.homeassistant,
             )
+        if rules.upload.enabled:
+            self.uploader = self._make_uploader(rules)
         self.engine = Engine(rules, self.cameras, self.storage, self.journal, self.publisher)
         if rules.detection.model is not None:
             self._start_detection()
@@ -141,6 +145,8 @@ class Service:
             self.homeassistant.start()
         if self.publisher is not None:
             self.publisher.start()
+        if self.uploader is not None:
+            self.uploader.start()
         self._trigger_context = self._make_trigger_context(rules)
         self._start_triggers(rules, set(rules.triggers))
         if rules.web.enabled:
@@ -152,6 +158,27 @@ class Service:
             "started site=%s cameras=%d triggers=%d/%d rules=%d",
             rules.service.site, len(self.cameras), len(self.triggers), len(rules.triggers), len(rules.rules),
         )  # fmt: skip
+
+    def _make_uploader(self, rules: RuleFile) -> Uploader:
+        """The upload worker, attached to the journal before recovery records anything.
+
+        Imported here: minio (the optional extra `upload`) is loaded only when used.
+        """
+        from capture.upload.queue import key_namer  # noqa: PLC0415
+        from capture.upload.worker import Uploader  # noqa: PLC0415
+
+        uploader = Uploader(
+            rules.upload,
+            self.journal,
+            Path(rules.storage.root),
+            site=rules.service.site,
+            key_of=key_namer(rules),
+            holder=self.storage,
+            announcer=self.publisher,
+            timezone=rules.service.timezone,
+        )
+        uploader.attach()
+        return uploader
 
     def _build_camera(self, name: str, config: CameraConfig) -> Camera | None:
         """The camera's driver, or None when it cannot be set up: logged, and the others run."""
@@ -338,6 +365,7 @@ class Service:
             "storage",
             "mqtt",
             "web",
+            "upload",
             "homeassistant",
             "detection",
         ):  # the engine takes [service] anew on reload
@@ -404,6 +432,8 @@ class Service:
         if keep_days is not None:
             try:
                 self.journal.prune(now - timedelta(days=keep_days))
+                if self.uploader is not None:
+                    self.uploader.queue.prune(now - timedelta(days=keep_days))
             except JournalError as exc:
                 log.error("journal pruning failed: %s", exc)
 
@@ -434,6 +464,8 @@ class Service:
             self.detection.stop()
         if self.homeassistant is not None:
             self.homeassistant.stop()
+        if self.uploader is not None:  # before the publisher: its last follow-ups go out too
+            self.uploader.stop(timeout=5.0)
         if self.publisher is not None:
             self.publisher.stop()
         for camera in self.cameras.values():
@@ -452,4 +484,8 @@ class Service:
         # A publisher whose thread died no longer keeps the outbox: nothing would
         # survive a restart. A full disk keeps it alive (its rows wait in memory),
         # so a watchdog restart then would lose them: `alive`, not `outbox_error`.
-        return threads_alive and (self.publisher is None or self.publisher.alive)
+        return (
+            threads_alive
+            and (self.publisher is None or self.publisher.alive)
+            and (self.uploader is None or self.uploader.alive)
+        )

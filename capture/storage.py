@@ -33,7 +33,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -517,7 +517,7 @@ class Storage:
                 found.append(IndexEntry(relative, camera, stat.st_size, stat.st_mtime_ns, 0))
             found.sort(key=lambda entry: (entry.mtime_ns, entry.relative))
             known = {e.relative: e for e in self._index.entries.values()}
-            self._index = RetentionIndex()
+            self._index = RetentionIndex(held=self._index.held)
             for entry in found:
                 previous = known.get(entry.relative)
                 if previous is not None and entry.camera is None:
@@ -535,6 +535,16 @@ class Storage:
         return RecoveryReport(removed, len(found), self._index.total_bytes)
 
     # ------------------------------------------------------------------ retention
+
+    def hold(self, relatives: Iterable[str]) -> None:
+        """Keep these pictures from retention until released (not in the object store yet)."""
+        with self._lock:
+            self._index.held.update(relatives)
+
+    def release(self, relatives: Iterable[str]) -> None:
+        """Let retention have these pictures again (uploaded)."""
+        with self._lock:
+            self._index.held.difference_update(relatives)
 
     def free_bytes(self) -> int:
         """Free space available to the service on the storage filesystem."""
@@ -568,6 +578,7 @@ class Storage:
                 freed_bytes=pass_.freed,
                 by_reason=dict(pass_.reasons),
                 kept_newest=len(pass_.kept),
+                kept_for_upload=len(pass_.held),
                 failed=pass_.failed,
                 remaining_files=remaining,
                 remaining_bytes=remaining_bytes,

@@ -33,6 +33,7 @@ from hypothesis import settings
 from capture.simulator import SimulatedCamera, Simulator
 from tests.broker import Broker
 from tests.factory import ModbusDevice, OpcuaServer
+from tests.s3 import SeaweedS3, running_store
 
 # Hypothesis draws the same examples on every run (a red CI run is reproducible, never
 # the luck of the draw); CAPTURE_FUZZ=1 draws new ones, for a hunt (docs/testing.md).
@@ -282,6 +283,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     instance.start()
     yield instance
     instance.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A SeaweedFS S3 server started once for the session (about 5 s) on free ports.
+
+    Tests share it: each writes under a key prefix of its own (its site name).
+    A test that stops the store starts its own (`tests.s3.running_store`).
+    """
+    yield from running_store(tmp_path_factory.mktemp("seaweedfs"))
 
 
 @pytest.fixture(scope="session")

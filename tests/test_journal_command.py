@@ -15,6 +15,7 @@ from capture.cli import main
 from capture.events import CaptureResult, Event
 from capture.journal import Journal
 from capture.journal_command import Since, parse_since
+from capture.upload.queue import UploadQueue
 
 T0 = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)  # 09:00 in Berlin
 
@@ -22,6 +23,7 @@ JSON_FIELDS = {
     "event_id", "time", "recorded", "trigger", "values", "matched_rules", "rule", "camera",
     "seq", "ok", "path", "bytes", "latency_ms", "trigger_to_image_ms", "image_time", "width",
     "height", "stale", "error_type", "error_message", "missing_fields", "offset_ms", "via",
+    "upload", "object_key",
 }  # fmt: skip
 
 
@@ -125,6 +127,35 @@ def test_table_shows_outcomes_newest_first_in_the_service_time_zone(
     # Columns line up: every row's file/message starts where the header's does.
     start = lines[0].index("FILE / MESSAGE")
     assert lines[1][start:].startswith("camera gate2") and lines[2][start:].startswith("Line 1/")
+
+
+def test_table_and_json_show_where_each_picture_is_with_the_object_store(
+    journal: Journal, rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queue = UploadQueue(journal)
+    journal.with_result = queue.hook(lambda result: f"plant/{result.path}")
+    ev = fire(journal, T0, "gate", "pass")
+    for seq in (1, 2, 3):
+        journal.record_result(CaptureResult(ev.id, "pass", "cam", seq, path=f"p/{seq}.jpg"))
+    journal.flush()
+    first, second, third = queue.waiting(10)
+    queue.done([first])
+    queue.failed([(second, "p/2.jpg: no longer on local disk")], gone=True)
+    queue.failed([(third, "object store http://s3:9000: connection refused")])
+    journal.flush()
+
+    _, out, _ = run(capsys, "-c", str(rules))
+    _, lines, _ = run(capsys, "-c", str(rules), "--json")
+
+    assert [line.split("p/", 1)[1] for line in out.splitlines()[1:]] == [
+        "3.jpg (not uploaded yet: object store http://s3:9000: connection refused)",
+        "2.jpg (upload given up: p/2.jpg: no longer on local disk)",
+        "1.jpg (uploaded)",
+    ]
+    objects = [json.loads(line) for line in lines.splitlines()]
+    assert [(o["upload"], o["object_key"]) for o in objects] == [
+        ("waiting", "plant/p/3.jpg"), ("gone", "plant/p/2.jpg"), ("uploaded", "plant/p/1.jpg"),
+    ]  # fmt: skip
 
 
 def test_json_prints_one_object_per_line_with_stable_fields(

@@ -51,6 +51,21 @@ def test_age_takes_the_old_files_oldest_first_but_never_a_cameras_newest() -> No
     assert sorted(index.entries) == ["a/1.jpg", "b/39.jpg"] and index.total_bytes == 20
 
 
+def test_a_held_picture_is_never_due_until_released() -> None:
+    """[upload]: a picture the object store does not have yet survives every limit."""
+    index = index_of(
+        ("a/40.jpg", "cam_a", 10, 40), ("a/39.jpg", "cam_a", 10, 39), ("a/1.jpg", "cam_a", 10, 1),
+    )  # fmt: skip
+    index.held.add("a/40.jpg")
+
+    taken, pass_ = take_all(index, config(keep_days=30, max_total_mb=0.000001))
+
+    assert taken == ["a/39.jpg"] and pass_.held == {"a/40.jpg"} and pass_.kept == {"a/1.jpg"}
+    index.held.discard("a/40.jpg")
+    taken, _ = take_all(index, config(keep_days=30))
+    assert taken == ["a/40.jpg"]
+
+
 def test_size_takes_the_oldest_until_the_total_fits() -> None:
     index = index_of(*[(f"s/{n}.jpg", f"cam{n % 2}", MIB // 4, 10 - n) for n in range(8)])
 

@@ -102,6 +102,27 @@ def test_fire_takes_the_pictures_through_the_real_pipeline(
     assert "cam_b #1: InvalidImage" in failed.stdout
 
 
+def test_fire_with_upload_on_queues_its_pictures_for_the_running_service(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    root = tmp_path / "data"
+    rules = tmp_path / "rules.toml"
+    upload = '\n[upload]\nenabled = true\nendpoint = "http://127.0.0.1:9"\nbucket = "pictures"\n'
+    rules.write_text(sections(root, simulator) + HTTP_RULE + upload)
+
+    result = capture(
+        "fire", "-c", str(rules), "plc", "--value", "state=NG", "--value", "station=S4"
+    )
+
+    assert result.returncode == 0, result.stderr
+    events = capture("events", "-c", str(rules), "--json")
+    rows = [json.loads(line) for line in events.stdout.splitlines()]
+    assert sorted((row["upload"], row["object_key"]) for row in rows) == [
+        ("waiting", f"test-plant/Line 3/Line 3/ng_S4_{camera}_{seq}.jpg")
+        for camera in ("cam_a", "cam_b") for seq in (1, 2)
+    ]  # fmt: skip
+
+
 def test_fire_beside_a_running_service_leaves_it_online_and_connected(
     tmp_path: Path, simulator: Simulator, broker: Broker
 ) -> None:

@@ -626,8 +626,9 @@ def test_a_retention_report_reads_as_key_value_pairs_in_the_log() -> None:
     report = RetentionReport(
         deleted_files=3, freed_bytes=3 * MIB, by_reason={"size": 1, "age": 2}, kept_newest=1,
         failed=0, remaining_files=10, remaining_bytes=10 * MIB, free_bytes=512 * MIB,
+        kept_for_upload=4,
     )  # fmt: skip
     assert str(report) == (
-        "deleted=3 freed_mib=3.0 reasons=age:2,size:1 kept_newest=1 failed=0 remaining=10 "
-        "remaining_mib=10.0 free_mib=512.0"
+        "deleted=3 freed_mib=3.0 reasons=age:2,size:1 kept_newest=1 kept_for_upload=4 failed=0 "
+        "remaining=10 remaining_mib=10.0 free_mib=512.0"
     )

@@ -239,7 +239,13 @@ class _Checker:
                     yield self.problem(("cameras", name, "path"), message)
 
     def camera_libraries(self) -> Iterator[Problem]:
-        """ONVIF cameras need the optional onvif extra (deploy/install.sh installs it)."""
+        """ONVIF cameras need the optional onvif extra (deploy/install.sh installs it); [upload] minio."""
+        if self.rules.upload.enabled and importlib.util.find_spec("minio") is None:
+            yield self.problem(
+                ("upload", "enabled"),
+                "[upload] needs the minio library, not installed here: pip install "
+                "'event-capture[upload]' (on a Pi: deploy/install.sh --extras upload)",
+            )
         if importlib.util.find_spec("onvif") is not None:
             return
         for name, camera in self.rules.cameras.items():
@@ -260,6 +266,9 @@ class _Checker:
         mqtt = self.rules.mqtt
         if mqtt.enabled and mqtt.tls and mqtt.ca_file is not None:
             files.append((("mqtt", "ca_file"), mqtt.ca_file))
+        upload = self.rules.upload
+        if upload.enabled and upload.verify and upload.ca_file is not None:
+            files.append((("upload", "ca_file"), upload.ca_file))
         for path, ca_file in files:
             reason = ca_file_problem(ca_file)
             if reason:

@@ -15,8 +15,8 @@ from typing import Any
 from capture.config.problems import Problem
 
 #: Service-level sections that `CAPTURE_<SECTION>__<OPTION>` variables override.
-ENV_SECTIONS = ("service", "storage", "mqtt", "web")
-_SECRETS = ("password", "token")
+ENV_SECTIONS = ("service", "storage", "mqtt", "web", "upload")
+_SECRETS = ("password", "token", "access_key", "secret_key")
 
 
 def apply_env_overrides(
@@ -132,6 +132,7 @@ def _read_overrides(environ: Mapping[str, str]) -> Any:
         storage: dict[str, Any] = {}
         mqtt: dict[str, Any] = {}
         web: dict[str, Any] = {}
+        upload: dict[str, Any] = {}
 
     saved = dict(os.environ)
     try:

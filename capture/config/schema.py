@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from capture.upload.keys import DEFAULT_KEY, key_template_problem
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Names of cameras, triggers and rules end up in file names and MQTT topics,
 so they are restricted to characters that are safe in both."""
@@ -208,6 +210,121 @@ class MqttConfig(SecretRef):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+
+# --------------------------------------------------------------------------- upload
+
+
+_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+
+
+class UploadConfig(SecretRef):
+    """Pictures copied to an S3-compatible object store (MinIO, Ceph RGW, SeaweedFS, AWS S3).
+
+    Each saved picture is queued in the journal in the commit of its capture
+    row and uploaded by a worker thread: a capture never waits for the network.
+    While upload is on, local retention keeps every picture not uploaded yet.
+    """
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("access_key", "secret_key")
+
+    enabled: bool = Field(False, description="Upload every saved picture to the object store.")
+    endpoint: str | None = Field(
+        None,
+        description="The store's URL: scheme, host and port, e.g. 'https://s3.plant.example:9000' "
+        "(AWS: 'https://s3.eu-central-1.amazonaws.com').",
+    )
+    bucket: str | None = Field(
+        None, pattern=_BUCKET_PATTERN, description="Bucket the pictures go to; it must exist."
+    )
+    region: str = Field(
+        "us-east-1",
+        min_length=1,
+        description="Region signed into requests (MinIO, SeaweedFS and Ceph accept the default).",
+    )
+    key: str = Field(
+        DEFAULT_KEY,
+        min_length=1,
+        description="Object key template: {site}, {line}, {camera}, {rule}, {path} (the "
+        "picture's path under [storage].root), {event_id}, {seq}.",
+    )
+    access_key: SecretStr | None = Field(
+        None, description="Access key id in clear (prefer access_key_env or access_key_file)."
+    )
+    access_key_env: str | None = Field(
+        None, description="Environment variable holding the access key id."
+    )
+    access_key_file: Path | None = Field(None, description="File holding the access key id.")
+    secret_key: SecretStr | None = Field(
+        None, description="Secret access key in clear (prefer secret_key_env or secret_key_file)."
+    )
+    secret_key_env: str | None = Field(
+        None, description="Environment variable holding the secret access key."
+    )
+    secret_key_file: Path | None = Field(
+        None,
+        description="File holding the secret access key, e.g. /run/credentials/event-capture.service/s3.",
+    )
+    ca_file: Path | None = Field(
+        None,
+        description="CA certificate file to verify an https endpoint with; system CAs if omitted.",
+    )
+    verify: bool = Field(True, description="Verify the store's TLS certificate and host name.")
+    public_url: str | None = Field(
+        None,
+        description="Base URL of the links in upload messages; default '<endpoint>/<bucket>'.",
+    )
+    concurrency: int = Field(2, ge=1, le=16, description="Uploads in flight at once.")
+    retry_max_s: float = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="Longest wait between attempts while the store is unreachable (back-off from 1 s).",
+    )
+
+    @field_validator("endpoint", "public_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, separator, rest = value.strip().partition("://")
+        if not separator or scheme not in ("http", "https") or not rest.strip("/"):
+            raise ValueError("give a URL such as 'https://s3.plant.example:9000'")
+        if "@" in rest:
+            raise ValueError("no user in the URL: the keys go in access_key_env/secret_key_env")
+        return value.strip().rstrip("/")
+
+    @field_validator("key")
+    @classmethod
+    def _key_template(cls, value: str) -> str:
+        problem = key_template_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> UploadConfig:
+        if self.enabled and (self.endpoint is None or self.bucket is None):
+            raise ValueError("enabled = true needs endpoint and bucket")
+        if self.endpoint and "/" in self.endpoint.partition("://")[2]:
+            raise ValueError("endpoint is scheme, host and port only; the bucket goes in bucket")
+        if self.ca_file is not None and not (self.endpoint or "").startswith("https://"):
+            raise ValueError("ca_file is only used with an https endpoint")
+        keys = [self.has(name) for name in self.secret_fields]
+        if any(keys) and not all(keys):
+            raise ValueError(
+                "give both access_key and secret_key (or neither, for a public bucket)"
+            )
+        return self
+
+    def has(self, name: str) -> bool:
+        """Whether the file gives secret `name`, in clear or by reference."""
+        return any(getattr(self, key) is not None for key in (name, f"{name}_env", f"{name}_file"))
+
+    @property
+    def base_url(self) -> str:
+        """Where links to uploaded objects start."""
+        return self.public_url or f"{self.endpoint}/{self.bucket}"
 
 
 # --------------------------------------------------------------------------- web
@@ -1315,6 +1432,9 @@ class RuleFile(Model):
     detection: DetectionConfig = Field(
         default_factory=DetectionConfig, description="Object detection on saved pictures."
     )
+    upload: UploadConfig = Field(
+        default_factory=UploadConfig, description="Pictures to S3-compatible object storage."
+    )
     homeassistant: HomeAssistantConfig = Field(
         default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery."
     )
@@ -1329,6 +1449,7 @@ class RuleFile(Model):
         holders: list[BaseModel] = [
             self.mqtt,
             self.web,
+            self.upload,
             *self.cameras.values(),
             *self.triggers.values(),
         ]

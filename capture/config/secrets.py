@@ -22,7 +22,7 @@ from capture.config.schema import RuleFile, SecretRef
 
 #: `password = "..."` (or token, session) anywhere in the text, even inside another value.
 _CLEAR_SECRET = re.compile(
-    r"""(?:^|[\s{,])(?:password|token|session)\s*=\s*(?:"((?:[^"\\\n]|\\.)*)"|'([^'\n]*)')""",
+    r"""(?:^|[\s{,])(?:password|token|session|access_key|secret_key)\s*=\s*(?:"((?:[^"\\\n]|\\.)*)"|'([^'\n]*)')""",
     re.MULTILINE,
 )
 
@@ -108,6 +108,7 @@ def resolve_secrets(
         update={
             "mqtt": resolve(rules.mqtt, ("mqtt",)),
             "web": resolve(rules.web, ("web",)),
+            "upload": resolve(rules.upload, ("upload",)),
             "cameras": {
                 name: resolve(camera, ("cameras", name)) for name, camera in rules.cameras.items()
             },

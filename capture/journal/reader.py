@@ -32,7 +32,7 @@ _MEDIAN_WINDOW = 1000
 _ROW_COLUMNS = """
     event_id, time, recorded, trigger, values_json, rules_json, rule, camera, seq, path,
     bytes, latency_ms, trigger_to_image_ms, image_time, width, height, stale, error_type,
-    error_message, cid, missing_fields, offset_ms, via
+    error_message, cid, missing_fields, offset_ms, via, upload_state, object_key, upload_error
 """
 
 _CAPTURE_ROWS = """
@@ -42,8 +42,11 @@ _CAPTURE_ROWS = """
         c.latency_ms AS latency_ms, c.trigger_to_image_ms AS trigger_to_image_ms,
         c.image_time AS image_time, c.width AS width, c.height AS height, c.stale AS stale,
         c.error_type AS error_type, c.error_message AS error_message, c.id AS cid,
-        c.missing_fields AS missing_fields, c.offset_ms AS offset_ms, c.via AS via
+        c.missing_fields AS missing_fields, c.offset_ms AS offset_ms, c.via AS via,
+        u.state AS upload_state, u.key AS object_key, u.error AS upload_error
     FROM captures c LEFT JOIN events e ON e.id = c.event_id
+        LEFT JOIN uploads u ON u.event_id = c.event_id AND u.rule = c.rule
+            AND u.camera = c.camera AND u.seq = c.seq
     WHERE c.event_time >= :since
         AND (:rule IS NULL OR c.rule = :rule)
         AND (:camera IS NULL OR c.camera = :camera)
@@ -53,7 +56,7 @@ _CAPTURE_ROWS = """
 
 _UNMATCHED_EVENT_ROWS = """
     SELECT e.id, e.time, NULL, e.trigger, e.values_json, e.rules_json, NULL, NULL, NULL,
-        NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL
+        NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL
     FROM events e
     WHERE e.rules_json = '[]' AND e.time >= :since
     ORDER BY e.time DESC LIMIT :window
@@ -86,7 +89,23 @@ def _journal_row(row: sqlite3.Row) -> JournalRow:
         missing_fields=tuple(row["missing_fields"].split(",")) if row["missing_fields"] else (),
         offset_ms=row["offset_ms"],
         via=row["via"],
+        upload=row["upload_state"],
+        object_key=row["object_key"],
+        upload_error=row["upload_error"],
     )
+
+
+def _capture_rows(version: int) -> str:
+    """The capture query for a journal of `version`: a service not yet upgraded keeps an old one."""
+    sql = _CAPTURE_ROWS
+    if version < 7:  # no uploads table
+        sql = sql.replace("u.state", "NULL").replace("u.key", "NULL").replace("u.error", "NULL")
+        sql = sql[: sql.index("LEFT JOIN uploads")] + sql[sql.index("WHERE c.event_time") :]
+    if version < 5:  # no frame offsets
+        sql = sql.replace("c.offset_ms", "NULL").replace("c.via", "NULL")
+    if version < 2:
+        sql = sql.replace("c.missing_fields", "NULL")
+    return sql
 
 
 class JournalReader:
@@ -110,12 +129,7 @@ class JournalReader:
         self._lock = threading.Lock()
         # A service not yet upgraded keeps an older journal, without the newer columns.
         version = self._connection.execute("PRAGMA user_version").fetchone()[0]
-        rows = _CAPTURE_ROWS
-        if version < 2:
-            rows = rows.replace("c.missing_fields", "NULL")
-        if version < 5:
-            rows = rows.replace("c.offset_ms", "NULL").replace("c.via", "NULL")
-        self._capture_rows = rows
+        self._capture_rows = _capture_rows(version)
 
     def select(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] = ()) -> list[Any]:
         with self._lock:

@@ -95,6 +95,12 @@ class JournalRow:
     #: The moment the rule asked for, in ms after the trigger; how the picture was taken.
     offset_ms: int | None = None
     via: str | None = None
+    #: [upload]: `waiting`, `uploaded` or `gone` (given up, see `upload_error`); None: not queued.
+    upload: str | None = None
+    #: The object's key in the store (set when queued; the object exists once `uploaded`).
+    object_key: str | None = None
+    #: Why the last upload attempt failed (while it waits), or why it was given up.
+    upload_error: str | None = None
 
     def as_json(self, zone: tzinfo = UTC) -> dict[str, Any]:
         """The row as a JSON-ready dict, times in `zone` (the site's); field names are stable.
@@ -129,6 +135,8 @@ class JournalRow:
             "missing_fields": list(self.missing_fields),
             "offset_ms": self.offset_ms,
             "via": self.via,
+            "upload": self.upload,
+            "object_key": self.object_key,
         }
 
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from capture.errors import CaptureError
 
 #: Newest schema this code writes; `PRAGMA user_version` holds the file's own.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # 4 -> 5 (issue 18, frames relative to the trigger): each frame's planned offset from the
 # trigger (frames_ms, or delay_ms + the burst's interval) and how it was taken: "snapshot",
@@ -113,6 +113,40 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX detections_time ON detections(time);
     """,
 )
+
+
+def _uploads_table() -> str:
+    """6 -> 7 (issue 20, self-contained): the object store's queue, one row per saved picture.
+
+    A row is written in the commit of its capture row (capture.upload.queue), so
+    while [upload] is on a picture the journal knows always has one; (event_id, rule,
+    camera, seq) is the frame, so a recovered or re-recorded frame never gets a
+    second row. `state` is `waiting`, `uploaded` (at `uploaded`, under `key`,
+    kept until the journal is pruned) or `gone` (given up: the file vanished
+    or cannot be read, or the store refuses its key for good; `error` says which).
+    """
+    return """
+    CREATE TABLE uploads (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        key TEXT NOT NULL,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        created TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'waiting',
+        uploaded TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        UNIQUE (event_id, rule, camera, seq)
+    );
+    CREATE INDEX uploads_waiting ON uploads(id) WHERE state = 'waiting';
+    """
+
+
+MIGRATIONS += (_uploads_table(),)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 #: Sorts before every stored time: "since the beginning".

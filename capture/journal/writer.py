@@ -150,6 +150,9 @@ class Journal(JournalReader):
         self._closed = False
         self._close_lock = threading.Lock()
         self._wake = threading.Event()
+        #: Rows another table's owner adds in the commit of each capture outcome
+        #: (capture.upload.queue: a saved picture's upload row). Set before capturing.
+        self.with_result: Callable[[CaptureResult], Work | None] | None = None
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
 
@@ -189,35 +192,37 @@ class Journal(JournalReader):
         )
 
     def record_result(self, result: CaptureResult) -> None:
-        """Queue one capture outcome, stamped with the current time."""
-        self._submit(
-            _Op(
-                "sql",
-                (
-                    _INSERT_CAPTURE,
-                    (
-                        result.event_id,
-                        result.rule,
-                        result.camera,
-                        result.seq,
-                        None if result.path is None else str(result.path),
-                        result.bytes,
-                        result.latency_ms,
-                        result.trigger_to_image_ms,
-                        db_device_time(result.image_time),
-                        result.width,
-                        result.height,
-                        int(result.stale),
-                        result.error_type,
-                        result.error_message,
-                        db_time(datetime.now(UTC)),
-                        ",".join(result.missing_fields) or None,
-                        result.offset_ms,
-                        result.via,
-                    ),
-                ),
-            )
+        """Queue one capture outcome, stamped with the current time (and `with_result`'s rows)."""
+        row = (
+            result.event_id,
+            result.rule,
+            result.camera,
+            result.seq,
+            None if result.path is None else str(result.path),
+            result.bytes,
+            result.latency_ms,
+            result.trigger_to_image_ms,
+            db_device_time(result.image_time),
+            result.width,
+            result.height,
+            int(result.stale),
+            result.error_type,
+            result.error_message,
+            db_time(datetime.now(UTC)),
+            ",".join(result.missing_fields) or None,
+            result.offset_ms,
+            result.via,
         )
+        also = self.with_result(result) if self.with_result is not None else None
+        if also is None:
+            self._submit(_Op("sql", (_INSERT_CAPTURE, row)))
+            return
+
+        def both(connection: sqlite3.Connection) -> None:
+            connection.execute(_INSERT_CAPTURE, row)
+            also(connection)
+
+        self._submit(_Op("work", (both, "capture")))
 
     def open_firing(
         self, event_id: str, rule: str, manual: bool, frames: Sequence[PlannedFrame]

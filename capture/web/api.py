@@ -22,6 +22,7 @@ from capture.rules import RuleDisabled
 from capture.triggers.base import PayloadError, TriggerError
 from capture.triggers.http import HttpTrigger
 from capture.triggers.values import PayloadFormatError
+from capture.upload.queue import backlog_of
 from capture.web.live import LiveFeed
 from capture.web.media import Media
 from capture.web.queries import EventEntry, EventFilter, EventQueries
@@ -86,6 +87,7 @@ class Api:
                 for rule in rules.rules
             ],
             "triggers": [self.trigger_health(name) for name in rules.triggers],
+            "upload": self.upload(),
         }
 
     def trigger_health(self, name: str) -> dict[str, Any]:
@@ -110,6 +112,19 @@ class Api:
             "ignored": stats.ignored if stats else 0,
             "connected": stats.connected if stats else None,
             "last_event": site_iso(last_event, self.zone) if last_event else None,
+        }
+
+    def upload(self) -> dict[str, Any] | None:
+        """The object store's backlog ([upload]); None when upload is off."""
+        config = self.service.rules.upload
+        if not config.enabled:
+            return None
+        backlog = backlog_of(self.queries)
+        return {
+            "bucket": config.bucket,
+            "waiting": backlog.waiting,
+            "waiting_bytes": backlog.waiting_bytes,
+            "oldest": site_iso(backlog.oldest, self.zone) if backlog.oldest else None,
         }
 
     def camera(self, name: str, stats: CameraStats | None) -> dict[str, Any]:

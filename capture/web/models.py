@@ -132,6 +132,15 @@ class TriggerHealth(Document):
     )
 
 
+class UploadBacklog(Document):
+    """Pictures saved here and not yet in the object store ([upload])."""
+
+    bucket: str | None
+    waiting: int = Field(description="Pictures waiting for upload.")
+    waiting_bytes: int
+    oldest: str | None = Field(description="When the oldest waiting picture was queued.")
+
+
 class CamerasDocument(Document):
     """GET /api/cameras."""
 
@@ -144,6 +153,7 @@ class CamerasDocument(Document):
     triggers: list[TriggerHealth] = Field(
         description="Every trigger of the rule file with its health, in file order."
     )
+    upload: UploadBacklog | None = Field(description="Null when [upload] is off.")
 
 
 class FrameError(Document):

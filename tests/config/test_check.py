@@ -294,3 +294,22 @@ def test_a_frame_further_back_than_the_buffer_is_an_error() -> None:
         f"rules.toml:{line_of(text, 'frames_ms')}: rules[0] (r1).frames_ms: -3000 ms reaches back "
         "further than camera 'cam1' buffers (live.buffer_s = 2); raise buffer_s or the offset"
     )
+
+
+def test_upload_without_its_library_is_an_error_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = (
+        MINIMAL
+        + '\n[upload]\nenabled = true\nendpoint = "http://10.0.0.5:9000"\nbucket = "pictures"\n'
+    )
+    parse_rules(text, "rules.toml", {})  # here the library is installed: no problem
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "minio" else real_find_spec(name, *args),
+    )
+    [message] = problems_of(text)
+    assert message.startswith(f"rules.toml:{line_of(text, 'enabled = true')}: upload.enabled:")
+    assert "deploy/install.sh --extras upload" in message

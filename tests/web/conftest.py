@@ -12,6 +12,7 @@ import pytest
 
 from capture.service import Service
 from capture.simulator import SimulatedCamera, Simulator
+from tests.broker import free_port
 from tests.conftest import SIM_PASSWORD, wait_for
 
 TOKEN = "web-Token-31337-do-not-leak"
@@ -142,6 +143,15 @@ class Running:
 
 
 WebFactory = Callable[..., Running]
+WEB_DEFAULT = 'enabled = true\nbind = "127.0.0.1"\nport = 0'
+#: Appended to [web]: an [upload] section whose store never answers, so pictures wait.
+UNREACHABLE_STORE = f"""
+
+[upload]
+enabled = true
+endpoint = "http://127.0.0.1:{free_port()}"
+bucket = "pictures"
+"""
 
 
 @pytest.fixture
@@ -150,7 +160,7 @@ def start_web(tmp_path: Path, web_simulator: Simulator) -> Iterator[WebFactory]:
     started: list[Running] = []
 
     def start(
-        web: str = 'enabled = true\nbind = "127.0.0.1"\nport = 0',
+        web: str = WEB_DEFAULT,
         headers: dict | None = None,
         extra: str = "",
         *,

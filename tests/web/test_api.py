@@ -10,7 +10,7 @@ from capture.triggers.values import MAX_DEPTH, MAX_VALUES
 from capture.web import models
 from tests.conftest import wait_for
 from tests.factory import ModbusDevice
-from tests.web.conftest import Running, WebFactory
+from tests.web.conftest import UNREACHABLE_STORE, WEB_DEFAULT, Running, WebFactory
 from tests.web.test_openapi import check
 
 
@@ -40,6 +40,21 @@ def test_cameras_are_grouped_by_line_with_latest_picture_status_and_hour_figures
     assert cam_b["latest"] is None
     assert [rule["name"] for rule in document["rules"]] == ["plc_check", "line_b_view"]
     assert document["rules"][1]["cameras"] == ["cam_c", "gate_cam"]
+    assert document["upload"] is None  # [upload] is off
+
+
+def test_cameras_document_carries_the_upload_backlog_while_the_store_is_away(
+    start_web: WebFactory,
+) -> None:
+    web = start_web(WEB_DEFAULT + UNREACHABLE_STORE)
+    web.snap("cam_a")
+    web.snap("cam_b")
+
+    upload = web.client.get("/api/cameras").json()["upload"]
+
+    assert (upload["bucket"], upload["waiting"]) == ("pictures", 2)
+    assert upload["waiting_bytes"] == sum(row.bytes for row in web.journal_rows() if row.ok)
+    assert upload["oldest"].endswith("+01:00") or upload["oldest"].endswith("+02:00")
 
 
 def test_a_stream_backed_camera_shows_its_stream_down_and_its_fallback_pictures(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from tests.web.conftest import Running, WebFactory
+from tests.web.conftest import UNREACHABLE_STORE, WEB_DEFAULT, Running, WebFactory
 from tests.web.webdriver import CHROMEDRIVER, CHROMIUM, Browser
 
 pytestmark = [
@@ -366,3 +366,14 @@ def test_the_api_page_describes_the_endpoints_and_a_script_calls_one_from_the_de
     rows = wait_for(lambda: len(rows := web.journal_rows(rule="plc_check")) == 2 and rows)
     assert {row.event_id for row in rows} == {answer["event_id"]}
     assert dict(rows[0].values) == {"result": "NG", "part": "from-openapi", "client": "127.0.0.1"}
+
+
+def test_the_dashboard_shows_the_upload_backlog(start_web: WebFactory, browser: Browser) -> None:
+    web = start_web(WEB_DEFAULT + UNREACHABLE_STORE)
+    web.snap("cam_a")
+    browser.get(web.base_url + "/")
+    pill = "const p = document.getElementById('upload'); return p.hidden ? null : p.textContent;"
+
+    text = wait_for(lambda: browser.run(pill), timeout=WAIT_S)
+
+    assert str(text).startswith("⇪ 1 to upload (")

@@ -98,8 +98,22 @@
     tile.age.classList.toggle("old", latest ? EC.ageSeconds(latest.time) > 600 : false);
   }
 
+  function showUpload(upload) {
+    const pill = document.getElementById("upload");
+    pill.hidden = !upload;
+    if (!upload) return;
+    const waiting = upload.waiting;
+    const mb = (upload.waiting_bytes / 1048576).toFixed(1);
+    pill.textContent = waiting
+      ? `⇪ ${waiting} to upload (${mb} MB), oldest ${EC.age(upload.oldest)}`
+      : "⇪ all uploaded";
+    pill.classList.toggle("backlog", waiting > 0);
+    pill.title = `object store bucket ${upload.bucket}`;
+  }
+
   function render(doc) {
     EC.syncClock(doc.time);
+    showUpload(doc.upload);
     document.getElementById("site").textContent = doc.site;
     document.title = `Cameras – ${doc.site}`;
     const container = document.getElementById("lines");

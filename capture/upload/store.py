@@ -1,0 +1,160 @@
+"""The object store, through minio: one PUT per picture, its errors translated here and only here.
+
+minio is imported here alone, so a service without [upload] never loads it
+(it is the optional extra `upload`). Its exceptions (S3Error, urllib3's
+connection errors) become ours in `put`: `StoreUnavailable` for anything
+that may pass by itself (no connection, time-out, 5xx, throttling, and
+refused credentials or a missing bucket, which a technician fixes on the
+store's side without touching the Pi), `PictureGone` when the local file is
+no longer there, `PictureRefused` when this one picture can never be
+uploaded (an unreadable file, a key the store refuses): the worker then
+gives up on it and goes on with the others. No message ever carries a key: only the endpoint, bucket,
+object key and what the store answered.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import certifi
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+
+from capture.config.schema import UploadConfig
+from capture.errors import CaptureError
+
+#: Seconds to connect, and to wait for the store's answer to one PUT.
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
+
+
+class UploadError(CaptureError):
+    """A picture could not be uploaded; the message says where to look."""
+
+
+class StoreUnavailable(UploadError, ConnectionError):
+    """The store cannot take pictures now: every upload waits and is tried again later."""
+
+
+class PictureGone(UploadError, FileNotFoundError):
+    """The picture's file is no longer on local disk: there is nothing left to upload."""
+
+
+class PictureRefused(UploadError, ValueError):
+    """This one picture cannot be uploaded, ever (unreadable file, a key the store refuses)."""
+
+
+#: S3 error codes about one object, not the store: trying again cannot help.
+_OBJECT_CODES = frozenset(
+    {"KeyTooLongError", "InvalidObjectName", "EntityTooLarge", "InvalidArgument"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """What travels with an object as x-amz-meta-* headers, for a plant-wide viewer."""
+
+    site: str
+    event_id: str
+    rule: str
+    camera: str
+    seq: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "site": self.site,
+            "event-id": self.event_id,
+            "rule": self.rule,
+            "camera": self.camera,
+            "seq": str(self.seq),
+        }
+
+
+class ObjectStore:
+    """A bucket of an S3-compatible store; `put` is safe from several threads."""
+
+    def __init__(self, config: UploadConfig) -> None:
+        assert config.endpoint is not None and config.bucket is not None  # validated when enabled
+        self.endpoint = config.endpoint
+        self.bucket = config.bucket
+        self._base_url = config.base_url
+        address = urlsplit(config.endpoint)
+        secure = address.scheme == "https"
+        pool = urllib3.PoolManager(
+            num_pools=2,
+            maxsize=config.concurrency,
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
+            retries=False,  # the worker backs off; urllib3 retrying would hide an outage
+            cert_reqs=ssl.CERT_REQUIRED if config.verify else ssl.CERT_NONE,
+            ca_certs=str(config.ca_file) if config.ca_file else certifi.where(),
+        )
+        self._client = Minio(
+            address.netloc,
+            access_key=config.access_key.get_secret_value() if config.access_key else None,
+            secret_key=config.secret_key.get_secret_value() if config.secret_key else None,
+            secure=secure,
+            region=config.region,
+            http_client=pool,
+            cert_check=config.verify,
+        )
+        self._pool = pool
+
+    def url(self, key: str) -> str:
+        """Where the object of `key` is read (path-style under `[upload].public_url`)."""
+        return f"{self._base_url}/{quote(key)}"
+
+    def put(self, key: str, path: Path, metadata: Metadata) -> None:
+        """Upload the file at `path` as `key`; a second PUT of the same key replaces it."""
+        try:
+            file = path.open("rb")
+        except FileNotFoundError as exc:
+            raise PictureGone(f"{path}: no longer on local disk; not uploaded") from exc
+        except OSError as exc:
+            raise PictureRefused(f"{path}: cannot be read ({exc.strerror}); not uploaded") from exc
+        with file:
+            try:
+                size = path.stat().st_size
+                self._client.put_object(
+                    self.bucket,
+                    key,
+                    file,
+                    size,
+                    content_type="image/jpeg",
+                    metadata=metadata.headers(),  # type: ignore[arg-type]  # minio's own alias
+                )
+            except S3Error as exc:
+                if exc.code in _OBJECT_CODES:
+                    raise PictureRefused(
+                        f"object store {self.endpoint} bucket {self.bucket}: refused {key!r} "
+                        f"for good: {exc.code}"
+                    ) from exc
+                raise StoreUnavailable(
+                    f"object store {self.endpoint} bucket {self.bucket}: refused {key!r}: "
+                    f"{exc.code} ({_hint(exc.code)})"
+                ) from exc
+            except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise StoreUnavailable(f"object store {self.endpoint}: {_reason(exc)}") from exc
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._pool.clear()
+
+
+def _hint(code: str | None) -> str:
+    """What a technician does about an S3 error code."""
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+        return "check access_key and secret_key and the key's rights on the bucket"
+    if code == "NoSuchBucket":
+        return "create the bucket, or fix [upload].bucket"
+    return "the store's own log says more"
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason without a URL's query (a presigned one would carry a signature)."""
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason)
+    return text.split("?", 1)[0][:300] or type(exc).__name__
