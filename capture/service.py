@@ -131,11 +131,13 @@ class Service:
             self._start_detection()
         # Before the publisher starts and any trigger listens: the interrupted firings'
         # messages queue behind the outbox's older ones and ahead of every new event.
+        # The engine announces them: the publisher's message and the report listeners
+        # (detection), so an adopted picture is analysed like any other.
         finish_interrupted_firings(
             self.journal,
             Path(rules.storage.root),
             rules.service.site,
-            self.publisher.publish_firing if self.publisher is not None else None,
+            self.engine.announce_recovered,
         )
         # After it (it returns with its rows committed): the files it adopted are their
         # cameras' pictures for retention too.
@@ -268,7 +270,8 @@ class Service:
         from capture.detect.journal import trigger_values  # noqa: PLC0415 - loaded with detection
         from capture.triggers.detection import DetectionTrigger  # noqa: PLC0415
 
-        triggers = [t for t in self.triggers.values() if isinstance(t, DetectionTrigger)]
+        # A copy: a reload replaces triggers on its own thread meanwhile.
+        triggers = [t for t in list(self.triggers.values()) if isinstance(t, DetectionTrigger)]
         if not triggers or report.event.trigger in {t.name for t in triggers}:
             return  # a follow-up's own pictures never fire a follow-up: no chains, no loops
         values = trigger_values(report.event.id, report.rule, analyses)
@@ -488,4 +491,6 @@ class Service:
             threads_alive
             and (self.publisher is None or self.publisher.alive)
             and (self.uploader is None or self.uploader.alive)
+            and (self.detection is None or self.detection.alive)
+            and (self.homeassistant is None or self.homeassistant.alive)
         )

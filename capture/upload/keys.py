@@ -17,6 +17,8 @@ KEY_FIELDS: Mapping[str, str] = {
     "seq": "the frame's number in its burst",
 }
 DEFAULT_KEY = "{site}/{line}/{path}"
+#: The fields that name one picture when a key has no {path}.
+UNIQUE_WITHOUT_PATH = frozenset({"event_id", "rule", "camera", "seq"})
 
 
 def key_template_problem(template: str) -> str | None:
@@ -35,9 +37,11 @@ def key_template_problem(template: str) -> str | None:
         if spec or conversion:
             return f"field {{{field}}} takes no format or conversion"
         fields.append(field)
-    if "path" not in fields and not {"event_id", "seq"} <= set(fields):
+    # One event fires several rules, each on several cameras, each a burst of frames:
+    # without {path}, only all four name one picture.
+    if "path" not in fields and not UNIQUE_WITHOUT_PATH.issubset(fields):
         return (
-            "the key must contain {path} (or {event_id} and {seq}), "
+            "the key must contain {path} (or {event_id}, {rule}, {camera} and {seq}), "
             "or pictures overwrite each other"
         )
     return None

@@ -47,12 +47,19 @@ def test_every_field_renders_and_empty_segments_and_slashes_at_the_ends_go() -> 
     [
         ("{site}/{lines}/{path}", "unknown field {lines}; a key may use {site}, {line}"),
         ("{site}/{path:>10}", "field {path} takes no format or conversion"),
-        ("{site}/{camera}.jpg", "the key must contain {path} (or {event_id} and {seq})"),
+        ("{site}/{camera}.jpg", "the key must contain {path} (or {event_id}, {rule}, {camera}"),
+        # Two cameras (or two rules) of one event would write the same object.
+        ("{site}/{event_id}_{seq}.jpg", "or pictures overwrite each other"),
+        ("{site}/{event_id}/{camera}_{seq}.jpg", "or pictures overwrite each other"),
         ("{site}/{path", "not a valid template"),
     ],
 )
 def test_a_template_that_cannot_name_pictures_is_refused(template: str, problem: str) -> None:
     assert problem in (key_template_problem(template) or "")
+
+
+def test_a_key_without_path_names_each_picture_by_event_rule_camera_and_frame() -> None:
+    assert key_template_problem("{site}/{event_id}/{rule}/{camera}_{seq}.jpg") is None
 
 
 @given(st.text(max_size=40))
