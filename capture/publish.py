@@ -162,6 +162,7 @@ class Publisher:
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._in_flight: dict[int, int] = {}  # paho mid -> outbox id; this thread's only
         self._reconnected = threading.Event()  # look for rows another process left
+        self._committed_elsewhere = threading.Event()  # rows another module committed (send_outbox)
         self._connected = threading.Event()
         self._subscribed = threading.Event()  # the broker confirmed the command subscription
         self._command_mid: int | None = None  # the command subscription's message id
@@ -266,8 +267,12 @@ class Publisher:
         self._outgoing.put(_Outgoing(topic, payload))
 
     def send_outbox(self) -> None:
-        """Send, soon, outbox rows another module committed (capture.upload's follow-up messages)."""
-        self._reconnected.set()
+        """Send, soon, outbox rows another module committed (capture.upload's follow-up messages).
+
+        Also when the publisher is stopping: rows committed just before a stop
+        leave with it instead of waiting for the next start.
+        """
+        self._committed_elsewhere.set()
 
     def _run(self) -> None:
         """The one thread that writes the outbox, hands messages to paho and forgets acknowledged ones.
@@ -303,15 +308,20 @@ class Publisher:
             self._drain_acks()
             if self._reconnected.is_set() and not stopping:
                 self._reconnected.clear()
+                self._committed_elsewhere.clear()
                 self._send_unowned()
+            elif self._committed_elsewhere.is_set():
+                self._committed_elsewhere.clear()
+                self._send_unowned(quiet=True)
             if stopping:
                 return
 
-    def _send_unowned(self) -> None:
+    def _send_unowned(self, *, quiet: bool = False) -> None:
         """Send the outbox rows this publisher has not sent yet, oldest first.
 
         At start these are the previous run's; after a reconnect, those a
-        `capture fire` left while the broker was away. Acknowledged rows are
+        `capture fire` left while the broker was away; `quiet` (not logged)
+        for the follow-up messages other modules commit as they go. Acknowledged rows are
         deleted lazily, so the journal is flushed first: a row still listed is
         really not delivered (or is being sent by a live `capture fire`, which
         at worst delivers it twice).
@@ -324,7 +334,7 @@ class Publisher:
             return
         owned = set(self._in_flight.values())
         unowned = [message for message in pending if message.id not in owned]
-        if unowned:
+        if unowned and not quiet:
             log.info("mqtt: sending %d event message(s) left in the outbox", len(unowned))
         for message in unowned:
             self._send([message.id], [message.topic], [message.payload])

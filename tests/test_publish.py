@@ -22,7 +22,7 @@ import pytest
 from capture.config.schema import MqttConfig
 from capture.events import CaptureResult, Event, FiringReport
 from capture.journal import Journal
-from capture.outbox import Outbox
+from capture.outbox import Outbox, insert_messages
 from capture.publish import Publisher, event_message
 from capture.rules import RuleDisabled
 from tests.broker import Broker
@@ -201,6 +201,35 @@ def test_outbox_left_by_a_previous_run_is_published_first_in_order(
     finally:
         events.close()
         publisher.stop()
+        journal.close()
+
+
+def test_rows_another_module_commits_right_before_a_stop_leave_with_it_unlogged(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """capture.upload commits follow-up messages as it goes; a stop does not hold them back."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    Outbox(journal).put("p9/uploads/left", json.dumps({"n": -1}).encode(), 1, False)
+    uploads = Recorder(broker, "p9/uploads/#")
+    publisher = make_publisher(broker, journal, "p9")
+    caplog.set_level(logging.INFO, logger="capture.publish")
+    publisher.start()
+    try:
+        # The previous run's row goes out at the connection, logged as left in the outbox.
+        wait_for(lambda: len(uploads.json()) == 1)
+        assert "sending 1 event message(s) left in the outbox" in caplog.text
+        caplog.clear()
+        for n in range(3):
+            row = (f"p9/uploads/r{n}", json.dumps({"n": n}).encode(), 1, False)
+            journal.write(lambda connection, row=row: insert_messages(connection, [row]), "t")
+            publisher.send_outbox()
+        publisher.stop()
+        wait_for(lambda: len(uploads.json()) == 4)
+        assert [m["n"] for m in uploads.json()] == [-1, 0, 1, 2]
+        # Not the restart's "left in the outbox": these rows were never left anywhere.
+        assert "left in the outbox" not in caplog.text
+    finally:
+        uploads.close()
         journal.close()
 
 
