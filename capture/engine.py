@@ -296,6 +296,20 @@ class Engine:
         """Call `listener` with every completed rule firing."""
         self._report_listeners.append(listener)
 
+    def announce_recovered(self, report: FiringReport) -> None:
+        """Announce a firing that start-up recovery finished, like one this engine ran.
+
+        The publisher's message ends its journal row (without MQTT the row is
+        ended here), then the report listeners see it: an adopted picture of an
+        interrupted firing is analysed like any other (capture.recovery).
+        """
+        if self._announcer is not None:
+            self._announcer.publish_firing(report)
+        else:
+            self._recorder.close_firing(report.event.id, report.rule)
+        for listener in self._report_listeners:
+            listener(report)
+
     @property
     def ruleset(self) -> RuleSet:
         """The compiled rules currently applied."""

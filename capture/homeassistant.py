@@ -174,6 +174,11 @@ class HomeAssistant:
         """Start the thread that publishes pictures."""
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the picture thread runs (the service's health: Home Assistant's images would freeze)."""
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         """Stop publishing pictures; the retained configs stay for Home Assistant."""
         self._stop.set()

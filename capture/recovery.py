@@ -126,7 +126,7 @@ def finish_interrupted_firings(
 ) -> RecoveryReport:
     """Give every frame of every interrupted firing its outcome, journal it, announce the firing.
 
-    `announce` (the publisher's `publish_firing`) ends each firing's journal
+    `announce` (the engine's `announce_recovered`) ends each firing's journal
     row with its outbox message; without MQTT the row is ended here. Firings
     of another live process (a `capture fire` running right now) are left to it.
     """

@@ -61,6 +61,18 @@ class _FileStamp:
         return cls(stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
+#: Camera options only people, the rule engine and detection read: a change to them
+#: keeps the camera's connection (and a stream camera's warm stream and buffer).
+_NOT_THE_DEVICE = {"description", "line", "detect"}
+
+
+def _same_device(old: CameraConfig | None, new: CameraConfig) -> bool:
+    """Whether a reload can keep the camera built from `old` for `new`."""
+    if old is None or type(old) is not type(new):
+        return False
+    return old.model_dump(exclude=_NOT_THE_DEVICE) == new.model_dump(exclude=_NOT_THE_DEVICE)
+
+
 class Service:
     """One running event-capture: triggers, engine, cameras, storage, journal, MQTT."""
 
@@ -174,7 +186,7 @@ class Service:
             self.journal,
             Path(rules.storage.root),
             site=rules.service.site,
-            key_of=key_namer(rules),
+            key_of=key_namer(rules, lambda: self.rules),
             holder=self.storage,
             announcer=self.publisher,
             timezone=rules.service.timezone,
@@ -381,7 +393,7 @@ class Service:
         retired: list[Camera] = []
         for name, config in new.cameras.items():
             current = self.cameras.get(name)
-            if current is not None and old.cameras.get(name) == config:
+            if current is not None and _same_device(old.cameras.get(name), config):
                 cameras[name] = current
             else:
                 camera = self._build_camera(name, config)

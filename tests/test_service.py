@@ -152,6 +152,21 @@ def test_the_service_is_unhealthy_once_its_publisher_no_longer_keeps_the_outbox(
         service.stop()
 
 
+def test_the_service_is_unhealthy_once_its_detection_worker_ends(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Pictures would silently go unanalysed: the systemd watchdog restarts the service instead."""
+    service = _running_service(tmp_path, broker, extra=detection_section(tmp_path))
+    try:
+        detection = service.detection
+        assert detection is not None and detection.alive
+        assert service.healthy()
+        detection.stop()
+        assert not service.healthy()
+    finally:
+        service.stop()
+
+
 def test_a_snap_command_for_a_disabled_rule_is_refused_and_says_why(
     tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -162,6 +177,27 @@ def test_a_snap_command_for_a_disabled_rule_is_refused_and_says_why(
         assert "rule 'paused' is disabled" in caplog.text
         service.journal.flush()
         assert service.journal.query() == []  # nothing recorded, nothing taken
+    finally:
+        service.stop()
+
+
+def test_a_reload_keeps_a_camera_whose_line_or_description_changed_and_rebuilds_a_moved_one(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """A stream camera's warm stream and buffer survive a technician renaming its line."""
+    service = _running_service(tmp_path, broker)
+    try:
+        assert service.config_path is not None
+        before = service.cameras["cam1"]
+        text = service.config_path.read_text(encoding="utf-8")
+        people = 'port = 9\nline = "Line 7"\ndescription = "over the press"\n'
+        service.config_path.write_text(text.replace("port = 9\n", people), encoding="utf-8")
+        assert service.reload()
+        assert service.rules.camera_line("cam1") == "Line 7"
+        assert service.cameras["cam1"] is before
+        service.config_path.write_text(text.replace("port = 9\n", "port = 10\n"), encoding="utf-8")
+        assert service.reload()
+        assert service.cameras["cam1"] is not before
     finally:
         service.stop()
 

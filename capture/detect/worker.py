@@ -109,6 +109,11 @@ class DetectionWorker:
         """Start the worker thread."""
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread runs (the service's health: pictures would go unanalysed)."""
+        return self._thread.is_alive()
+
     def offer(self, report: FiringReport) -> None:
         """Queue the firing's pictures that ask for detection; never blocks (a report listener)."""
         pictures = tuple(

@@ -41,19 +41,26 @@ _BACKLOG = "SELECT COUNT(*), SUM(bytes), MIN(created) FROM uploads WHERE state =
 _PRUNE = "DELETE FROM uploads WHERE state != 'waiting' AND created < ?"
 
 
-def key_namer(rules: RuleFile) -> Callable[[CaptureResult], str]:
+def key_namer(
+    rules: RuleFile, current: Callable[[], RuleFile] | None = None
+) -> Callable[[CaptureResult], str]:
     """Names a saved picture's object by `[upload].key`: site, camera's line, path and so on.
 
-    The key is fixed when the picture is queued, so a later change of the
-    template (or of a camera's line) never renames what already waits.
+    The template is `rules`' (a changed [upload] applies after a restart);
+    site and lines are those of `current()`, the rule file in force, so a
+    camera moved to another line by a reload is named by its new line. The
+    key is fixed when the picture is queued, so a later change never renames
+    what already waits.
     """
-    template, site = rules.upload.key, rules.service.site
-    lines = {name: rules.camera_line(name) for name in rules.cameras}
+    template = rules.upload.key
+    in_force = current or (lambda: rules)
 
     def key_of(result: CaptureResult) -> str:
+        now = in_force()
+        camera = now.cameras.get(result.camera)
         fields = KeyFields(
-            site=site,
-            line=lines.get(result.camera, rules.service.line),
+            site=now.service.site,
+            line=(camera.line if camera is not None else None) or now.service.line,
             camera=result.camera,
             rule=result.rule,
             path=str(result.path),

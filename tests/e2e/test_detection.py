@@ -8,6 +8,9 @@ from pathlib import Path
 from PIL import Image
 
 from capture.detect.journal import read_event
+from capture.events import Event, PlannedFrame
+from capture.journal import Journal
+from capture.service import JOURNAL_NAME
 from capture.simulator import Simulator
 from tests.broker import Broker
 from tests.conftest import wait_for
@@ -143,3 +146,41 @@ def test_a_follow_up_rule_fires_on_what_detection_found_and_never_chains(
     assert follow["captures"][0]["path"] == f"follow_{first['event_id']}.jpg"
     seen = service.triggers["seen"].stats()
     assert seen.emitted == 1 and seen.ignored == 0  # not fired again by the follow-up's analysis
+
+
+def test_a_picture_adopted_from_an_interrupted_firing_is_analysed_at_start(
+    tmp_path: Path, broker: Broker, simulator: Simulator, start_service: ServiceFactory
+) -> None:
+    """A kill after the file reached the disk, before the journal: recovery's picture is analysed."""
+    root = tmp_path / "data"
+    root.mkdir()
+    journal = Journal(root / JOURNAL_NAME)
+    event = Event.now("plc", {"id": 9})
+    journal.record_event(event, ["inspect"])
+    planned = [PlannedFrame("cam_a", 1, "inspect_cam_a_9.jpg")]
+    assert journal.open_firing(event.id, "inspect", False, planned).wait(5)
+    journal.close()
+    Image.new("RGB", (64, 48), (250, 0, 0)).save(root / "inspect_cam_a_9.jpg", "JPEG")
+    messages = Recorder(broker, "d3/#")
+
+    service = start_service(
+        base_sections(root, broker, prefix="d3")
+        + camera_sections(simulator)
+        + RULE
+        + detection_section(tmp_path)
+    )
+    try:
+        wait_for(lambda: any(t.startswith("d3/detections/") for t, _ in messages.messages))
+    finally:
+        messages.close()
+
+    by_topic = {
+        topic: json.loads(payload) for topic, payload in messages.messages if topic != "d3/status"
+    }
+    assert by_topic["d3/events/inspect"]["interrupted"] is True
+    [picture] = by_topic["d3/detections/inspect"]["pictures"]
+    assert picture["path"] == "inspect_cam_a_9.jpg" and picture["status"] == "analysed"
+    assert [obj["class"] for obj in picture["objects"]] == ["person"]
+    service.journal.flush()
+    [row] = read_event(service.journal, event.id)
+    assert row["status"] == "analysed"

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from capture.config.schema import RuleFile
 from capture.events import CaptureResult
 from capture.journal import Journal
 from capture.journal.schema import MIGRATIONS, SCHEMA_VERSION
-from capture.upload.queue import UploadQueue
+from capture.upload.queue import UploadQueue, key_namer
 
 
 @pytest.fixture
@@ -101,3 +102,37 @@ def test_a_version_4_journal_is_migrated_to_the_queue_and_keeps_its_rows(tmp_pat
         assert UploadQueue(journal).backlog().waiting == 0
     finally:
         journal.close()
+
+
+def test_keys_follow_the_site_and_lines_of_the_rule_file_in_force_with_the_first_template() -> None:
+    """A reload moving a camera to another line names its next pictures by the new line."""
+
+    def rule_file(site: str, line: str, key: str) -> RuleFile:
+        return RuleFile.model_validate(
+            {
+                "service": {"site": site, "line": "Line 1"},
+                "cameras": {
+                    "cam1": {
+                        "vendor": "generic",
+                        "host": "127.0.0.1",
+                        "path": "/s.jpg",
+                        "line": line,
+                    }
+                },
+                "upload": {
+                    "enabled": True,
+                    "endpoint": "http://127.0.0.1:9",
+                    "bucket": "pictures",
+                    "key": key,
+                },
+            }
+        )
+
+    started = rule_file("plant", "Line 2", "{site}/{line}/{path}")
+    in_force = [started]
+    key_of = key_namer(started, lambda: in_force[0])
+    assert key_of(saved(1)) == "plant/Line 2/pics/1.jpg"
+    # [upload] applies after a restart: the reloaded template is not used, site and line are.
+    in_force[0] = rule_file("plant-b", "Line 3", "{path}")
+    assert key_of(saved(2)) == "plant-b/Line 3/pics/2.jpg"
+    assert key_of(CaptureResult("ev3", "snap", "gone", 1, path="x.jpg")) == "plant-b/Line 1/x.jpg"
