@@ -99,7 +99,7 @@ class DetectionWorker:
         self._publish = publish
         self._prefix = topic_prefix
         self._zone = zone or ZoneInfo("UTC")
-        self._on_done = on_done
+        self._listeners = [on_done] if on_done is not None else []
         self._lock = threading.Lock()
         self.stats = DetectionStats()
         self._thread = threading.Thread(target=self._run, name="detection", daemon=True)
@@ -108,6 +108,10 @@ class DetectionWorker:
     def start(self) -> None:
         """Start the worker thread."""
         self._thread.start()
+
+    def add_listener(self, listener: Callable[[FiringReport, list[PictureAnalysis]], None]) -> None:
+        """Call `listener` on the detection thread with each firing's analyses, once journaled."""
+        self._listeners.append(listener)
 
     @property
     def alive(self) -> bool:
@@ -262,8 +266,11 @@ class DetectionWorker:
                 f"{self._prefix}/detections/{report.rule}",
                 json.dumps(message, separators=(",", ":")).encode(),
             )
-        if self._on_done is not None:
-            self._on_done(report, analyses)
+        for listener in self._listeners:
+            try:
+                listener(report, analyses)
+            except Exception:
+                log.exception("a detection listener failed event=%s", report.event.id)
 
 
 def _yield_cpu_to_captures() -> None:

@@ -1,4 +1,4 @@
-"""Live updates: capture results and finished firings fanned out to Server-Sent Events clients.
+"""Live updates: capture results, finished firings and their detections fanned out to SSE clients.
 
 The engine calls `on_result` and `on_firing` from its worker threads, so
 they only format a message and drop it into each client's bounded queue;
@@ -119,6 +119,16 @@ class LiveFeed:
         """Engine report listener: every frame of a rule firing finished."""
         if self._clients:
             self._publish(sse_message("firing", self._firing_message(report)))
+
+    def on_detections(self, event_id: str, rule: str) -> None:
+        """Detection listener: a firing's pictures were analysed and journaled."""
+        if self._clients:
+            self._publish(sse_message("detections", {"event_id": event_id, "rule": rule}))
+
+    @property
+    def watched(self) -> bool:
+        """Whether any client is connected (a message for nobody is not worth preparing)."""
+        return bool(self._clients)
 
     def subscribe(self, loop: asyncio.AbstractEventLoop | None = None) -> Subscription | None:
         """A new client's subscription, read on `loop`; None when MAX_CLIENTS are connected or closing."""

@@ -26,6 +26,8 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from capture.errors import CaptureError
+from capture.events import FiringReport
+from capture.journal import JournalError
 from capture.web.api import Api
 from capture.web.app import WebParts, create_app, load_static
 from capture.web.auth import AccessPolicy
@@ -143,6 +145,8 @@ class WebServer:
         self._port = int(sock.getsockname()[1])
         self.service.engine.add_listener(self.api.feed.on_result)
         self.service.engine.add_report_listener(self.api.feed.on_firing)
+        if self.service.detection is not None:
+            self.service.detection.add_listener(self._analysed)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="web-server", daemon=True
         )
@@ -157,6 +161,16 @@ class WebServer:
             ("for changes" if self.policy.token_configured
              else "none configured (changes only from the dashboard's pages)"),
         )  # fmt: skip
+
+    def _analysed(self, report: FiringReport, _analyses: object) -> None:
+        """Tell open pages an event's pictures were analysed, once they can read the rows."""
+        if not self.api.feed.watched:
+            return
+        try:
+            self.service.journal.flush()
+        except JournalError as exc:  # the page then finds no rows yet; the next reload will
+            log.warning("web: detections not committed before telling the pages: %s", exc)
+        self.api.feed.on_detections(report.event.id, report.rule)
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.config.bind else socket.AF_INET

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from capture.cameras import Camera
 from capture.config.schema import RuleFile
@@ -49,6 +49,18 @@ class JournalView(Protocol):
         """The SQLite file."""
         ...
 
+    def flush(self, timeout: float = 30.0) -> None:
+        """Return once what the service queued is committed (and readable by the web)."""
+        ...
+
+
+class DetectionView(Protocol):
+    """Object detection, which tells the event pages when a firing's pictures were analysed."""
+
+    def add_listener(self, listener: Callable[[FiringReport, Any], None]) -> None:
+        """Be told of each analysed firing (with its analyses, which the web reads from the journal)."""
+        ...
+
 
 class PostedTrigger(Protocol):
     """A running trigger of the http kind: fired by a posted JSON object."""
@@ -84,6 +96,11 @@ class ServiceView(Protocol):
     @property
     def cameras(self) -> Mapping[str, Camera]:
         """The running cameras by name (their state: a stream-backed camera's stream)."""
+        ...
+
+    @property
+    def detection(self) -> DetectionView | None:
+        """Object detection, when [detection] runs."""
         ...
 
     @property

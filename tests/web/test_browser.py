@@ -6,15 +6,22 @@ Set CAPTURE_SCREENSHOTS=docs to refresh docs/dashboard.png, docs/events.png and 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import wait_for
 from tests.web.conftest import UNREACHABLE_STORE, WEB_DEFAULT, Running, WebFactory
 from tests.web.webdriver import CHROMEDRIVER, CHROMIUM, Browser
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from capture.detect import Detection, Detector
 
 pytestmark = [
     pytest.mark.browser,
@@ -322,6 +329,50 @@ def test_event_page_draws_the_boxes_and_the_events_page_filters_by_class(
     wait_for(lambda: browser.run(TIMELINE_IDS) == [event_id], timeout=WAIT_S)
     browser.get(f"{web.base_url}/events")
     wait_for(lambda: browser.run(TIMELINE_IDS) == [plain, event_id], timeout=WAIT_S)
+
+
+class HeldDetector:
+    """The service's detector, holding each picture until the test lets it go."""
+
+    def __init__(self, real: Detector) -> None:
+        self.real = real
+        self.gate = threading.Event()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.real.labels
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        return self.real.input_size
+
+    def detect(self, picture: Image.Image, min_score: float) -> list[Detection]:
+        self.gate.wait(WAIT_S)
+        return self.real.detect(picture, min_score)
+
+
+def test_an_open_event_page_draws_the_boxes_when_detection_finishes(
+    start_web: WebFactory, browser: Browser
+) -> None:
+    web = start_web(detection=True)
+    detection = web.service.detection
+    assert detection is not None
+    held = HeldDetector(detection._detector)
+    detection._detector = held
+    try:
+        fired = web.client.post("/api/trigger/plc", json={"result": "VIEW", "part": "P9"})
+        event_id = fired.json()["event_id"]
+        wait_for(
+            lambda: len(web.client.get(f"/api/events/{event_id}").json().get("captures", [])) == 2,
+            timeout=WAIT_S,
+        )
+        browser.get(f"{web.base_url}/events/{event_id}")
+        wait_for(lambda: len(browser.run(BOXES)) == 2, timeout=WAIT_S)
+        assert browser.run(BOXES) == [[[], None], [[], None]]  # pictures shown, not analysed yet
+    finally:
+        held.gate.set()
+    wait_for(lambda: detection.stats.analysed == 2, timeout=WAIT_S)
+    wait_for(lambda: all(labels for labels, _ in browser.run(BOXES)), timeout=WAIT_S)
 
 
 CALL_FROM_DESCRIPTION = """

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 
 from capture.web.live import MAX_CLIENTS
-from tests.web.conftest import Running
+from tests.web.conftest import Running, WebFactory
 
 
 def messages(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
@@ -77,3 +77,19 @@ def test_clients_beyond_the_limit_are_refused_politely(web: Running) -> None:
         client.stream("GET", "/api/stream") as stream,
     ):
         assert stream.status_code == 200
+
+
+def test_analysed_pictures_are_announced_once_the_event_page_can_read_them(
+    start_web: WebFactory,
+) -> None:
+    web = start_web(detection=True)
+    with web.client.stream("GET", "/api/stream") as stream:
+        lines = stream.iter_lines()
+        next(lines), next(lines)
+        fired = web.client.post("/api/trigger/plc", json={"result": "VIEW", "part": "P9"}).json()
+        found = next(data for kind, data in messages(lines) if kind == "detections")
+    assert found == {"event_id": fired["event_id"], "rule": "line_b_view"}
+    # Committed before the message left: the page reloading on it finds the rows.
+    event = web.client.get(f"/api/events/{fired['event_id']}").json()
+    pictures = event["detections"]
+    assert len(pictures) == 2 and all(p["status"] == "analysed" for p in pictures)

@@ -1,4 +1,5 @@
-// One event: the trigger's values and every frame of every rule's burst, full size on click.
+// One event: the trigger's values and every frame of every rule's burst, full size on click,
+// kept current by the live stream.
 "use strict";
 
 (() => {
@@ -75,4 +76,9 @@
   }
 
   load();
+  // Redrawn when this event changes after the page opened: a firing still taking its
+  // burst, a follow-up rule, or detection finishing after the pictures (docs/web.md).
+  const reloadSoon = EC.throttle(load, 500);
+  const ours = (message) => { if (message.event_id === id) reloadSoon(); };
+  EC.stream({ firing: ours, detections: ours }, () => {});
 })();

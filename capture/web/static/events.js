@@ -103,6 +103,7 @@
   document.getElementById("older").addEventListener("click", () => { if (more) { offset += PAGE; load(); } });
   EC.startClock(document.getElementById("clock"));
   const reloadSoon = EC.throttle(() => { if (offset === 0) load(); }, 2000);
-  EC.stream({ firing: reloadSoon }, EC.liveIndicator(document.getElementById("live")));
+  // Detections change what the class filter finds, after the firing that saved the pictures.
+  EC.stream({ firing: reloadSoon, detections: reloadSoon }, EC.liveIndicator(document.getElementById("live")));
   init();
 })();
