@@ -8,7 +8,9 @@
 #      example, capture demo for a bounded time with every JPEG it wrote valid
 #      and a clean stop on SIGINT, capture snap against the camera simulator,
 #      and a gpio trigger on a machine without /dev/gpiochip*: the documented
-#      message, the other triggers still capturing.
+#      message, the other triggers still capturing;
+#   4. deploy/install.sh --extras detect,stream: the real COCO-SSD model finds
+#      a drawn stop sign through onnxruntime, PyAV has its H.264 decoder.
 #
 #     deploy/test-arm64.sh            # what ./dev test-arm64 and ./dev test run
 #
@@ -220,6 +222,11 @@ mount_run_root() {
     mkdir -p "$RUN/upper" "$RUN/work" "$MERGED"
     mount -t overlay overlay -o "lowerdir=$ROOT_DIR,upperdir=$RUN/upper,workdir=$RUN/work" "$MERGED"
     mount -t proc proc "$MERGED/proc"
+    # qemu-user passes the host's x86 /proc/cpuinfo through, and onnxruntime's
+    # cpuinfo library crashes on it at import (SIGSEGV); a Pi 4's own text, as
+    # the device shows it, stands in. Nothing else here reads it.
+    pi_cpuinfo >"$RUN/cpuinfo"
+    mount --bind "$RUN/cpuinfo" "$MERGED/proc/cpuinfo"
     mount -t sysfs -o ro sysfs "$MERGED/sys"
     # A /dev of its own: the usual character devices and nothing of the host's
     # hardware, so no /dev/gpiochip* whatever this machine has.
@@ -302,6 +309,18 @@ unmount_run_root() {
         return 1
     fi
     rm -rf "$RUN"
+}
+
+pi_cpuinfo() {
+    # /proc/cpuinfo of a Raspberry Pi 4 Model B (Cortex-A72), 64-bit kernel, with as
+    # many cores as /sys (this machine's) lists, so the two agree.
+    local cpu count
+    count=$(find /sys/devices/system/cpu -maxdepth 1 -name 'cpu[0-9]*' | wc -l)
+    for ((cpu = 0; cpu < count; cpu++)); do
+        printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n' "$cpu"
+        printf 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n'
+    done
+    printf 'Revision\t: c03112\nSerial\t\t: 10000000abcdef01\nModel\t\t: Raspberry Pi 4 Model B Rev 1.2\n'
 }
 
 root_env() {
@@ -593,6 +612,53 @@ check_gpio() {
     [ -z "$unexpected" ] || { printf 'unexpected errors:\n%s\n' "$unexpected"; return 1; }
 }
 
+# COCO-SSD as `capture models install coco-ssd` installed it on this machine (./dev
+# does, before this script): converting it needs tf2onnx, which a Pi need not run,
+# and the documented air-gapped way is the same copy of the three files.
+COCO_SSD_DIR=${CAPTURE_COCO_SSD_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/event-capture/models/coco-ssd}
+
+check_extras() {
+    # The optional features whose libraries are compiled code with aarch64 wheels:
+    # deploy/install.sh --extras detect,stream, then the real COCO-SSD model through
+    # onnxruntime on a drawn stop sign, and PyAV's H.264 decoder (RTSP cameras).
+    local out=$LOGS/extras.out models=/var/lib/$SERVICE_USER/models/coco-ssd
+    local file
+    for file in model.onnx labels.txt LICENSE NOTICE; do
+        [ -f "$COCO_SSD_DIR/$file" ] ||
+            { echo "$COCO_SSD_DIR/$file is missing: run ./dev test-arm64 (it installs COCO-SSD first)"; return 1; }
+    done
+    EXTRA_ENV=("SUDO_USER=$TECHNICIAN" SYSTEMD_OFFLINE=1)
+    DIR=$CHECKOUT_IN_ROOT in_root deploy/install.sh --extras detect,stream >"$out" 2>&1 || {
+        cat "$out"
+        return 1
+    }
+    EXTRA_ENV=()
+    cat "$out"
+    expect "$out" "extras: detect,stream"
+    expect "$out" "[install] done"
+    mkdir -p "$MERGED$models"
+    cp "$COCO_SSD_DIR"/{model.onnx,labels.txt,LICENSE,NOTICE} "$MERGED$models/"
+    # The yard picture the tests draw (tests/detect/pictures.py: Pillow only).
+    DIR=$CHECKOUT_IN_ROOT in_root /opt/event-capture/venv/bin/python -c '
+import sys
+sys.path.insert(0, ".")
+from tests.detect.pictures import stop_sign
+stop_sign().save(sys.argv[1], quality=85)
+' "/var/lib/$SERVICE_USER/yard.jpg"
+    in_root chown -R "$SERVICE_USER:" "/var/lib/$SERVICE_USER/models" "/var/lib/$SERVICE_USER/yard.jpg"
+    as_service_user capture detect yard.jpg --model "$models/model.onnx" \
+        --labels "$models/labels.txt" | tee "$LOGS/detect.out"
+    expect "$LOGS/detect.out" "yard.jpg: 1920x1080, 1 object(s) scoring >= 0.5"
+    expect "$LOGS/detect.out" "stop sign"
+    as_service_user /opt/event-capture/venv/bin/python -c '
+import platform
+import av
+decoder = av.codec.Codec("h264", "r")
+print(platform.machine(), "PyAV", av.__version__, "decoder", decoder.name)
+assert platform.machine() == "aarch64"
+'
+}
+
 # ---------------------------------------------------------------- main
 
 main() {
@@ -635,6 +701,7 @@ main() {
     step capture-demo check_demo
     step capture-snap check_snap
     step gpio-without-chip check_gpio
+    step extras-detect-stream check_extras
     summary
 }
 
