@@ -12,11 +12,15 @@ test picks what it finds by the colour it paints:
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from capture.detect import Detection, Detector
 
 #: The label file written beside the model: class 1 is blank, so never reported.
 COLOUR_LABELS = ("person", "", "truck")
@@ -60,3 +64,26 @@ def detection_section(folder: Path) -> str:
     """`[detection]` naming the colour detector, written into `folder`: for rule files."""
     model, labels = colour_detector(folder)
     return f"\n[detection]\nmodel = {json.dumps(str(model))}\nlabels = {json.dumps(str(labels))}\n"
+
+
+class GatedDetector:
+    """A detector held at a gate until the test opens it: one slower than the captures."""
+
+    def __init__(self, inner: Detector, timeout_s: float = 10) -> None:
+        self.inner = inner
+        self.timeout_s = timeout_s
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.inner.labels
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        return self.inner.input_size
+
+    def detect(self, picture: Image.Image, min_score: float) -> list[Detection]:
+        self.entered.set()
+        self.gate.wait(self.timeout_s)
+        return self.inner.detect(picture, min_score)

@@ -6,13 +6,11 @@ In a whole service with cameras and a broker: tests/e2e/test_detection.py.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 from PIL import Image
 
 from capture.config.schema import DetectOptions, StorageConfig
-from capture.detect import Detection
 from capture.detect.journal import read_event
 from capture.detect.onnx import OnnxDetector, read_labels
 from capture.detect.worker import DetectionWorker
@@ -20,36 +18,14 @@ from capture.events import CaptureResult, Event, FiringReport
 from capture.journal import Journal
 from capture.storage import Storage
 from tests.conftest import wait_for
-from tests.detect.models import colour_detector
-
-
-class _GatedDetector:
-    """The colour detector, held at a gate: a detector slower than the captures."""
-
-    def __init__(self, inner: OnnxDetector) -> None:
-        self.inner = inner
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.inner.labels
-
-    @property
-    def input_size(self) -> tuple[int, int] | None:
-        return self.inner.input_size
-
-    def detect(self, picture: Image.Image, min_score: float) -> list[Detection]:
-        self.entered.set()
-        self.gate.wait(10)
-        return self.inner.detect(picture, min_score)
+from tests.detect.models import GatedDetector, colour_detector
 
 
 def test_when_the_detector_falls_behind_pictures_are_not_analysed_counted_and_kept(
     tmp_path: Path,
 ) -> None:
     model, labels = colour_detector(tmp_path)
-    detector = _GatedDetector(OnnxDetector(model, read_labels(labels)))
+    detector = GatedDetector(OnnxDetector(model, read_labels(labels)))
     root = tmp_path / "data"
     storage = Storage(StorageConfig(root=root, fsync=False))
     journal = Journal(root / "journal.sqlite3")
@@ -75,7 +51,7 @@ def test_when_the_detector_falls_behind_pictures_are_not_analysed_counted_and_ke
 
 def _fall_behind(
     worker: DetectionWorker,
-    detector: _GatedDetector,
+    detector: GatedDetector,
     root: Path,
     journal: Journal,
     sent: list[tuple[str, bytes]],

@@ -6,22 +6,15 @@ Set CAPTURE_SCREENSHOTS=docs to refresh docs/dashboard.png, docs/events.png and 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import wait_for
 from tests.web.conftest import UNREACHABLE_STORE, WEB_DEFAULT, Running, WebFactory
 from tests.web.webdriver import CHROMEDRIVER, CHROMIUM, Browser
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-    from capture.detect import Detection, Detector
 
 pytestmark = [
     pytest.mark.browser,
@@ -331,33 +324,15 @@ def test_event_page_draws_the_boxes_and_the_events_page_filters_by_class(
     wait_for(lambda: browser.run(TIMELINE_IDS) == [plain, event_id], timeout=WAIT_S)
 
 
-class HeldDetector:
-    """The service's detector, holding each picture until the test lets it go."""
-
-    def __init__(self, real: Detector) -> None:
-        self.real = real
-        self.gate = threading.Event()
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.real.labels
-
-    @property
-    def input_size(self) -> tuple[int, int] | None:
-        return self.real.input_size
-
-    def detect(self, picture: Image.Image, min_score: float) -> list[Detection]:
-        self.gate.wait(WAIT_S)
-        return self.real.detect(picture, min_score)
-
-
 def test_an_open_event_page_draws_the_boxes_when_detection_finishes(
     start_web: WebFactory, browser: Browser
 ) -> None:
     web = start_web(detection=True)
     detection = web.service.detection
     assert detection is not None
-    held = HeldDetector(detection._detector)
+    from tests.detect.models import GatedDetector  # noqa: PLC0415 - onnx, for these tests only
+
+    held = GatedDetector(detection._detector, timeout_s=WAIT_S)
     detection._detector = held
     try:
         fired = web.client.post("/api/trigger/plc", json={"result": "VIEW", "part": "P9"})
