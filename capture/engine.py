@@ -308,7 +308,10 @@ class Engine:
         else:
             self._recorder.close_firing(report.event.id, report.rule)
         for listener in self._report_listeners:
-            listener(report)
+            try:
+                listener(report)
+            except Exception:  # one listener's bug must not stop the service's start
+                log.exception("a report listener failed on recovered event=%s", report.event.id)
 
     @property
     def ruleset(self) -> RuleSet:
