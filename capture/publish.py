@@ -477,8 +477,10 @@ class Publisher:
                 raise ValueError("not a JSON object")
             self._on_command(command)
         except (ValueError, RecursionError) as exc:
-            self.rejected_commands += 1
             log.warning("mqtt: ignored command on %s: %s", message.topic, str(exc)[:200])
+            # Counted after the warning: whoever sees the count (a test, the
+            # dashboard) can rely on the reason being in the log already.
+            self.rejected_commands += 1
 
 
 @dataclass(frozen=True, slots=True)
