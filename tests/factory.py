@@ -193,7 +193,7 @@ class OpcuaServer:
         self._loop = LoopThread("opcua-server")
         self._server: Any = None
         self.namespace = 0
-        self._values: dict[str, Any] = {"Gate": False, "Count": 0}
+        self._values: dict[str, Any] = {"Gate": False, "Count": 0, "Temp": 20.0}
         self.start()
 
     def node(self, name: str) -> str:
@@ -230,11 +230,10 @@ class OpcuaServer:
         )
         self._variables = {}
         for name, value in self._values.items():
-            variant = ua.VariantType.Boolean if isinstance(value, bool) else ua.VariantType.Int32
             self._variables[name] = await line.add_variable(
                 ua.NodeId(f"Line1.{name}", self.namespace),
                 ua.QualifiedName(name, self.namespace),
-                ua.Variant(value, variant),
+                ua.Variant(value, _variant_type(value)),
             )
         await server.start()
         return server
@@ -244,9 +243,8 @@ class OpcuaServer:
         from asyncua import ua  # noqa: PLC0415
 
         variable = self._variables[name]
-        variant = ua.VariantType.Boolean if isinstance(value, bool) else ua.VariantType.Int32
         self._values[name] = value
-        self._loop.call(variable.write_value(ua.Variant(value, variant)))
+        self._loop.call(variable.write_value(ua.Variant(value, _variant_type(value))))
 
     def stop(self) -> None:
         """Stop serving, closing every session, as a PLC restarting does."""
@@ -257,6 +255,15 @@ class OpcuaServer:
     def close(self) -> None:
         self.stop()
         self._loop.close()
+
+
+def _variant_type(value: bool | int | float) -> Any:
+    """The OPC UA type a PLC gives a variable holding `value`: BOOL, DINT or LREAL."""
+    from asyncua import ua  # noqa: PLC0415
+
+    if isinstance(value, bool):
+        return ua.VariantType.Boolean
+    return ua.VariantType.Int32 if isinstance(value, int) else ua.VariantType.Double
 
 
 class _Users:

@@ -1076,6 +1076,14 @@ class HttpTrigger(TriggerBase):
 
 
 ModbusTable = Literal["discrete_inputs", "coils", "holding_registers", "input_registers"]
+ModbusDataType = Literal[
+    "uint16", "int16", "uint32", "int32", "float32", "uint64", "int64", "float64"
+]
+#: How many 16-bit registers one value of each data type spans.
+MODBUS_WORDS: dict[str, int] = {
+    "uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "float32": 2,
+    "uint64": 4, "int64": 4, "float64": 4,
+}  # fmt: skip
 MODBUS_BITS: frozenset[str] = frozenset({"discrete_inputs", "coils"})
 """The tables of single bits: edges and min_active_ms apply to them; registers fire on change."""
 
@@ -1096,7 +1104,18 @@ class ModbusTrigger(TriggerBase):
     table: ModbusTable = Field(
         "discrete_inputs",
         description="discrete_inputs or coils (bits: fire on edges), holding_registers or "
-        "input_registers (16-bit words: fire on every change).",
+        "input_registers (values of data_type: fire on every change).",
+    )
+    data_type: ModbusDataType = Field(
+        "uint16",
+        description="Registers: what one value is: uint16/int16 (one register), uint32/int32/"
+        "float32 (two), uint64/int64/float64 (four), as the device's manual lists it.",
+    )
+    word_order: Literal["big", "little"] = Field(
+        "big",
+        description="Registers wider than 16 bits: big = the register at the lower address holds "
+        'the high word (the Modbus convention), little = the low word first ("word swapped", '
+        '"CDAB" in some manuals).',
     )
     address: int = Field(
         0,
@@ -1106,7 +1125,11 @@ class ModbusTrigger(TriggerBase):
         "40001 count from 1: subtract the table's offset and 1).",
     )
     count: int = Field(
-        1, ge=1, le=125, description="How many consecutive bits or registers to watch."
+        1,
+        ge=1,
+        le=125,
+        description="How many consecutive bits or values to watch (registers: at most 125 "
+        "registers in all, e.g. 62 float32 values).",
     )
     poll_ms: int = Field(
         50,
@@ -1141,7 +1164,7 @@ class ModbusTrigger(TriggerBase):
     )
 
     @model_validator(mode="after")
-    def _bit_options_for_bits(self) -> ModbusTrigger:
+    def _options_fit_the_table(self) -> ModbusTrigger:
         if self.table not in MODBUS_BITS:
             given = [
                 key
@@ -1153,9 +1176,31 @@ class ModbusTrigger(TriggerBase):
                     f"{', '.join(given)}: only for bits (table = 'discrete_inputs' or 'coils'); "
                     "registers fire on every change, filter them with a rule's condition"
                 )
-        if self.address + self.count > 65536:
+        else:
+            given = [
+                key
+                for key, default in (("data_type", "uint16"), ("word_order", "big"))
+                if getattr(self, key) != default
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only for registers "
+                    "(table = 'holding_registers' or 'input_registers'); bits are 0 or 1"
+                )
+        words = self.registers_per_value
+        if self.count * words > 125:
+            raise ValueError(
+                f"count {self.count} x {words} registers per {self.data_type} passes 125, "
+                "the most one Modbus read returns; split it into two triggers"
+            )
+        if self.address + self.count * words > 65536:
             raise ValueError(f"address {self.address} + count {self.count} passes 65535")
         return self
+
+    @property
+    def registers_per_value(self) -> int:
+        """Registers one watched value spans on the wire (1 for bits)."""
+        return 1 if self.table in MODBUS_BITS else MODBUS_WORDS[self.data_type]
 
     def value_names(self) -> frozenset[str]:
         names = {"address", "value", "previous", "host", "unit_id", "table"}

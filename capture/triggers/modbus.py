@@ -5,7 +5,9 @@ it, so the trigger polls every poll_ms on a thread of its own with
 pymodbus's synchronous client (one request at a time, nothing to share).
 Bits fire on edges with the gpio trigger's bounce and minimum-pulse rules,
 applied to the reads; registers fire on every change, and a rule's condition
-picks the values that matter (`value >= 500 and previous < 500`).
+picks the values that matter (`value >= 500 and previous < 500`). Values
+wider than a register (a PLC's 32-bit counter, an analog input's float) are
+decoded by pymodbus's own converter, in the word order the device uses.
 
 A device that stops answering is not an event: the trigger logs the outage
 once, shows it in its stats, reconnects with back-off, and re-reads the
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pymodbus.client import ModbusTcpClient
@@ -35,12 +38,18 @@ from capture.triggers.base import (
     TriggerStats,
     event_at,
 )
+from capture.triggers.values import finite
 
 log = logging.getLogger(__name__)
+
+Number = int | float | None
+"""One watched value as read: 0/1, a register's number, None for a float that is NaN."""
 
 ACTIVE = "active"
 INACTIVE = "inactive"
 FIRST_BACKOFF_S = 0.5
+#: A float32 carries about 7 significant digits; more would print 12.3 as 12.300000190734863.
+FLOAT32_DIGITS = 7
 
 #: Modbus exception codes a device answers with, and what the person who wrote the rule file can do.
 EXCEPTION_HINTS = {
@@ -75,8 +84,9 @@ class _Bit:
 class ModbusTrigger:
     """Fires on edges of bits or changes of registers of one Modbus TCP device.
 
-    Values: `host`, `unit_id`, `table`, `address` (of the bit or register
-    that changed), `value` (0/1 for bits, 0-65535 for registers) and
+    Values: `host`, `unit_id`, `table`, `address` (of the bit, or of the
+    first register of the value, that changed), `value` (0/1 for bits, a
+    number of `data_type` for registers; None for a float that is NaN) and
     `previous`; for bits also `state` ("active" or "inactive") and
     `duration_ms` (as the gpio trigger gives it).
     """
@@ -86,6 +96,8 @@ class ModbusTrigger:
         self.config = config
         self.source = f"modbus {config.host}:{config.port} unit {config.unit_id}"
         self._bits = config.table in schema.MODBUS_BITS
+        self._words = config.registers_per_value
+        self._data_type = ModbusTcpClient.DATATYPE[config.data_type.upper()]
         self._poll = config.poll_ms / 1000
         self._bounce = config.bounce_ms / 1000
         self._min_active = config.min_active_ms / 1000
@@ -94,7 +106,7 @@ class ModbusTrigger:
         self._thread: threading.Thread | None = None
         self._client: ModbusTcpClient | None = None
         self._emit: Emit | None = None
-        self._last: list[int] | None = None  # the previous read; None until the first one
+        self._last: list[Number] | None = None  # the previous read; None until the first one
         self._states: list[_Bit] = []
         self._outage_since: float | None = None
         self._backoff = FIRST_BACKOFF_S
@@ -143,7 +155,7 @@ class ModbusTrigger:
 
     # the device: the one place pymodbus is touched ------------------------------------
 
-    def _read(self) -> list[int]:
+    def _read(self) -> list[Number]:
         config, client = self.config, self._client
         assert client is not None
         readers = {
@@ -160,7 +172,7 @@ class ModbusTrigger:
                     self.name, f"cannot connect to {config.host}:{config.port}", self.source
                 )
             response = readers[config.table](
-                config.address, count=config.count, device_id=config.unit_id
+                config.address, count=config.count * self._words, device_id=config.unit_id
             )
         except ModbusException as exc:
             client.close()  # type: ignore[no-untyped-call]  # the next read reconnects
@@ -175,14 +187,34 @@ class ModbusTrigger:
             )
         if self._bits:
             return [int(bit) for bit in response.bits[: config.count]]
-        return list(response.registers[: config.count])
+        return self._decode(response.registers)
+
+    def _decode(self, registers: Sequence[int]) -> list[Number]:
+        """The watched values in `registers`, as `data_type` and `word_order` say."""
+        if self._words == 1 and self.config.data_type == "uint16":
+            return list(registers[: self.config.count])  # the common case, as sent
+        values: list[Number] = []
+        for start in range(0, self.config.count * self._words, self._words):
+            decoded = ModbusTcpClient.convert_from_registers(
+                registers[start : start + self._words],
+                self._data_type,
+                word_order=self.config.word_order,
+            )
+            assert isinstance(decoded, int | float)  # one value's registers give one number
+            value: Number = decoded
+            if isinstance(decoded, float):
+                value = finite(decoded)
+                if value is not None and self.config.data_type == "float32":
+                    value = float(f"{value:.{FLOAT32_DIGITS}g}")
+            values.append(value)
+        return values
 
     def _close(self) -> None:
         if self._client is not None:
             self._client.close()  # type: ignore[no-untyped-call]  # unannotated, returns None
 
     def _where(self) -> str:
-        last = self.config.address + self.config.count - 1
+        last = self.config.address + self.config.count * self._words - 1
         span = (
             str(self.config.address)
             if last == self.config.address
@@ -233,7 +265,7 @@ class ModbusTrigger:
                 self.config.reconnect_max_s,
             )
 
-    def _recovered(self, values: list[int], now: float) -> None:
+    def _recovered(self, values: list[Number], now: float) -> None:
         outage = now - (self._outage_since or now)
         self._outage_since = None
         log.info(
@@ -244,13 +276,13 @@ class ModbusTrigger:
         )
         self._baseline(values, now)
 
-    def _baseline(self, values: list[int], now: float) -> None:
+    def _baseline(self, values: list[Number], now: float) -> None:
         # An input already active when reading starts (or resumes) is not a new pulse.
         self._last = values
         self._states = [_Bit(active=bool(value), since=now) for value in values]
         self._stats.connected(True)
 
-    def _compare(self, values: list[int], now: float) -> None:
+    def _compare(self, values: list[Number], now: float) -> None:
         previous, self._last = self._last, values
         assert previous is not None
         for index, (old, new) in enumerate(zip(previous, values, strict=True)):
@@ -308,8 +340,8 @@ class ModbusTrigger:
     def _fire(
         self,
         index: int,
-        value: int,
-        previous: int,
+        value: Number,
+        previous: Number,
         at: float,
         *,
         state: str | None = None,
@@ -322,7 +354,7 @@ class ModbusTrigger:
             "host": self.config.host,
             "unit_id": self.config.unit_id,
             "table": self.config.table,
-            "address": self.config.address + index,
+            "address": self.config.address + index * self._words,
             "value": value,
             "previous": previous,
         }

@@ -40,6 +40,7 @@ from capture.triggers.base import (
     TriggerError,
     TriggerStats,
 )
+from capture.triggers.values import finite
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +346,13 @@ def _iso(moment: datetime | None, zone: tzinfo) -> str | None:
 
 
 def _plain(value: Any, zone: tzinfo) -> Value:
-    """An OPC UA value as an event value: numbers, booleans and text as they are, others as text."""
-    if value is None or isinstance(value, bool | int | float | str):
+    """An OPC UA value as an event value: numbers, booleans and text as they are, others as text.
+
+    NaN and infinity become None (see `finite`).
+    """
+    if isinstance(value, float):
+        return finite(value)
+    if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, datetime):
         return _iso(value, zone)

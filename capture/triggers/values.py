@@ -9,6 +9,7 @@ works whatever the sender chose.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -44,6 +45,16 @@ def to_number(text: str) -> int | float | None:
     if _FLOAT.fullmatch(stripped):
         return float(stripped.replace(",", "."))
     return None
+
+
+def finite(number: float) -> float | None:
+    """`number`, or None for NaN and infinity, which JSON cannot carry and no condition compares.
+
+    Devices report NaN for "no reading" (a PLC's analog input with a broken
+    wire, an OPC UA variable not yet computed): as null it reaches the
+    event message as valid JSON and reads as missing in a condition.
+    """
+    return number if math.isfinite(number) else None
 
 
 def coerce(text: str) -> Value:

@@ -42,6 +42,34 @@ def test_bit_options_on_a_register_table_are_an_error_at_their_line() -> None:
     ]
 
 
+def test_register_options_on_a_bit_table_are_an_error_at_their_line() -> None:
+    text = MINIMAL + MODBUS.replace('"holding_registers"', '"coils"').replace(
+        "min_active_ms = 40", 'data_type = "float32"'
+    )
+    header = line_of(text, "[triggers.io]")
+    assert problems_of(text) == [
+        f"rules.toml:{header}: triggers.io: data_type: only for registers "
+        "(table = 'holding_registers' or 'input_registers'); bits are 0 or 1",
+    ]
+
+
+def test_more_registers_than_one_read_returns_is_an_error_naming_the_split() -> None:
+    text = MINIMAL + MODBUS.replace("min_active_ms = 40", 'data_type = "float64"\ncount = 32')
+    header = line_of(text, "[triggers.io]")
+    assert problems_of(text) == [
+        f"rules.toml:{header}: triggers.io: count 32 x 4 registers per float64 passes 125, "
+        "the most one Modbus read returns; split it into two triggers",
+    ]
+
+
+def test_an_unknown_data_type_names_the_choices_at_its_line() -> None:
+    text = MINIMAL + MODBUS.replace("min_active_ms = 40", 'data_type = "real"')
+    problems = problems_of(text)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"rules.toml:{line_of(text, 'data_type')}: triggers.io.data_type")
+    assert "'float32'" in problems[0]
+
+
 def test_security_without_certificates_and_an_unset_password_variable_are_reported() -> None:
     text = MINIMAL + OPCUA
     header = line_of(text, "[triggers.plc]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -140,6 +141,80 @@ def test_a_register_change_fires_with_address_value_and_previous_for_conditions(
     ]
     assert [crossing.evaluate(event.values) for event in events.events] == [False, True, False]
     assert "state" not in events.events[0].values
+
+
+def words(fmt: str, *values: float) -> list[int]:
+    """`values` packed big-endian by `fmt` (struct), as 16-bit registers: what a PLC stores."""
+    raw = struct.pack(">" + fmt, *values)
+    return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
+
+
+def test_float32_values_span_two_registers_and_are_named_by_their_first(
+    modbus_device: ModbusDevice, start: Start, events: Collector
+) -> None:
+    start(modbus(modbus_device, table="holding_registers", address=4, count=2, data_type="float32"))
+    modbus_device.set_registers(6, *words("f", 36.6))  # the second value: registers 6 and 7
+    wait_for(lambda: len(events) == 1)
+    modbus_device.set_registers(6, *words("f", -12.25))
+    wait_for(lambda: len(events) == 2)
+    assert [
+        (e.values["address"], e.values["value"], e.values["previous"]) for e in events.events
+    ] == [
+        (6, 36.6, 0.0),  # 36.6 as the float32 36.59999847... printed as the device meant it
+        (6, -12.25, 36.6),
+    ]
+    assert parse_condition("value < 0 and previous >= 0").evaluate(events.events[1].values)
+
+
+@pytest.mark.parametrize(
+    ("data_type", "word_order", "registers", "expected"),
+    [
+        ("int16", "big", words("h", -5), -5),
+        ("uint32", "big", words("I", 70_000), 70_000),
+        ("int32", "big", words("i", -70_000), -70_000),
+        # "word swapped" (CDAB): the low word at the lower address
+        ("int32", "little", words("i", -70_000)[::-1], -70_000),
+        ("float32", "little", words("f", 1.5)[::-1], 1.5),
+        ("uint64", "big", words("Q", 2**40 + 3), 2**40 + 3),
+        ("float64", "big", words("d", 0.1), 0.1),
+    ],
+)
+def test_each_data_type_and_word_order_decodes_what_the_plc_wrote(
+    modbus_device: ModbusDevice,
+    start: Start,
+    events: Collector,
+    data_type: str,
+    word_order: str,
+    registers: list[int],
+    expected: float,
+) -> None:
+    start(
+        modbus(
+            modbus_device,
+            table="holding_registers",
+            address=8,
+            data_type=data_type,
+            word_order=word_order,
+        )
+    )
+    modbus_device.set_registers(8, *registers)
+    wait_for(lambda: len(events) == 1)
+    assert events.values("value") == [expected]
+    assert events.values("address") == [8]
+
+
+def test_a_nan_reading_is_null_and_fires_once_not_on_every_poll(
+    modbus_device: ModbusDevice, start: Start, events: Collector
+) -> None:
+    start(modbus(modbus_device, table="holding_registers", data_type="float32"))
+    modbus_device.set_registers(0, *words("f", float("nan")))  # a broken wire on an analog input
+    wait_for(lambda: len(events) == 1)
+    wait_for(modbus_device.answered(5))
+    assert events.values("value") == [
+        None
+    ]  # valid JSON in the event message, missing in conditions
+    assert len(events) == 1
+    assert not parse_condition("value > 0").evaluate(events.events[0].values)
 
 
 def test_a_device_restart_is_reported_survived_and_not_fired(

@@ -66,6 +66,18 @@ def test_a_value_triggers_a_condition(
     assert [condition.evaluate(event.values) for event in events.events] == [False, True]
 
 
+def test_a_nan_value_is_null_so_the_event_message_stays_json(
+    opcua_server: OpcuaServer, start: Start, events: Collector
+) -> None:
+    start(opcua(opcua_server, [opcua_server.node("Temp")]))
+    opcua_server.write("Temp", 36.5)
+    wait_for(lambda: len(events) == 1)
+    opcua_server.write("Temp", float("nan"))  # an analog input with a broken wire
+    wait_for(lambda: len(events) == 2)
+    assert events.values("value") == [36.5, None]
+    assert not parse_condition("value > 0").evaluate(events.events[1].values)
+
+
 def test_a_server_restart_is_survived_by_reconnecting_and_resubscribing(
     opcua_server: OpcuaServer, start: Start, events: Collector
 ) -> None:
