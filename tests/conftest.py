@@ -286,13 +286,17 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture(scope="session")
-def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+def s3_store(
+    tmp_path_factory: pytest.TempPathFactory, certificate: tuple[Path, Path]
+) -> Iterator[SeaweedS3]:
     """A SeaweedFS S3 server started once for the session (about 5 s) on free ports.
 
     Tests share it: each writes under a key prefix of its own (its site name).
     A test that stops the store starts its own (`tests.s3.running_store`).
+    It serves HTTPS too, with `certificate` (a private CA's, as far as a
+    client knows), on `https_endpoint`.
     """
-    yield from running_store(tmp_path_factory.mktemp("seaweedfs"))
+    yield from running_store(tmp_path_factory.mktemp("seaweedfs"), certificate)
 
 
 @pytest.fixture(scope="session")

