@@ -377,18 +377,24 @@ class Service:
     def _apply(self, new: RuleFile) -> None:
         old = self.rules
         for section in (
+            "service",
             "storage",
             "mqtt",
             "web",
             "upload",
             "homeassistant",
             "detection",
-        ):  # the engine takes [service] anew on reload
+        ):
             if getattr(old, section) != getattr(new, section):
                 log.warning(
                     "[%s] changed: it applies after a restart (systemctl restart event-capture)",
                     section,
                 )
+        # [service] stays as started, whole: the MQTT publisher, the upload and
+        # detection workers and the triggers took its site and time zone at
+        # start, so file names and the dashboard taking a new one alone would
+        # disagree with the messages about the same pictures.
+        new = new.model_copy(update={"service": old.service})
         cameras: dict[str, Camera] = {}
         retired: list[Camera] = []
         for name, config in new.cameras.items():

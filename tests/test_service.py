@@ -4,9 +4,11 @@ reports on and survives its own parts failing."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -198,6 +200,28 @@ def test_a_reload_keeps_a_camera_whose_line_or_description_changed_and_rebuilds_
         service.config_path.write_text(text.replace("port = 9\n", "port = 10\n"), encoding="utf-8")
         assert service.reload()
         assert service.cameras["cam1"] is not before
+    finally:
+        service.stop()
+
+
+def test_a_reload_keeps_service_as_started_and_says_a_restart_applies_it(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """File names, dashboard and MQTT messages keep one site and clock until the restart."""
+    started = '\n[service]\nsite = "plant-a"\ntimezone = "Europe/Berlin"\n'
+    service = _running_service(tmp_path, broker, extra=started)
+    try:
+        assert service.config_path is not None
+        text = service.config_path.read_text(encoding="utf-8")
+        edited = text.replace('"plant-a"', '"plant-b"').replace("Europe/Berlin", "America/Chicago")
+        edited = edited.replace("port = 9\n", 'port = 9\ndescription = "over the press"\n')
+        service.config_path.write_text(edited, encoding="utf-8")
+        with caplog.at_level(logging.WARNING, logger="capture.service"):
+            assert service.reload()
+        assert "[service] changed: it applies after a restart" in caplog.text
+        assert service.rules.cameras["cam1"].description == "over the press"  # the rest applied
+        assert service.rules.service.site == "plant-a"
+        assert service.engine.ruleset.zone == ZoneInfo("Europe/Berlin")  # file names' clock
     finally:
         service.stop()
 
