@@ -233,8 +233,9 @@ class _Factory:
                 payload = json.dumps({"id": 8800 + step, "state": state, "station": "S2"})
                 client.publish("demo/line1/plc/S2/result", payload, qos=1)
         if client is not None:
-            client.loop_stop()
-            client.disconnect()
+            from capture.mqtt_close import close_client  # noqa: PLC0415 - imports paho, as below
+
+            close_client(client)
 
     def _mqtt_client(self) -> Any:
         if self.mqtt is None:

@@ -43,6 +43,7 @@ from capture.clock import site_iso
 from capture.config.schema import MqttConfig
 from capture.events import CaptureResult, FiringReport
 from capture.journal import Journal, JournalError
+from capture.mqtt_close import close_client
 from capture.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -246,8 +247,7 @@ class Publisher:
                     log.warning("mqtt: could not publish offline status before stopping")
             self._drain_acks()
         self._stopping.set()
-        self._client.disconnect()
-        self._client.loop_stop()
+        close_client(self._client)
 
     # ------------------------------------------------------------------ publishing
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from capture.mqtt_close import close_client
 from tests.broker import Broker
 from tests.conftest import wait_for
 
@@ -49,8 +50,7 @@ class Recorder:
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        close_client(self.client)
 
 
 def publish(
@@ -63,5 +63,4 @@ def publish(
     try:
         client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close_client(client)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import paho.mqtt.client as mqtt
 
+from capture.mqtt_close import close_client
 from tests.broker import Broker
 from tests.conftest import wait_for
 
@@ -19,8 +20,7 @@ def _roundtrip(broker: Broker) -> bytes:
         client.publish("fixture/test", b"hello", qos=1).wait_for_publish(5)
         wait_for(lambda: received)
     finally:
-        client.loop_stop()
-        client.disconnect()
+        close_client(client)
     return received[0]
 
 

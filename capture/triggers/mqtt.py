@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from capture.config import schema
 from capture.events import Event, Value
+from capture.mqtt_close import close_client
 from capture.triggers.base import (
     Emit,
     StatsKeeper,
@@ -141,8 +142,7 @@ class MqttTriggerConnection:
             self._extend_hold()  # a reload starts its replacement in a moment
         trigger.note_connected(False)
         if client is not None:
-            client.disconnect()
-            client.loop_stop()
+            close_client(client)
             self._set_connected(False)
             log.info("mqtt trigger connection closed client_id=%s", self.client_id)
 

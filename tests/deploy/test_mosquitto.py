@@ -13,6 +13,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from capture.mqtt_close import close_client
 from tests.broker import Broker
 from tests.conftest import wait_for
 
@@ -104,8 +105,7 @@ class Client:
             return list(self.messages)
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        close_client(self.client)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from capture.cameras.jpeg import validate_jpeg
+from capture.mqtt_close import close_client
 from capture.service import Service
 from tests.broker import Broker
 from tests.conftest import SIM_PASSWORD, SecretSweep
@@ -85,8 +86,7 @@ class MqttSweep:
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        close_client(self.client)
 
 
 @pytest.fixture

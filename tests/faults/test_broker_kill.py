@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from capture.journal import JournalReader
+from capture.mqtt_close import close_client
 from capture.service import JOURNAL_NAME, Service
 from capture.simulator import Simulator
 from tests.broker import Broker
@@ -69,8 +70,7 @@ class Sender:
         self.client.publish("plc/S1/part", json.dumps({"id": part_id}), qos=1)
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        close_client(self.client)
 
 
 @pytest.mark.slow

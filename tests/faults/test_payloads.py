@@ -14,6 +14,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from capture.mqtt_close import close_client
 from capture.service import Service
 from capture.simulator import Simulator
 from tests.broker import Broker
@@ -71,8 +72,7 @@ def publish_all(broker: Broker, payloads: Iterable[bytes | str]) -> None:
         for payload in payloads:
             client.publish("hostile/in", payload, qos=1).wait_for_publish(10)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close_client(client)
 
 
 def files_outside(tmp_path: Path, root: Path) -> set[Path]:

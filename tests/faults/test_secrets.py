@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from capture.journal import JournalReader
+from capture.mqtt_close import close_client
 from capture.service import JOURNAL_NAME
 from capture.simulator import Simulator
 from tests.broker import Broker, free_port
@@ -89,8 +90,7 @@ def refused_anonymously(host: str, port: int) -> bool:
     try:
         wait_for(lambda: answered)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close_client(client)
     return answered[0]
 
 

@@ -18,6 +18,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from capture.config.schema import MqttConfig
 from capture.config.schema import MqttTrigger as MqttTriggerConfig
+from capture.mqtt_close import close_client
 from capture.triggers import Trigger, TriggerContext, TriggerError
 from capture.triggers import mqtt as mqtt_module
 from capture.triggers.mqtt import MqttTrigger, shared_connection, topic_values
@@ -54,8 +55,7 @@ def send(broker: Broker, topic: str, payload: bytes | str, retain: bool = False)
     try:
         client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(timeout=5)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close_client(client)
 
 
 def started(trigger: MqttTrigger, start: Start) -> MqttTrigger:
