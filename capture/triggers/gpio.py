@@ -7,6 +7,12 @@ on a Pi 5, a Pi 3 and in tests. The first edge fires at once, so the picture
 is as close to the moment as possible; bounces after it are absorbed, and the
 input is re-read when the bounce window ends so a real change inside it is
 never lost.
+
+Those deadlines (end of the bounce window, end of min_active_ms) belong to a
+worker thread, which a busy CPU can wake late. An edge arriving after a
+deadline the worker has not handled yet handles it first, judged by the input
+as the last edge left it: what a pulse counts as never depends on how
+punctually a thread was scheduled.
 """
 
 from __future__ import annotations
@@ -107,6 +113,7 @@ class GpioTrigger:
         self._since = 0.0  # monotonic time of the accepted edge
         self._confirmed = False  # the current activation lasted min_active_ms
         self._last_edge = 0.0  # monotonic time of the last raw edge
+        self._raw = False  # the input as the last raw edge left it
         self._quiet_until = 0.0  # end of the bounce window after the accepted edge
         self._settle_at: float | None = None  # re-read the input then
         self._confirm_at: float | None = None  # confirm the activation then
@@ -123,7 +130,7 @@ class GpioTrigger:
             self._running = True
             self._settle_at = self._confirm_at = None
             self._quiet_until = 0.0
-            self._active = bool(device.is_active)
+            self._active = self._raw = bool(device.is_active)
             self._since = self._last_edge = time.monotonic()
             self._confirmed = True  # an input already active at start is not a new pulse
         self._worker = threading.Thread(target=self._run, name=f"gpio-{self.name}", daemon=True)
@@ -166,7 +173,10 @@ class GpioTrigger:
         with self._lock:
             if not self._running:
                 return
+            if any(t is not None and now >= t for t in (self._settle_at, self._confirm_at)):
+                self._on_deadline(now, self._raw)  # the worker is late: the input was _raw since
             self._last_edge = now
+            self._raw = active
             if now < self._quiet_until:
                 self._settle_at = self._quiet_until
                 self._lock.notify_all()
@@ -225,17 +235,24 @@ class GpioTrigger:
                 if wait > 0:
                     self._lock.wait(wait)
                     continue
-                self._on_deadline(time.monotonic())
+                self._on_deadline(time.monotonic(), self._read())
 
-    def _on_deadline(self, now: float) -> None:
-        if self._settle_at is not None and now >= self._settle_at:
-            self._settle_at = None
-            actual = self._device is not None and bool(self._device.is_active)
-            if actual != self._active:
-                # The input changed inside the bounce window and stayed changed.
-                self._accept(actual, max(self._last_edge, self._since))
-        if self._confirm_at is not None and now >= self._confirm_at:
-            self._confirm_at = None
-            if self._active and not self._confirmed:
-                self._confirmed = True
-                self._fire(ACTIVE, (now - self._since) * 1000, self._since, "activated")
+    def _read(self) -> bool:
+        return self._device is not None and bool(self._device.is_active)
+
+    def _on_deadline(self, now: float, actual: bool) -> None:
+        """Handle the deadlines due at `now`, earliest first; `actual` is the input's state at them."""
+        while True:
+            due = [t for t in (self._settle_at, self._confirm_at) if t is not None and t <= now]
+            if not due:
+                return
+            if self._settle_at is not None and self._settle_at == min(due):
+                self._settle_at = None
+                if actual != self._active:
+                    # The input changed inside the bounce window and stayed changed.
+                    self._accept(actual, max(self._last_edge, self._since))
+            else:
+                self._confirm_at = None
+                if self._active and not self._confirmed:
+                    self._confirmed = True
+                    self._fire(ACTIVE, (now - self._since) * 1000, self._since, "activated")

@@ -148,6 +148,41 @@ def test_a_long_enough_pulse_fires_once_confirmed_stamped_at_its_start(
     assert events.values("state") == ["active", "inactive"]
 
 
+@pytest.fixture
+def late_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deadline thread never runs, as on a CPU too busy to wake it in time."""
+    monkeypatch.setattr(GpioTrigger, "_run", lambda self: None)
+
+
+def test_a_long_enough_pulse_the_worker_could_not_confirm_in_time_fires_at_its_end(
+    factory: MockFactory, start: Start, events: Collector, late_worker: None
+) -> None:
+    start(gpio(factory, bounce_ms=0, min_active_ms=5))
+    pin = factory.pin(17)
+    began = time.monotonic()
+    pin.drive_low()
+    let_time_pass(0.03)
+    pin.drive_high()  # six times min_active_ms: a part, not a spike
+    assert events.values("state") == ["active"]
+    assert events.events[0].monotonic == pytest.approx(began, abs=0.01)
+
+
+def test_a_pulse_starting_inside_the_last_release_bounce_window_is_caught_by_a_late_worker(
+    factory: MockFactory, start: Start, events: Collector, late_worker: None
+) -> None:
+    start(gpio(factory, bounce_ms=20, edge="both"))
+    pin = factory.pin(17)
+    pin.drive_low()
+    let_time_pass(0.03)
+    pin.drive_high()
+    second = time.monotonic()
+    pin.drive_low()  # the next part, 0 ms after: inside the bounce window, absorbed for now
+    let_time_pass(0.03)
+    pin.drive_high()
+    assert events.values("state") == ["active", "inactive", "active", "inactive"]
+    assert events.events[2].monotonic == pytest.approx(second, abs=0.01)
+
+
 def test_stop_releases_the_pin_and_is_idempotent(factory: MockFactory, events: Collector) -> None:
     trigger = gpio(factory, bounce_ms=0)
     trigger.start(events)
