@@ -107,6 +107,10 @@ class StatsKeeper:
         """Remember the last problem, shown on the dashboard."""
         self._update(last_error=message)
 
+    def outage(self, message: str) -> None:
+        """Disconnected, and why, in one update: a reader never sees one without the other."""
+        self._update(connected=False, last_error=message)
+
 
 @runtime_checkable
 class Trigger(Protocol):

@@ -251,8 +251,7 @@ class ModbusTrigger:
             next_poll = max(next_poll + self._poll, now)
 
     def _outage(self, exc: TriggerError) -> None:
-        self._stats.connected(False)
-        self._stats.error(str(exc))
+        self._stats.outage(str(exc))
         self._last = None
         if self._outage_since is None:
             self._outage_since = time.monotonic()

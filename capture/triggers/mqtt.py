@@ -254,9 +254,9 @@ class MqttTriggerConnection:
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
-        self._set_connected(False)
-        if reason.is_failure:
+        if reason.is_failure:  # the reason first: a trigger shown down always says why
             self._report_outage(f"connection lost: {reason}")
+        self._set_connected(False)
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         self._report_outage("cannot connect to the broker")

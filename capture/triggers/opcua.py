@@ -313,8 +313,7 @@ class OpcuaTrigger:
         self._outage_since = None
 
     def _outage(self, exc: TriggerError) -> None:
-        self._stats.connected(False)
-        self._stats.error(str(exc))
+        self._stats.outage(str(exc))
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             log.warning(

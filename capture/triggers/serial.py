@@ -127,17 +127,19 @@ class SerialTrigger:
         self._outage_since = None
         return port
 
-    def _set_port(self, port: pyserial.Serial | None) -> None:
+    def _set_port(self, port: pyserial.Serial | None, error: str | None = None) -> None:
         with self._port_lock:
             old, self._port = self._port, port
         if old is not None:
             old.close()
-        self._stats.connected(port is not None)
+        if error is not None:
+            self._stats.outage(error)
+        else:
+            self._stats.connected(port is not None)
 
     def _outage(self, exc: Exception) -> None:
-        self._set_port(None)
+        self._set_port(None, error=f"{self.config.port}: {exc}")
         self._splitter.reset()  # a partial line from before the outage is lost
-        self._stats.error(f"{self.config.port}: {exc}")
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             log.warning(
