@@ -217,6 +217,27 @@ def test_rows_that_cannot_be_written_are_retried_until_the_disk_recovers(
     assert len(journal.query(limit=100)) == 20
 
 
+def test_when_committed_calls_back_once_the_rows_before_it_are_readable_even_after_a_full_disk(
+    journal: Journal,
+) -> None:
+    pages = journal._writer.execute("PRAGMA page_count").fetchone()[0]
+    journal._writer.execute(f"PRAGMA max_page_count = {pages}")  # full, as in the test above
+    seen: list[int] = []
+    events = [event(n=n, blob="x" * 2000) for n in range(5)]
+    for ev in events:
+        journal.record_event(ev, [])  # matched no rule: listed as such
+    journal.when_committed(lambda: seen.append(len(journal.query(limit=100))))
+    journal.when_committed(lambda: 1 / 0)  # a caller's bug: logged, the writer goes on
+    time.sleep(0.3)  # the writer retries meanwhile
+    assert seen == []  # not before the rows are in
+    journal._writer.execute("PRAGMA max_page_count = 1073741823")  # space is back
+    wait_for(lambda: seen)
+    assert seen == [5]  # read on another connection from inside the callback: committed
+    journal.record_event(event(n=9), [])
+    journal.flush()  # the writer survived the failing callback
+    assert len(journal.query(limit=100)) == 6
+
+
 def test_close_while_the_disk_is_full_drops_the_rows_and_returns(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

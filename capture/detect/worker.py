@@ -110,7 +110,12 @@ class DetectionWorker:
         self._thread.start()
 
     def add_listener(self, listener: Callable[[FiringReport, list[PictureAnalysis]], None]) -> None:
-        """Call `listener` on the detection thread with each firing's analyses, once journaled."""
+        """Call `listener` with each firing's analyses, once queued for the journal.
+
+        On the detection thread, except for pictures skipped because the queue
+        is full: those are reported on the thread that offered them, a
+        capture's. A listener must therefore never block.
+        """
         self._listeners.append(listener)
 
     @property
@@ -251,6 +256,14 @@ class DetectionWorker:
         self._finish(job.report, analyses)
 
     def _finish(self, report: FiringReport, analyses: list[PictureAnalysis]) -> None:
+        record(self._journal, analyses)
+        if self._publish is not None:
+            message = detection_message(report, analyses, self._zone)
+            self._publish(
+                f"{self._prefix}/detections/{report.rule}",
+                json.dumps(message, separators=(",", ":")).encode(),
+            )
+        # Counted once journaled and sent: whoever sees the count finds the rows.
         with self._lock:
             for analysis in analyses:
                 if analysis.status == "analysed":
@@ -259,13 +272,6 @@ class DetectionWorker:
                     self.stats.failed += 1
                 else:
                     self.stats.not_analysed += 1
-        record(self._journal, analyses)
-        if self._publish is not None:
-            message = detection_message(report, analyses, self._zone)
-            self._publish(
-                f"{self._prefix}/detections/{report.rule}",
-                json.dumps(message, separators=(",", ":")).encode(),
-            )
         for listener in self._listeners:
             try:
                 listener(report, analyses)

@@ -48,17 +48,24 @@ _RETRY_MAX_S = 5.0
 
 
 class _Op:
-    """One queued write; `waiter` is set when the caller waits for its commit."""
+    """One queued write; `done` is set when the caller waits for its commit, `then` runs after it."""
 
-    __slots__ = ("args", "done", "error", "kind", "result", "sync")
+    __slots__ = ("args", "done", "error", "kind", "result", "sync", "then")
 
     def __init__(
-        self, kind: str, args: tuple[Any, ...] = (), *, wait: bool = False, sync: bool = False
+        self,
+        kind: str,
+        args: tuple[Any, ...] = (),
+        *,
+        wait: bool = False,
+        sync: bool = False,
+        then: Callable[[], None] | None = None,
     ) -> None:
         self.kind = kind
         self.args = args
         self.sync = sync  # its commit must reach the disk (an fsync), not only the WAL file
         self.done = threading.Event() if wait else None
+        self.then = then
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -66,6 +73,11 @@ class _Op:
         self.result, self.error = result, error
         if self.done is not None:
             self.done.set()
+        if self.then is not None and error is None:
+            try:
+                self.then()
+            except Exception:  # the writer thread must outlive a caller's bug
+                log.exception("journal: a callback after a commit failed")
 
 
 _INSERT_EVENT = (
@@ -275,6 +287,15 @@ class Journal(JournalReader):
     def flush(self, timeout: float = 30.0) -> None:
         """Return once everything queued before this call is committed."""
         self._wait(_Op("flush"), timeout)
+
+    def when_committed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once everything queued before this call is committed; returns at once.
+
+        For callers that must not wait for a commit (a listener running on a
+        capture thread). `callback` runs on the writer thread, after a disk
+        that was full has room again if need be: keep it short and non-blocking.
+        """
+        self._submit(_Op("flush", then=callback))
 
     def close(self) -> None:
         """Commit what is queued, stop the writer and close the connections."""

@@ -163,14 +163,18 @@ class WebServer:
         )  # fmt: skip
 
     def _analysed(self, report: FiringReport, _analyses: object) -> None:
-        """Tell open pages an event's pictures were analysed, once they can read the rows."""
+        """Tell open pages an event's pictures were analysed, once they can read the rows.
+
+        Never waits: detection calls this on a capture thread when its queue
+        is full (the pictures it skips are reported too).
+        """
         if not self.api.feed.watched:
             return
+        event_id, rule = report.event.id, report.rule
         try:
-            self.service.journal.flush()
-        except JournalError as exc:  # the page then finds no rows yet; the next reload will
-            log.warning("web: detections not committed before telling the pages: %s", exc)
-        self.api.feed.on_detections(report.event.id, report.rule)
+            self.service.journal.when_committed(lambda: self.api.feed.on_detections(event_id, rule))
+        except JournalError as exc:  # closed: the service is stopping, and the pages with it
+            log.debug("web: detections not announced: %s", exc)
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.config.bind else socket.AF_INET

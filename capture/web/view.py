@@ -49,8 +49,8 @@ class JournalView(Protocol):
         """The SQLite file."""
         ...
 
-    def flush(self, timeout: float = 30.0) -> None:
-        """Return once what the service queued is committed (and readable by the web)."""
+    def when_committed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on another thread) once what the service queued is committed."""
         ...
 
 
