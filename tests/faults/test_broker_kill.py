@@ -90,7 +90,7 @@ def test_broker_sigkill_mid_stream_loses_no_trigger_and_no_event_message(
             if part_id == KILL_AT:
                 # A broker that has run for a while has saved the trigger session; one
                 # killed before its first save forgets it (see docs/testing.md).
-                wait_for(lambda: persisted_after(broker_fresh, subscribed_at), timeout=5)
+                wait_for(lambda: persisted_after(broker_fresh, subscribed_at), timeout=15)
                 kill_broker(broker_fresh)
                 broker_fresh.start()
             sender.send(part_id)

@@ -135,7 +135,8 @@ def test_a_picture_waiting_for_upload_survives_retention_and_is_released_once_up
 
     line.uploader.start()
     wait_for(lambda: line.uploader.backlog().waiting == 0)
-    assert line.storage.enforce_retention().deleted_files == 1
+    # Released from retention's hold just after the upload's row is committed.
+    wait_for(lambda: line.storage.enforce_retention().deleted_files == 1)
     assert not (line.root / path).exists()
 
 
@@ -266,7 +267,7 @@ def test_a_store_killed_mid_burst_and_restarted_loses_and_duplicates_nothing(
         assert len(rows) == 330 and {row[1] for row in rows} == {"uploaded"}
         assert len({row[0] for row in rows}) == 330  # one row per picture
         assert max(row[3] for row in rows) > 1  # some were tried again
-        assert pi.uploader.last_error is None
+        wait_for(lambda: pi.uploader.last_error is None)  # cleared after the round's commit
     finally:
         pi.close()
         store_iter.close()
