@@ -350,6 +350,42 @@ def test_an_open_event_page_draws_the_boxes_when_detection_finishes(
     wait_for(lambda: all(labels for labels, _ in browser.run(BOXES)), timeout=WAIT_S)
 
 
+def test_an_open_event_page_catches_up_on_what_it_missed_while_its_stream_was_down(
+    start_web: WebFactory, browser: Browser
+) -> None:
+    """A dropped stream (a slow client, a restart) reloads the page when it reopens."""
+    web = start_web(detection=True)
+    detection, server = web.service.detection, web.service.web
+    assert detection is not None and server is not None
+    from tests.detect.models import GatedDetector  # noqa: PLC0415 - onnx, for these tests only
+
+    held = GatedDetector(detection._detector, timeout_s=WAIT_S)
+    detection._detector = held
+    feed = server.api.feed
+    try:
+        fired = web.client.post("/api/trigger/plc", json={"result": "VIEW", "part": "P10"})
+        event_id = fired.json()["event_id"]
+        wait_for(
+            lambda: len(web.client.get(f"/api/events/{event_id}").json().get("captures", [])) == 2,
+            timeout=WAIT_S,
+        )
+        browser.get(f"{web.base_url}/events/{event_id}")
+        wait_for(lambda: browser.run(BOXES) == [[[], None], [[], None]], timeout=WAIT_S)
+        wait_for(lambda: feed.watched, timeout=WAIT_S)
+        feed.on_detections = lambda *_: None  # type: ignore[method-assign]  # lost with the stream
+    finally:
+        held.gate.set()
+    wait_for(lambda: detection.stats.analysed == 2, timeout=WAIT_S)
+    web.service.journal.flush()
+    assert browser.run(BOXES) == [[[], None], [[], None]]  # nothing told the page
+    with feed._lock:
+        dropped = list(feed._clients)
+    for client in dropped:  # as a client too slow for the stream is dropped
+        feed.unsubscribe(client)
+        feed._end(client)
+    wait_for(lambda: all(labels for labels, _ in browser.run(BOXES)), timeout=WAIT_S)
+
+
 CALL_FROM_DESCRIPTION = """
 // As an integrator's script would: read the description, build a body from the
 // trigger's documented fields, post it to the path the description names.

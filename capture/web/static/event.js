@@ -57,6 +57,7 @@
       document.getElementById("notice").textContent = `Event ${id}: ${error.message}.`;
       return;
     }
+    document.getElementById("notice").textContent = "";
     document.title = `Event ${event.event_id} – event-capture`;
     document.getElementById("title").textContent = `${EC.dateTime(event.time)} · ${event.trigger}`;
     document.getElementById("summary").replaceChildren(
@@ -80,5 +81,7 @@
   // burst, a follow-up rule, or detection finishing after the pictures (docs/web.md).
   const reloadSoon = EC.throttle(load, 500);
   const ours = (message) => { if (message.event_id === id) reloadSoon(); };
-  EC.stream({ firing: ours, detections: ours }, () => {});
+  // Reloaded whenever the stream (re)opens: what changed before it opened, or while it was
+  // down (a restart, a dropped slow client), came with no message.
+  EC.stream({ firing: ours, detections: ours }, (connected) => { if (connected) reloadSoon(); });
 })();

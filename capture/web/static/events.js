@@ -95,6 +95,7 @@
       notice.textContent = `Cannot load the cameras: ${error.message}.`;
     }
     await load();
+    ready = true;
   }
 
   form.addEventListener("change", () => { offset = 0; load(); });
@@ -104,6 +105,13 @@
   EC.startClock(document.getElementById("clock"));
   const reloadSoon = EC.throttle(() => { if (offset === 0) load(); }, 2000);
   // Detections change what the class filter finds, after the firing that saved the pictures.
-  EC.stream({ firing: reloadSoon, detections: reloadSoon }, EC.liveIndicator(document.getElementById("live")));
+  const indicator = EC.liveIndicator(document.getElementById("live"));
+  // Also reloaded when the stream (re)opens after the first load: firings before it
+  // opened, or while it was down, came with no message. (Before, init's load covers them.)
+  let ready = false;
+  EC.stream({ firing: reloadSoon, detections: reloadSoon }, (connected) => {
+    indicator(connected);
+    if (connected && ready) reloadSoon();
+  });
   init();
 })();
