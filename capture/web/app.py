@@ -345,16 +345,19 @@ def _api_routes(app: FastAPI, parts: WebParts) -> None:
         "oneOf": [
             {"$ref": "#/components/schemas/CaptureMessage"},
             {"$ref": "#/components/schemas/FiringMessage"},
+            {"$ref": "#/components/schemas/DetectionsMessage"},
         ]
     }
 
     @app.get(
         "/api/stream",
         tags=tags,
-        summary="Server-Sent Events: `capture` and `firing` messages as they happen",
+        summary="Server-Sent Events: `capture`, `firing` and `detections` messages as they happen",
         description="Each message's `data` is one JSON document: `event: capture` a "
-        "CaptureMessage, `event: firing` a FiringMessage. A comment line every 15 s keeps "
-        "the connection open; at most 32 clients.",
+        "CaptureMessage, `event: firing` a FiringMessage, `event: detections` (with "
+        "[detection]) a DetectionsMessage. A comment line every 15 s keeps the connection "
+        "open; at most 32 clients. Messages sent while a client was away are not replayed: "
+        "reload what you show when the stream (re)opens.",
         responses={
             200: {
                 "description": "The stream.",

@@ -294,3 +294,10 @@ class FiringMessage(Document):
     values: dict[str, Scalar]
     ok: bool
     captures: list[Capture]
+
+
+class DetectionsMessage(Document):
+    """Stream message `detections`: a firing's pictures were analysed, their rows committed."""
+
+    event_id: str
+    rule: str = Field(description="The firing's rule; read the objects with GET /api/events/<id>.")

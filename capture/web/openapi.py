@@ -59,6 +59,7 @@ def with_payload_models(schema: dict[str, Any]) -> dict[str, Any]:
         models.ErrorDocument,
         models.CaptureMessage,
         models.FiringMessage,
+        models.DetectionsMessage,
     ]
     _, definitions = models_json_schema(
         [(model, "serialization") for model in documented],

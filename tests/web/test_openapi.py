@@ -45,6 +45,23 @@ def check(model: type[BaseModel], document: object) -> None:
     model.model_validate(document)
 
 
+def detections_message(web: Running) -> object:
+    """The `detections` message the live feed sends (no detector needed to produce one)."""
+    server = web.service.web
+    assert server is not None
+    subscription = server.api.feed.subscribe()
+    assert subscription is not None
+    try:
+        server.api.feed.on_detections("ev-1", "plc_check")
+        raw = subscription.queue.get(timeout=5)
+    finally:
+        server.api.feed.unsubscribe(subscription)
+    assert raw is not None
+    head, data = raw.decode().strip().split("\n")
+    assert head == "event: detections"
+    return json.loads(data.removeprefix("data: "))
+
+
 def test_the_description_lists_every_endpoint_with_its_payloads(web: Running) -> None:
     answer = web.client.get("/openapi.json")
     assert answer.status_code == 200
@@ -80,7 +97,11 @@ def test_the_description_lists_every_endpoint_with_its_payloads(web: Running) ->
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 200)
     stream = spec["paths"]["/api/stream"]["get"]["responses"]["200"]["content"]
     refs = [entry["$ref"] for entry in stream["text/event-stream"]["schema"]["oneOf"]]
-    assert {ref.split("/")[-1] for ref in refs} == {"CaptureMessage", "FiringMessage"}
+    assert {ref.split("/")[-1] for ref in refs} == {
+        "CaptureMessage",
+        "FiringMessage",
+        "DetectionsMessage",
+    }
     for ref in refs:
         assert schema_of(spec, ref)["properties"]
 
@@ -139,6 +160,7 @@ def test_real_answers_match_their_documented_models(web: Running) -> None:
     for message in kinds["capture"]:
         check(models.CaptureMessage, message)
     check(models.FiringMessage, kinds["firing"][0])
+    check(models.DetectionsMessage, detections_message(web))
     snapped = web.client.post("/api/snap", json={"camera": "cam_b"})
     check(models.SnapAccepted, snapped.json())
     snapped_event = f"/api/events/{snapped.json()['event_id']}"
