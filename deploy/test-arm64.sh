@@ -615,7 +615,15 @@ check_gpio() {
 # COCO-SSD as `capture models install coco-ssd` installed it on this machine (./dev
 # does, before this script): converting it needs tf2onnx, which a Pi need not run,
 # and the documented air-gapped way is the same copy of the three files.
-COCO_SSD_DIR=${CAPTURE_COCO_SSD_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/event-capture/models/coco-ssd}
+# Under a plain `sudo`, HOME is root's: the model is then looked for in the cache
+# of the user who ran sudo, where ./dev put it.
+cache_home=${XDG_CACHE_HOME:-$HOME/.cache}
+if [ -z "${CAPTURE_COCO_SSD_DIR:-}" ] && [ -n "${SUDO_USER:-}" ] \
+    && [ ! -f "$cache_home/event-capture/models/coco-ssd/model.onnx" ]; then
+    sudo_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    [ -z "$sudo_home" ] || cache_home=$sudo_home/.cache
+fi
+COCO_SSD_DIR=${CAPTURE_COCO_SSD_DIR:-$cache_home/event-capture/models/coco-ssd}
 
 check_extras() {
     # The optional features whose libraries are compiled code with aarch64 wheels:
