@@ -282,6 +282,11 @@ class Service:
         from capture.detect.journal import trigger_values  # noqa: PLC0415 - loaded with detection
         from capture.triggers.detection import DetectionTrigger  # noqa: PLC0415
 
+        if report.interrupted:
+            # Adopted at start-up after a kill: a follow-up would photograph now, not
+            # the moment of the picture (and whether the triggers had started yet
+            # would decide it).
+            return
         # A copy: a reload replaces triggers on its own thread meanwhile.
         triggers = [t for t in list(self.triggers.values()) if isinstance(t, DetectionTrigger)]
         if not triggers or report.event.trigger in {t.name for t in triggers}:

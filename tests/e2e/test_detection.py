@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from capture.detect.journal import read_event
@@ -148,10 +149,18 @@ def test_a_follow_up_rule_fires_on_what_detection_found_and_never_chains(
     assert seen.emitted == 1 and seen.ignored == 0  # not fired again by the follow-up's analysis
 
 
-def test_a_picture_adopted_from_an_interrupted_firing_is_analysed_at_start(
-    tmp_path: Path, broker: Broker, simulator: Simulator, start_service: ServiceFactory
+def test_a_picture_adopted_from_an_interrupted_firing_is_analysed_at_start_without_follow_ups(
+    tmp_path: Path,
+    broker: Broker,
+    simulator: Simulator,
+    start_service: ServiceFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A kill after the file reached the disk, before the journal: recovery's picture is analysed."""
+    """A kill after the file reached the disk, before the journal: recovery's picture is analysed.
+
+    It fires no follow-up rule, however quickly the triggers start: pictures
+    taken now would not show the moment the old picture did.
+    """
     root = tmp_path / "data"
     root.mkdir()
     journal = Journal(root / JOURNAL_NAME)
@@ -162,17 +171,33 @@ def test_a_picture_adopted_from_an_interrupted_firing_is_analysed_at_start(
     journal.close()
     Image.new("RGB", (64, 48), (250, 0, 0)).save(root / "inspect_cam_a_9.jpg", "JPEG")
     messages = Recorder(broker, "d3/#")
+    import capture.detect  # noqa: PLC0415 - onnx, for these tests only
+    from tests.detect.models import GatedDetector  # noqa: PLC0415
+
+    load = capture.detect.load_detector
+    held: list[GatedDetector] = []
+    monkeypatch.setattr(
+        capture.detect,
+        "load_detector",
+        lambda config: held.append(GatedDetector(load(config))) or held[0],
+    )
 
     service = start_service(
         base_sections(root, broker, prefix="d3")
         + camera_sections(simulator)
         + RULE
+        + FOLLOW_UP
         + detection_section(tmp_path)
     )
+    held[0].gate.set()  # analysed once the triggers run: the follow-up could fire now
     try:
         wait_for(lambda: any(t.startswith("d3/detections/") for t, _ in messages.messages))
     finally:
         messages.close()
+    detection = service.detection
+    assert detection is not None
+    detection.stop()  # returns once the analysis and what it fired are done
+    assert service.triggers["seen"].stats().emitted == 0
 
     by_topic = {
         topic: json.loads(payload) for topic, payload in messages.messages if topic != "d3/status"
