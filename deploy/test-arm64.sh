@@ -628,7 +628,7 @@ COCO_SSD_DIR=${CAPTURE_COCO_SSD_DIR:-$cache_home/event-capture/models/coco-ssd}
 check_extras() {
     # The optional features whose libraries are compiled code with aarch64 wheels:
     # deploy/install.sh --extras detect,stream, then the real COCO-SSD model through
-    # onnxruntime on a drawn stop sign, and PyAV's H.264 decoder (RTSP cameras).
+    # onnxruntime on a drawn stop sign, and PyAV's H.264 and H.265 decoders (RTSP cameras).
     local out=$LOGS/extras.out models=/var/lib/$SERVICE_USER/models/coco-ssd
     local file
     for file in model.onnx labels.txt LICENSE NOTICE; do
@@ -661,8 +661,8 @@ stop_sign().save(sys.argv[1], quality=85)
     as_service_user /opt/event-capture/venv/bin/python -c '
 import platform
 import av
-decoder = av.codec.Codec("h264", "r")
-print(platform.machine(), "PyAV", av.__version__, "decoder", decoder.name)
+decoders = [av.codec.Codec(name, "r").name for name in ("h264", "hevc")]
+print(platform.machine(), "PyAV", av.__version__, "decoders", *decoders)
 assert platform.machine() == "aarch64"
 '
 }

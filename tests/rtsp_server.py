@@ -1,4 +1,4 @@
-"""A real RTSP server on loopback for the tests and the benchmark: GStreamer's, serving H.264.
+"""A real RTSP server on loopback for the tests and the benchmark: GStreamer's, H.264 or H.265.
 
 Run with the SYSTEM python (it needs Debian's python3-gi and
 gir1.2-gst-rtsp-server-1.0, not in the venv):
@@ -6,7 +6,9 @@ gir1.2-gst-rtsp-server-1.0, not in the venv):
     /usr/bin/python3 tests/rtsp_server.py WIDTH HEIGHT FPS [KEYFRAME_EVERY [noise|plain [USER]]]
 
 With USER it asks for a basic login, the password read from the environment
-variable RTSP_TEST_PASSWORD (never on the command line).
+variable RTSP_TEST_PASSWORD (never on the command line). RTSP_TEST_CODEC=h265
+serves H.265 (x265, from gstreamer1.0-plugins-bad), as most cameras sold
+today default to; H.264 otherwise.
 
 It prints the port it listens on (127.0.0.1) and serves `/stream` until its
 stdin closes. Every frame shows its number as a bar code: 16 vertical bands
@@ -32,12 +34,20 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 _PROBE = (
     "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
     "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
-    "assert all(Gst.ElementFactory.find(e) for e in ('x264enc', 'rtph264pay', 'appsrc', 'videoconvert'))"
+    "assert all(Gst.ElementFactory.find(e) for e in "
+    "('x264enc', 'rtph264pay', 'x265enc', 'rtph265pay', 'appsrc', 'videoconvert'))"
 )
+#: What each codec's stream is made with: encoder (tuned for low latency, no B-frames), payloader.
+ENCODERS = {
+    "h264": "x264enc tune=zerolatency speed-preset=ultrafast bitrate=4000 key-int-max={gop} "
+    "bframes=0 ! rtph264pay",
+    "h265": "x265enc tune=zerolatency speed-preset=ultrafast bitrate=4000 key-int-max={gop} "
+    "option-string=bframes=0 ! rtph265pay",
+}
 
 
 def available() -> bool:
-    """True when the system python has GStreamer's RTSP server and x264 (./dev test installs them)."""
+    """True when the system python has GStreamer's RTSP server, x264 and x265 (./dev test installs them)."""
     if not Path(SYSTEM_PYTHON).exists():
         return False
     probe = subprocess.run(
@@ -58,14 +68,16 @@ class RtspServer:
         *,
         noise: bool = False,
         login: tuple[str, str] | None = None,
+        codec: str = "h264",
     ) -> None:
         args = [str(width), str(height), str(fps), str(keyframe_every or fps)]
         args += ["noise" if noise else "plain"]
-        environ = dict(os.environ)
+        environ = dict(os.environ, RTSP_TEST_CODEC=codec)
         if login is not None:
             args.append(login[0])
             environ["RTSP_TEST_PASSWORD"] = login[1]
         self.fps = fps
+        self.codec = codec
         self._process = subprocess.Popen(
             [SYSTEM_PYTHON, __file__, *args],
             stdin=subprocess.PIPE,
@@ -140,14 +152,13 @@ def main() -> int:  # pragma: no cover - runs in the system python, in a process
     width, height, fps = (int(value) for value in sys.argv[1:4])
     keyframe_every = int(sys.argv[4]) if len(sys.argv) > 4 else fps
     noise = sys.argv[5:6] == ["noise"]
+    encoder = ENCODERS[os.environ.get("RTSP_TEST_CODEC", "h264")].format(gop=keyframe_every)
     Gst.init(None)
     launch = (
         f"( appsrc name=src is-live=true do-timestamp=true format=time "
         f"caps=video/x-raw,format=GRAY8,width={width},height={height},framerate={fps}/1 "
         f"! videoconvert ! video/x-raw,format=I420 "
-        f"! x264enc tune=zerolatency speed-preset=ultrafast bitrate=4000 "
-        f"key-int-max={keyframe_every} bframes=0 "
-        f"! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        f"! {encoder} name=pay0 pt=96 config-interval=-1 )"
     )
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)

@@ -25,13 +25,14 @@ GOP = 10  # a keyframe every 10 frames: most frames must be decoded from an earl
 pytestmark = needs_tool(
     available(),
     "GStreamer's RTSP server for the system python (Debian packages gir1.2-gst-rtsp-server-1.0, "
-    "python3-gi, gstreamer1.0-plugins-ugly, gstreamer1.0-plugins-good)",
+    "python3-gi, gstreamer1.0-plugins-ugly, gstreamer1.0-plugins-good, gstreamer1.0-plugins-bad)",
 )
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RtspServer]:
-    with RtspServer(320, 240, FPS, GOP) as rtsp:
+@pytest.fixture(scope="module", params=["h264", "h265"])
+def server(request: pytest.FixtureRequest) -> Iterator[RtspServer]:
+    """The stream in each codec cameras send: H.264, and H.265 (most cameras' default today)."""
+    with RtspServer(320, 240, FPS, GOP, codec=request.param) as rtsp:
         yield rtsp
 
 
@@ -40,6 +41,14 @@ def rtsp_camera(url: str, **live: object) -> LiveCamera:
     camera = build_camera("line_rtsp", config)
     assert isinstance(camera, LiveCamera)
     return camera
+
+
+def test_the_server_sends_the_codec_the_test_asks_for(server: RtspServer) -> None:
+    import av  # noqa: PLC0415 - the stream extra
+
+    with av.open(server.url, options={"rtsp_transport": "tcp"}, timeout=10) as container:
+        name = container.streams.video[0].codec_context.name
+    assert name == {"h264": "h264", "h265": "hevc"}[server.codec]
 
 
 def test_packets_are_buffered_undecoded_and_any_frame_decodes_to_its_own_picture(
