@@ -32,33 +32,38 @@ password_env = "OPCUA_PW"
 """
 
 
-def test_bit_options_on_a_register_table_are_an_error_at_their_line() -> None:
-    text = MINIMAL + MODBUS
-    header = line_of(text, "[triggers.io]")
-    assert problems_of(text) == [
-        f"rules.toml:{header}: triggers.io: min_active_ms: only for "
-        "bits (table = 'discrete_inputs' or 'coils'); registers fire on every change, filter "
-        "them with a rule's condition",
-    ]
-
-
-def test_register_options_on_a_bit_table_are_an_error_at_their_line() -> None:
-    text = MINIMAL + MODBUS.replace('"holding_registers"', '"coils"').replace(
-        "min_active_ms = 40", 'data_type = "float32"'
+@pytest.mark.parametrize(
+    ("table", "option", "expected"),
+    [
+        (
+            "holding_registers",
+            "min_active_ms = 40",
+            "min_active_ms: only for bits (table = 'discrete_inputs' or 'coils'); registers fire "
+            "on every change, filter them with a rule's condition",
+        ),
+        (
+            "coils",
+            'data_type = "float32"',
+            "data_type: only for registers (table = 'holding_registers' or 'input_registers'); "
+            "bits are 0 or 1",
+        ),
+        (
+            "holding_registers",
+            'data_type = "float64"\ncount = 32',
+            "count 32 x 4 registers per float64 passes 125, the most one Modbus read returns; "
+            "split it into two triggers",
+        ),
+    ],
+    ids=["bit-option-on-registers", "register-option-on-bits", "more-than-one-read"],
+)
+def test_options_that_do_not_fit_the_table_are_an_error_at_the_trigger(
+    table: str, option: str, expected: str
+) -> None:
+    text = MINIMAL + MODBUS.replace('"holding_registers"', f'"{table}"').replace(
+        "min_active_ms = 40", option
     )
-    header = line_of(text, "[triggers.io]")
     assert problems_of(text) == [
-        f"rules.toml:{header}: triggers.io: data_type: only for registers "
-        "(table = 'holding_registers' or 'input_registers'); bits are 0 or 1",
-    ]
-
-
-def test_more_registers_than_one_read_returns_is_an_error_naming_the_split() -> None:
-    text = MINIMAL + MODBUS.replace("min_active_ms = 40", 'data_type = "float64"\ncount = 32')
-    header = line_of(text, "[triggers.io]")
-    assert problems_of(text) == [
-        f"rules.toml:{header}: triggers.io: count 32 x 4 registers per float64 passes 125, "
-        "the most one Modbus read returns; split it into two triggers",
+        f"rules.toml:{line_of(text, '[triggers.io]')}: triggers.io: {expected}"
     ]
 
 

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import wait_for
 from tests.web.conftest import UNREACHABLE_STORE, WEB_DEFAULT, Running, WebFactory
 from tests.web.webdriver import CHROMEDRIVER, CHROMIUM, Browser
+
+if TYPE_CHECKING:
+    from capture.detect.worker import DetectionWorker
 
 pytestmark = [
     pytest.mark.browser,
@@ -324,10 +329,17 @@ def test_event_page_draws_the_boxes_and_the_events_page_filters_by_class(
     wait_for(lambda: browser.run(TIMELINE_IDS) == [plain, event_id], timeout=WAIT_S)
 
 
-def test_an_open_event_page_draws_the_boxes_when_detection_finishes(
-    start_web: WebFactory, browser: Browser
-) -> None:
-    web = start_web(detection=True)
+NOT_ANALYSED = [[[], None], [[], None]]
+
+
+@contextmanager
+def event_page_while_detection_is_held(
+    web: Running, browser: Browser, part: str
+) -> Iterator[DetectionWorker]:
+    """A firing's event page open in the browser while its detection waits at a gate.
+
+    The gate opens when the block ends; the page shows the pictures, not analysed yet.
+    """
     detection = web.service.detection
     assert detection is not None
     from tests.detect.models import GatedDetector  # noqa: PLC0415 - onnx, for these tests only
@@ -335,18 +347,26 @@ def test_an_open_event_page_draws_the_boxes_when_detection_finishes(
     held = GatedDetector(detection._detector, timeout_s=WAIT_S)
     detection._detector = held
     try:
-        fired = web.client.post("/api/trigger/plc", json={"result": "VIEW", "part": "P9"})
+        fired = web.client.post("/api/trigger/plc", json={"result": "VIEW", "part": part})
         event_id = fired.json()["event_id"]
         wait_for(
             lambda: len(web.client.get(f"/api/events/{event_id}").json().get("captures", [])) == 2,
             timeout=WAIT_S,
         )
         browser.get(f"{web.base_url}/events/{event_id}")
-        wait_for(lambda: len(browser.run(BOXES)) == 2, timeout=WAIT_S)
-        assert browser.run(BOXES) == [[[], None], [[], None]]  # pictures shown, not analysed yet
+        wait_for(lambda: browser.run(BOXES) == NOT_ANALYSED, timeout=WAIT_S)
+        yield detection
     finally:
         held.gate.set()
     wait_for(lambda: detection.stats.analysed == 2, timeout=WAIT_S)
+
+
+def test_an_open_event_page_draws_the_boxes_when_detection_finishes(
+    start_web: WebFactory, browser: Browser
+) -> None:
+    web = start_web(detection=True)
+    with event_page_while_detection_is_held(web, browser, "P9"):
+        pass
     wait_for(lambda: all(labels for labels, _ in browser.run(BOXES)), timeout=WAIT_S)
 
 
@@ -355,29 +375,14 @@ def test_an_open_event_page_catches_up_on_what_it_missed_while_its_stream_was_do
 ) -> None:
     """A dropped stream (a slow client, a restart) reloads the page when it reopens."""
     web = start_web(detection=True)
-    detection, server = web.service.detection, web.service.web
-    assert detection is not None and server is not None
-    from tests.detect.models import GatedDetector  # noqa: PLC0415 - onnx, for these tests only
-
-    held = GatedDetector(detection._detector, timeout_s=WAIT_S)
-    detection._detector = held
+    server = web.service.web
+    assert server is not None
     feed = server.api.feed
-    try:
-        fired = web.client.post("/api/trigger/plc", json={"result": "VIEW", "part": "P10"})
-        event_id = fired.json()["event_id"]
-        wait_for(
-            lambda: len(web.client.get(f"/api/events/{event_id}").json().get("captures", [])) == 2,
-            timeout=WAIT_S,
-        )
-        browser.get(f"{web.base_url}/events/{event_id}")
-        wait_for(lambda: browser.run(BOXES) == [[[], None], [[], None]], timeout=WAIT_S)
+    with event_page_while_detection_is_held(web, browser, "P10"):
         wait_for(lambda: feed.watched, timeout=WAIT_S)
         feed.on_detections = lambda *_: None  # type: ignore[method-assign]  # lost with the stream
-    finally:
-        held.gate.set()
-    wait_for(lambda: detection.stats.analysed == 2, timeout=WAIT_S)
     web.service.journal.flush()
-    assert browser.run(BOXES) == [[[], None], [[], None]]  # nothing told the page
+    assert browser.run(BOXES) == NOT_ANALYSED  # nothing told the page
     with feed._lock:
         dropped = list(feed._clients)
     for client in dropped:  # as a client too slow for the stream is dropped
