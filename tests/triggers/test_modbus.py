@@ -210,9 +210,8 @@ def test_a_nan_reading_is_null_and_fires_once_not_on_every_poll(
     modbus_device.set_registers(0, *words("f", float("nan")))  # a broken wire on an analog input
     wait_for(lambda: len(events) == 1)
     wait_for(modbus_device.answered(5))
-    assert events.values("value") == [
-        None
-    ]  # valid JSON in the event message, missing in conditions
+    # None: valid JSON in the event message, and missing for a condition
+    assert events.values("value") == [None]
     assert len(events) == 1
     assert not parse_condition("value > 0").evaluate(events.events[0].values)
 
