@@ -427,7 +427,10 @@ class Engine:
             for seq in range(1, burst + 1)
             for camera in cameras
         }
-        planned = [PlannedFrame(c, n, str(path)) for (c, n), path in paths.items()]
+        planned = [
+            PlannedFrame(c, n, str(path), rule.config.offset_ms(n))
+            for (c, n), path in paths.items()
+        ]
         firing.durable = self._recorder.open_firing(event.id, rule.name, manual, planned)
         with self._idle:
             self._in_flight += firing.expected

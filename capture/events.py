@@ -120,6 +120,10 @@ class PlannedFrame:
     camera: str
     seq: int
     path: str
+    #: The moment the rule asked for (capture.config.schema's `offset_ms`), so a frame a
+    #: restart finishes reports it like a frame taken on time. None in plans journaled
+    #: before it was recorded.
+    offset_ms: int | None = None
 
 
 @dataclass

@@ -114,7 +114,11 @@ class _Pass:
 def _frame_of(firing: OpenFiring, frame: PlannedFrame) -> CaptureResult:
     """Which frame an outcome is of; the caller fills in the outcome."""
     return CaptureResult(
-        event_id=firing.event_id, rule=firing.rule, camera=frame.camera, seq=frame.seq
+        event_id=firing.event_id,
+        rule=firing.rule,
+        camera=frame.camera,
+        seq=frame.seq,
+        offset_ms=frame.offset_ms,
     )
 
 

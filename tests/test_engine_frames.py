@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from capture.cameras import build_camera
 from capture.cameras.live import LiveCamera
 from capture.config.loader import parse_rules
 from capture.engine import Engine
-from capture.events import Event, FiringReport
+from capture.events import Event, FiringReport, PlannedFrame
 from capture.journal import Journal
 from capture.simulator import SimulatedCamera, Simulator
 from capture.storage import Storage
@@ -68,11 +69,21 @@ frames_ms = [200, -500, 0]
 
 
 def test_frames_before_at_and_after_the_trigger_are_saved_with_their_offsets(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rules = parse_rules(rules_text(tmp_path, sim), "rules.toml", {"FRAMES_PW": PASSWORD}).rules
     cameras = {name: build_camera(name, config) for name, config in rules.cameras.items()}
     journal = Journal(tmp_path / "journal.sqlite3")
+    plans: list[Sequence[PlannedFrame]] = []
+    open_firing = journal.open_firing
+
+    def recording(
+        event_id: str, rule: str, manual: bool, frames: Sequence[PlannedFrame]
+    ) -> threading.Event:
+        plans.append(frames)
+        return open_firing(event_id, rule, manual, frames)
+
+    monkeypatch.setattr(journal, "open_firing", recording)
     storage = Storage(rules.storage)
     engine = Engine(rules, cameras, storage, journal)
     reports: list[FiringReport] = []
@@ -112,6 +123,13 @@ def test_frames_before_at_and_after_the_trigger_are_saved_with_their_offsets(
             ("belt", -500, "stream"), ("belt", 0, "stream"), ("belt", 200, "stream"),
             ("gate", -500, "snapshot"), ("gate", 0, "snapshot"), ("gate", 200, "snapshot"),
         }  # fmt: skip
+        # The plan journaled before the first frame holds the offsets too, for a restart to
+        # report them if a kill interrupts the firing (capture.recovery).
+        [plan] = plans
+        assert sorted((frame.camera, frame.offset_ms) for frame in plan) == [
+            ("belt", -500), ("belt", 0), ("belt", 200),
+            ("gate", -500), ("gate", 0), ("gate", 200),
+        ]  # fmt: skip
     finally:
         engine.stop(5)
         for camera in cameras.values():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -41,8 +43,9 @@ def open_firing(journal: Journal, event: Event, frames: list[PlannedFrame]) -> N
 
 
 def frames(*cameras: str, burst: int = 2) -> list[PlannedFrame]:
+    """Each camera's frames asked for at -200, -100... ms (`frames_ms` with a buffer)."""
     return [
-        PlannedFrame(camera, seq, f"ng/{camera}_{seq}.jpg")
+        PlannedFrame(camera, seq, f"ng/{camera}_{seq}.jpg", offset_ms=-100 * (burst - seq + 1))
         for camera in cameras
         for seq in range(1, burst + 1)
     ]
@@ -80,14 +83,21 @@ def test_every_frame_of_an_interrupted_firing_gets_one_outcome_and_the_firing_is
     adopted = firing.results[1]
     assert (adopted.bytes, adopted.width, adopted.height) == (len(JPEG), 40, 30)
     assert "incomplete file of it was removed" in (firing.results[2].error_message or "")
+    # Adopted or interrupted, a frame reports the moment it was asked for, like one on time;
+    # how an adopted picture was taken is not known.
+    assert [(r.offset_ms, r.via) for r in firing.results[1:]] == [
+        (-100, None),
+        (-200, None),
+        (-100, None),
+    ]
     # The journal now tells the same story, once per frame.
     journal.flush()
-    rows = sorted((r.camera, r.seq, r.ok, r.path) for r in journal.query(rule="ng"))
+    rows = sorted((r.camera, r.seq, r.ok, r.path, r.offset_ms) for r in journal.query(rule="ng"))
     assert rows == [
-        ("cam1", 1, True, "ng/cam1_1.jpg"),
-        ("cam1", 2, True, "ng/cam1_2.jpg"),
-        ("cam2", 1, False, None),
-        ("cam2", 2, False, None),
+        ("cam1", 1, True, "ng/cam1_1.jpg", None),  # journaled as the test recorded it
+        ("cam1", 2, True, "ng/cam1_2.jpg", -100),
+        ("cam2", 1, False, None, -200),
+        ("cam2", 2, False, None, -100),
     ]
     message = event_message(firing, ZoneInfo("UTC"))
     assert message["interrupted"] is True and message["ok"] is False
@@ -146,3 +156,23 @@ def test_a_firing_opened_by_this_very_pid_before_a_restart_is_recovered(
     assert journal.open_firings()[0].owner == f"{process_owner()}"
     assert os.getpid() == int(process_owner().rsplit("/", 1)[1])
     assert finish_interrupted_firings(journal, tmp_path, "plant", None).firings == 1
+
+
+def test_a_plan_journaled_before_offsets_were_recorded_is_finished_without_them(
+    tmp_path: Path, journal: Journal
+) -> None:
+    """An upgrade after a kill: the open firing's plan is `[camera, seq, path]` triples."""
+    event = Event.now("plc", {})
+    journal.record_event(event, ["ng"])
+    journal.flush()
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
+        db.execute(
+            "INSERT INTO firings (event_id, rule, manual, frames_json, owner, opened) "
+            "VALUES (?, 'ng', 0, ?, 'gone/1', '2026-12-03T10:00:00+00:00')",
+            (event.id, json.dumps([["cam1", 1, "ng/cam1_1.jpg"]])),
+        )
+    assert journal.open_firings()[0].frames == (PlannedFrame("cam1", 1, "ng/cam1_1.jpg"),)
+    announced: list[FiringReport] = []
+    finish_interrupted_firings(journal, tmp_path, "plant", announced.append)
+    [result] = announced[0].results
+    assert (result.error_type, result.offset_ms) == ("Interrupted", None)

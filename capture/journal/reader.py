@@ -95,6 +95,14 @@ def _journal_row(row: sqlite3.Row) -> JournalRow:
     )
 
 
+def _planned(frame: list[Any]) -> PlannedFrame:
+    """A planned frame from `firings.frames_json`: [camera, seq, path, offset_ms], the
+    offset missing in plans an older version journaled before a stop it did not finish."""
+    camera, seq, path, *rest = frame
+    offset_ms = rest[0] if rest else None
+    return PlannedFrame(camera, int(seq), path, None if offset_ms is None else int(offset_ms))
+
+
 def _capture_rows(version: int) -> str:
     """The capture query for a journal of `version`: a service not yet upgraded keeps an old one."""
     sql = _CAPTURE_ROWS
@@ -229,7 +237,7 @@ class JournalReader:
                 event_id=row[0],
                 rule=row[1],
                 manual=bool(row[2]),
-                frames=tuple(PlannedFrame(c, int(n), p) for c, n, p in json.loads(row[3])),
+                frames=tuple(_planned(frame) for frame in json.loads(row[3])),
                 owner=row[4],
                 opened=datetime.fromisoformat(row[5]),
             )

@@ -247,7 +247,9 @@ class Journal(JournalReader):
         The flag is also set when the journal refused the row (a full disk): a
         capture must not wait forever for a journal that cannot take it.
         """
-        frames_json = json.dumps([[f.camera, f.seq, f.path] for f in frames], ensure_ascii=False)
+        frames_json = json.dumps(
+            [[f.camera, f.seq, f.path, f.offset_ms] for f in frames], ensure_ascii=False
+        )
         op = _Op(
             "sql",
             (
