@@ -44,6 +44,12 @@ class Box:
         """`[left, top, right, bottom]`, as MQTT messages and the journal carry it."""
         return [self.left, self.top, self.right, self.bottom]
 
+    @property
+    def empty(self) -> bool:
+        """No whole pixel inside: a box off the picture or thinner than a pixel, which a
+        model can give and which can be neither drawn nor cropped."""
+        return self.right <= self.left or self.bottom <= self.top
+
 
 @dataclass(frozen=True, slots=True)
 class Detection:

@@ -106,7 +106,8 @@ class OnnxDetector:
         scores = np.where(usable, scores, 0)
         classes = scores.argmax(axis=1)
         best = scores[np.arange(len(scores)), classes]
-        candidates = np.flatnonzero(best >= min_score)
+        # A NaN corner (a broken export) has no place in the picture: left out, not rounded.
+        candidates = np.flatnonzero((best >= min_score) & np.isfinite(boxes).all(axis=1))
         candidates = candidates[np.argsort(-best[candidates], kind="stable")][:MAX_CANDIDATES]
         corners = boxes[candidates]
         if self._box_order == "yxyx":

@@ -31,7 +31,7 @@ def detect_file(
         picture.load()
         found = detector.detect(picture, min_score)
         decoded = picture.size
-    if decoded == (width, height):
-        return found, (width, height)
-    x, y = width / decoded[0], height / decoded[1]
-    return [detection.scaled(x, y) for detection in found], (width, height)
+    if decoded != (width, height):
+        x, y = width / decoded[0], height / decoded[1]
+        found = [detection.scaled(x, y) for detection in found]
+    return [detection for detection in found if not detection.box.empty], (width, height)

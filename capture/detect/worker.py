@@ -191,6 +191,15 @@ class DetectionWorker:
                 report.event.id, result.camera, result.path, exc,
             )  # fmt: skip
             return self._analysis(report, result, "failed", error=str(exc)[:500])
+        except Exception as exc:
+            # A bug (ours, Pillow's, a model's odd output) on one picture: that picture's
+            # row says so, and the firing still gets its rows, message and follow-ups.
+            log.exception(
+                "detection failed event=%s camera=%s path=%s",
+                report.event.id, result.camera, result.path,
+            )  # fmt: skip
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            return self._analysis(report, result, "failed", error=error)
         elapsed = (time.perf_counter() - started) * 1000
         return self._analysis(
             report, result, "analysed", kept=kept, elapsed_ms=elapsed, derived=derived

@@ -29,15 +29,19 @@ BOXES = np.array([[0.0, 0.0, 1.0, 0.5], [0.0, 0.05, 0.95, 0.5], [0.25, 0.75, 0.7
 WEIGHTS = np.array([[1.0, 1.0, 0.0], [0.9, 0.0, 0.0], [0.0, 0.0, 0.8]])
 
 
-def colour_detector(folder: Path, *, size: int | None = 8, opset: int = 13) -> tuple[Path, Path]:
-    """Write the model (fixed `size`x`size` input, or any size when None) and its labels."""
+def colour_detector(
+    folder: Path, *, size: int | None = 8, opset: int = 13, boxes: np.ndarray | None = None
+) -> tuple[Path, Path]:
+    """Write the model (fixed `size`x`size` input, or any size when None) and its labels;
+    `boxes` (3 rows, yxyx) replaces the usual ones, e.g. with a broken box."""
+    table = BOXES if boxes is None else boxes
     side: int | str = size if size is not None else "height"
     width: int | str = size if size is not None else "width"
     image = helper.make_tensor_value_info("image", TensorProto.UINT8, [1, side, width, 3])
     scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3, 3])
     boxes = helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 3, 1, 4])
     constants = [
-        numpy_helper.from_array(BOXES.reshape(1, 3, 1, 4).astype(np.float32), "box_table"),
+        numpy_helper.from_array(table.reshape(1, 3, 1, 4).astype(np.float32), "box_table"),
         numpy_helper.from_array(WEIGHTS.reshape(1, 3, 3).astype(np.float32), "weights"),
         numpy_helper.from_array(np.array([1 / 255], dtype=np.float32), "scale"),
         numpy_helper.from_array(np.array([1, 1, 3], dtype=np.int64), "mean_shape"),

@@ -10,7 +10,8 @@ from PIL import Image
 from capture.config.schema import DetectionConfig
 from capture.detect import Box, DetectError, Detection, load_detector
 from capture.detect.onnx import OnnxDetector, read_labels
-from tests.detect.models import colour_detector
+from capture.detect.picture import detect_file
+from tests.detect.models import BOXES, colour_detector
 
 
 def _detector(tmp_path: Path, **options: object) -> OnnxDetector:
@@ -30,6 +31,22 @@ def test_blue_picture_gives_a_truck_and_yxyx_boxes_are_read_as_rows_then_columns
     [truck] = _detector(tmp_path).detect(Image.new("RGB", (640, 480), (0, 0, 255)), 0.5)
     assert truck.label == "truck" and truck.score == pytest.approx(0.8)
     assert truck.box == Box(left=480, top=120, right=640, bottom=360)
+
+
+def test_boxes_with_no_place_in_the_picture_are_left_out(tmp_path: Path) -> None:
+    """A NaN corner (a broken export) and a box thinner than a pixel are not objects."""
+    boxes = BOXES.copy()
+    boxes[0] = [0.0, float("nan"), 1.0, 0.5]  # red's best box
+    boxes[2] = [0.25, 0.75, 0.75, 0.7501]  # blue's box: 0.06 px wide at 640
+    model, labels = colour_detector(tmp_path, boxes=boxes)
+    detector = OnnxDetector(model, read_labels(labels))
+    # Box 1, suppressed beside box 0 before, is what is left of the red object.
+    [red] = detector.detect(Image.new("RGB", (640, 480), (255, 0, 0)), 0.5)
+    assert (red.label, red.score, red.box) == ("person", pytest.approx(0.9), Box(32, 0, 320, 456))
+    blue = Image.new("RGB", (640, 480), (0, 0, 255))
+    assert detector.detect(blue, 0.5)[0].box.empty  # what the model said...
+    blue.save(tmp_path / "blue.png")
+    assert detect_file(detector, tmp_path / "blue.png", 0.5) == ([], (640, 480))  # ...not reported
 
 
 def test_blank_label_line_is_never_reported_and_min_score_filters(tmp_path: Path) -> None:

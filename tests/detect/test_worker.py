@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from capture.config.schema import DetectOptions, StorageConfig
+from capture.detect import Detection
 from capture.detect.journal import read_event
 from capture.detect.onnx import OnnxDetector, read_labels
 from capture.detect.worker import DetectionWorker
@@ -77,3 +78,58 @@ def _fall_behind(
     assert [json.loads(payload)["pictures"][0]["status"] for _, payload in sent].count(
         "not_analysed"
     ) == 2
+
+
+class _BrokenOnce:
+    """The colour detector, raising what no one expects on its first picture."""
+
+    def __init__(self, inner: OnnxDetector) -> None:
+        self.inner = inner
+        self.labels = inner.labels
+        self.input_size = inner.input_size
+        self.calls = 0
+
+    def detect(self, picture: Image.Image, min_score: float) -> list[Detection]:
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("x1 must be greater than or equal to x0")
+        return self.inner.detect(picture, min_score)
+
+
+def test_an_unexpected_error_on_one_picture_fails_that_picture_not_the_firing(
+    tmp_path: Path,
+) -> None:
+    model, labels = colour_detector(tmp_path)
+    root = tmp_path / "data"
+    storage = Storage(StorageConfig(root=root, fsync=False))
+    journal = Journal(root / "journal.sqlite3")
+    sent: list[tuple[str, bytes]] = []
+    worker = DetectionWorker(
+        _BrokenOnce(OnnxDetector(model, read_labels(labels))),
+        root=root,
+        store=storage,
+        journal=journal,
+        options_for=lambda rule, camera: DetectOptions(),
+        queue_size=4,
+        publish=lambda topic, payload: sent.append((topic, payload)),
+    )
+    worker.start()
+    try:
+        event = Event.now("plc")
+        results = []
+        for seq in (1, 2):
+            Image.new("RGB", (64, 48), (255, 0, 0)).save(root / f"p{seq}.jpg")
+            results.append(CaptureResult(event.id, "r", "cam", seq, path=f"p{seq}.jpg"))
+        worker.offer(FiringReport(event, "r", "site", results))
+        wait_for(lambda: len(sent) == 1)
+        journal.flush()
+        rows = read_event(journal, event.id)
+        assert [row["status"] for row in rows] == ["failed", "analysed"]
+        assert rows[0]["error"] == "ValueError: x1 must be greater than or equal to x0"
+        pictures = json.loads(sent[0][1])["pictures"]
+        assert [picture["status"] for picture in pictures] == ["failed", "analysed"]
+        assert worker.stats.failed == 1 and worker.stats.analysed == 1
+    finally:
+        worker.stop()
+        journal.close()
+        storage.close()
