@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from capture.registry import Registry
 
 if TYPE_CHECKING:
+    from capture.cameras.errors import CameraError
     from capture.cameras.live import StreamState
     from capture.cameras.logins import SharedLogins
     from capture.cameras.sources import StreamSource
@@ -123,15 +124,37 @@ class Camera(Protocol):
         ...
 
 
+class LoginGuard(Protocol):
+    """The device's login back-off, for a camera's stream as for its snapshots.
+
+    Cameras lock an account after a few failed logins, so a stream that
+    reconnects with a refused password must stop when a snapshot would, and a
+    refusal it meets must hold back the device's snapshots and other channels.
+    """
+
+    def check_login(self) -> None:
+        """Raise `LockedOut` (no login tried) while the back-off holds these credentials."""
+        ...
+
+    def login_refused(self, error: CameraError) -> None:
+        """A login was refused (or the device locked): the back-off starts, shared as usual;
+        any other error is ignored."""
+        ...
+
+    def login_accepted(self) -> None:
+        """A login succeeded: a back-off these credentials had is over."""
+        ...
+
+
 @runtime_checkable
-class StreamingDriver(Camera, Protocol):
+class StreamingDriver(Camera, LoginGuard, Protocol):
     """A driver that can say where its live stream comes from (every HttpCamera can).
 
     `LiveCamera` wraps such a driver when its section has `[cameras.X.live]`.
     A driver whose stream address is learnt from the device (ONVIF's
     GetStreamUri) overrides `HttpCamera.stream_url`, or, not being an
     HttpCamera, returns `capture.cameras.rtsp.RtspSource(name, config, url)`
-    here with its own `url` callable.
+    here with its own `url` callable. Its stream obeys its `LoginGuard`.
     """
 
     def stream_source(self) -> StreamSource:

@@ -197,8 +197,7 @@ class HttpCamera:
 
     def snapshot(self) -> Snapshot:
         """Take one picture now; see `capture.cameras.Camera.snapshot`."""
-        self._backoff.check(self.name)
-        self._check_shared_backoff()
+        self.check_login()
         deadline = Deadline(self.config.deadline_s, self._clock)
         if not self._slots.acquire(deadline.remaining()):
             error = self._no_slot()
@@ -206,8 +205,7 @@ class HttpCamera:
             raise error
         try:
             # Another section of the device may have had the password refused while we waited.
-            self._backoff.check(self.name)
-            self._check_shared_backoff()
+            self.check_login()
             started = time.monotonic()
             try:
                 frame = self._fetch(deadline)
@@ -219,6 +217,22 @@ class HttpCamera:
             self._slots.release()
         self._record_success(snapshot)
         return snapshot
+
+    # ------------------------------------------------------------------ LoginGuard (its stream)
+
+    def check_login(self) -> None:
+        """Raise `LockedOut` while this device's back-off, here or shared, holds our login."""
+        self._backoff.check(self.name)
+        self._check_shared_backoff()
+
+    def login_refused(self, error: CameraError) -> None:
+        """The stream's login was refused: recorded like a snapshot's (back-off, state)."""
+        if isinstance(error, AuthFailed):
+            self._record_failure(error)
+
+    def login_accepted(self) -> None:
+        """The stream logged in with these credentials."""
+        self._credentials_accepted()
 
     def state(self) -> CameraState:
         """The camera's health now."""
@@ -357,7 +371,7 @@ class HttpCamera:
                 "camera=%s event=backoff_not_shared file=%s error=%s", self.name, logins.path, exc
             )
 
-    def _record_success(self, snapshot: Snapshot) -> None:
+    def _credentials_accepted(self) -> None:
         self._backoff.reset()
         device = self._device.device
         if self._device.fingerprint not in device.proven:
@@ -367,6 +381,9 @@ class HttpCamera:
                 self._share_acceptance(
                     device.logins, device.login_key, secret_material(self.config)
                 )
+
+    def _record_success(self, snapshot: Snapshot) -> None:
+        self._credentials_accepted()
         with self._lock:
             previous = self._state
             self._state = CameraState(

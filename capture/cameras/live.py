@@ -3,7 +3,10 @@
 A camera with a `[cameras.X.live]` section is built as its vendor driver
 wrapped in `LiveCamera`. One thread per such camera (`StreamWorker`) keeps
 the stream open and fills a `FrameRing`; when it drops, the worker reconnects
-after 1, 2, 4... s up to `reconnect_max_s`. The engine asks
+after 1, 2, 4... s up to `reconnect_max_s`. A refused login is the exception:
+the stream obeys the device's login back-off like a snapshot (the driver's
+`LoginGuard`), so a wrong password costs one failed login per back-off period,
+not one per reconnect, and the camera's account is not locked. The engine asks
 `frame_at(moment)`: the frame whose arrival is nearest that moment, from the
 buffer when the moment has passed, waited for when it is still to come.
 
@@ -21,8 +24,8 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from capture.cameras import Camera, CameraState, Snapshot
-from capture.cameras.errors import CameraError
+from capture.cameras import CameraState, LoginGuard, Snapshot, StreamingDriver
+from capture.cameras.errors import CameraError, LockedOut
 from capture.cameras.ring import FrameRing
 from capture.cameras.sources import StreamSource
 from capture.config.schema import LiveStream
@@ -57,10 +60,13 @@ class StreamState:
 class StreamWorker:
     """The thread that keeps one camera's stream open and its buffer filled."""
 
-    def __init__(self, camera: str, source: StreamSource, live: LiveStream) -> None:
+    def __init__(
+        self, camera: str, source: StreamSource, live: LiveStream, guard: LoginGuard | None = None
+    ) -> None:
         self.camera = camera
         self.source = source
         self.live = live
+        self._guard = guard
         self.ring = FrameRing(live.buffer_s, int(live.buffer_mb * 1024 * 1024))
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -112,6 +118,12 @@ class StreamWorker:
     def _run(self) -> None:
         wait = FIRST_RECONNECT_S
         while not self._stop.is_set():
+            held = self._login_held()
+            if held is not None:  # no login tried: wait the back-off out
+                self._mark_down(str(held), held.retry_after_s or wait)
+                if self._stop.wait(max(held.retry_after_s or 0.0, wait)):
+                    break
+                continue
             try:
                 for frame in self.source.frames(self._stop):
                     self.ring.add(frame)
@@ -121,6 +133,8 @@ class StreamWorker:
                 reason = "the stream ended"
             except CameraError as exc:
                 reason = str(exc)
+                if self._guard is not None:
+                    self._guard.login_refused(exc)  # a refused login starts the back-off
             except Exception as exc:  # a bug must not end the stream for good
                 logger.exception("camera=%s event=stream_failed", self.camera)
                 reason = f"{type(exc).__name__}: {exc}"
@@ -134,7 +148,19 @@ class StreamWorker:
                 self._reconnects += 1
         self._up = False
 
+    def _login_held(self) -> LockedOut | None:
+        """The device's login back-off holding this stream's next connection, if any."""
+        if self._guard is None:
+            return None
+        try:
+            self._guard.check_login()
+        except LockedOut as held:
+            return held
+        return None
+
     def _mark_up(self) -> None:
+        if self._guard is not None:
+            self._guard.login_accepted()
         with self._lock:
             self._up = True
             self._down_since = None
@@ -163,14 +189,14 @@ class StreamWorker:
 class LiveCamera:
     """A vendor driver with a warm stream: `frame_at` a moment, `snapshot` for now."""
 
-    def __init__(self, driver: Camera, source: StreamSource) -> None:
+    def __init__(self, driver: StreamingDriver, source: StreamSource) -> None:
         live = driver.config.live
         if live is None:
             raise ValueError(f"camera {driver.name}: no [cameras.{driver.name}.live] section")
         self.name = driver.name
         self.config = driver.config
         self.driver = driver
-        self.worker = StreamWorker(driver.name, source, live)
+        self.worker = StreamWorker(driver.name, source, live, guard=driver)
         self.worker.start()
 
     def snapshot(self) -> Snapshot:

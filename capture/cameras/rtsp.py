@@ -206,6 +206,10 @@ class RtspSource:
                 self.camera,
                 f"{where}: the camera refused the login; check user and "
                 f"{password_source(self.config)}",
+                # FFmpeg answered the challenge with our credentials: a failed login the
+                # device counts, so the back-off starts (none were sent without them).
+                credentials_rejected=self.config.user is not None
+                and self.config.password is not None,
             )
         if isinstance(exc, TimeoutError) or "timed out" in reason.lower():
             return Timeout(self.camera, f"{where}: no answer within timeout_s ({reason})")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from capture.cameras import BufferedCamera, build_camera
-from capture.cameras.errors import CameraError
+from capture.cameras.errors import CameraError, LockedOut
 from capture.cameras.live import LiveCamera, StreamDown
 from capture.simulator import SimulatedCamera, Simulator
 from tests.cameras.helpers import camera_config
@@ -29,14 +29,16 @@ def sim() -> Iterator[Simulator]:
         yield simulator
 
 
-def live_camera(sim: Simulator, name: str, timeout_s: float = 10, **live: object) -> LiveCamera:
+def live_camera(
+    sim: Simulator, name: str, timeout_s: float = 10, password: str = PASSWORD, **live: object
+) -> LiveCamera:
     vendor = {"belt": "mjpeg", "xrc": "xrc"}[name]
     options: dict[str, object] = {"path": "/mjpg/video.mjpg"} if vendor == "mjpeg" else {}
     config = camera_config(
         vendor,
         port=sim.port_of(name),
         user="admin",
-        password=PASSWORD,
+        password=password,
         timeout_s=timeout_s,
         live={"buffer_s": 3, **live},
         **options,
@@ -150,5 +152,25 @@ def test_a_picture_asked_right_after_start_waits_for_the_first_connection(
     camera = live_camera(sim, "belt", fallback=False)  # as `capture snap` builds and asks at once
     try:
         assert camera.snapshot().via == "stream"
+    finally:
+        camera.close()
+
+
+def test_a_refused_stream_login_obeys_the_device_back_off_and_holds_its_snapshots(
+    sim: Simulator,
+) -> None:
+    """Reconnecting every second with a wrong password would lock the camera's account."""
+    before = sim.bad_login_count("belt")
+    camera = live_camera(sim, "belt", password="not-" + PASSWORD, reconnect_max_s=1)
+    try:
+        wait_for(lambda: sim.bad_login_count("belt") - before == 1)
+        wait_for(lambda: "not contacted for another" in (camera.worker.state().last_error or ""))
+        # Long enough for three reconnects at reconnect_max_s = 1 without the back-off.
+        time.sleep(3.5)
+        assert sim.bad_login_count("belt") - before == 1
+        assert (camera.state().locked_out_for_s or 0) > 50  # the dashboard's countdown
+        with pytest.raises(LockedOut):  # the fallback snapshot tries no login either
+            camera.snapshot()
+        assert sim.bad_login_count("belt") - before == 1
     finally:
         camera.close()

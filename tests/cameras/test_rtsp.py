@@ -128,10 +128,13 @@ def test_the_camera_login_goes_to_the_server_and_never_into_what_is_shown(
             else:
                 wait_for(lambda: camera.worker.state().last_error is not None)
                 error = camera.worker.state().last_error or ""
-                assert error == (
+                # The refusal, or (a second on) the back-off that it started, naming it.
+                assert (
                     f"camera line_rtsp: RTSP {guarded.url} (opening): the camera refused the "
                     "login; check user and password (in the rule file)"
-                )
+                ) in error
+                # A failed login the device counts: no next one before the back-off ends.
+                assert (camera.state().locked_out_for_s or 0) > 50
             shown = repr(camera.state())
             assert "Rtsp-Secret-77" not in shown and "Rtsp-Wrong-77" not in shown
         finally:
