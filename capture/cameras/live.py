@@ -125,6 +125,7 @@ class StreamWorker:
                     break
                 continue
             try:
+                self.ring.new_connection()
                 for frame in self.source.frames(self._stop):
                     self.ring.add(frame)
                     if not self._up:

@@ -6,11 +6,20 @@ as they arrived (a JPEG for MJPEG, an undecoded packet for H.264), and the
 rule engine asks for the frame nearest a moment: a moment in the past is
 answered from the buffer at once, a moment still to come waits for the
 stream, bounded by a timeout.
+
+A coded frame decodes only from its group's keyframe, so the buffer always
+starts with a keyframe and frames go in whole groups: by age once the last
+frame of the oldest group is older than `buffer_s` (the buffer may hold up to
+one keyframe interval more, however long the camera's interval), by bytes
+the oldest group first. A frame with no keyframe before it (a new connection
+joining mid-group, or a group larger than `buffer_mb`) is not kept: it could
+never be decoded. For MJPEG every frame is its own group.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 import time
 from collections import deque
@@ -46,6 +55,8 @@ class FrameRing:
         self._clock = clock
         self._frames: deque[BufferedFrame] = deque()
         self._bytes = 0
+        #: The frames arriving now continue a group whose keyframe is held.
+        self._decodable = False
         self._arrived = threading.Condition()
         self.total_frames = 0
         self.total_bytes = 0
@@ -53,28 +64,46 @@ class FrameRing:
     def add(self, frame: BufferedFrame) -> None:
         """Append a frame and drop what is now too old or too much; wakes waiting readers."""
         with self._arrived:
-            self._frames.append(frame)
-            self._bytes += len(frame.data)
             self.total_frames += 1
             self.total_bytes += len(frame.data)
+            if frame.keyframe:
+                self._decodable = True
+            elif not self._decodable:
+                return  # nothing to decode it from: not a frame anyone can be given
+            self._frames.append(frame)
+            self._bytes += len(frame.data)
             horizon = frame.arrived - self.seconds
-            while len(self._frames) > 1 and (
-                self._bytes > self.max_bytes or self._frames[0].arrived < horizon
-            ):
-                self._bytes -= len(self._frames.popleft().data)
-            self._keep_decodable()
+            while len(self._frames) > 1 and self._oldest_group_before(horizon):
+                self._drop_oldest_group()
+            while len(self._frames) > 1 and self._bytes > self.max_bytes:
+                self._drop_oldest_group()
             self._arrived.notify_all()
 
-    def _keep_decodable(self) -> None:
-        """Coded streams: a leading run of frames without their keyframe can never be decoded."""
-        while len(self._frames) > 1 and not self._frames[0].keyframe:
-            self._bytes -= len(self._frames.popleft().data)
-
-    def clear(self) -> None:
-        """Forget every frame (the stream was lost: old frames would look current)."""
+    def new_connection(self) -> None:
+        """The stream reconnected: its next frames continue no group held here."""
         with self._arrived:
-            self._frames.clear()
-            self._bytes = 0
+            self._decodable = False
+
+    def _oldest_group_before(self, horizon: float) -> bool:
+        """Whether every frame of the oldest group arrived before `horizon` (and a newer group
+        follows it)."""
+        if self._frames[0].arrived >= horizon:
+            return False
+        for frame in itertools.islice(self._frames, 1, None):
+            if frame.keyframe:
+                return True
+            if frame.arrived >= horizon:
+                return False
+        return False
+
+    def _drop_oldest_group(self) -> None:
+        """Drop the oldest keyframe and the frames decoded from it; all of them if one group."""
+        frames = self._frames
+        self._bytes -= len(frames.popleft().data)
+        while frames and not frames[0].keyframe:
+            self._bytes -= len(frames.popleft().data)
+        if not frames:
+            self._decodable = False  # the group that was arriving went: wait for a keyframe
 
     @property
     def size_bytes(self) -> int:

@@ -166,3 +166,21 @@ def test_when_the_rtsp_server_goes_away_the_snapshot_url_answers_and_says_so() -
         finally:
             camera.close()
             rtsp.close()
+
+
+def test_a_keyframe_interval_longer_than_the_buffer_still_gives_every_moment() -> None:
+    """A keyframe every 2 s (bandwidth settings, H.264+) with buffer_s = 1: the buffer keeps
+    the group each buffered frame decodes from, so no picture fails for want of it."""
+    with RtspServer(320, 240, FPS, 2 * FPS) as long_gop:
+        camera = rtsp_camera(long_gop.url, buffer_s=1, fallback=False)
+        try:
+            wait_for(lambda: camera.worker.ring.span_s() >= 2.5, timeout=15)
+            for _ in range(6):
+                now = time.monotonic()
+                snapshot = camera.frame_at(now - 0.5)
+                assert snapshot.via == "stream" and (snapshot.width, snapshot.height) == (320, 240)
+                assert frame_number(snapshot.jpeg) >= 0
+                time.sleep(0.3)
+            assert camera.worker.ring._frames[0].keyframe
+        finally:
+            camera.close()
