@@ -32,6 +32,8 @@ from minio.error import S3Error
 
 S3_ACCESS_KEY = "TESTPIACCESS"
 S3_SECRET = "Test-S3-Secret-0815"
+#: An access key (with S3_SECRET) that may read the bucket but not write to it.
+VIEWER_KEY = "TESTVIEWERKEY"
 BUCKET = "pictures"
 PROBE_BUCKET = "probe"
 
@@ -70,7 +72,12 @@ class SeaweedS3:
                             "name": "pi",
                             "credentials": [identity],
                             "actions": ["Admin", "Read", "Write", "List"],
-                        }
+                        },
+                        {  # may look, not write: every PUT is AccessDenied
+                            "name": "viewer",
+                            "credentials": [{"accessKey": VIEWER_KEY, "secretKey": S3_SECRET}],
+                            "actions": ["Read", "List"],
+                        },
                     ]
                 }
             )

@@ -140,7 +140,7 @@ def test_table_and_json_show_where_each_picture_is_with_the_object_store(
     journal.flush()
     first, second, third = queue.waiting(10)
     queue.done([first])
-    queue.failed([(second, "p/2.jpg: no longer on local disk")], gone=True)
+    queue.given_up([(second, "p/2.jpg: no longer on local disk")])
     queue.failed([(third, "object store http://s3:9000: connection refused")])
     journal.flush()
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from capture.errors import CaptureError
 
 #: Newest schema this code writes; `PRAGMA user_version` holds the file's own.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # 4 -> 5 (issue 18, frames relative to the trigger): each frame's planned offset from the
 # trigger (frames_ms, or delay_ms + the burst's interval) and how it was taken: "snapshot",
@@ -147,6 +147,11 @@ def _uploads_table() -> str:
 
 
 MIGRATIONS += (_uploads_table(),)
+
+# 7 -> 8 (self-contained): when an upload the store refused is tried again (UTC; NULL: now).
+# One refused key (a bucket policy per line, a camera moved to another line) waits its own
+# back-off instead of being first in every round and holding back the pictures behind it.
+MIGRATIONS += ("ALTER TABLE uploads ADD COLUMN retry_at TEXT;",)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 #: Sorts before every stored time: "since the beginning".

@@ -61,6 +61,7 @@ class KeyFields:
 
 
 def render_key(template: str, fields: KeyFields) -> str:
-    """The object key of one picture: no leading slash, no empty segment."""
+    """The object key of one picture: no leading slash, no empty, `.` or `..` segment (a
+    `[service].line` of ".." would otherwise climb out of its prefix, and minio refuses it)."""
     rendered = template.format_map({name: getattr(fields, name) for name in KEY_FIELDS})
-    return "/".join(segment for segment in rendered.split("/") if segment)
+    return "/".join(segment for segment in rendered.split("/") if segment not in ("", ".", ".."))

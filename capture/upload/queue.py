@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from capture.config.schema import RuleFile
 from capture.events import CaptureResult
@@ -30,11 +30,12 @@ _DONE = (
     "UPDATE uploads SET state = 'uploaded', uploaded = ?, attempts = attempts + 1, error = NULL "
     "WHERE id = ?"
 )
-_FAILED = "UPDATE uploads SET attempts = attempts + 1, error = ? WHERE id = ?"
+_FAILED = "UPDATE uploads SET attempts = attempts + 1, error = ?, retry_at = ? WHERE id = ?"
 _GONE = "UPDATE uploads SET state = 'gone', attempts = attempts + 1, error = ? WHERE id = ?"
 _WAITING = (
     "SELECT id, event_id, rule, camera, seq, path, key, bytes, attempts FROM uploads "
-    "WHERE state = 'waiting' AND id > ? ORDER BY id LIMIT ?"
+    "WHERE state = 'waiting' AND id > ? AND (retry_at IS NULL OR retry_at <= ?) "
+    "ORDER BY id LIMIT ?"
 )
 _WAITING_PATHS = "SELECT path FROM uploads WHERE state = 'waiting'"
 _BACKLOG = "SELECT COUNT(*), SUM(bytes), MIN(created) FROM uploads WHERE state = 'waiting'"
@@ -131,8 +132,10 @@ class UploadQueue:
         return rows
 
     def waiting(self, limit: int, after: int = 0) -> list[Upload]:
-        """Pictures not uploaded yet, oldest first, from row id `after` on."""
-        rows = self._journal.select(_WAITING, (after, limit))
+        """Pictures not uploaded yet and due (not in a refusal's back-off), oldest first, from
+        row id `after` on."""
+        now = db_time(datetime.now(UTC))
+        rows = self._journal.select(_WAITING, (after, now, limit))
         return [Upload(*row) for row in rows]
 
     def waiting_paths(self) -> list[str]:
@@ -155,14 +158,23 @@ class UploadQueue:
 
         self._journal.write(mark, "uploads")
 
-    def failed(self, failures: Iterable[tuple[Upload, str]], *, gone: bool = False) -> None:
-        """Count a failed attempt with what went wrong; `gone`: it can never be uploaded, give up.
+    def failed(self, failures: Iterable[tuple[Upload, str]], *, retry_in_s: float = 0.0) -> None:
+        """Count a failed attempt with what went wrong; tried again `retry_in_s` from now.
 
         Queued, not waited for: a crash first only loses the count.
         """
+        retry_at = (
+            db_time(datetime.now(UTC) + timedelta(seconds=retry_in_s)) if retry_in_s else None
+        )
+        rows = [(error[:500], retry_at, upload.id) for upload, error in failures]
+        self._journal.queue_write(
+            lambda connection: connection.executemany(_FAILED, rows), "uploads"
+        )
+
+    def given_up(self, failures: Iterable[tuple[Upload, str]]) -> None:
+        """These can never be uploaded (gone, unreadable, a key refused for good): say why."""
         rows = [(error[:500], upload.id) for upload, error in failures]
-        sql = _GONE if gone else _FAILED
-        self._journal.queue_write(lambda connection: connection.executemany(sql, rows), "uploads")
+        self._journal.queue_write(lambda connection: connection.executemany(_GONE, rows), "uploads")
 
     def prune(self, older_than: datetime) -> int:
         """Forget uploaded rows from before `older_than` (the journal's keep_days); returns how many."""

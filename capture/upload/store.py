@@ -2,13 +2,15 @@
 
 minio is imported here alone, so a service without [upload] never loads it
 (it is the optional extra `upload`). Its exceptions (S3Error, urllib3's
-connection errors) become ours in `put`: `StoreUnavailable` for anything
-that may pass by itself (no connection, time-out, 5xx, throttling, and
-refused credentials or a missing bucket, which a technician fixes on the
-store's side without touching the Pi), `PictureGone` when the local file is
-no longer there, `PictureRefused` when this one picture can never be
-uploaded (an unreadable file, a key the store refuses): the worker then
-gives up on it and goes on with the others. No message ever carries a key: only the endpoint, bucket,
+connection errors) become ours in `put`: `StoreUnavailable` when the store
+as a whole cannot take pictures now (no connection, time-out, 5xx,
+throttling, refused credentials, a missing bucket, which a technician fixes
+on the store's side without touching the Pi); `ObjectRefused` when the store
+answered this one PUT with another error (`AccessDenied` from a policy per
+prefix, say): the others go on and this one is tried again later;
+`PictureGone` when the local file is no longer there, `PictureRefused` when
+this one picture can never be uploaded (an unreadable file, a key the store
+or minio refuses for good): the worker then gives up on it. No message ever carries a key: only the endpoint, bucket,
 object key and what the store answered.
 """
 
@@ -21,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-import certifi
 import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
@@ -52,10 +53,24 @@ class PictureRefused(UploadError, ValueError):
     """This one picture cannot be uploaded, ever (unreadable file, a key the store refuses)."""
 
 
+class ObjectRefused(UploadError, PermissionError):
+    """The store refused this one PUT (e.g. AccessDenied for its prefix): tried again later."""
+
+
 #: S3 error codes about one object, not the store: trying again cannot help.
 _OBJECT_CODES = frozenset(
     {"KeyTooLongError", "InvalidObjectName", "EntityTooLarge", "InvalidArgument"}
 )
+#: S3 error codes about the store, the bucket or our credentials, whatever the key: every
+#: upload waits. Any other code is taken as about this one object (`ObjectRefused`).
+_STORE_CODES = frozenset(
+    {
+        "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket", "InvalidBucketName",
+        "AllAccessDisabled", "AccountProblem", "RequestTimeTooSkewed", "ExpiredToken",
+        "InvalidToken", "InternalError", "ServiceUnavailable", "SlowDown",
+        "XMinioServerNotInitialized", "XMinioStorageFull", "RequestTimeout",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +119,9 @@ class ObjectStore:
             timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
             retries=False,  # the worker backs off; urllib3 retrying would hide an outage
             cert_reqs=ssl.CERT_REQUIRED if config.verify else ssl.CERT_NONE,
-            ca_certs=str(config.ca_file) if config.ca_file else certifi.where(),
+            # Without ca_file: the system's CAs, where a plant CA installed with
+            # update-ca-certificates is, as the docs say (not certifi's bundle).
+            ca_certs=str(config.ca_file) if config.ca_file else None,
         )
         self._client = Minio(
             address.netloc,
@@ -141,14 +158,15 @@ class ObjectStore:
                     metadata=metadata.headers(),  # type: ignore[arg-type]  # minio's own alias
                 )
             except S3Error as exc:
+                where = f"object store {self.endpoint} bucket {self.bucket}: refused {key!r}"
                 if exc.code in _OBJECT_CODES:
-                    raise PictureRefused(
-                        f"object store {self.endpoint} bucket {self.bucket}: refused {key!r} "
-                        f"for good: {exc.code}"
-                    ) from exc
-                raise StoreUnavailable(
-                    f"object store {self.endpoint} bucket {self.bucket}: refused {key!r}: "
-                    f"{exc.code} ({_hint(exc.code)})"
+                    raise PictureRefused(f"{where} for good: {exc.code}") from exc
+                if exc.code in _STORE_CODES or exc.response.status >= 500:
+                    raise StoreUnavailable(f"{where}: {exc.code} ({_hint(exc.code)})") from exc
+                raise ObjectRefused(f"{where}: {exc.code} ({_hint(exc.code)})") from exc
+            except ValueError as exc:  # minio refuses the key before sending it ('..' segment)
+                raise PictureRefused(
+                    f"object store {self.endpoint}: key {key!r} cannot be used: {exc}"
                 ) from exc
             except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise StoreUnavailable(f"object store {self.endpoint}: {_reason(exc)}") from exc
@@ -160,8 +178,10 @@ class ObjectStore:
 
 def _hint(code: str | None) -> str:
     """What a technician does about an S3 error code."""
-    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
-        return "check access_key and secret_key and the key's rights on the bucket"
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return "check access_key and secret_key"
+    if code == "AccessDenied":
+        return "check the access key's rights on the bucket and on this key's prefix"
     if code == "NoSuchBucket":
         return "create the bucket, or fix [upload].bucket"
     return "the store's own log says more"

@@ -32,7 +32,13 @@ from capture.journal import Journal, JournalError
 from capture.journal.writer import Work
 from capture.outbox import insert_messages
 from capture.upload.queue import Backlog, Upload, UploadQueue
-from capture.upload.store import Metadata, ObjectStore, StoreUnavailable, UploadError
+from capture.upload.store import (
+    Metadata,
+    ObjectRefused,
+    ObjectStore,
+    StoreUnavailable,
+    UploadError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,15 +163,18 @@ class Uploader:
                 self._wake.clear()
                 continue
             woken = True
-            # Rows `capture fire` added were held by no one in this process.
-            self._holder.hold([upload.path for upload in batch])
-            outage = self._upload(batch)
+            try:
+                # Rows `capture fire` added were held by no one in this process.
+                self._holder.hold([upload.path for upload in batch])
+                outage, self.last_error = self._upload(batch)
+            except Exception as exc:
+                # A bug must not end uploading (and, through the watchdog, the service).
+                log.exception("upload: a round failed")
+                outage = self.last_error = f"{type(exc).__name__}: {exc}"
             if outage is None:
                 if retry.in_outage:
                     retry.succeeded(self.backlog_count())
-                self.last_error = None
                 continue
-            self.last_error = outage
             self._stopping.wait(retry.failed(outage, self.backlog_count()))
 
     def backlog_count(self) -> int:
@@ -175,38 +184,53 @@ class Uploader:
         except JournalError:
             return -1
 
-    def _upload(self, batch: list[Upload]) -> str | None:
-        """Upload a batch; commit what arrived; return the outage's message if the store failed.
+    def _upload(self, batch: list[Upload]) -> tuple[str | None, str | None]:
+        """Upload a batch and commit what arrived; return (why to wait before the next round,
+        the round's problem for the dashboard), each None when there is none.
 
         The first `StoreUnavailable` of a round skips the rest of the batch:
         an unreachable store answers each request with a time-out, not at once.
-        A picture that can never be uploaded (gone, unreadable, refused for
-        good) is given up with its reason, and the others go on.
+        A picture the store refused by itself (`ObjectRefused`) waits a back-off
+        of its own (1 s doubling with its attempts, up to `retry_max_s`), so the
+        pictures behind it go on; a round in which the store refused every
+        picture waits like an outage. A picture that can never be uploaded
+        (gone, unreadable, refused for good) is given up with its reason.
         """
         outage = threading.Event()
         outcomes = list(self._pool.map(lambda upload: self._put(upload, outage), batch))
         stored = [upload for upload, error in outcomes if error is None]
-        lost = [
-            (upload, str(error))
-            for upload, error in outcomes
-            if error is not None and not isinstance(error, (StoreUnavailable, _Skipped))
-        ]
-        failed = [
-            (upload, str(error))
-            for upload, error in outcomes
-            if isinstance(error, StoreUnavailable)
-        ]
+        failed: list[tuple[Upload, str]] = []
+        refused: list[tuple[Upload, str]] = []
+        lost: list[tuple[Upload, str]] = []
+        for upload, error in outcomes:
+            if error is None or isinstance(error, _Skipped):
+                continue
+            if isinstance(error, StoreUnavailable):
+                failed.append((upload, str(error)))
+            elif isinstance(error, ObjectRefused):
+                refused.append((upload, str(error)))
+            else:
+                lost.append((upload, str(error)))
         if stored:
             self._commit(stored)
         if lost:
-            for upload, error in lost:
-                log.warning("upload: given up path=%s: %s", upload.path, error)
-            self.queue.failed(lost, gone=True)
+            for upload, why in lost:
+                log.warning("upload: given up path=%s: %s", upload.path, why)
+            self.queue.given_up(lost)
             self._holder.release([upload.path for upload, _ in lost])
+        for upload, why in refused:
+            wait = min(RETRY_MIN_S * 2**upload.attempts, self.config.retry_max_s)
+            log.log(
+                logging.WARNING if upload.attempts == 0 else logging.DEBUG,
+                "upload: refused path=%s, tried again in %.0f s: %s",
+                upload.path, wait, why,
+            )  # fmt: skip
+            self.queue.failed([(upload, why)], retry_in_s=wait)
         if failed:
             self.queue.failed(failed)
-            return failed[0][1]
-        return None
+        problems = [why for _, why in failed or refused]
+        problem = problems[0] if problems else None
+        return (problem if failed or not stored else None), problem
 
     def _put(self, upload: Upload, outage: threading.Event) -> tuple[Upload, UploadError | None]:
         if self._stopping.is_set() or outage.is_set():
@@ -219,6 +243,10 @@ class Uploader:
             return upload, exc
         except UploadError as exc:
             return upload, exc
+        except Exception as exc:
+            # Not the store's answer: a bug here or in minio. This picture waits its back-off.
+            log.exception("upload: unexpected failure path=%s", upload.path)
+            return upload, ObjectRefused(f"{type(exc).__name__}: {exc}")
         return upload, None
 
     def _commit(self, stored: list[Upload]) -> None:

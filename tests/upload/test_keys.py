@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -40,6 +42,11 @@ def test_the_default_key_is_site_line_path() -> None:
 def test_every_field_renders_and_empty_segments_and_slashes_at_the_ends_go() -> None:
     template = "/{site}//{camera}/{rule}/{event_id}-{seq}/"
     assert render_key(template, FIELDS) == "plant/cam1/ng/ev1-2"
+
+
+def test_dot_segments_go_so_no_key_climbs_out_of_its_prefix() -> None:
+    fields = dataclasses.replace(FIELDS, site=".", line="..")
+    assert render_key(DEFAULT_KEY, fields) == "Line 3/2026-12-03/ng_cam1_1.jpg"
 
 
 @pytest.mark.parametrize(

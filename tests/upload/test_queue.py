@@ -56,7 +56,7 @@ def test_uploaded_and_gone_rows_leave_the_backlog_and_keep_their_state(journal: 
     first, second, third = queue.waiting(10)
 
     queue.done([first])
-    queue.failed([(second, "pics/1.jpg: no longer on local disk")], gone=True)
+    queue.given_up([(second, "pics/1.jpg: no longer on local disk")])
     queue.failed([(third, "object store down")])
     journal.flush()
 
@@ -97,7 +97,7 @@ def test_a_version_4_journal_is_migrated_to_the_queue_and_keeps_its_rows(tmp_pat
 
     journal = Journal(path)
     try:
-        assert journal.select("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 7
+        assert journal.select("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 8
         assert journal.select("SELECT COUNT(*) FROM outbox")[0][0] == 1
         assert UploadQueue(journal).backlog().waiting == 0
     finally:

