@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -238,13 +239,22 @@ class OpcuaServer:
         await server.start()
         return server
 
-    def write(self, name: str, value: Any) -> None:
-        """Change a variable, as the PLC program does."""
+    def write(self, name: str, value: Any, status: str = "Good") -> None:
+        """Change a variable, as the PLC program does; with a bad `status` (a StatusCodes
+        name, e.g. "BadCommunicationError"), as a gateway that lost its PLC does."""
         from asyncua import ua  # noqa: PLC0415
 
         variable = self._variables[name]
         self._values[name] = value
-        self._loop.call(variable.write_value(ua.Variant(value, _variant_type(value))))
+        code = ua.StatusCode(getattr(ua.StatusCodes, status))
+        now = datetime.now(UTC)  # stamped by the PLC, as write_value of a bare value does
+        data = ua.DataValue(
+            ua.Variant(value, _variant_type(value)),
+            StatusCode=code,
+            SourceTimestamp=now,
+            ServerTimestamp=now,
+        )
+        self._loop.call(variable.write_value(data))
 
     def stop(self) -> None:
         """Stop serving, closing every session, as a PLC restarting does."""

@@ -85,7 +85,9 @@ class OpcuaTrigger:
         self._first_attempt = threading.Event()
         self._refused: OpcuaRefused | None = None
         self._emit: Emit | None = None
-        self._baseline: set[str] = set()  # nodes whose first notification of this subscription came
+        self._baseline: set[str] = set()  # nodes whose first good value of this subscription came
+        self._last_good: dict[str, Value] = {}  # each node's last value with a Good status
+        self._not_good: set[str] = set()  # nodes whose last notification had a bad status
         self._outage_since: float | None = None
 
     def start(self, emit: Emit) -> None:
@@ -242,6 +244,8 @@ class OpcuaTrigger:
 
     async def _subscribe(self, client: Client) -> None:
         self._baseline = set()
+        self._last_good = {}
+        self._not_good = set()
         try:
             subscription = await client.create_subscription(self.config.publishing_ms, self)
             for node in self.config.nodes:
@@ -263,23 +267,46 @@ class OpcuaTrigger:
     # asyncua's subscription handler (called on this trigger's loop) ---------------------
 
     def datachange_notification(self, node: Node, val: Any, data: DataChangeNotif) -> None:
-        """A change of one node; the first of each node per subscription is its baseline."""
-        node_id = node.nodeid.to_string()
-        name = self._written(node_id)
+        """A change of one node; the first good value of each node per subscription is its
+        baseline, and a value without a Good status is no change (see `_not_good_now`)."""
+        name = self._written(node.nodeid.to_string())
+        data_value = data.monitored_item.Value
+        status = data_value.StatusCode if data_value is not None else None
+        if status is not None and not status.is_good():
+            self._not_good_now(name, status.name)
+            return
+        value = _plain(val, self._zone)
+        previous = self._last_good.get(name)
+        self._last_good[name] = value
         if name not in self._baseline:
             self._baseline.add(name)
             return
-        data_value = data.monitored_item.Value
+        if name in self._not_good:
+            self._not_good.discard(name)
+            log.info("opcua node good again trigger=%s node=%s", self.name, name)
+            if value == previous:
+                return  # the same value as before the bad spell: nothing happened on the line
         source = data_value.SourceTimestamp if data_value is not None else None
-        status = data_value.StatusCode if data_value is not None else None
         values: dict[str, Value] = {
             "node": name,
-            "value": _plain(val, self._zone),
+            "value": value,
             "source_time": _iso(source, self._zone),
             "status": status.name if status is not None else None,
         }
         assert self._emit is not None
         self._stats.deliver(self._emit, Event(trigger=self.name, values=values))
+
+    def _not_good_now(self, name: str, status: str) -> None:
+        """A bad or uncertain value (a gateway that lost its PLC, BadWaitingForInitialData):
+        not a change on the line, so nothing fires; the next good value fires only if it
+        differs from the last good one (or, with none yet, is the baseline)."""
+        self._stats.ignored()
+        if name in self._not_good:
+            return
+        self._not_good.add(name)
+        message = f"node {name} has status {status}: not fired until its value is good again"
+        log.warning("opcua trigger=%s %s", self.name, message)
+        self._stats.error(message)
 
     def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
         """The server says the subscription ended (it shuts down); the loss handler reconnects."""

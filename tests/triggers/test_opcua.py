@@ -13,6 +13,7 @@ from capture.condition import parse_condition
 from capture.config import schema
 from capture.config.loader import parse_rules
 from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigger
+from capture.triggers.opcua import OpcuaTrigger
 from tests.conftest import wait_for
 from tests.factory import OpcuaServer, free_port, make_certificate
 from tests.triggers.conftest import Collector
@@ -53,6 +54,42 @@ def test_the_current_value_at_subscription_does_not_fire(
     opcua_server.write("Gate", True)
     wait_for(lambda: len(events) == 1)
     assert events.values("node") == [opcua_server.node("Gate")]
+
+
+def test_a_value_without_good_status_fires_nothing_and_the_same_value_after_it_neither(
+    opcua_server: OpcuaServer, start: Start, events: Collector
+) -> None:
+    """A gateway losing its PLC for a moment sends Bad, then the value it had: no new part."""
+    gate = opcua_server.node("Gate")
+    trigger = start(opcua(opcua_server, [gate]))
+    assert isinstance(trigger, OpcuaTrigger)
+    opcua_server.write("Gate", True)
+    wait_for(lambda: len(events) == 1)
+    opcua_server.write("Gate", True, status="BadCommunicationError")
+    wait_for(lambda: "BadCommunicationError" in (trigger.stats().last_error or ""))
+    assert trigger.stats().ignored == 1
+    opcua_server.write("Gate", True)  # good again, unchanged: nothing happened on the line
+    wait_for(lambda: not trigger._not_good)
+    opcua_server.write("Gate", False)  # a real change
+    wait_for(lambda: len(events) == 2)
+    assert events.values("value") == [True, False]
+    assert events.values("status") == ["Good", "Good"]
+
+
+def test_a_first_value_waiting_for_data_is_not_the_baseline(
+    opcua_server: OpcuaServer, start: Start, events: Collector
+) -> None:
+    """A SCADA gateway's first answer is BadWaitingForInitialData: its real value is the baseline."""
+    gate = opcua_server.node("Gate")
+    opcua_server.write("Gate", False, status="BadWaitingForInitialData")
+    trigger = start(opcua(opcua_server, [gate]))
+    assert isinstance(trigger, OpcuaTrigger)
+    wait_for(lambda: gate in trigger._not_good)
+    opcua_server.write("Gate", True)  # the current value arrives: the baseline, not a change
+    wait_for(lambda: gate in trigger._baseline)
+    opcua_server.write("Gate", False)
+    wait_for(lambda: len(events) == 1)
+    assert events.values("value") == [False]
 
 
 def test_a_value_triggers_a_condition(
