@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from capture.config.schema import StorageConfig
@@ -68,7 +68,6 @@ class RetentionPass:
     done: bool = False
     reasons: Counter[str] = field(default_factory=Counter)
     kept: set[str] = field(default_factory=set)
-    held: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -87,10 +86,14 @@ class RetentionIndex:
     """Snapshots by path, a heap oldest first, each camera's newest file, the ones held.
 
     `held` are pictures the object store does not have yet ([upload]): never due.
+    A held picture that comes due is `parked` off the heap until released, so
+    a long store outage (thousands held) costs each pass nothing, and the lock
+    `save()` needs is never held to sift them again.
     """
 
     entries: dict[str, IndexEntry] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)
+    parked: dict[str, tuple[int, int, str]] = field(default_factory=dict)
     heap: list[tuple[int, int, str]] = field(default_factory=list)
     newest: dict[str, str] = field(default_factory=dict)
     total_bytes: int = 0
@@ -105,6 +108,18 @@ class RetentionIndex:
         heapq.heappush(self.heap, (entry.mtime_ns, entry.order, entry.relative))
         if entry.camera is not None:
             self.newest[entry.camera] = entry.relative
+
+    def hold(self, relatives: Iterable[str]) -> None:
+        """Keep these from retention (not in the object store yet)."""
+        self.held.update(relatives)
+
+    def release(self, relatives: Iterable[str]) -> None:
+        """Let retention have these again; a parked one is due at its next pass."""
+        for relative in relatives:
+            self.held.discard(relative)
+            item = self.parked.pop(relative, None)
+            if item is not None:
+                heapq.heappush(self.heap, item)
 
     def remove(self, relative: str) -> IndexEntry:
         """Forget a file (its heap item is skipped when it comes up)."""
@@ -125,6 +140,7 @@ class RetentionIndex:
         protected = set(self.newest.values())
         victims: list[IndexEntry] = []
         kept: list[tuple[int, int, str]] = []
+        parked = 0
         pass_.done = True
         while self.heap:
             mtime_ns, order, relative = self.heap[0]
@@ -140,13 +156,17 @@ class RetentionIndex:
                 reason = "free_space"
             else:
                 break
-            if len(victims) >= CHUNK:
+            if len(victims) + parked >= CHUNK:
                 pass_.done = False
                 break
             item = heapq.heappop(self.heap)
-            if relative in protected or relative in self.held:
+            if relative in protected:
                 kept.append(item)
-                (pass_.kept if relative in protected else pass_.held).add(relative)
+                pass_.kept.add(relative)
+                continue
+            if relative in self.held:
+                self.parked[relative] = item
+                parked += 1
                 continue
             victims.append(self.remove(relative))
             pass_.selected_bytes += entry.size

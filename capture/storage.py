@@ -517,7 +517,7 @@ class Storage:
                 found.append(IndexEntry(relative, camera, stat.st_size, stat.st_mtime_ns, 0))
             found.sort(key=lambda entry: (entry.mtime_ns, entry.relative))
             known = {e.relative: e for e in self._index.entries.values()}
-            self._index = RetentionIndex(held=self._index.held)
+            self._index = RetentionIndex(held=self._index.held)  # parked: in the new heap
             for entry in found:
                 previous = known.get(entry.relative)
                 if previous is not None and entry.camera is None:
@@ -539,12 +539,12 @@ class Storage:
     def hold(self, relatives: Iterable[str]) -> None:
         """Keep these pictures from retention until released (not in the object store yet)."""
         with self._lock:
-            self._index.held.update(relatives)
+            self._index.hold(relatives)
 
     def release(self, relatives: Iterable[str]) -> None:
         """Let retention have these pictures again (uploaded)."""
         with self._lock:
-            self._index.held.difference_update(relatives)
+            self._index.release(relatives)
 
     def free_bytes(self) -> int:
         """Free space available to the service on the storage filesystem."""
@@ -573,12 +573,13 @@ class Storage:
                 pass_.deleted += self._delete(victims, pass_)
             with self._lock:
                 remaining, remaining_bytes = len(self._index.entries), self._index.total_bytes
+                held_due = len(self._index.parked)
             report = RetentionReport(
                 deleted_files=pass_.deleted,
                 freed_bytes=pass_.freed,
                 by_reason=dict(pass_.reasons),
                 kept_newest=len(pass_.kept),
-                kept_for_upload=len(pass_.held),
+                kept_for_upload=held_due,
                 failed=pass_.failed,
                 remaining_files=remaining,
                 remaining_bytes=remaining_bytes,

@@ -56,14 +56,42 @@ def test_a_held_picture_is_never_due_until_released() -> None:
     index = index_of(
         ("a/40.jpg", "cam_a", 10, 40), ("a/39.jpg", "cam_a", 10, 39), ("a/1.jpg", "cam_a", 10, 1),
     )  # fmt: skip
-    index.held.add("a/40.jpg")
+    index.hold(["a/40.jpg"])
 
     taken, pass_ = take_all(index, config(keep_days=30, max_total_mb=0.000001))
 
-    assert taken == ["a/39.jpg"] and pass_.held == {"a/40.jpg"} and pass_.kept == {"a/1.jpg"}
-    index.held.discard("a/40.jpg")
+    assert taken == ["a/39.jpg"] and set(index.parked) == {"a/40.jpg"} and pass_.kept == {"a/1.jpg"}
+    assert take_all(index, config(keep_days=30))[0] == []
+    index.release(["a/40.jpg"])
     taken, _ = take_all(index, config(keep_days=30))
-    assert taken == ["a/40.jpg"]
+    assert taken == ["a/40.jpg"] and not index.parked
+
+
+def test_held_pictures_that_came_due_leave_the_heap_so_passes_skip_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store down for days: thousands held and due, sifted once, not on every pass under
+    the lock that saves need."""
+    monkeypatch.setattr(retention_module, "CHUNK", 10)
+    held = [(f"h/{n}.jpg", "cam_h", 10, 40 - n / 1000) for n in range(35)]
+    index = index_of(
+        *held,
+        ("o/1.jpg", "cam_o", 10, 35),
+        ("o/2.jpg", "cam_o", 10, 1),
+        ("h/new.jpg", "cam_h", 10, 1),
+    )
+    index.hold(relative for relative, *_ in held)
+    chunks = 0
+    pass_ = RetentionPass(free=10**12)
+    while not pass_.done:  # each chunk looks at no more than CHUNK pictures
+        index.take_due(config(keep_days=30), pass_, NOW_NS, 0)
+        chunks += 1
+    assert chunks == 4 and len(index.parked) == 35
+    assert sorted(item[2] for item in index.heap) == ["h/new.jpg", "o/2.jpg"]
+    assert "o/1.jpg" not in index.entries  # taken, though 35 held pictures came before it
+    index.release(["h/3.jpg"])
+    taken, _ = take_all(index, config(keep_days=30))
+    assert taken == ["h/3.jpg"] and len(index.parked) == 34
 
 
 def test_size_takes_the_oldest_until_the_total_fits() -> None:
