@@ -57,6 +57,8 @@ class ModbusDevice:
         self._server: Any = None
         self._context: Any = None
         self.answers = 0  # read answers sent (pymodbus calls trace_pdu on its loop's thread)
+        #: When set, every read is answered with this Modbus exception (6: device busy).
+        self.exception: int | None = None
         self._device = self._loop.call(self._make_device())
         self.start()
 
@@ -97,9 +99,14 @@ class ModbusDevice:
         self._context = self._server.context
 
     def _count(self, sending: bool, pdu: Any) -> Any:
-        if sending:
-            self.answers += 1
-        return pdu
+        if not sending:
+            return pdu
+        self.answers += 1
+        if self.exception is None:
+            return pdu
+        from pymodbus.pdu import ExceptionResponse  # noqa: PLC0415
+
+        return ExceptionResponse(pdu.function_code, self.exception, pdu.dev_id, pdu.transaction_id)
 
     def answered(self, more: int) -> Callable[[], bool]:
         """A condition for `wait_for`: the device answered `more` further reads from now on.

@@ -57,10 +57,16 @@ EXCEPTION_HINTS = {
     2: "illegal data address: check address and count against the device's manual",
     3: "illegal data value: check count",
     4: "device failure (some gateways and servers answer this for an unknown unit): check unit_id",
+    5: "acknowledged, still working on it",
     6: "device busy",
     10: "gateway path unavailable: check unit_id",
     11: "gateway target failed to respond: check unit_id and the serial device behind the gateway",
 }
+
+
+#: Exceptions that pass by themselves (a busy device, a gateway whose serial device is still
+#: booting): the trigger keeps trying, also when one answers the first read at start.
+BUSY_CODES = frozenset({5, 6, 10, 11})
 
 
 class ModbusRefused(TriggerError, ValueError):
@@ -179,6 +185,13 @@ class ModbusTrigger:
             raise ModbusUnreachable(self.name, f"no answer: {exc}", self.source) from exc
         if response.isError():
             code = getattr(response, "exception_code", 0)
+            if code in BUSY_CODES:  # passes by itself: an outage, also at start
+                raise ModbusUnreachable(
+                    self.name,
+                    f"reading {self._where()} answered Modbus exception {code} "
+                    f"({EXCEPTION_HINTS[code]})",
+                    self.source,
+                )
             raise ModbusRefused(
                 self.name,
                 f"reading {self._where()} answered Modbus exception {code} "

@@ -60,6 +60,16 @@ MODES = {
 }
 
 
+#: Session refusals that pass by themselves (sessions of a killed client not timed out yet,
+#: a server still starting): an outage retried with back-off, never a rule-file error.
+BUSY_STATUSES = frozenset(
+    {
+        "BadTooManySessions", "BadServerHalted", "BadServerNotConnected",
+        "BadResourceUnavailable", "BadTooManyOperations", "BadOutOfService",
+    }
+)  # fmt: skip
+
+
 class OpcuaRefused(TriggerError, ValueError):
     """The server refused what the rule file asks for: a node id, the user, the certificate."""
 
@@ -225,6 +235,12 @@ class OpcuaTrigger:
                 ) from exc
             raise TriggerError(self.name, f"cannot connect: {_reason(exc)}", self.source) from exc
         except UaStatusCodeError as exc:
+            if ua.StatusCode(exc.code).name in BUSY_STATUSES:  # passes by itself: keep trying
+                raise TriggerError(
+                    self.name,
+                    f"the server refused the session for now: {_reason(exc)}",
+                    self.source,
+                ) from exc
             raise OpcuaRefused(
                 self.name,
                 f"the server refused the session: {_reason(exc)}{_hint(exc)}",

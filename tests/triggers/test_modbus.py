@@ -266,6 +266,22 @@ def test_a_wrong_unit_id_or_address_is_an_error_naming_the_trigger(
     trigger.stop()
 
 
+def test_a_busy_device_or_gateway_at_start_is_an_outage_that_passes(
+    modbus_device: ModbusDevice, start: Start, events: Collector
+) -> None:
+    """Exception 11 at start: the serial device behind a gateway is still booting."""
+    modbus_device.exception = 11
+    trigger = start(modbus(modbus_device))
+    assert trigger.stats().connected is False
+    assert "answered Modbus exception 11 (gateway target failed" in (
+        trigger.stats().last_error or ""
+    )
+    modbus_device.exception = None
+    wait_for(lambda: trigger.stats().connected is True)
+    modbus_device.set_bits(0, True)
+    wait_for(lambda: len(events) == 1)
+
+
 def test_a_missing_pymodbus_is_an_error_telling_the_pip_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

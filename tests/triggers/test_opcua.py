@@ -147,6 +147,30 @@ def test_an_unknown_node_id_is_an_error_naming_the_trigger_and_the_node(
     assert "BadNodeIdUnknown" in message and message.endswith("check nodes")
 
 
+def test_too_many_sessions_at_start_is_an_outage_that_passes(
+    opcua_server: OpcuaServer, start: Start, events: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a crash the PLC still holds the old sessions for a while: BadTooManySessions."""
+    from asyncua import Client, ua  # noqa: PLC0415
+    from asyncua.ua.uaerrors import UaStatusCodeError  # noqa: PLC0415
+
+    refusals = [ua.StatusCodes.BadTooManySessions] * 2
+    connect = Client.connect
+
+    async def busy_then_real(client: Client) -> None:
+        if refusals:
+            raise UaStatusCodeError(refusals.pop())
+        await connect(client)
+
+    monkeypatch.setattr(Client, "connect", busy_then_real)
+    trigger = start(opcua(opcua_server, [opcua_server.node("Gate")]))
+    assert "refused the session for now" in (trigger.stats().last_error or "")
+    wait_for(lambda: trigger.stats().connected is True)
+    assert not refusals
+    opcua_server.write("Gate", True)
+    wait_for(lambda: len(events) == 1)
+
+
 def test_a_server_down_at_start_is_an_outage_not_an_error(start: Start) -> None:
     config = schema.OpcuaTrigger(
         type="opcua",
