@@ -87,6 +87,12 @@ class Line:
         self.saved[path] = jpeg
         return path
 
+    def wait_uploaded(self, timeout: float = 10.0) -> None:
+        """Wait until nothing waits for the store. The rows saved so far are committed first
+        (by the journal's writer thread): an empty backlog read before then means nothing."""
+        self.journal.flush()
+        wait_for(lambda: self.uploader.backlog().waiting == 0, timeout=timeout)
+
     def expected_objects(self) -> dict[str, bytes]:
         return {f"{self.site}/Line 2/{path}": jpeg for path, jpeg in self.saved.items()}
 
@@ -119,7 +125,7 @@ def test_every_saved_picture_arrives_under_site_line_path_with_its_bytes(
         line.save(n)
     line.uploader.start()
 
-    wait_for(lambda: line.uploader.backlog().waiting == 0)
+    line.wait_uploaded()
 
     assert stored_under(s3_store, line.site) == line.expected_objects()
     rows = upload_rows(line.journal)
@@ -144,7 +150,7 @@ def test_a_picture_waiting_for_upload_survives_retention_and_is_released_once_up
     assert (line.root / path).exists()
 
     line.uploader.start()
-    wait_for(lambda: line.uploader.backlog().waiting == 0)
+    line.wait_uploaded()
     # Released from retention's hold just after the upload's row is committed.
     wait_for(lambda: line.storage.enforce_retention().deleted_files == 1)
     assert not (line.root / path).exists()
@@ -177,7 +183,7 @@ def test_a_picture_deleted_by_hand_is_marked_gone_and_the_rest_still_upload(
     del line.saved[lost]
     line.uploader.start()
 
-    wait_for(lambda: line.uploader.backlog().waiting == 0)
+    line.wait_uploaded()
 
     assert [row[1] for row in upload_rows(line.journal)] == ["gone", "uploaded"]
     assert stored_under(s3_store, line.site) == line.expected_objects()
@@ -196,7 +202,7 @@ def test_a_picture_the_store_refuses_for_good_is_given_up_and_the_rest_upload(
     del line.saved[refused]
     line.uploader.start()
 
-    wait_for(lambda: line.uploader.backlog().waiting == 0)
+    line.wait_uploaded()
 
     assert [row[1] for row in upload_rows(line.journal)] == ["gone", "uploaded"]
     assert stored_under(s3_store, line.site) == line.expected_objects()
@@ -270,7 +276,7 @@ def test_a_store_killed_mid_burst_and_restarted_loses_and_duplicates_nothing(
         assert 0 < pi.uploader.uploaded < 300
 
         store.start()
-        wait_for(lambda: pi.uploader.backlog().waiting == 0, timeout=60)
+        pi.wait_uploaded(timeout=60)
 
         assert stored_under(store, "outage") == pi.expected_objects()
         rows = upload_rows(pi.journal)
@@ -294,7 +300,7 @@ def test_no_credential_reaches_the_journal(line: Line, s3_store: SeaweedS3) -> N
     for n in range(3):
         line.save(n)
     line.uploader.start()
-    wait_for(lambda: line.uploader.backlog().waiting == 0)
+    line.wait_uploaded()
     line.journal.flush()
 
     text = json.dumps([list(row) for row in line.journal.select("SELECT * FROM uploads")])
