@@ -6,12 +6,15 @@ In a whole service with cameras and a broker: tests/e2e/test_detection.py.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from capture.config.schema import DetectOptions, StorageConfig
-from capture.detect import Detection
+from capture.detect import Detection, Detector
 from capture.detect.journal import read_event
 from capture.detect.onnx import OnnxDetector, read_labels
 from capture.detect.worker import DetectionWorker
@@ -22,11 +25,18 @@ from tests.conftest import wait_for
 from tests.detect.models import GatedDetector, colour_detector
 
 
-def test_when_the_detector_falls_behind_pictures_are_not_analysed_counted_and_kept(
-    tmp_path: Path,
-) -> None:
-    model, labels = colour_detector(tmp_path)
-    detector = GatedDetector(OnnxDetector(model, read_labels(labels)))
+@dataclass
+class Harness:
+    """A started worker with its storage root, journal and the messages it sent."""
+
+    worker: DetectionWorker
+    root: Path
+    journal: Journal
+    sent: list[tuple[str, bytes]]
+
+
+@contextmanager
+def running(tmp_path: Path, detector: Detector, queue_size: int) -> Iterator[Harness]:
     root = tmp_path / "data"
     storage = Storage(StorageConfig(root=root, fsync=False))
     journal = Journal(root / "journal.sqlite3")
@@ -37,17 +47,28 @@ def test_when_the_detector_falls_behind_pictures_are_not_analysed_counted_and_ke
         store=storage,
         journal=journal,
         options_for=lambda rule, camera: DetectOptions(),
-        queue_size=1,
+        queue_size=queue_size,
         publish=lambda topic, payload: sent.append((topic, payload)),
     )
     worker.start()
     try:
-        _fall_behind(worker, detector, root, journal, sent)
+        yield Harness(worker, root, journal, sent)
     finally:
-        detector.gate.set()
         worker.stop()
         journal.close()
         storage.close()
+
+
+def test_when_the_detector_falls_behind_pictures_are_not_analysed_counted_and_kept(
+    tmp_path: Path,
+) -> None:
+    model, labels = colour_detector(tmp_path)
+    detector = GatedDetector(OnnxDetector(model, read_labels(labels)))
+    try:
+        with running(tmp_path, detector, queue_size=1) as harness:
+            _fall_behind(harness.worker, detector, harness.root, harness.journal, harness.sent)
+    finally:
+        detector.gate.set()
 
 
 def _fall_behind(
@@ -100,36 +121,19 @@ def test_an_unexpected_error_on_one_picture_fails_that_picture_not_the_firing(
     tmp_path: Path,
 ) -> None:
     model, labels = colour_detector(tmp_path)
-    root = tmp_path / "data"
-    storage = Storage(StorageConfig(root=root, fsync=False))
-    journal = Journal(root / "journal.sqlite3")
-    sent: list[tuple[str, bytes]] = []
-    worker = DetectionWorker(
-        _BrokenOnce(OnnxDetector(model, read_labels(labels))),
-        root=root,
-        store=storage,
-        journal=journal,
-        options_for=lambda rule, camera: DetectOptions(),
-        queue_size=4,
-        publish=lambda topic, payload: sent.append((topic, payload)),
-    )
-    worker.start()
-    try:
+    detector = _BrokenOnce(OnnxDetector(model, read_labels(labels)))
+    with running(tmp_path, detector, queue_size=4) as harness:
         event = Event.now("plc")
         results = []
         for seq in (1, 2):
-            Image.new("RGB", (64, 48), (255, 0, 0)).save(root / f"p{seq}.jpg")
+            Image.new("RGB", (64, 48), (255, 0, 0)).save(harness.root / f"p{seq}.jpg")
             results.append(CaptureResult(event.id, "r", "cam", seq, path=f"p{seq}.jpg"))
-        worker.offer(FiringReport(event, "r", "site", results))
-        wait_for(lambda: len(sent) == 1)
-        journal.flush()
-        rows = read_event(journal, event.id)
+        harness.worker.offer(FiringReport(event, "r", "site", results))
+        wait_for(lambda: len(harness.sent) == 1)
+        harness.journal.flush()
+        rows = read_event(harness.journal, event.id)
         assert [row["status"] for row in rows] == ["failed", "analysed"]
         assert rows[0]["error"] == "ValueError: x1 must be greater than or equal to x0"
-        pictures = json.loads(sent[0][1])["pictures"]
+        pictures = json.loads(harness.sent[0][1])["pictures"]
         assert [picture["status"] for picture in pictures] == ["failed", "analysed"]
-        assert worker.stats.failed == 1 and worker.stats.analysed == 1
-    finally:
-        worker.stop()
-        journal.close()
-        storage.close()
+        assert harness.worker.stats.failed == 1 and harness.worker.stats.analysed == 1
