@@ -53,6 +53,11 @@ MAX_COMMAND_BYTES = 16 * 1024
 SCHEMA = "event-capture/event/1"
 #: Most messages written to the outbox in one commit.
 OUTBOX_BATCH = 500
+#: Event messages handed to paho and not acknowledged yet, at most; the rest wait in the
+#: outbox, in order, and follow as acknowledgements come. paho numbers messages 1-65535 and
+#: reuses a number still in use when it wraps (a long outage at 20 events/s), which would
+#: delete a message never sent as acknowledged; it would also hold every payload in memory.
+MAX_HANDED = 1000
 #: Back-off between attempts to write the outbox while the journal refuses it (disk full).
 OUTBOX_RETRY_MIN_S = 0.1
 OUTBOX_RETRY_MAX_S = 5.0
@@ -162,6 +167,10 @@ class Publisher:
         self._outgoing: queue.Queue[_Outgoing | None] = queue.Queue()  # None stops the thread
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._in_flight: dict[int, int] = {}  # paho mid -> outbox id; this thread's only
+        #: Rows committed but not handed to paho (MAX_HANDED reached, or paho refused):
+        #: until they are, newer rows wait behind them in the outbox. This thread's only.
+        self._held_back = False
+        self._until_connected = False  # held back because paho could not send: wait for it
         self._reconnected = threading.Event()  # look for rows another process left
         self._committed_elsewhere = threading.Event()  # rows another module committed (send_outbox)
         self._connected = threading.Event()
@@ -310,7 +319,11 @@ class Publisher:
                 self._reconnected.clear()
                 self._committed_elsewhere.clear()
                 self._send_unowned()
-            elif self._committed_elsewhere.is_set():
+            elif self._committed_elsewhere.is_set() or (
+                self._held_back
+                and not self._until_connected
+                and len(self._in_flight) < MAX_HANDED // 2
+            ):
                 self._committed_elsewhere.clear()
                 self._send_unowned(quiet=True)
             if stopping:
@@ -328,16 +341,24 @@ class Publisher:
         """
         try:
             self._journal.flush()
-            pending = self.outbox.pending(limit=1_000_000)
+            # The oldest rows: those in flight, then as many as may be handed over now.
+            limit = MAX_HANDED + len(self._in_flight)
+            pending = self.outbox.pending(limit=limit)
         except JournalError as exc:
             log.error("mqtt: cannot read the outbox, its messages wait for the next try: %s", exc)
             return
         owned = set(self._in_flight.values())
         unowned = [message for message in pending if message.id not in owned]
         if unowned and not quiet:
-            log.info("mqtt: sending %d event message(s) left in the outbox", len(unowned))
+            left = max(len(unowned), self.outbox.count() - len(owned))
+            log.info("mqtt: sending %d event message(s) left in the outbox", left)
+        self._held_back = self._until_connected = False
         for message in unowned:
             self._send([message.id], [message.topic], [message.payload])
+            if self._held_back:
+                return
+        if len(pending) == limit:
+            self._held_back = True  # more rows than were read: read on as acknowledgements come
 
     def _write_and_send(
         self, unwritten: list[_Outgoing], retry: _Retry, *, final: bool
@@ -357,17 +378,32 @@ class Publisher:
         return []
 
     def _send(self, outbox_ids: list[int], topics: list[str], payloads: list[bytes]) -> None:
-        """Hand messages with their rows to paho; QoS 0 is done once sent.
+        """Hand messages with their rows to paho, in order, at most MAX_HANDED unacknowledged;
+        a QoS 0 message is done once paho has sent it.
 
         Only this thread publishes events and reads `_acks`, so each message's
-        row is known here before its acknowledgement can be looked at.
+        row is known here before its acknowledgement can be looked at. A row
+        not handed over (the cap, or paho refusing it) stays in the outbox, and
+        so do the rows after it, until `_send_unowned` reads them again.
         """
+        qos = self.config.qos
+        sent: list[int] = []
         for outbox_id, topic, payload in zip(outbox_ids, topics, payloads, strict=True):
-            mid = self._client.publish(topic, payload, qos=self.config.qos).mid
-            if self.config.qos:
-                self._in_flight[mid] = outbox_id
-        if not self.config.qos:
-            self._forget(outbox_ids)
+            if self._held_back or len(self._in_flight) >= MAX_HANDED:
+                self._held_back = True
+                break
+            info = self._client.publish(topic, payload, qos=qos)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS or (qos and info.rc == mqtt.MQTT_ERR_NO_CONN):
+                # Without a connection paho keeps a QoS 1 message and sends it on
+                # reconnect; a QoS 0 one it drops, so its row waits for the reconnect.
+                if qos:
+                    self._in_flight[info.mid] = outbox_id
+                else:
+                    sent.append(outbox_id)
+            else:
+                self._held_back = self._until_connected = True
+                break
+        self._forget(sent)
 
     def _wait_acknowledged(self, deadline: float) -> None:
         """After the thread ended: wait until the broker acknowledged every event sent."""
