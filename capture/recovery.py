@@ -31,6 +31,9 @@ MAX_SUFFIX_PROBE = 100
 #: How far before the oldest open firing journaled file names are looked up: a file named
 #: like a planned one but recorded by an earlier firing is that firing's, not an orphan.
 RECORDED_LOOKBACK = timedelta(days=1)
+#: A firing's pictures are written after its row is committed, so a file older than the
+#: firing (by more than a coarse file system's 2 s timestamps) is an earlier picture.
+MTIME_SLACK = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +70,8 @@ class _Pass:
             path = self.root / relative
             if not path.is_file():
                 break
-            if relative in self.taken:
-                continue
+            if relative in self.taken or self._older_than(firing, path):
+                continue  # another firing's: the save took the next free name
             adopted = self._adopt(firing, event, frame, relative, path)
             if adopted is not None:
                 return adopted
@@ -81,6 +84,16 @@ class _Pass:
         if removed:
             message += "; an incomplete file of it was removed"
         return replace(_frame_of(firing, frame), error_type=INTERRUPTED, error_message=message)
+
+    @staticmethod
+    def _older_than(firing: OpenFiring, path: Path) -> bool:
+        """Whether the file predates the firing: an earlier picture of the same name (a
+        template without a date, a part seen again days later), not this firing's."""
+        try:
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except OSError:
+            return False  # vanished: _adopt says so
+        return mtime < firing.opened - MTIME_SLACK
 
     def _adopt(
         self, firing: OpenFiring, event: Event, frame: PlannedFrame, relative: str, path: Path

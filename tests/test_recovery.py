@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -176,3 +177,22 @@ def test_a_plan_journaled_before_offsets_were_recorded_is_finished_without_them(
     finish_interrupted_firings(journal, tmp_path, "plant", announced.append)
     [result] = announced[0].results
     assert (result.error_type, result.offset_ms) == ("Interrupted", None)
+
+
+def test_a_file_older_than_the_firing_is_an_earlier_picture_not_adopted(
+    tmp_path: Path, journal: Journal
+) -> None:
+    """A template without a date: the part seen again three days later, killed before its
+    picture; the file of that name is the old picture, not this firing's."""
+    (tmp_path / "ng").mkdir()
+    old = tmp_path / "ng/cam1_1.jpg"
+    old.write_bytes(JPEG)
+    three_days_ago = time.time() - 3 * 86400
+    os.utime(old, (three_days_ago, three_days_ago))
+    event = Event.now("plc", {})
+    open_firing(journal, event, frames("cam1", burst=1))
+    announced: list[FiringReport] = []
+    report = finish_interrupted_firings(journal, tmp_path, "plant", announced.append)
+    assert (report.adopted, report.interrupted) == (0, 1)
+    assert [r.error_type for r in announced[0].results] == ["Interrupted"]
+    assert old.read_bytes() == JPEG  # the earlier picture stays as it was
