@@ -38,12 +38,13 @@ class PayloadFormatError(CaptureError, ValueError):
 
 
 def to_number(text: str) -> int | float | None:
-    """The number `text` spells (surrounding spaces allowed), or None."""
+    """The number `text` spells (surrounding spaces allowed), or None; also None for one too
+    large for a float ("1.0e999"), which stays text rather than become infinity."""
     stripped = text.strip()
     if _INT.fullmatch(stripped):
         return int(stripped)
     if _FLOAT.fullmatch(stripped):
-        return float(stripped.replace(",", "."))
+        return finite(float(stripped.replace(",", ".")))
     return None
 
 
@@ -120,7 +121,9 @@ def _add(values: dict[str, Value], path: str, node: Any) -> None:
         raise PayloadFormatError(f"more than {MAX_VALUES} values")
     if isinstance(node, str):
         values[path] = coerce(node)
-    elif node is None or isinstance(node, bool | int | float):
+    elif isinstance(node, float):
+        values[path] = finite(node)  # 1e400 parses as infinity: null, as for NaN readings
+    elif node is None or isinstance(node, bool | int):
         values[path] = node
     else:
         raise PayloadFormatError(f"{path}: unsupported value of type {type(node).__name__}")

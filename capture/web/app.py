@@ -11,7 +11,6 @@ schema lists that trigger's `fields`; /docs renders it without any CDN.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 
 from capture import __version__
 from capture.storage import LATEST_DIR
+from capture.triggers.values import PayloadFormatError, parse_json
 from capture.web import models, openapi
 from capture.web.access import (
     EVENT_PAGE,
@@ -194,8 +194,9 @@ async def json_body(request: Request) -> object:
         raise ApiError(415, "send the body as Content-Type: application/json")
     raw = await read_body(request, MAX_JSON_BODY)
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
+        # The triggers' parser: NaN and Infinity are refused, as from MQTT.
+        return parse_json(raw.decode("utf-8"))
+    except (UnicodeDecodeError, PayloadFormatError) as exc:
         raise ApiError(400, f"the body is not valid JSON ({str(exc)[:120]})") from None
 
 

@@ -32,6 +32,7 @@ from capture.triggers.values import (
         ("0042", None),
         ("12345678901234567890", None),
         ("nan", None),
+        ("1.0e999", None),  # too large for a float: stays text, never infinity
         ("37.5C", None),
         ("", None),
     ],
@@ -85,6 +86,13 @@ def test_nan_and_invalid_json_are_rejected_with_a_reason() -> None:
         parse_json('{"t": NaN}')
     with pytest.raises(PayloadFormatError, match="invalid JSON"):
         parse_json("{temp: 1}")
+
+
+def test_a_number_too_large_for_a_float_is_null_not_infinity() -> None:
+    """JSON's 1e400 parses as infinity, which no event message or API answer may carry."""
+    values = flatten(parse_json('{"order": 1e400, "t": -1e400, "ok": 2.5, "s": "1.0e999"}'))
+    assert values == {"order": None, "t": None, "ok": 2.5, "s": "1.0e999"}
+    json.dumps(values, allow_nan=False)  # valid JSON
 
 
 json_values = st.recursive(

@@ -200,11 +200,32 @@ def test_http_trigger_refuses_unknown_names_and_bad_bodies_without_firing(web: R
         == 413
     )
     assert post("/api/trigger/plc", data={"result": "NG"}).status_code == 415
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):  # Python's json takes them: not JSON
+        body = b'{"order": ' + constant + b"}"
+        refused = post(
+            "/api/trigger/plc", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert refused.status_code == 400 and constant.decode() in refused.json()["error"]
     bad = post("/api/trigger/plc", json="NG")
     assert bad.status_code == 400
     assert "JSON object" in bad.json()["error"]
     assert web.service.triggers["plc"].stats().rejected >= 1
     assert web.service.journal.query() == []
+
+
+def test_a_number_too_large_for_a_float_is_null_and_the_events_api_still_answers(
+    web: Running,
+) -> None:
+    body = b'{"result": "NG", "part": "P-18", "order": 1e400}'
+    posted = web.client.post(
+        "/api/trigger/plc", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert posted.status_code == 202
+    wait_for(lambda: web.journal_rows(rule="plc_check"))
+    answer = web.client.get("/api/events")
+    assert answer.status_code == 200
+    [event] = [e for e in answer.json()["events"] if e["values"].get("part") == "P-18"]
+    assert event["values"]["order"] is None
 
 
 def test_snap_a_rule_with_values_photographs_every_camera_of_the_rule(web: Running) -> None:
