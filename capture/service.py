@@ -440,7 +440,11 @@ class Service:
     def _retention_loop(self) -> None:
         interval = self.rules.storage.retention_interval_s
         while not self._stop.wait(interval):
-            self.enforce_retention()
+            try:
+                self.enforce_retention()
+            except Exception:
+                # A bug must not end retention for good: the disk would fill, unseen.
+                log.exception("retention pass failed; the next one runs in %.0f s", interval)
 
     def enforce_retention(self, now: datetime | None = None) -> None:
         """Delete old snapshots, and journal rows older than keep_days; never raises.

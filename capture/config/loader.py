@@ -120,7 +120,7 @@ def load_rules(
     given = path is not None
     path = path or default_config_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Notepad) is not part of the TOML
     except FileNotFoundError:
         environ_or_os = os.environ if environ is None else environ
         raise RuleFileMissing([_not_found(path, environ_or_os, given=given)]) from None

@@ -134,12 +134,18 @@ class KeyLocator:
             elif line.startswith("["):
                 parts, _ = _split_key(line[1:])
                 table = self._resolve_arrays(parts)
-                self.lines.setdefault(table, number)
+                self._first_seen(table, number)
             else:
                 parts, end = _split_key(line)
                 if parts and end < len(line) and line[end] == "=":
-                    self.lines.setdefault((*table, *parts), number)
+                    self._first_seen((*table, *parts), number)
                     values.feed(line[end + 1 :])
+
+    def _first_seen(self, path: Path, number: int) -> None:
+        """`path` and each table it implies (`[camera.gate]` spells `camera` too: a typo of
+        `cameras` is reported at that line) are where they first appear."""
+        for length in range(1, len(path) + 1):
+            self.lines.setdefault(path[:length], number)
 
     def _resolve_arrays(self, parts: Sequence[str]) -> Path:
         """`[rules.extra]` after `[[rules]]` belongs to the last rule."""

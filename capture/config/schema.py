@@ -130,24 +130,30 @@ class StorageConfig(Model):
         min_length=1,
         description="Default filename template under `root` (see docs/rules-language.md#filename-templates); rules may override it.",
     )
+    # Upper bounds: a figure past them is a typo, and beyond them the date and byte
+    # arithmetic of retention overflows (keep_days = 1000000 would stop retention for good).
     keep_days: float | None = Field(
         30,
         gt=0,
-        description="Delete snapshots older than this many days; omit to keep by age forever.",
+        le=36500,
+        description="Delete snapshots older than this many days (at most 36500); omit to keep by age forever.",
     )
     max_total_mb: float | None = Field(
         None,
         gt=0,
+        le=1e9,
         description="Delete oldest snapshots while all of them together exceed this size.",
     )
     min_free_mb: float = Field(
         200,
         ge=0,
+        le=1e9,
         description="Delete oldest snapshots while the disk has less free space than this.",
     )
     retention_interval_s: float = Field(
         60,
         gt=0,
+        le=86400,
         description="How often retention runs (it also runs at once when a write finds the disk full).",
     )
     latest: bool = Field(

@@ -87,7 +87,7 @@ def resolve_secrets(
                     update[name] = SecretStr(value)
             elif file_name:
                 try:
-                    value = Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
+                    value = Path(file_name).read_text(encoding="utf-8-sig").rstrip("\r\n")
                 except (OSError, UnicodeDecodeError) as exc:
                     reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                     problems.append(

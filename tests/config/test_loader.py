@@ -238,3 +238,32 @@ def test_a_camera_host_may_be_a_name_or_an_ipv4_or_ipv6_address() -> None:
     for host in ("cam-3.line.local", "10.0.0.1", "fe80::1", "fe80::1%eth0"):
         rules = parse_rules(MINIMAL.replace("10.0.0.1", host), "rules.toml", {}).rules
         assert rules.cameras["cam1"].host == host
+
+
+def test_retention_figures_past_their_bounds_are_errors_at_their_line() -> None:
+    """keep_days = 1000000 once passed the check and then stopped retention for good."""
+    text = MINIMAL.replace('site = "plant"', 'site = "plant"\n\n[storage]\nkeep_days = 1000000')
+    [message] = problems_of(text)
+    assert message.startswith(f"rules.toml:{line_of(text, 'keep_days')}: storage.keep_days:")
+    assert "36500" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        MINIMAL + "\n[camera.cam2]\n",
+        "camera.cam2.host = 'x'  # a dotted key at the top\n" + MINIMAL,
+    ],
+    ids=["table", "dotted-key"],
+)
+def test_a_misspelt_section_is_reported_at_its_line(text: str) -> None:
+    [message] = problems_of(text)
+    assert message.startswith(f"rules.toml:{line_of(text, 'camera.cam2')}: camera: unknown option")
+    assert "did you mean 'cameras'" in message
+
+
+def test_a_rule_file_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    """Notepad's "UTF-8 with BOM" puts U+FEFF before `[service]`: not a TOML error."""
+    path = tmp_path / "rules.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert load_rule_file(path, {}).service.site == "plant"
