@@ -54,8 +54,18 @@ def wants_html(path: str) -> bool:
 
 
 def local_target(target: str) -> str:
-    """A redirect target on this server only: a path, never `//host` or a scheme."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A redirect target on this server only: a path, never `//host` or a scheme.
+
+    Browsers drop tabs and line breaks from a URL before reading it, so
+    `/<TAB>/evil.example` would go to `//evil.example`; a control character,
+    a space or a backslash anywhere makes the target the dashboard instead
+    (and a line break could not be sent in a header anyway).
+    """
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or any(char <= " " or char in "\\\x7f" for char in target)
+    ):
         return "/"
     return target
 

@@ -190,6 +190,12 @@ def test_a_browser_logs_in_once_with_the_token_in_the_url_or_the_form(
         accepted = other.post("/login", data={"token": TOKEN, "next": "//evil.example/"})
         assert accepted.status_code == 303
         assert accepted.headers["location"] == "/", "no open redirect"
+        # Browsers drop tabs and line breaks from a URL: `/\t/evil.example` is `//evil...`.
+        for sneaky in ("/\t/evil.example", "/\n/evil.example", "/ /evil.example"):
+            again = other.post("/login", data={"token": TOKEN, "next": sneaky})
+            assert (again.status_code, again.headers["location"]) == (303, "/"), sneaky
+        shown = other.get("/login", params={"next": "/\t/evil.example"})
+        assert "evil.example" not in shown.text
         assert other.get("/api/cameras").status_code == 200
         out = other.post("/login", data={"logout": "1"})
         assert out.status_code == 303
