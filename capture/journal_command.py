@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from capture.config.loader import add_config_argument, load_rule_file
 from capture.config.problems import ConfigError
 from capture.journal import JournalError, JournalReader, JournalRow
-from capture.storage import JOURNAL_NAME
+from capture.sanitize import JOURNAL_NAME
 
 _AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

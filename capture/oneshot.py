@@ -29,7 +29,7 @@ from capture.engine import Engine
 from capture.events import Event, FiringReport
 from capture.journal import Journal
 from capture.publish import Publisher
-from capture.service import JOURNAL_NAME
+from capture.sanitize import JOURNAL_NAME
 from capture.storage import Storage
 from capture.upload.queue import UploadQueue, key_namer
 

@@ -222,7 +222,7 @@ def _fire_for_real(args: argparse.Namespace, loaded: Any, event: Event) -> int:
 
 def _warn_undelivered(rules: Any, count: int, reachable: bool) -> None:
     """Tell the technician where the event messages the broker did not take are waiting."""
-    from capture.service import JOURNAL_NAME  # noqa: PLC0415
+    from capture.sanitize import JOURNAL_NAME  # noqa: PLC0415
 
     mqtt = rules.mqtt
     why = "did not acknowledge in time" if reachable else "could not be reached"

@@ -41,6 +41,7 @@ __all__ = [
     "clean",
     "finish",
     "is_reserved",
+    "storage_reserved",
     "truncate",
 ]
 
@@ -54,6 +55,9 @@ WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
     + [f"{port}{digit}" for port in ("COM", "LPT") for digit in "0123456789¹²³"]
 )
+#: What the storage keeps for itself at its root: `latest/` and the journal's files.
+LATEST_DIR = "latest"
+JOURNAL_NAME = "journal.sqlite3"
 #: Control, format (bidi overrides, zero-width), surrogate and line/paragraph separator chars.
 UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 #: Characters that separate folders or are forbidden on FAT/exFAT and SMB (besides the categories).
@@ -129,3 +133,10 @@ def _strip_edges(component: str) -> str:
 def byte_length(text: str) -> int:
     """Length of `text` in bytes of UTF-8, without encoding ASCII."""
     return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def storage_reserved(top: str) -> bool:
+    """Whether `top`, the first component of a path under the storage root, is one the storage
+    keeps for itself; in any case, since `Latest` is `latest` on FAT/exFAT."""
+    lowered = top.lower()
+    return lowered == LATEST_DIR or lowered.startswith(JOURNAL_NAME)

@@ -29,6 +29,7 @@ from capture.logs import SCRUBBER
 from capture.publish import Publisher
 from capture.recovery import finish_interrupted_firings
 from capture.rules import RuleDisabled
+from capture.sanitize import JOURNAL_NAME
 from capture.storage import Storage
 from capture.triggers import Trigger, TriggerContext, TriggerError, build_trigger
 from capture.triggers.values import PayloadFormatError, flatten
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JOURNAL_NAME = "journal.sqlite3"
 RELOAD_POLL_S = 1.0
 
 

@@ -41,12 +41,11 @@ from pathlib import Path, PurePosixPath
 from capture.config.schema import NAME_PATTERN, StorageConfig
 from capture.errors import CaptureError
 from capture.retention import MIB, IndexEntry, RetentionIndex, RetentionPass, RetentionReport
+from capture.sanitize import LATEST_DIR, storage_reserved
 from capture.template import with_suffix_counter
 
 log = logging.getLogger(__name__)
 
-LATEST_DIR = "latest"
-JOURNAL_NAME = "journal.sqlite3"
 #: Where versions before 2026-12 kept which camera each file belongs to; the journal
 #: knows it too, so `recover()` removes the file.
 LEGACY_INDEX_NAME = ".capture-index.jsonl"
@@ -311,7 +310,7 @@ class Storage:
             reason = "'..' and hidden names are not allowed"
         elif "\x00" in str(relative):
             reason = "path contains a NUL byte"
-        elif relative.parts[0] == LATEST_DIR or relative.parts[0].startswith(JOURNAL_NAME):
+        elif storage_reserved(relative.parts[0]):
             reason = f"{relative.parts[0]!r} is reserved by the storage"
         elif not self._inside_root(relative.parent):
             reason = "path leads out of the storage root through a symbolic link"
@@ -635,8 +634,4 @@ class Storage:
 def _is_reserved(relative: str) -> bool:
     """latest/, the journal and hidden files are never snapshots."""
     top = relative.split("/", 1)[0]
-    return (
-        top == LATEST_DIR
-        or top.startswith(JOURNAL_NAME)
-        or relative.rsplit("/", 1)[-1].startswith(".")
-    )
+    return storage_reserved(top) or relative.rsplit("/", 1)[-1].startswith(".")

@@ -33,7 +33,14 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 
 from capture.events import Value
-from capture.sanitize import MAX_COMPONENT_BYTES, MAX_PATH_BYTES, byte_length, finish, truncate
+from capture.sanitize import (
+    MAX_COMPONENT_BYTES,
+    MAX_PATH_BYTES,
+    byte_length,
+    finish,
+    storage_reserved,
+    truncate,
+)
 from capture.template_parse import (
     MAX_COMPONENTS,
     Parts,
@@ -139,6 +146,12 @@ class Template:
         stem = finish(self._stem.fitted(fields, self._stem_limit), self._stem_limit)
         if (sum(map(len, folders)) + len(stem)) * 4 > _QUICK_PATH_LIMIT:
             folders, stem = self._shorten(fields, folders, stem)
+        # A value naming what the storage keeps at its root (a station called "latest"):
+        # renamed like `CON`, so the picture is kept, not refused as an unsafe path.
+        if folders and storage_reserved(folders[0]):
+            folders[0] = finish("_" + folders[0])
+        elif not folders and storage_reserved(stem + self._suffix):
+            stem = finish("_" + stem, self._stem_limit)
         return PurePosixPath(*folders, stem + self._suffix)
 
     def _shorten(

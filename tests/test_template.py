@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pathvalidate import validate_filename
 
-from capture.config.schema import DEFAULT_FILENAME
+from capture.config.schema import DEFAULT_FILENAME, StorageConfig
+from capture.storage import Storage
 from capture.template import (
     BUILTIN_FIELDS,
     MAX_COMPONENT_BYTES,
@@ -266,6 +267,32 @@ def test_two_long_values_share_the_room_and_short_ones_stay_whole() -> None:
     a, b, c = name.removesuffix(".jpg").split("-")
     assert c == "short" and len(a) + len(b) == 246 - len("--short") and abs(len(a) - len(b)) <= 1
     assert a.startswith("ppp") and b.startswith("qqq") and "~" in a and "~" in b
+
+
+@pytest.mark.parametrize(
+    ("template", "value", "expected"),
+    [
+        ("{rule}/{camera}.jpg", "latest", "_latest/line3_cam2.jpg"),
+        ("{rule}/{camera}.jpg", "Latest", "_Latest/line3_cam2.jpg"),  # latest/ on exFAT
+        ("{rule}/{camera}.jpg", "journal.sqlite3-wal", "_journal.sqlite3-wal/line3_cam2.jpg"),
+        ("{rule}.jpg", "journal.sqlite3-wal", "_journal.sqlite3-wal.jpg"),
+        ("{rule}.jpg", "latest", "latest.jpg"),  # a file beside latest/ is not latest/
+        ("x/{rule}/{camera}.jpg", "latest", "x/latest/line3_cam2.jpg"),  # only the top counts
+    ],
+)
+def test_a_value_naming_what_the_storage_keeps_at_its_root_is_renamed_and_saved(
+    tmp_path: Path, template: str, value: str, expected: str
+) -> None:
+    """A station called "latest" must not lose its pictures as an unsafe path."""
+    relative = parse_template(template).render(frame(rule=value))
+    assert relative.as_posix() == expected
+    storage = Storage(StorageConfig(root=tmp_path, fsync=False))
+    try:
+        assert (
+            storage.save(relative, b"\xff\xd8 picture \xff\xd9", "line3_cam2").relative == relative
+        )
+    finally:
+        storage.close()
 
 
 def test_a_reserved_name_stays_reserved_free_after_cutting() -> None:

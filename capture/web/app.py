@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from capture import __version__
-from capture.storage import LATEST_DIR
+from capture.sanitize import LATEST_DIR
 from capture.triggers.values import PayloadFormatError, parse_json
 from capture.web import models, openapi
 from capture.web.access import (

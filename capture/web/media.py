@@ -21,7 +21,8 @@ from email.utils import formatdate
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from capture.storage import LATEST_DIR, SNAPSHOT_SUFFIXES
+from capture.sanitize import LATEST_DIR
+from capture.storage import SNAPSHOT_SUFFIXES
 
 IMAGE_PREFIX = "/media/"
 THUMB_PREFIX = "/thumbs/"
