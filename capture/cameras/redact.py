@@ -8,6 +8,7 @@ through here first.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from collections.abc import Collection, Iterable
@@ -17,6 +18,9 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 SECRET_PARAMS = frozenset({"pwd", "password", "passwd", "pass", "session", "token", "auth", "key"})
 MASK = "***"
 EXCERPT_LIMIT = 160
+#: Bytes of a body looked at for an excerpt: secrets are masked in all of them before the
+#: text is tidied and cut, so neither tidying nor cutting can leave part of one.
+EXCERPT_WINDOW = 64 * 1024
 
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 _SPACES = re.compile(r"\s+")
@@ -48,21 +52,37 @@ def _masked(name: str, value: str, names: Collection[str], secrets: Collection[s
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret (and its URL-encoded form) with `***`."""
+    """Replace every occurrence of each secret, as it is, URL-encoded or HTML-escaped (a
+    device's error page echoing the request), with `***`."""
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-        encoded = quote(secret, safe="")
-        if encoded != secret:
-            text = text.replace(encoded, MASK)
+        forms = {secret, quote(secret, safe=""), html.escape(secret), html.escape(secret, False)}
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, MASK)
     return text
 
 
 def excerpt(body: bytes, secrets: Iterable[str] = (), limit: int = EXCERPT_LIMIT) -> str:
-    """A short, printable, secret-free excerpt of what a device sent, for error messages."""
-    text = body[: limit * 4].decode("utf-8", errors="replace")
+    """A short, printable, secret-free excerpt of what a device sent, for error messages.
+
+    Secrets are masked first, in the text as the device sent it: after the
+    tidying (non-ASCII to spaces, runs of blanks to one) a password with an
+    umlaut would no longer match, and a cut could leave the start of one.
+    """
+    known = [secret for secret in secrets if secret]
+    text = scrub(body[:EXCERPT_WINDOW].decode("utf-8", errors="replace"), known)
+    if len(body) > EXCERPT_WINDOW:
+        text = _without_secret_start(text, known)
     text = _SPACES.sub(" ", _UNPRINTABLE.sub(" ", text)).strip()
-    text = scrub(text, secrets)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _without_secret_start(text: str, secrets: Iterable[str]) -> str:
+    """`text`, cut from a longer body, without a secret's first characters at its end."""
+    for secret in secrets:
+        for length in range(len(secret) - 1, 1, -1):  # one character tells nothing
+            if text.endswith(secret[:length]):
+                return text[:-length] + MASK
+    return text
 
 
 class RedactingFilter(logging.Filter):

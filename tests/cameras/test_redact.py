@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from capture.cameras.redact import RedactingFilter, excerpt, redact_url, scrub
+from capture.cameras.redact import EXCERPT_WINDOW, RedactingFilter, excerpt, redact_url, scrub
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,21 @@ def test_excerpt_is_short_printable_and_scrubbed() -> None:
 
 def test_scrub_also_masks_the_url_encoded_form() -> None:
     assert scrub("pwd=p%40ss and p@ss", ["p@ss"]) == "pwd=*** and ***"
+
+
+@pytest.mark.parametrize(
+    ("body", "secret"),
+    [
+        ("<p>login admin:Käse#2024 refused</p>".encode(), "Käse#2024"),  # not ASCII
+        (b" " * 630 + b"pwd=SuperSecret99", "SuperSecret99"),  # past the old cut, after tidying
+        (b"<p>password a&amp;b&lt;c wrong</p>", "a&b<c"),  # echoed HTML-escaped
+        (b" " * (EXCERPT_WINDOW - 4) + b"SecretX, more", "SecretX"),  # the window cuts it
+    ],
+    ids=["umlaut", "far", "escaped", "cut"],
+)
+def test_an_excerpt_shows_no_part_of_a_secret_a_device_echoes(body: bytes, secret: str) -> None:
+    text = excerpt(body, [secret])
+    assert secret not in text and secret[:4] not in text and "***" in text
 
 
 def test_log_filter_masks_urls_in_records(caplog: pytest.LogCaptureFixture) -> None:
