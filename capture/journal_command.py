@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +35,10 @@ class Since:
     def resolve(self, zone: tzinfo, now: datetime) -> datetime:
         """The absolute moment, reading a naive date/time in `zone`."""
         if self.ago is not None:
-            return now - self.ago
+            try:
+                return now - self.ago
+            except OverflowError:  # further back than the calendar: everything
+                return datetime(1970, 1, 1, tzinfo=UTC)  # older than any journal row
         assert self.moment is not None
         if self.moment.tzinfo is None:
             return self.moment.replace(tzinfo=zone)
@@ -46,7 +49,12 @@ def parse_since(text: str) -> Since:
     """Read 30m, 1h, 2d, 1w, 90s, or an ISO date/time such as 2026-11-25 or '2026-11-25 06:00'."""
     match = _AGO.match(text)
     if match:
-        return Since(ago=timedelta(**{_UNITS[match[2]]: float(match[1])}))
+        try:
+            return Since(ago=timedelta(**{_UNITS[match[2]]: float(match[1])}))
+        except OverflowError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} reaches back further than any calendar; give a date such as 2026-11-25"
+            ) from None
     try:
         return Since(moment=datetime.fromisoformat(text.strip()))
     except ValueError:

@@ -225,6 +225,11 @@ def test_since_takes_a_span_back_from_now(
 
     assert [json.loads(line)["values"]["n"] for line in hour.splitlines()] == [2, 1]
     assert [json.loads(line)["values"]["n"] for line in minute.splitlines()] == [2]
+    # Further back than datetime can count: everything, not a traceback.
+    code, ever, _ = run(capsys, "-c", str(rules), "--json", "--since", "1000000d")
+    assert code == 0 and len(ever.splitlines()) == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="back further than any calendar"):
+        parse_since("99999999999999w")
 
 
 def test_the_journal_can_be_named_without_a_rule_file(
