@@ -21,13 +21,15 @@ _EXPECTED = {
     "float_parsing": "a number",
     "bool_type": "true or false",
     "bool_parsing": "true or false",
+    "string_type": "text in quotes",
 }
 _LEADING_NUMBER = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))")
 _TYPOGRAPHIC_QUOTES = "\u201c\u201d\u201e\u201f\u2018\u2019\u201a\u201b\u00ab\u00bb"
 
 
 def is_type_error(kind: str) -> bool:
-    """Whether a pydantic error type means "a value of the wrong kind" for a number or boolean."""
+    """Whether a pydantic error type means "a value of the wrong kind" (a number, a boolean, or
+    text written without quotes)."""
     return kind in _EXPECTED
 
 
@@ -38,6 +40,9 @@ def type_message(kind: str, option: str, given: Any) -> str:
     because quotes around a number are as likely a mistake as a typo is.
     """
     expected = _EXPECTED[kind]
+    if kind == "string_type":
+        # `password = 12345`, `host = 10`: the value is not shown, it may be a password.
+        return f'expected {expected}, got {_kind_of(given)}; write {option} = "..." with quotes'
     if isinstance(given, str):
         shown = f'the text "{given}"' if len(given) <= 40 else "a text"
         suggestion = _suggestion(kind, option, given)

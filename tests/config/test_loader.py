@@ -267,3 +267,14 @@ def test_a_rule_file_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
     path = tmp_path / "rules.toml"
     path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
     assert load_rule_file(path, {}).service.site == "plant"
+
+
+def test_text_written_without_quotes_is_told_to_take_them_without_echoing_it() -> None:
+    """A numeric camera password is common; the message must not show it."""
+    text = MINIMAL.replace('host = "10.0.0.1"', "host = 10\npassword = 424242")
+    host, password = problems_of(text)
+    assert host == (
+        f"rules.toml:{line_of(text, 'host =')}: cameras.cam1.host: expected text in quotes, "
+        'got a number; write host = "..." with quotes'
+    )
+    assert password.endswith('write password = "..." with quotes') and "424242" not in password
