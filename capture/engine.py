@@ -447,20 +447,28 @@ class Engine:
                     self._scheduler.at(due, functools.partial(self._enqueue, frame))
 
     def _enqueue(self, frame: _Frame) -> None:
-        workers = self._workers.get(frame.camera)
-        if workers is None:
-            removed = CameraRemoved(
-                frame.camera, "removed from the rule file by a reload before this frame was due"
-            )
-            self._fail(frame, removed, 0.0)
-        elif workers.queue.qsize() >= MAX_QUEUED_FRAMES:
-            overloaded = Overloaded(
-                frame.camera,
-                f"{MAX_QUEUED_FRAMES} frames already queued; camera too slow for this trigger rate",
-            )
-            self._fail(frame, overloaded, 0.0)
-        else:
-            workers.queue.put(frame)
+        tried: CameraWorkers[_Frame] | None = None
+        while True:
+            workers = self._workers.get(frame.camera)
+            if workers is None:
+                removed = CameraRemoved(
+                    frame.camera, "removed from the rule file by a reload before this frame was due"
+                )
+                self._fail(frame, removed, 0.0)
+            elif workers is tried:  # stopped, not replaced: the engine is stopping
+                stopped = Abandoned(frame.camera, "the service stopped before this frame was taken")
+                self._fail(frame, stopped, 0.0)
+            elif workers.queue.qsize() >= MAX_QUEUED_FRAMES:
+                overloaded = Overloaded(
+                    frame.camera,
+                    f"{MAX_QUEUED_FRAMES} frames already queued; camera too slow for this "
+                    "trigger rate",
+                )
+                self._fail(frame, overloaded, 0.0)
+            elif not workers.submit(frame):
+                tried = workers  # a reload retired them meanwhile: its new workers take it
+                continue
+            return
 
     def _capture(self, camera: Camera, frame: _Frame) -> None:
         """Camera worker: fetch one frame, hand it to a writer; never raises."""

@@ -64,6 +64,8 @@ class CameraWorkers(Generic[Job]):
         self.camera = camera
         self.queue: queue.Queue[Job | None] = queue.Queue()
         self._run = run
+        self._lock = threading.Lock()
+        self._stopping = False
         count = camera.config.max_concurrent
         self.threads = [
             threading.Thread(target=self._loop, name=f"camera-{name}-{i}", daemon=True)
@@ -76,10 +78,21 @@ class CameraWorkers(Generic[Job]):
         while (frame := self.queue.get()) is not None:
             self._run(self.camera, frame)
 
+    def submit(self, job: Job) -> bool:
+        """Queue `job`; False once `stop` was called, so that no job lands behind the threads'
+        end markers (a reload retiring these workers while the engine queued a frame)."""
+        with self._lock:
+            if self._stopping:
+                return False
+            self.queue.put(job)
+            return True
+
     def stop(self) -> None:
         """Let queued frames finish, then end the threads (called after draining)."""
-        for _ in self.threads:
-            self.queue.put(None)
+        with self._lock:
+            self._stopping = True
+            for _ in self.threads:
+                self.queue.put(None)
 
     def retire(self) -> None:
         """After a reload: finish the queued frames, then close the camera's connections."""

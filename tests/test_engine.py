@@ -343,6 +343,27 @@ def test_a_reload_mid_burst_takes_every_frame_of_the_burst_already_started(harne
     assert len({r.path for r in report.results}) == 8
 
 
+def test_a_frame_queued_while_a_reload_retires_its_camera_is_taken_by_the_new_one(  # type: ignore[no-untyped-def]
+    harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reload lands between the engine's look-up of the camera's workers and its put: the
+    frame must not wait behind the retired workers' end markers, for ever."""
+    h = harness()
+    retired = h.engine._workers["slow"]
+    submit = retired.submit
+
+    def reload_first(frame: Any) -> bool:
+        h.reload(RULES.replace('host = "127.0.0.2"', 'host = "127.0.0.3"'))
+        return submit(frame)
+
+    monkeypatch.setattr(retired, "submit", reload_first)
+    h.fire(state="OK", station="S1", temp=80)
+    assert h.engine.wait_idle(5)
+    [report] = h.reports
+    assert report.ok
+    assert h.cameras["slow"].calls and h.cameras["slow"].config.host == "127.0.0.3"
+
+
 def test_frames_of_a_camera_a_reload_removed_fail_saying_so(harness) -> None:  # type: ignore[no-untyped-def]
     h = harness(extra=BURSTS)
     h.fire(state="BURST", station="S1", temp=0)
