@@ -254,5 +254,10 @@ class GpioTrigger:
             else:
                 self._confirm_at = None
                 if self._active and not self._confirmed:
+                    if not actual and self._settle_at is not None:
+                        # Released inside the bounce window (min_active_ms < bounce_ms): a
+                        # spike or a part, the end of the window tells (settle, above).
+                        self._confirm_at = self._settle_at
+                        continue
                     self._confirmed = True
                     self._fire(ACTIVE, (now - self._since) * 1000, self._since, "activated")

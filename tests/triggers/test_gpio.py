@@ -131,6 +131,23 @@ def test_a_pulse_shorter_than_min_active_fires_nothing(
     assert len(events) == 0
 
 
+def test_a_spike_inside_the_bounce_window_fires_nothing_when_min_active_is_shorter(
+    factory: MockFactory, start: Start, events: Collector
+) -> None:
+    """docs/triggers.md's own example: bounce_ms = 20, min_active_ms = 15."""
+    trigger = start(gpio(factory, bounce_ms=20, min_active_ms=15, edge="both"))
+    pin = factory.pin(17)
+    pin.drive_low()
+    pin.drive_high()  # gone again 0 ms later: the confirmation is due before the window ends
+    let_time_pass(0.1)
+    assert len(events) == 0 and trigger.stats().ignored == 1
+    pin.drive_low()  # a part: held past both
+    let_time_pass(0.1)
+    pin.drive_high()
+    wait_for(lambda: len(events) == 2)
+    assert events.values("state") == ["active", "inactive"]
+
+
 def test_a_long_enough_pulse_fires_once_confirmed_stamped_at_its_start(
     factory: MockFactory, start: Start, events: Collector
 ) -> None:
