@@ -136,7 +136,7 @@ class Cooldowns:
             return self._admit(rule, event)
 
     def _admit(self, rule: RuleConfig, event: Event) -> bool:
-        key = (rule.name, event.values.get(rule.cooldown_key) if rule.cooldown_key else None)
+        key = (rule.name, _cooldown_value(rule.cooldown_key, event))
         last = self._last.get(key)
         if last is not None and event.monotonic - last < rule.cooldown_s:
             return False
@@ -145,3 +145,14 @@ class Cooldowns:
             horizon = event.monotonic - 86_400
             self._last = {k: v for k, v in self._last.items() if v > horizon}
         return True
+
+
+def _cooldown_value(cooldown_key: str | None, event: Event) -> object:
+    """What one cooldown of a rule is kept per: a value of the event, or its trigger (the one
+    built-in field an event has before its cameras are photographed; capture check refuses
+    the others)."""
+    if cooldown_key is None:
+        return None
+    if cooldown_key == "trigger":
+        return event.trigger
+    return event.values.get(cooldown_key)

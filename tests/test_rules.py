@@ -51,3 +51,13 @@ def test_a_cooldown_holds_per_value_of_its_key(tmp_path: Path) -> None:
     assert not cooldowns.admit(ng, replace(s1, monotonic=s1.monotonic + 59))
     assert cooldowns.admit(ng, Event.now("plc", {"state": "NG", "station": "S2"}))
     assert cooldowns.admit(ng, replace(s1, monotonic=s1.monotonic + 60))
+
+
+def test_a_cooldown_keyed_on_trigger_holds_per_trigger(tmp_path: Path) -> None:
+    """`when = ["gate1", "gate2"]`, `cooldown_key = "trigger"`: a part at each gate."""
+    ng = ruleset(tmp_path).by_name["ng"].config.model_copy(update={"cooldown_key": "trigger"})
+    cooldowns = Cooldowns()
+    gate1 = Event.now("gate1", {"state": "NG"})
+    assert cooldowns.admit(ng, gate1)
+    assert cooldowns.admit(ng, Event.now("gate2", {"state": "NG"}))
+    assert not cooldowns.admit(ng, replace(gate1, monotonic=gate1.monotonic + 1))

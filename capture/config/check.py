@@ -100,11 +100,16 @@ class _Checker:
                 continue
             yield from self._condition(rule, path, values)
             yield from self._filename(rule, path, values)
-            if rule.cooldown_key and rule.cooldown_key not in values | BUILTIN_FIELDS.keys():
+            key = rule.cooldown_key
+            if key and key != "trigger" and key in BUILTIN_FIELDS:
                 yield self.problem(
                     (*path, "cooldown_key"),
-                    f"{self._unknown_value(rule.cooldown_key, values)}",
+                    f"{key!r} is known only per picture, and a cooldown is decided per event, "
+                    "before any camera is asked: key it on a value the trigger sends "
+                    "(e.g. station) or on trigger",
                 )
+            elif key and key not in values | {"trigger"}:
+                yield self.problem((*path, "cooldown_key"), self._unknown_value(key, values))
 
     def _when(self, rule: RuleConfig, path: tuple[str | int, ...]) -> Iterator[Problem]:
         for position, trigger in enumerate(rule.when):

@@ -67,6 +67,22 @@ def test_template_with_unknown_field_is_an_error() -> None:
     )
 
 
+@pytest.mark.parametrize(("key", "refused"), [("trigger", False), ("camera", True), ("seq", True)])
+def test_a_cooldown_keyed_on_a_per_picture_field_is_refused(key: str, refused: bool) -> None:
+    """A cooldown is decided per event: `camera` or `seq` would silently be one per rule."""
+    text = MINIMAL.replace(
+        'when = "gate"', f'when = "gate"\ncooldown_s = 5\ncooldown_key = "{key}"'
+    )
+    if not refused:
+        assert parse_rules(text, "rules.toml", {}).rules.rules[0].cooldown_key == key
+        return
+    [message] = problems_of(text)
+    assert message.startswith(
+        f"rules.toml:{line_of(text, 'cooldown_key')}: rules[0] (r1).cooldown_key:"
+    )
+    assert f"'{key}' is known only per picture" in message and "or on trigger" in message
+
+
 def test_declared_fields_make_payload_values_known() -> None:
     text = MINIMAL.replace(
         'type = "gpio"\npin = 17', 'type = "mqtt"\ntopic = "plc/+/ng"\nfields = ["station"]'
