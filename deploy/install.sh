@@ -137,20 +137,29 @@ is_raspberry_pi() {
     [ -r "$PI_MODEL_FILE" ] && tr -d '\0' <"$PI_MODEL_FILE" | grep -q "Raspberry Pi"
 }
 
+apt_install() {
+    # The package lists of a fresh image may be empty or old: update once, then again.
+    "$APT_GET" install -y -q --no-install-recommends "$@" || {
+        "$APT_GET" update -q && "$APT_GET" install -y -q --no-install-recommends "$@"
+    }
+}
+
 install_packages() {
     # python3-venv: the service's own virtual environment; mosquitto-clients:
     # mosquitto_sub/pub to watch events and test mqtt triggers from the Pi.
     local packages=(python3 python3-venv mosquitto-clients)
-    # lgpio is gpiozero's GPIO library on Bookworm (the only one on a Pi 5);
-    # Debian's build is used through the venv's system site-packages.
-    if is_raspberry_pi; then
-        packages+=(python3-lgpio)
-    fi
     log "Debian packages: ${packages[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    if ! "$APT_GET" install -y -q --no-install-recommends "${packages[@]}"; then
-        "$APT_GET" update -q
-        "$APT_GET" install -y -q --no-install-recommends "${packages[@]}"
+    apt_install "${packages[@]}"
+    # lgpio is gpiozero's GPIO library on Bookworm (the only one on a Pi 5);
+    # Debian's build is used through the venv's system site-packages. Raspberry Pi
+    # OS has it; plain Debian 12 on a Pi does not, and the rest works without it.
+    if is_raspberry_pi; then
+        log "Debian package for GPIO: python3-lgpio"
+        if ! apt_install python3-lgpio; then
+            log "python3-lgpio is not in this system's package archives (Raspberry Pi OS has it;"
+            log "  plain Debian does not): gpio triggers cannot run here, everything else can"
+        fi
     fi
 }
 
@@ -254,12 +263,30 @@ rules_are_the_untouched_example() {
         { [ -r "$ROOT$EXAMPLE_SUM" ] && [ "$sum" = "$(cat "$ROOT$EXAMPLE_SUM")" ]; }
 }
 
+keep_previous_program() {
+    # An upgrade keeps the installed version until the new one accepts the rule
+    # file: otherwise the next restart (a reboot, a crash, the watchdog) would run
+    # code whose `capture check` (ExecStartPre) refuses it, and the line would stop.
+    rm -rf "$ROOT$PREFIX.previous"
+    if [ -x "$ROOT$VENV/bin/python" ]; then
+        cp -a "$ROOT$PREFIX" "$ROOT$PREFIX.previous"
+    fi
+}
+
 check_rules() {
     log "checking $RULES"
     # Through the installed `capture`, which reads secrets.env as systemd does.
-    if ! CAPTURE_SECRETS=$ROOT$SECRETS "$ROOT$PREFIX/bin/capture" check --quiet -c "$ROOT$RULES"; then
-        die "$RULES has errors (above); fix them, run 'capture check', then run the installer again. The service was not (re)started."
+    if CAPTURE_SECRETS=$ROOT$SECRETS "$ROOT$PREFIX/bin/capture" check --quiet -c "$ROOT$RULES"; then
+        rm -rf "$ROOT$PREFIX.previous"
+        return
     fi
+    local kept=""
+    if [ -d "$ROOT$PREFIX.previous" ]; then
+        rm -rf "$ROOT$PREFIX"
+        mv "$ROOT$PREFIX.previous" "$ROOT$PREFIX"
+        kept=" The version installed before is kept, so a restart runs it as before."
+    fi
+    die "$RULES has errors (above); fix them, run 'capture check', then run the installer again. The service was not (re)started.$kept"
 }
 
 install_unit() {
@@ -268,15 +295,18 @@ install_unit() {
 }
 
 start_service() {
+    if rules_are_the_untouched_example; then
+        # Its cameras and triggers do not exist: started (now or at the next boot), it
+        # would only knock on the plant's addresses with the example's logins.
+        log "not enabled or started: $RULES is still the untouched example, a fictional factory."
+        log "next: edit $RULES for this line (its cameras, triggers and rules;"
+        log "  guide: $PREFIX/docs/technician.md), run 'sudo capture check',"
+        log "  then 'sudo systemctl enable --now $SERVICE' (or run this installer again)"
+        return
+    fi
     "$SYSTEMCTL" enable "$SERVICE"
     if [ "$START" = no ]; then
         log "enabled; start it with: systemctl start $SERVICE"
-    elif rules_are_the_untouched_example; then
-        # Its cameras and triggers do not exist: started, it would only log failures.
-        log "enabled, not (re)started: $RULES is still the untouched example, a fictional factory."
-        log "next: edit $RULES for this line (its cameras, triggers and rules;"
-        log "  guide: $PREFIX/docs/technician.md), run 'sudo capture check',"
-        log "  then 'sudo systemctl start $SERVICE' (or run this installer again)"
     else
         # restart: starts a stopped service, and an upgrade runs the new code.
         "$SYSTEMCTL" restart "$SERVICE"
@@ -288,6 +318,7 @@ install_all() {
     refuse_without_systemd
     install_packages
     create_user
+    keep_previous_program
     install_program
     install_config
     check_rules

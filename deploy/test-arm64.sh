@@ -429,7 +429,8 @@ check_installer() {
     # systemd installed but not booted (a chroot): the folder sd_booted(3) checks
     # is made by hand, and SYSTEMD_OFFLINE=1 (systemd's own switch for a chroot)
     # has systemctl enable the unit offline and ignore daemon-reload; the
-    # untouched example is never started, so nothing else needs a running systemd.
+    # untouched example is never enabled or started, so nothing else needs a
+    # running systemd.
     local out=$LOGS/installer.out
     mkdir -p "$MERGED/run/systemd/system"
     EXTRA_ENV=("SUDO_USER=$TECHNICIAN" SYSTEMD_OFFLINE=1)
@@ -440,8 +441,11 @@ check_installer() {
     EXTRA_ENV=()
     cat "$out"
     expect "$out" "[install] installing event-capture from $CHECKOUT_IN_ROOT"
-    expect "$out" "[install] enabled, not (re)started: /etc/event-capture/rules.toml is still the untouched example"
+    expect "$out" "[install] not enabled or started: /etc/event-capture/rules.toml is still the untouched example, a fictional factory."
     expect "$out" "[install] done"
+    same "systemctl is-enabled event-capture" disabled "$(in_root env SYSTEMD_OFFLINE=1 systemctl is-enabled event-capture || true)"
+    # What the technician runs after editing the example: the installed unit enables.
+    in_root env SYSTEMD_OFFLINE=1 systemctl enable event-capture >/dev/null 2>&1
     same "systemctl is-enabled event-capture" enabled "$(in_root env SYSTEMD_OFFLINE=1 systemctl is-enabled event-capture)"
     in_root dpkg -s mosquitto-clients python3-venv >/dev/null
     same "the technician's groups" yes \

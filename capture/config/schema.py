@@ -1423,7 +1423,7 @@ class RuleConfig(Model):
     )
     cooldown_key: str | None = Field(
         None,
-        description="Apply the cooldown per distinct value of this field (e.g. station), or per trigger with \"trigger\", instead of per rule.",
+        description='Apply the cooldown per distinct value of this field (e.g. station), or per trigger with "trigger", instead of per rule.',
     )
     filename: str | None = Field(
         None, min_length=1, description="Filename template; default [storage].filename."

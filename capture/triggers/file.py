@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchdog.events import (
+    FileAttribEvent,
     FileClosedEvent,
+    FileClosedNoWriteEvent,
     FileCreatedEvent,
     FileModifiedEvent,
     FileMovedEvent,
+    FileOpenedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
@@ -44,10 +47,17 @@ from capture.triggers.values import PayloadFormatError
 
 log = logging.getLogger(__name__)
 
+#: Events about a file that say nothing of its content.
+_READ_ONLY_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent, FileAttribEvent)
+
 READ_CHUNK = 64 * 1024
 SEEN_BYTES = 64
 MAX_REPLACE_BYTES = 1024 * 1024
 """Largest file read whole in replace mode; a sensor reading is a few bytes."""
+MAX_OPEN_FILES = 64
+"""Files of a glob held open at once; the least recently written beyond are closed (parked)
+and opened again at their next event: daily logs nobody removes must not use up the
+process's file descriptors (1024 by default) that cameras and the journal need too."""
 
 
 @dataclass
@@ -55,11 +65,12 @@ class _Tail:
     """An open file being followed in append mode."""
 
     path: str
-    fd: int
+    fd: int  # -1 while parked (closed until its next event)
     key: tuple[int, int]  # (st_dev, st_ino): a different key under the same name is a rotation
     offset: int
     splitter: LineSplitter = field(default_factory=LineSplitter)
     seen: bytes = b""  # the last bytes before offset, to notice a file rewritten in place
+    used: int = 0  # when it was last read, in reads of its trigger: the most idle is parked
 
     @classmethod
     def open(cls, path: str, at_end: bool) -> _Tail:
@@ -98,9 +109,26 @@ class _Tail:
         self.seen = b""
         self.splitter.reset()
 
+    def reopen(self, path: str) -> bool:
+        """Open a parked file again through `path`; False if `path` no longer names it."""
+        if self.fd >= 0:
+            return True
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != self.key:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
     def close(self) -> None:
-        """Close the file descriptor."""
-        os.close(self.fd)
+        """Close the file descriptor (parked: opened again by `reopen`)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _key(path: str) -> tuple[int, int] | None:
@@ -119,7 +147,9 @@ class _Handler(FileSystemEventHandler):
         self.trigger = trigger
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
+        # Opening and reading change nothing: they are also what this trigger does to
+        # a file (a parked one opened again), which must not wake it up once more.
+        if not event.is_directory and not isinstance(event, _READ_ONLY_EVENTS):
             self.trigger.on_file_event(event)
 
 
@@ -141,6 +171,8 @@ class FileTrigger:
         self._stats = StatsKeeper()
         self._lock = threading.Lock()
         self._tails: dict[str, _Tail] = {}
+        self._reads = 0  # the clock of _Tail.used
+        self._versions: dict[str, tuple[int, int, int]] = {}  # replace: the last one read
         self._observer: BaseObserver | None = None
         self._emit: Emit | None = None
         self._parser: ValueParser | None = None
@@ -260,7 +292,7 @@ class FileTrigger:
         # followed since; only the file that really went to `dest` moves with it.
         if dest and moved is not None and _key(dest) == moved.key:
             tail = self._tails.pop(source)
-            self._read(tail)
+            self._read(tail, dest)
             if self.matches(dest) and dest not in self._tails:
                 tail.path = dest  # renamed within the watched set: keep following it
                 self._tails[dest] = tail
@@ -289,10 +321,26 @@ class FileTrigger:
             return None
         tail = _Tail.open(path, at_end)
         self._tails[path] = tail
+        self._touch(tail)
         log.debug("file followed trigger=%s file=%s offset=%d", self.name, path, tail.offset)
         return tail
 
-    def _read(self, tail: _Tail) -> None:
+    def _touch(self, tail: _Tail) -> None:
+        """`tail` was just used; beyond MAX_OPEN_FILES open, the most idle one is parked."""
+        self._reads += 1
+        tail.used = self._reads
+        open_tails = [t for t in self._tails.values() if t.fd >= 0]
+        if len(open_tails) > MAX_OPEN_FILES:
+            min(open_tails, key=lambda t: t.used).close()
+
+    def _read(self, tail: _Tail, path: str | None = None) -> None:
+        """Read what was added to `tail`'s file (reached through `path`, if it moved)."""
+        if not tail.reopen(path or tail.path):
+            # Parked, and replaced under its name before this event: what was added to the
+            # old version just before cannot be reached any more (an open file could).
+            log.info("file replaced while idle trigger=%s file=%s", self.name, tail.path)
+            return
+        self._touch(tail)
         if tail.was_rewritten():
             log.info("file truncated or rewritten trigger=%s file=%s", self.name, tail.path)
             tail.rewind()
@@ -306,15 +354,24 @@ class FileTrigger:
     def _on_replace_event(self, event: FileSystemEvent, source: str, dest: str) -> None:
         if dest:
             path = dest  # a new version renamed into place (atomic replace)
-        elif isinstance(event, FileClosedEvent) or (
-            self.config.polling and isinstance(event, FileCreatedEvent | FileModifiedEvent)
+        elif isinstance(event, FileClosedEvent | FileCreatedEvent) or (
+            self.config.polling and isinstance(event, FileModifiedEvent)
         ):
-            path = source  # a writer finished (inotify), or polling saw a change
+            # A writer finished (inotify), a version renamed in from another folder
+            # (inotify reports that as created), or polling saw a change.
+            path = source
         else:
             return
         if not self.matches(path):
             return
         with open(path, "rb") as handle:
+            version = os.fstat(handle.fileno())
+            if isinstance(event, FileCreatedEvent) and not version.st_size:
+                return  # a writer creating it in place: its close event comes
+            this = (version.st_ino, version.st_mtime_ns, version.st_size)
+            if self._versions.get(path) == this:
+                return  # the same version, seen by two events (created, then closed)
+            self._versions[path] = this
             content = handle.read(MAX_REPLACE_BYTES + 1)
         if len(content) > MAX_REPLACE_BYTES:
             self._reject(path, f"file larger than {MAX_REPLACE_BYTES} bytes")

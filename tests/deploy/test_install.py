@@ -33,7 +33,8 @@ INSTALLER = REPO / "deploy" / "install.sh"
 RECORD = '#!/bin/sh\necho "$(basename "$0") $*" >> "$STUB_LOG"\n'
 STUBS = {
     "systemctl": RECORD,
-    "apt-get": RECORD,
+    # With NO_LGPIO set, an archive without python3-lgpio (plain Debian on a Pi).
+    "apt-get": RECORD + 'case "$*" in *python3-lgpio*) [ -z "$NO_LGPIO" ] || exit 100;; esac\n',
     "chown": RECORD,
     "usermod": RECORD,
     # useradd adds the user (its last argument) to the fake passwd database.
@@ -191,9 +192,9 @@ def test_first_install_lays_out_program_config_and_unit_and_enables_without_star
     assert any(call.startswith("useradd --system --user-group") for call in calls)
     assert "usermod --append --groups gpio event-capture" in calls
     assert "usermod --append --groups dialout event-capture" in calls
-    assert target.systemctl(calls) == ["systemctl daemon-reload", "systemctl enable event-capture"]
-    # The example is a fictional factory: enabled, but the technician starts it after editing.
-    assert "not (re)started" in target.first_output
+    # The example is a fictional factory: not enabled, not started, until it is edited.
+    assert target.systemctl(calls) == ["systemctl daemon-reload"]
+    assert "not enabled or started" in target.first_output
     assert f"edit {RULES}" in target.first_output
 
     capture = target.path(f"{PROGRAM}/bin/capture")  # the wrapper technicians type
@@ -246,9 +247,10 @@ def test_a_second_run_over_the_untouched_example_starts_nothing_and_says_what_to
     result, calls = target.run()
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert target.systemctl(calls) == ["systemctl daemon-reload", "systemctl enable event-capture"]
+    assert target.systemctl(calls) == ["systemctl daemon-reload"]
     assert "still the untouched example" in result.stdout
     assert f"edit {RULES}" in result.stdout and "sudo capture check" in result.stdout
+    assert "systemctl enable --now event-capture" in result.stdout
 
 
 @installs
@@ -269,7 +271,7 @@ def test_the_example_a_first_install_recorded_stays_untouched_after_an_upgrade_c
     recorded.write_text(sha256(older) + "\n")
     result, calls = target.run()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert target.systemctl(calls) == ["systemctl daemon-reload", "systemctl enable event-capture"]
+    assert target.systemctl(calls) == ["systemctl daemon-reload"]
     assert "still the untouched example" in result.stdout
 
 
@@ -303,6 +305,22 @@ def test_second_install_keeps_the_edited_config_and_secrets_and_restarts_the_ser
 
 
 @installs
+def test_on_plain_debian_a_pi_without_python3_lgpio_installs_all_but_gpio(target: Target) -> None:
+    edit_rules_to_use_secrets_env(target)
+    target.path(SECRETS_ENV).write_text(f'LINE3_NVR_PASSWORD="{TECHNICIAN_PASSWORD}"\n')
+    model = target.root.parent / "model"
+    model.write_bytes(b"Raspberry Pi 4 Model B Rev 1.5\0")
+
+    result, calls = target.run(PI_MODEL_FILE=str(model), NO_LGPIO="1")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any("python3-lgpio" in call for call in calls)
+    assert "python3-lgpio is not in this system's package archives" in result.stdout
+    assert "systemctl restart event-capture" in target.systemctl(calls)
+    assert not target.path(f"{PROGRAM}.previous").exists()
+
+
+@installs
 def test_a_referenced_secret_missing_from_secrets_env_stops_the_install(target: Target) -> None:
     edit_rules_to_use_secrets_env(target)  # secrets.env is still the empty example
 
@@ -320,13 +338,25 @@ def test_a_broken_rule_file_stops_the_install_before_systemctl_with_its_errors(
 ) -> None:
     rules = target.path(RULES)
     rules.write_text(rules.read_text().replace('when = "ir_gate"', 'when = "ir_gaet"'))
+    # A file this upgrade replaces, as the version installed before had it.
+    shipped = target.path(f"{PROGRAM}/rules.example.toml")
+    shipped.write_text("# the example of the version installed before\n")
 
-    result, calls = target.run()
+    try:
+        result, calls = target.run()
 
-    assert result.returncode == 1
-    assert f"{rules}:" in result.stderr and "ir_gaet" in result.stderr
-    assert "The service was not (re)started" in result.stderr
-    assert not target.systemctl(calls)
+        assert result.returncode == 1
+        assert f"{rules}:" in result.stderr and "ir_gaet" in result.stderr
+        assert "The service was not (re)started" in result.stderr
+        assert not target.systemctl(calls)
+        # A restart (a reboot, a crash) must run what ran before, not code that refuses the file.
+        assert "The version installed before is kept" in result.stderr
+        assert shipped.read_text() == "# the example of the version installed before\n"
+        assert not target.path(f"{PROGRAM}.previous").exists()
+        version = [target.path(f"{PROGRAM}/bin/capture"), "--version"]
+        assert subprocess.run(version, capture_output=True, check=False).returncode == 0
+    finally:
+        shutil.copy(REPO / "rules.example.toml", shipped)
 
 
 @installs

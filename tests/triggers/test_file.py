@@ -11,7 +11,7 @@ import pytest
 
 from capture.config.schema import FileTrigger as FileConfig
 from capture.triggers import Trigger, TriggerContext, TriggerError
-from capture.triggers.file import FileTrigger
+from capture.triggers.file import MAX_OPEN_FILES, FileTrigger
 from tests.conftest import wait_for
 from tests.triggers.conftest import Collector
 
@@ -113,6 +113,33 @@ def test_glob_picks_up_a_new_file_from_its_start_and_skips_hidden_ones(
     ]
 
 
+def test_a_glob_over_many_old_logs_holds_few_files_open_and_misses_no_line(
+    tmp_path: Path, start: Start, events: Collector, polling: bool
+) -> None:
+    """Daily logs nobody removes: one open file each would use up the process's descriptors."""
+    logs = [tmp_path / f"thermo-{day:03d}.log" for day in range(MAX_OPEN_FILES * 3)]
+    for log in logs:
+        log.write_text("T=20.0\n")
+
+    def open_here() -> int:
+        return sum(
+            os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path))
+            for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{fd}")
+        )
+
+    start(watch(tmp_path / "thermo-*.log", polling=polling, poll_interval_s=0.05))
+    assert open_here() <= MAX_OPEN_FILES
+    # The oldest log was closed long ago: a line added to it fires, and only that line.
+    append(logs[0], "T=36.6\n")
+    wait_for(lambda: len(events) == 1)
+    append(logs[-1], "T=37.9\n")
+    wait_for(lambda: len(events) == 2)
+    assert events.values("temp") == [36.6, 37.9]
+    assert events.values("file") == [str(logs[0]), str(logs[-1])]
+    assert open_here() <= MAX_OPEN_FILES
+
+
 def test_lines_that_do_not_parse_are_counted_not_fired(
     tmp_path: Path, start: Start, events: Collector
 ) -> None:
@@ -156,6 +183,27 @@ def test_replace_mode_reads_an_in_place_rewrite_once_when_closed(
     os.replace(temporary, reading)
     wait_for(lambda: len(events) == 2)
     assert events.values("temp") == [38.2, 36.4]
+
+
+def test_replace_mode_reads_a_version_renamed_in_from_another_folder_once(
+    tmp_path: Path, start: Start, events: Collector, polling: bool
+) -> None:
+    """A writer that stages in a sibling folder: inotify sees an unpaired move, a creation."""
+    watched, staging = tmp_path / "thermo", tmp_path / "staging"
+    watched.mkdir()
+    staging.mkdir()
+    reading = watched / "reading.txt"
+    reading.write_text("35.0\n")
+    start(watch(reading, mode="replace", polling=polling, poll_interval_s=0.05))
+    for temp in (36.1, 37.7):
+        (staging / "reading.txt").write_text(f"{temp}\n")
+        os.replace(staging / "reading.txt", reading)
+        wait_for(lambda temp=temp: temp in events.values("temp"))
+    marker = watched / "marker.tmp"  # everything before it has been handled
+    marker.write_text("38.0\n")
+    os.replace(marker, reading)
+    wait_for(lambda: 38.0 in events.values("temp"))
+    assert events.values("temp") == [36.1, 37.7, 38.0]  # each version once
 
 
 def test_a_missing_folder_is_a_clear_start_error(tmp_path: Path) -> None:
