@@ -211,6 +211,9 @@ class SharedLogins:
     def _exclusive(self) -> Iterator[None]:
         descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
+            # Made by `sudo capture cameras`, a root-owned lock would keep the service
+            # from sharing its back-off ever after: it goes to the service's user too.
+            _give_to_folder_owner(self._lock_path, self.path.parent)
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield
         finally:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from capture.cameras.logins import FIRST_S, MAX_S, STATE_NAME, SharedLogins, shared_logins
+from capture.cameras.logins import (
+    FIRST_S,
+    LOCK_NAME,
+    MAX_S,
+    STATE_NAME,
+    SharedLogins,
+    shared_logins,
+)
 
 DEVICE = "http://admin@10.0.0.5:80"
 WRONG = b"\x00\x00\x00\x06not-it"
@@ -127,6 +135,18 @@ def test_the_file_holds_no_secret_and_only_its_owner_reads_it(tmp_path: Path, cl
     assert sorted(entry) == ["next_s", "reason", "salt", "tags", "until"]
     assert [len(tag) for tag in entry["tags"]] == [4]  # 16 bits, hex
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root gives files away")
+def test_run_as_root_the_file_and_its_lock_go_to_the_owner_of_the_storage_root(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """`sudo capture cameras` must not leave the service a lock it cannot open."""
+    os.chown(tmp_path, 4321, 4321)  # the service's user owns the storage root
+    logins(tmp_path, clock).reject(DEVICE, "refused", WRONG)
+    for name in (STATE_NAME, LOCK_NAME):
+        info = (tmp_path / name).stat()
+        assert (info.st_uid, info.st_gid) == (4321, 4321), name
 
 
 @pytest.mark.parametrize("content", ["", "{", "[]", '{"devices": {"x": 5}}', "\x00\xff"])
