@@ -144,7 +144,7 @@ class WebServer:
         self.app.middleware_stack = self.app.build_middleware_stack()
         self._port = int(sock.getsockname()[1])
         self.service.engine.add_listener(self.api.feed.on_result)
-        self.service.engine.add_report_listener(self.api.feed.on_firing)
+        self.service.engine.add_report_listener(self._fired)
         if self.service.detection is not None:
             self.service.detection.add_listener(self._analysed)
         thread = threading.Thread(
@@ -161,6 +161,16 @@ class WebServer:
             ("for changes" if self.policy.token_configured
              else "none configured (changes only from the dashboard's pages)"),
         )  # fmt: skip
+
+    def _fired(self, report: FiringReport) -> None:
+        """Tell open pages of a firing once its rows are committed: a page reloading at the
+        message must find the event with all its frames (a slow SD card commits late)."""
+        if not self.api.feed.watched:
+            return
+        try:
+            self.service.journal.when_committed(lambda: self.api.feed.on_firing(report))
+        except JournalError as exc:  # closed: the service is stopping, and the pages with it
+            log.debug("web: firing not announced: %s", exc)
 
     def _analysed(self, report: FiringReport, _analyses: object) -> None:
         """Tell open pages an event's pictures were analysed, once they can read the rows.

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -389,6 +389,32 @@ def test_an_open_event_page_catches_up_on_what_it_missed_while_its_stream_was_do
         feed.unsubscribe(client)
         feed._end(client)
     wait_for(lambda: all(labels for labels, _ in browser.run(BOXES)), timeout=WAIT_S)
+
+
+def test_a_page_whose_stream_is_refused_opens_a_new_one(
+    start_web: WebFactory, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 (too many tabs, a proxy while the service restarts): browsers give up on an
+    error answer for good, so the page must open a stream again by itself."""
+    web = start_web()
+    server = web.service.web
+    assert server is not None
+    feed = server.api.feed
+    refused: list[bool] = []
+    subscribe = feed.subscribe
+
+    def refuse_the_first(loop: Any = None) -> Any:
+        if not refused:
+            refused.append(True)
+            return None  # answered 503, as with MAX_CLIENTS connected
+        return subscribe(loop)
+
+    monkeypatch.setattr(feed, "subscribe", refuse_the_first)
+    browser.get(web.base_url + "/")
+    live = "return document.getElementById('live').textContent"
+    wait_for(lambda: refused, timeout=WAIT_S)
+    wait_for(lambda: browser.run(live) == "● live", timeout=WAIT_S)
+    assert feed.watched
 
 
 CALL_FROM_DESCRIPTION = """

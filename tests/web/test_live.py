@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import pytest
 
 from capture.web.live import MAX_CLIENTS
 from tests.web.conftest import Running, WebFactory
@@ -93,3 +96,27 @@ def test_analysed_pictures_are_announced_once_the_event_page_can_read_them(
     event = web.client.get(f"/api/events/{fired['event_id']}").json()
     pictures = event["detections"]
     assert len(pictures) == 2 and all(p["status"] == "analysed" for p in pictures)
+
+
+def test_a_firing_is_announced_once_the_events_page_can_read_all_its_frames(
+    start_web: WebFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow SD card commits late: the events page reloading at `firing` must find it whole."""
+    web = start_web()
+    writer = web.service.journal
+    commit = writer._commit
+
+    def slow_commit(batch: Any) -> Any:
+        time.sleep(0.05)  # an SD card flushing to disk
+        return commit(batch)
+
+    monkeypatch.setattr(writer, "_commit", slow_commit)
+    with web.client.stream("GET", "/api/stream") as stream:
+        lines = stream.iter_lines()
+        next(lines), next(lines)
+        fired = web.client.post("/api/trigger/plc", json={"result": "NG", "part": "P7"}).json()
+        found = next(data for kind, data in messages(lines) if kind == "firing")
+        page = web.client.get("/api/events").json()["events"]  # what the page reloads
+    assert found["event_id"] == fired["event_id"]
+    [event] = [e for e in page if e["event_id"] == fired["event_id"]]
+    assert len(event["captures"]) == 2 and all(c["ok"] for c in event["captures"])

@@ -77,15 +77,30 @@ const EC = (() => {
   }
   const ms = (value) => (value === null || value === undefined ? "–" : `${Math.round(value)} ms`);
 
-  /** Connect to /api/stream; `handlers` maps event names to callbacks; the browser reconnects. */
+  /**
+   * Connect to /api/stream; `handlers` maps event names to callbacks. The browser
+   * retries a dropped connection by itself, but gives up for good on an error answer
+   * (a 503 with too many tabs open, a proxy's 502 while the service restarts, a 401):
+   * then a new stream is opened after 3 s, doubling to a minute, so a page left open
+   * on a wall screen never freezes. `onState(true)` at each (re)opening.
+   */
   function stream(handlers, onState) {
-    const source = new EventSource("/api/stream");
-    source.addEventListener("open", () => onState(true));
-    source.addEventListener("error", () => onState(false));
-    for (const [name, handler] of Object.entries(handlers)) {
-      source.addEventListener(name, (message) => handler(JSON.parse(message.data)));
-    }
-    return source;
+    let delay = 3000;
+    const connect = () => {
+      const source = new EventSource("/api/stream");
+      source.addEventListener("open", () => { delay = 3000; onState(true); });
+      source.addEventListener("error", () => {
+        onState(false);
+        if (source.readyState === EventSource.CLOSED) {
+          setTimeout(connect, delay);
+          delay = Math.min(delay * 2, 60000);
+        }
+      });
+      for (const [name, handler] of Object.entries(handlers)) {
+        source.addEventListener(name, (message) => handler(JSON.parse(message.data)));
+      }
+    };
+    connect();
   }
 
   function liveIndicator(element) {
