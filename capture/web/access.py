@@ -48,6 +48,10 @@ _SECURITY_HEADERS = (
 _BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="event-capture"'}
 
 
+#: The API call every dashboard page polls: answering it renews the browser's session.
+SESSION_RENEWING_API = "/api/cameras"
+
+
 def wants_html(path: str) -> bool:
     """Whether `path` is one of the pages (a refusal redirects to the login page)."""
     return path in PAGES or bool(EVENT_PAGE.match(path))
@@ -159,13 +163,21 @@ class AccessMiddleware:
         )  # fmt: skip
 
     def _page_session(self, request: Request) -> str | None:
-        """Set-Cookie for a page that logs the browser in (loopback, no token), else None."""
+        """Set-Cookie for a page that logs the browser in (loopback, no token), or that
+        renews a logged-in browser's session; else None.
+
+        The renewal (on pages and on the dashboard's 15-second `/api/cameras`) makes
+        the 30 days count from the last use: a wall screen logged in once with the
+        token keeps working for good, instead of failing on its 31st day.
+        """
         path = request.scope["path"]
-        if not self.policy.pages_open_sessions or path == "/login" or not wants_html(path):
+        if path == "/login" or not (wants_html(path) or path == SESSION_RENEWING_API):
             return None
         if self.policy.authenticated(None, request.headers.get("cookie")):
-            return None
-        return self.policy.session_cookie()
+            return self.policy.session_cookie()
+        if self.policy.pages_open_sessions and wants_html(path):
+            return self.policy.session_cookie()
+        return None
 
     def _check(self, request: Request) -> Response | None:
         """The answer refusing (or redirecting) the request, or None to let it through."""

@@ -107,7 +107,8 @@ def test_without_a_token_a_bare_post_is_refused_with_advice_and_the_page_lets_a_
         set_cookie = page.headers["set-cookie"]
         assert set_cookie.startswith(f"{COOKIE_NAME}=")
         assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
-        assert "set-cookie" not in curl.get("/events").headers, "a valid session is kept"
+        # A valid session is kept, its 30 days renewed from now (a wall screen never logs out).
+        assert curl.get("/events").headers["set-cookie"] == set_cookie
         login = curl.get("/login", params={"next": "/events"})
         assert (login.status_code, login.headers["location"]) == (303, "/events"), (
             "no token to type in: the page itself logs in"
@@ -179,7 +180,11 @@ def test_a_browser_logs_in_once_with_the_token_in_the_url_or_the_form(
     assert TOKEN not in set_cookie
     assert "HttpOnly" in set_cookie
     assert "SameSite=Strict" in set_cookie
-    assert web.client.get("/api/cameras").status_code == 200, "the cookie now opens the API"
+    cameras = web.client.get("/api/cameras")
+    assert cameras.status_code == 200, "the cookie now opens the API"
+    # The poll every dashboard page makes renews the session: 30 days from the last use.
+    assert cameras.headers["set-cookie"] == set_cookie
+    assert "set-cookie" not in web.client.get("/api/events").headers
     assert web.client.get("/").status_code == 200
 
     with httpx.Client(base_url=web.base_url, trust_env=False) as other:
