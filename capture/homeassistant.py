@@ -152,7 +152,9 @@ class HomeAssistant:
         self._prefix = rules.mqtt.topic_prefix
         self._lock = threading.Lock()
         self._configs = self._encoded(rules)
-        self._seen: set[str] = set()  # config topics with a retained config on the broker
+        # Config topics with a retained config on the broker -> the picture topic it names
+        # (an image entity's, under our own prefix; None for others): what removing it clears.
+        self._seen: dict[str, str | None] = {}
         self._latest: dict[str, _Picture] = {}
         self._unsent: set[str] = set()  # cameras whose latest picture the broker does not have
         self._sent_at: dict[str, float] = {}  # camera -> monotonic time of its last picture sent
@@ -197,6 +199,7 @@ class HomeAssistant:
             for camera in set(self._latest) - set(rules.cameras):
                 del self._latest[camera]
                 self._unsent.discard(camera)
+                self._sent_at.pop(camera, None)
             send = self._send
         if send is not None:
             self._publish_configs(send)
@@ -233,13 +236,22 @@ class HomeAssistant:
             return
         with self._lock:
             if not payload:
-                self._seen.discard(topic)
+                self._seen.pop(topic, None)
                 return
-            self._seen.add(topic)
+            self._seen[topic] = self._our_picture_topic(payload)
             stale = topic not in self._configs
             send = self._send
         if stale and send is not None:
             self._remove(send, topic)
+
+    def _our_picture_topic(self, config: bytes) -> str | None:
+        """The retained picture an image entity's config names, if it is one of ours."""
+        try:
+            topic = json.loads(config).get("image_topic")
+        except (ValueError, AttributeError):
+            return None
+        ours = f"{self._prefix}/cameras/"
+        return topic if isinstance(topic, str) and topic.startswith(ours) else None
 
     def firing(self, report: FiringReport) -> None:
         """Remember each camera's newest saved picture of a finished firing; never blocks."""
@@ -267,18 +279,24 @@ class HomeAssistant:
     def _publish_configs(self, send: Send) -> None:
         with self._lock:
             configs = dict(self._configs)
-            stale = self._seen - set(configs)
+            stale = set(self._seen) - set(configs)
         for topic, payload in configs.items():
             send(topic, payload)
         for topic in sorted(stale):
             self._remove(send, topic)
 
     def _remove(self, send: Send, topic: str) -> None:
-        """An empty retained config: Home Assistant deletes the entity, the broker the message."""
+        """An empty retained config: Home Assistant deletes the entity, the broker the message;
+        and the same for the entity's retained picture (hundreds of KB, and shown as current
+        if a camera of that name came back)."""
         log.info("homeassistant: removing the entity of %s (no such camera or rule)", topic)
+        with self._lock:
+            picture = self._seen.get(topic)
         if send(topic, b""):
+            if picture is not None:
+                send(picture, b"")
             with self._lock:
-                self._seen.discard(topic)
+                self._seen.pop(topic, None)
 
     def _run(self) -> None:
         """Publish each camera's newest picture once, at most one per camera per interval."""
