@@ -25,6 +25,7 @@ from capture import __version__
 from capture.cameras.auth import BEFORE_RESEND, CameraAuth, describe_challenge, is_stale
 from capture.cameras.errors import (
     CameraError,
+    DeviceError,
     InvalidImage,
 )
 from capture.cameras.exchange import (
@@ -197,7 +198,13 @@ class CameraHttp:
         key = (path, tuple(sorted(params.items())) if params else ())
         cached = self._targets.get(key)
         if cached is None:
-            url = self.client.build_request("GET", path, params=params).url
+            try:
+                url = self.client.build_request("GET", path, params=params).url
+            except httpx.InvalidURL:  # a URL a device handed us (ONVIF's GetSnapshotUri)
+                # Not the library's text: it may quote the URL, query secrets included.
+                raise DeviceError(
+                    self.camera, f"the address {self.redact(path)} is not a valid URL"
+                ) from None
             cached = (url, self.redact(url))
             if len(self._targets) < MAX_CACHED_URLS:  # random query values would never repeat
                 self._targets[key] = cached

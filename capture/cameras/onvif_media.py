@@ -305,7 +305,10 @@ async def _uri(call: Awaitable[Any], target: OnvifTarget, schemes: tuple[str, ..
             raise error from exc
         logger.debug("camera=%s event=onvif_no_uri error=%s", target.camera, error)
         return None  # a profile without snapshots (ter:ActionNotSupported) is common
-    uri = _text(getattr(answer, "Uri", None))
+    # Some devices repeat the port (`http://h:8106:8106/...`, camera-apis.md §2.13):
+    # the library's own fix, or httpx would refuse the URL on every snapshot.
+    normalize_url = importlib.import_module("onvif.util").normalize_url
+    uri = str(normalize_url(_text(getattr(answer, "Uri", None))) or "")
     return uri if uri.lower().startswith(schemes) else None
 
 

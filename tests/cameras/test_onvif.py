@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from capture.cameras import build_camera
-from capture.cameras.errors import AuthFailed, LockedOut, Unreachable, Unsupported
+from capture.cameras.errors import AuthFailed, DeviceError, LockedOut, Unreachable, Unsupported
 from capture.cameras.onvif import ASK_AGAIN_FIRST_S, OnvifCamera
 from capture.simulator import SimulatedCamera, Simulator
 from tests.cameras.helpers import camera_config
@@ -71,6 +71,28 @@ def test_a_snapshot_comes_from_the_main_profile_s_uri_and_the_device_is_asked_on
     state = camera.state()
     assert state.ok and state.auth_scheme == "digest"
     assert state.note is not None and 'Profile_1 "mainStream" H264 2688x1520' in state.note
+
+
+def test_a_snapshot_uri_with_its_port_twice_is_mended_and_an_invalid_one_is_a_device_error(
+    sim: Simulator,
+) -> None:
+    """camera-apis.md §2.13: `http://h:8106:8106/...`; httpx refuses such a URL outright."""
+    port = sim.url_of("dock").rsplit(":", 1)[1]
+    doubled = sim.url_of("dock") + f":{port}/snap.jpg?profile={{token}}"
+    with OnvifDevice("admin", PASSWORD, doubled) as onvif:
+        camera = connect(onvif)
+        try:
+            assert camera.snapshot().source == sim.url_of("dock") + "/snap.jpg?profile=Profile_1"
+        finally:
+            camera.close()
+    with OnvifDevice("admin", PASSWORD, "http://127.0.0.1:81:81:81/snap.jpg") as onvif:
+        camera = connect(onvif)
+        try:
+            with pytest.raises(DeviceError, match="is not a valid URL"):
+                camera.snapshot()
+            assert camera.state().last_error_kind == "DeviceError"
+        finally:
+            camera.close()
 
 
 @pytest.mark.parametrize(
