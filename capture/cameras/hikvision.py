@@ -115,6 +115,13 @@ class HikvisionCamera(HttpCamera):
         hint = ""
         if sub == "badXmlContent" and self.config.streaming_proxy == "never":
             hint = "; for an NVR IP channel set streaming_proxy = 'auto' or 'always'"
+        elif reply.status == 403 and self.config.streaming_proxy != "always":
+            # PnP cameras behind some NVRs refuse the direct path with a 403 while the
+            # StreamingProxy path works (camera-apis.md §2.1, §3.4): never tried on our own.
+            hint = (
+                "; if this is an NVR's IP (PnP) channel, try streaming_proxy = 'always', "
+                "else check the user's rights on this channel"
+            )
         elif sub == "deviceBusy":
             hint = "; the device is busy: lower the snapshot rate"
         return DeviceError(

@@ -98,6 +98,19 @@ def test_hikvision_bad_parameters_is_not_a_reason_for_streaming_proxy(
     assert direct.call_count == 1 and proxy.call_count == 0
 
 
+def test_hikvision_403_on_the_direct_path_names_streaming_proxy_and_tries_no_proxy(
+    mock: respx.MockRouter,
+) -> None:
+    """PnP cameras behind some NVRs answer 403 on the direct path (camera-apis.md §2.1)."""
+    forbidden = isapi_error(4, "Invalid Operation", "notSupport")
+    direct = mock.get(DIRECT).respond(403, content=forbidden)
+    proxy = mock.get(PROXY).respond(200, content=make_jpeg())
+    error = error_of("hikvision", auth="basic")
+    assert isinstance(error, DeviceError)
+    assert "try streaming_proxy = 'always'" in str(error)
+    assert direct.call_count == 1 and proxy.call_count == 0
+
+
 def test_hikvision_fallback_is_remembered_only_once_the_proxy_served_a_picture(
     mock: respx.MockRouter,
 ) -> None:
