@@ -21,7 +21,9 @@ never inside:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Iterable, Iterator
@@ -75,6 +77,52 @@ class _GuardedStream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
 
+#: Name lookups in flight at most: getaddrinfo has no timeout of its own, so each runs on a
+#: thread of its own that the capture stops waiting for at the deadline (the lookup ends by
+#: itself, after the resolver's own timeout); with the name server gone, no more pile up.
+_LOOKUPS = threading.BoundedSemaphore(8)
+
+
+def _resolved(host: str, port: int, timeout: float) -> str:
+    """`host` as an address to connect to, looked up within `timeout` unless it is one.
+
+    Cameras are usually configured by address (nothing to do); one named by host
+    name must not hold its capture thread past deadline_s when a Pi's name server
+    is gone.
+    """
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return host
+    if not _LOOKUPS.acquire(blocking=False):
+        raise httpcore.ConnectError(
+            TimeoutError(f"the name server does not answer (looking up {host!r})")
+        )
+    answers: list[Any] = []
+    failures: list[OSError] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            answers.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:  # socket.gaierror: no such name
+            failures.append(exc)
+        finally:
+            _LOOKUPS.release()
+            done.set()
+
+    threading.Thread(target=look_up, name=f"camera-dns-{host}", daemon=True).start()
+    if not done.wait(timeout):
+        raise httpcore.ConnectError(
+            TimeoutError(f"no answer from the name server for {host!r} within {timeout:.2f} s")
+        )
+    if failures:
+        raise httpcore.ConnectError(failures[0]) from failures[0]
+    return str(answers[0][4][0])
+
+
 class _GuardedBackend(httpcore.NetworkBackend):
     """httpcore's own socket backend, its streams wrapped in the guard."""
 
@@ -91,7 +139,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         exchange = exchanges.current()
         if exchange is not None:
-            timeout = exchange.write_timeout(timeout)
+            host = _resolved(host, port, exchange.write_timeout(timeout))
+            timeout = exchange.write_timeout(timeout)  # what the lookup left
         stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         return _GuardedStream(stream)
 

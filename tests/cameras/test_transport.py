@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from capture.cameras import build_camera
+from capture.cameras.errors import CameraError
 from capture.cameras.exchange import (
     CutInHead,
     Deadline,
@@ -586,3 +587,58 @@ def test_the_sections_of_one_device_learn_the_lenient_parser_once(serve) -> None
             camera.close()
     paths = [request.split(b" ")[1] for request in server.requests]
     assert paths == [b"/ch1.jpg", b"/ch1.jpg", b"/ch2.jpg"]
+
+
+def test_a_name_server_that_does_not_answer_is_cut_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """getaddrinfo has no timeout: a Pi whose DNS is gone must not hold a capture thread."""
+    lookup = socket.getaddrinfo
+
+    def slow_dns(host: str, *args: object, **kwargs: object) -> object:
+        if host == "press-cam.plant.example":
+            time.sleep(3)
+        return lookup(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_dns)
+    config = camera_config(
+        "generic", host="press-cam.plant.example", path="/snap.jpg", deadline_s=1, timeout_s=1
+    )
+    camera = build_camera("press", config)
+    try:
+        started = time.monotonic()
+        with pytest.raises(CameraError, match="no answer from the name server"):
+            camera.snapshot()
+        assert time.monotonic() - started < 2  # the deadline, not the lookup's 3 s
+    finally:
+        camera.close()
+
+
+def test_a_camera_named_by_host_name_is_reached(serve) -> None:
+    server = serve(ok(make_jpeg(), b"Content-Type: image/jpeg"))
+    config = camera_config("generic", host="localhost", port=server.port, path="/snap.jpg")
+    camera = build_camera("by_name", config)
+    try:
+        assert camera.snapshot().jpeg.startswith(b"\xff\xd8")
+    finally:
+        camera.close()
+
+
+def test_a_host_name_the_name_server_does_not_know_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lookup = socket.getaddrinfo
+
+    def no_such_name(host: str, *args: object, **kwargs: object) -> object:
+        if host == "press-cam.plant.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return lookup(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    config = camera_config("generic", host="press-cam.plant.example", path="/snap.jpg")
+    camera = build_camera("press", config)
+    try:
+        with pytest.raises(CameraError, match=r"host name 'press-cam\.plant\.example' not found"):
+            camera.snapshot()
+    finally:
+        camera.close()
