@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from capture.cameras import build_camera
+from capture.cameras import Camera, build_camera
 from capture.cameras.errors import CameraError
 from capture.cameras.exchange import (
     CutInHead,
@@ -589,22 +589,27 @@ def test_the_sections_of_one_device_learn_the_lenient_parser_once(serve) -> None
     assert paths == [b"/ch1.jpg", b"/ch1.jpg", b"/ch2.jpg"]
 
 
+def named_camera(
+    monkeypatch: pytest.MonkeyPatch, name_server: Callable[[], None], **options: object
+) -> Camera:
+    """A camera given by host name, its look-up answered by `name_server` (then the real)."""
+    lookup = socket.getaddrinfo
+
+    def getaddrinfo(host: str, *args: object, **kwargs: object) -> object:
+        if host == "press-cam.plant.example":
+            name_server()
+        return lookup(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    config = camera_config("generic", host="press-cam.plant.example", path="/snap.jpg", **options)
+    return build_camera("press", config)
+
+
 def test_a_name_server_that_does_not_answer_is_cut_at_the_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """getaddrinfo has no timeout: a Pi whose DNS is gone must not hold a capture thread."""
-    lookup = socket.getaddrinfo
-
-    def slow_dns(host: str, *args: object, **kwargs: object) -> object:
-        if host == "press-cam.plant.example":
-            time.sleep(3)
-        return lookup(host, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket, "getaddrinfo", slow_dns)
-    config = camera_config(
-        "generic", host="press-cam.plant.example", path="/snap.jpg", deadline_s=1, timeout_s=1
-    )
-    camera = build_camera("press", config)
+    camera = named_camera(monkeypatch, lambda: time.sleep(3), deadline_s=1, timeout_s=1)
     try:
         started = time.monotonic()
         with pytest.raises(CameraError, match="no answer from the name server"):
@@ -627,16 +632,10 @@ def test_a_camera_named_by_host_name_is_reached(serve) -> None:
 def test_a_host_name_the_name_server_does_not_know_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lookup = socket.getaddrinfo
+    def no_such_name() -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    def no_such_name(host: str, *args: object, **kwargs: object) -> object:
-        if host == "press-cam.plant.example":
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return lookup(host, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
-    config = camera_config("generic", host="press-cam.plant.example", path="/snap.jpg")
-    camera = build_camera("press", config)
+    camera = named_camera(monkeypatch, no_such_name)
     try:
         with pytest.raises(CameraError, match=r"host name 'press-cam\.plant\.example' not found"):
             camera.snapshot()
