@@ -219,7 +219,7 @@ class Uploader:
             self.queue.given_up(lost)
             self._holder.release([upload.path for upload, _ in lost])
         for upload, why in refused:
-            wait = min(RETRY_MIN_S * 2**upload.attempts, self.config.retry_max_s)
+            wait = min(RETRY_MIN_S * 2 ** min(upload.attempts, 32), self.config.retry_max_s)
             log.log(
                 logging.WARNING if upload.attempts == 0 else logging.DEBUG,
                 "upload: refused path=%s, tried again in %.0f s: %s",

@@ -379,3 +379,28 @@ def test_a_key_that_may_not_write_at_all_waits_like_an_outage_and_gives_nothing_
         assert pi.uploader.backlog().waiting == 3 and stored_under(s3_store, "viewer-key") == {}
     finally:
         pi.close()
+
+
+def test_a_picture_refused_for_weeks_waits_retry_max_s_and_ends_no_round(
+    line: Line, s3_store: SeaweedS3
+) -> None:
+    """2**attempts as a float overflows past 1,023 attempts (17 hours at 60 s): capped."""
+    refused = line.save(1)
+    line.save(2)
+    line.journal.flush()
+    line.journal.write(
+        lambda c: c.execute("UPDATE uploads SET attempts = 5000 WHERE path = ?", (refused,)),
+        "test",
+    )
+    error = ObjectRefused("refused 'x': AccessDenied")
+    line.uploader.store = _RefusingPrefix(line.uploader.store, [refused], error)  # type: ignore[assignment]
+    del line.saved[refused]
+    line.uploader.start()
+    wait_for(lambda: line.uploader.backlog().waiting == 1)
+    assert stored_under(s3_store, line.site) == line.expected_objects()
+    assert line.uploader.last_error is None or "AccessDenied" in line.uploader.last_error
+    line.journal.flush()
+    [(attempts, retry_at)] = line.journal.select(
+        "SELECT attempts, retry_at FROM uploads WHERE path = ?", (refused,)
+    )
+    assert attempts == 5001 and retry_at is not None
