@@ -54,6 +54,9 @@ READ_CHUNK = 64 * 1024
 SEEN_BYTES = 64
 MAX_REPLACE_BYTES = 1024 * 1024
 """Largest file read whole in replace mode; a sensor reading is a few bytes."""
+MAX_REMEMBERED_VERSIONS = 1024
+"""Replace mode: files whose last version read is remembered (so two events of one version
+fire once); a glob matching ever new names (reading-<time>.json) forgets the oldest."""
 MAX_OPEN_FILES = 64
 """Files of a glob held open at once; the least recently written beyond are closed (parked)
 and opened again at their next event: daily logs nobody removes must not use up the
@@ -371,7 +374,10 @@ class FileTrigger:
             this = (version.st_ino, version.st_mtime_ns, version.st_size)
             if self._versions.get(path) == this:
                 return  # the same version, seen by two events (created, then closed)
-            self._versions[path] = this
+            self._versions.pop(path, None)
+            self._versions[path] = this  # newest last: a glob of ever new names stays bounded
+            if len(self._versions) > MAX_REMEMBERED_VERSIONS:
+                del self._versions[next(iter(self._versions))]
             content = handle.read(MAX_REPLACE_BYTES + 1)
         if len(content) > MAX_REPLACE_BYTES:
             self._reject(path, f"file larger than {MAX_REPLACE_BYTES} bytes")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import capture.triggers.file as file_module
 from capture.config.schema import FileTrigger as FileConfig
 from capture.triggers import Trigger, TriggerContext, TriggerError
 from capture.triggers.file import MAX_OPEN_FILES, FileTrigger
@@ -247,3 +248,16 @@ def test_an_unreadable_file_is_a_clear_start_error(tmp_path: Path) -> None:
     log.chmod(0)
     with pytest.raises(TriggerError, match=r"cannot start: cannot read: .*Permission denied"):
         watch(log).start(lambda event: None)
+
+
+def test_replace_mode_over_ever_new_names_remembers_a_bounded_number_of_versions(
+    tmp_path: Path, start: Start, events: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(file_module, "MAX_REMEMBERED_VERSIONS", 3)
+    trigger = start(watch(tmp_path / "reading-*.txt", mode="replace"))
+    assert isinstance(trigger, FileTrigger)
+    for n in range(6):
+        (tmp_path / f"reading-{n}.txt").write_text(f"{30 + n}.5\n")
+        wait_for(lambda n=n: len(events) == n + 1)
+    assert events.values("temp") == [30.5, 31.5, 32.5, 33.5, 34.5, 35.5]
+    assert len(trigger._versions) == 3
