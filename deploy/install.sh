@@ -264,29 +264,35 @@ rules_are_the_untouched_example() {
 }
 
 keep_previous_program() {
-    # An upgrade keeps the installed version until the new one accepts the rule
-    # file: otherwise the next restart (a reboot, a crash, the watchdog) would run
-    # code whose `capture check` (ExecStartPre) refuses it, and the line would stop.
+    # An upgrade keeps the installed version until the new one is installed and
+    # accepts the rule file: a pip download cut off half-way, or new code whose
+    # `capture check` (ExecStartPre) refuses the file, would otherwise stop the
+    # line at the next restart (a reboot, a crash, the watchdog).
     rm -rf "$ROOT$PREFIX.previous"
     if [ -x "$ROOT$VENV/bin/python" ]; then
         cp -a "$ROOT$PREFIX" "$ROOT$PREFIX.previous"
+        trap put_back_previous_program EXIT
+    fi
+}
+
+put_back_previous_program() {
+    # On any failure until check_rules accepted the new version (the installer exits).
+    local status=$?
+    if [ "$status" -ne 0 ] && [ -d "$ROOT$PREFIX.previous" ]; then
+        rm -rf "$ROOT$PREFIX"
+        mv "$ROOT$PREFIX.previous" "$ROOT$PREFIX"
+        printf '[install] the version installed before is put back: a restart runs it as before\n' >&2
     fi
 }
 
 check_rules() {
     log "checking $RULES"
     # Through the installed `capture`, which reads secrets.env as systemd does.
-    if CAPTURE_SECRETS=$ROOT$SECRETS "$ROOT$PREFIX/bin/capture" check --quiet -c "$ROOT$RULES"; then
-        rm -rf "$ROOT$PREFIX.previous"
-        return
+    if ! CAPTURE_SECRETS=$ROOT$SECRETS "$ROOT$PREFIX/bin/capture" check --quiet -c "$ROOT$RULES"; then
+        die "$RULES has errors (above); fix them, run 'capture check', then run the installer again. The service was not (re)started."
     fi
-    local kept=""
-    if [ -d "$ROOT$PREFIX.previous" ]; then
-        rm -rf "$ROOT$PREFIX"
-        mv "$ROOT$PREFIX.previous" "$ROOT$PREFIX"
-        kept=" The version installed before is kept, so a restart runs it as before."
-    fi
-    die "$RULES has errors (above); fix them, run 'capture check', then run the installer again. The service was not (re)started.$kept"
+    trap - EXIT
+    rm -rf "$ROOT$PREFIX.previous"
 }
 
 install_unit() {

@@ -305,6 +305,33 @@ def test_second_install_keeps_the_edited_config_and_secrets_and_restarts_the_ser
 
 
 @installs
+def test_an_upgrade_cut_off_half_way_puts_the_previous_version_back(target: Target) -> None:
+    """The network drops while pip builds the new version: the old one must still start."""
+    shipped = target.path(f"{PROGRAM}/rules.example.toml")
+    shipped.write_text("# the example of the version installed before\n")
+    try:
+        result, calls = target.run(
+            PIP_CONFIG_FILE=os.devnull,  # no local wheel folders or mirrors either
+            PIP_FIND_LINKS="",
+            PIP_EXTRA_INDEX_URL="",
+            PIP_INDEX_URL="http://127.0.0.1:9/simple",  # nothing listens: every download fails
+            PIP_NO_CACHE_DIR="1",
+            PIP_RETRIES="0",
+            PIP_TIMEOUT="2",
+        )
+
+        assert result.returncode != 0
+        assert "the version installed before is put back" in result.stderr
+        assert shipped.read_text() == "# the example of the version installed before\n"
+        assert not target.path(f"{PROGRAM}.previous").exists()
+        assert not target.systemctl(calls)
+        version = [target.path(f"{PROGRAM}/bin/capture"), "--version"]
+        assert subprocess.run(version, capture_output=True, check=False).returncode == 0
+    finally:
+        shutil.copy(REPO / "rules.example.toml", shipped)
+
+
+@installs
 def test_on_plain_debian_a_pi_without_python3_lgpio_installs_all_but_gpio(target: Target) -> None:
     edit_rules_to_use_secrets_env(target)
     target.path(SECRETS_ENV).write_text(f'LINE3_NVR_PASSWORD="{TECHNICIAN_PASSWORD}"\n')
@@ -350,7 +377,7 @@ def test_a_broken_rule_file_stops_the_install_before_systemctl_with_its_errors(
         assert "The service was not (re)started" in result.stderr
         assert not target.systemctl(calls)
         # A restart (a reboot, a crash) must run what ran before, not code that refuses the file.
-        assert "The version installed before is kept" in result.stderr
+        assert "the version installed before is put back" in result.stderr
         assert shipped.read_text() == "# the example of the version installed before\n"
         assert not target.path(f"{PROGRAM}.previous").exists()
         version = [target.path(f"{PROGRAM}/bin/capture"), "--version"]
