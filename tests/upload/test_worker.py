@@ -111,6 +111,16 @@ def upload_rows(journal: Journal) -> list[tuple[Any, ...]]:
     return journal.select("SELECT event_id, state, key, attempts FROM uploads ORDER BY id")
 
 
+def first_of_two_with(line: Line, column: str, value: object) -> str:
+    """Save two pictures, the first one's upload row given `column` = `value`; its path."""
+    first = line.save(1)
+    line.save(2)
+    line.journal.flush()
+    sql = f"UPDATE uploads SET {column} = ? WHERE path = ?"
+    line.journal.write(lambda c: c.execute(sql, (value, first)), "test")
+    return first
+
+
 @pytest.fixture
 def line(tmp_path: Path, s3_store: SeaweedS3, request: pytest.FixtureRequest) -> Iterator[Line]:
     instance = Line(tmp_path / "pi", s3_store, site=request.node.name[:40].replace("_", "-"))
@@ -192,13 +202,7 @@ def test_a_picture_deleted_by_hand_is_marked_gone_and_the_rest_still_upload(
 def test_a_picture_the_store_refuses_for_good_is_given_up_and_the_rest_upload(
     line: Line, s3_store: SeaweedS3
 ) -> None:
-    refused = line.save(1)
-    line.save(2)
-    line.journal.flush()
-    line.journal.write(
-        lambda c: c.execute("UPDATE uploads SET key = ? WHERE path = ?", ("k" * 1100, refused)),
-        "test",
-    )
+    refused = first_of_two_with(line, "key", "k" * 1100)
     del line.saved[refused]
     line.uploader.start()
 
@@ -385,13 +389,7 @@ def test_a_picture_refused_for_weeks_waits_retry_max_s_and_ends_no_round(
     line: Line, s3_store: SeaweedS3
 ) -> None:
     """2**attempts as a float overflows past 1,023 attempts (17 hours at 60 s): capped."""
-    refused = line.save(1)
-    line.save(2)
-    line.journal.flush()
-    line.journal.write(
-        lambda c: c.execute("UPDATE uploads SET attempts = 5000 WHERE path = ?", (refused,)),
-        "test",
-    )
+    refused = first_of_two_with(line, "attempts", 5000)
     error = ObjectRefused("refused 'x': AccessDenied")
     line.uploader.store = _RefusingPrefix(line.uploader.store, [refused], error)  # type: ignore[assignment]
     del line.saved[refused]
