@@ -165,12 +165,7 @@ class WebServer:
     def _fired(self, report: FiringReport) -> None:
         """Tell open pages of a firing once its rows are committed: a page reloading at the
         message must find the event with all its frames (a slow SD card commits late)."""
-        if not self.api.feed.watched:
-            return
-        try:
-            self.service.journal.when_committed(lambda: self.api.feed.on_firing(report))
-        except JournalError as exc:  # closed: the service is stopping, and the pages with it
-            log.debug("web: firing not announced: %s", exc)
+        self._once_committed(lambda: self.api.feed.on_firing(report), "firing")
 
     def _analysed(self, report: FiringReport, _analyses: object) -> None:
         """Tell open pages an event's pictures were analysed, once they can read the rows.
@@ -178,13 +173,18 @@ class WebServer:
         Never waits: detection calls this on a capture thread when its queue
         is full (the pictures it skips are reported too).
         """
+        event_id, rule = report.event.id, report.rule
+        self._once_committed(lambda: self.api.feed.on_detections(event_id, rule), "detections")
+
+    def _once_committed(self, announce: Callable[[], None], what: str) -> None:
+        """Run `announce` on the journal's writer thread after what is queued now is
+        committed; nothing when no page listens. Never waits."""
         if not self.api.feed.watched:
             return
-        event_id, rule = report.event.id, report.rule
         try:
-            self.service.journal.when_committed(lambda: self.api.feed.on_detections(event_id, rule))
+            self.service.journal.when_committed(announce)
         except JournalError as exc:  # closed: the service is stopping, and the pages with it
-            log.debug("web: detections not announced: %s", exc)
+            log.debug("web: %s not announced: %s", what, exc)
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.config.bind else socket.AF_INET
