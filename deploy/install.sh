@@ -268,9 +268,17 @@ keep_previous_program() {
     # accepts the rule file: a pip download cut off half-way, or new code whose
     # `capture check` (ExecStartPre) refuses the file, would otherwise stop the
     # line at the next restart (a reboot, a crash, the watchdog).
-    rm -rf "$ROOT$PREFIX.previous"
+    # The copy is renamed into place whole, so a complete one means a run before was cut
+    # off (a power cut) after it: what it had replaced may be half-installed, the copy not.
+    rm -rf "$ROOT$PREFIX.copying"
+    if [ -d "$ROOT$PREFIX.previous" ]; then
+        log "an earlier upgrade did not finish: starting from the version installed before it"
+        rm -rf "$ROOT$PREFIX"
+        mv "$ROOT$PREFIX.previous" "$ROOT$PREFIX"
+    fi
     if [ -x "$ROOT$VENV/bin/python" ]; then
-        cp -a "$ROOT$PREFIX" "$ROOT$PREFIX.previous"
+        cp -a "$ROOT$PREFIX" "$ROOT$PREFIX.copying"
+        mv "$ROOT$PREFIX.copying" "$ROOT$PREFIX.previous"
         trap put_back_previous_program EXIT
     fi
 }

@@ -332,6 +332,29 @@ def test_an_upgrade_cut_off_half_way_puts_the_previous_version_back(target: Targ
 
 
 @installs
+def test_an_upgrade_cut_off_by_a_power_cut_starts_again_from_the_version_before_it(
+    target: Target,
+) -> None:
+    """The copy an interrupted run made is what ran before; the program may be half-installed."""
+    program, previous = target.path(PROGRAM), target.path(f"{PROGRAM}.previous")
+    shutil.copytree(program, previous, symlinks=True)
+    (previous / "rules.example.toml").write_text("# the example of the version before\n")
+    (program / "rules.example.toml").write_text("# half-installed\n")
+    rules = target.path(RULES)
+    rules.write_text(rules.read_text().replace('when = "ir_gate"', 'when = "ir_gaet"'))
+    try:
+        result, _ = target.run()
+
+        assert result.returncode == 1  # refused: what is put back is the version before
+        assert "an earlier upgrade did not finish" in result.stdout
+        shipped = program / "rules.example.toml"
+        assert shipped.read_text() == "# the example of the version before\n"
+        assert not previous.exists() and not target.path(f"{PROGRAM}.copying").exists()
+    finally:
+        shutil.copy(REPO / "rules.example.toml", program / "rules.example.toml")
+
+
+@installs
 def test_on_plain_debian_a_pi_without_python3_lgpio_installs_all_but_gpio(target: Target) -> None:
     edit_rules_to_use_secrets_env(target)
     target.path(SECRETS_ENV).write_text(f'LINE3_NVR_PASSWORD="{TECHNICIAN_PASSWORD}"\n')
