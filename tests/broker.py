@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -16,10 +17,30 @@ from pathlib import Path
 
 
 def free_port() -> int:
-    """A TCP port that was free a moment ago on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that was free a moment ago on loopback, outside the kernel's ephemeral range.
+
+    A port the kernel hands out (bind to 0) is one it also gives every outgoing
+    connection: the suite makes thousands, and one of them holding the port when
+    the server starts a moment later made mosquitto fail with "Address already in
+    use". Below that range only another test's choice can collide, one in many.
+    """
+    low, _ = _ephemeral_range()
+    while True:
+        port = random.randrange(10_000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
 
 def mosquitto_binary() -> str:
@@ -76,6 +97,17 @@ class Broker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
+                self.stop()  # closes its pipe too
+                if "Address already in use" in err and time.monotonic() + 1 < deadline:
+                    # Another socket holds the port for a moment; the port must stay the
+                    # same (tests wrote it into configs and clients), so wait and retry.
+                    time.sleep(0.5)
+                    self.process = subprocess.Popen(
+                        [mosquitto_binary(), "-c", str(self.config)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                    )
+                    continue
                 raise RuntimeError(f"mosquitto exited: {err}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):

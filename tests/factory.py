@@ -10,24 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.broker import free_port
+
 T = TypeVar("T")
 
 UNIT_ID = 1
 """The Modbus unit id the test device answers; any other gets Modbus exception 4."""
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class LoopThread:
